@@ -1,0 +1,243 @@
+//! The admin HTTP API under `/admin/v1/`, on the same listener as the proxy.
+//!
+//! Every call needs `Authorization: Bearer $FLYWHEEL_ADMIN_TOKEN`, compared in
+//! constant time; with no token configured the whole API answers 404, so an
+//! unconfigured gateway exposes nothing. Handlers only adapt HTTP to store calls,
+//! which run on the blocking pool, never on the runtime's workers.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+
+use crate::capture::hash;
+use crate::error::{error_json, GatewayError};
+use crate::proxy::body::ProxyBody;
+use crate::proxy::handler::error_response;
+use crate::proxy::server::Gateway;
+use crate::store::{InteractionRow, ListQuery};
+
+const MAX_LIMIT: usize = 1000;
+
+pub async fn handle(gw: &Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> {
+    let Some(token) = gw.config.admin.token.as_deref() else {
+        return error_response(&GatewayError::NotFound(
+            "the admin API is disabled; set FLYWHEEL_ADMIN_TOKEN to enable it".into(),
+        ));
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !hash::secret_eq(given.as_bytes(), token.as_bytes()) {
+        let mut r = error_response(&GatewayError::Unauthorized);
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    }
+    let query = parse_query(req.uri().query().unwrap_or(""));
+    let path = req.uri().path().trim_end_matches('/');
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    match (req.method(), segments.as_slice()) {
+        (&Method::GET, ["admin", "v1", "interactions"]) => list(gw, &query).await,
+        (&Method::GET, ["admin", "v1", "interactions", id]) => show(gw, id).await,
+        (&Method::GET, ["admin", "v1", "stats"]) => stats(gw).await,
+        (_, ["admin", "v1", "interactions" | "stats", ..]) => json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this admin endpoint only accepts GET",
+            "method_not_allowed",
+        ),
+        _ => error_response(&GatewayError::NotFound(format!(
+            "no admin endpoint at {path}"
+        ))),
+    }
+}
+
+fn parse_query(q: &str) -> HashMap<String, String> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Some((percent_decode(k)?, percent_decode(v)?))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(Bytes::from(
+        serde_json::to_vec(v).unwrap_or_default(),
+    )));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn json_error(status: StatusCode, message: &str, code: &str) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(error_json(
+        message,
+        ("invalid_request_error", code),
+    )));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Runs a store call on the blocking pool and maps failures to a 500.
+async fn blocking<T: Send + 'static>(
+    gw: &Arc<Gateway>,
+    f: impl FnOnce(&dyn crate::store::Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, Response<ProxyBody>> {
+    let store = gw.store.clone();
+    match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "admin store call failed");
+            Err(error_response(&GatewayError::Internal))
+        }
+        Err(_) => Err(error_response(&GatewayError::Internal)),
+    }
+}
+
+async fn list(gw: &Arc<Gateway>, query: &HashMap<String, String>) -> Response<ProxyBody> {
+    let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
+        None => 20,
+        Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => n,
+        Some(_) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                &format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+                "invalid_limit",
+            )
+        }
+    };
+    let q = ListQuery {
+        // One extra row tells whether another page exists.
+        limit: limit + 1,
+        before: query.get("before").filter(|b| !b.is_empty()).cloned(),
+        route: query.get("route").filter(|r| !r.is_empty()).cloned(),
+    };
+    let mut rows = match blocking(gw, move |s| s.list_interactions(&q)).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if has_more {
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    let data: Vec<Value> = rows.iter().map(summary_json).collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"object": "list", "data": data, "has_more": has_more, "next_before": next}),
+    )
+}
+
+fn summary_json(row: &InteractionRow) -> Value {
+    let mut v = serde_json::to_value(row).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("object".into(), Value::from("interaction"));
+    }
+    v
+}
+
+/// A body stored as JSON text is shown as JSON; anything else as a string.
+fn body_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::from(text))
+}
+
+async fn show(gw: &Arc<Gateway>, id: &str) -> Response<ProxyBody> {
+    let key = id.to_string();
+    let row = match blocking(gw, move |s| s.get_interaction(&key)).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let Some(row) = row else {
+        return error_response(&GatewayError::NotFound(format!(
+            "no interaction with id {id}"
+        )));
+    };
+    let mut v = summary_json(&row);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("request".into(), body_json(&row.request_body));
+        o.insert(
+            "response".into(),
+            row.response_body.as_deref().map_or(Value::Null, body_json),
+        );
+    }
+    json_response(StatusCode::OK, &v)
+}
+
+async fn stats(gw: &Arc<Gateway>) -> Response<ProxyBody> {
+    let stats = match blocking(gw, |s| s.stats()).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let m = &gw.metrics;
+    let mut v = serde_json::to_value(&stats).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "capture".into(),
+            json!({
+                "queue_depth": m.capture_queue_depth.load(Ordering::Relaxed),
+                "queue_capacity": m.capture_queue_capacity.load(Ordering::Relaxed),
+                "written_total": m.capture_written.load(Ordering::Relaxed),
+                "dropped_total": m.capture_dropped.load(Ordering::Relaxed),
+            }),
+        );
+    }
+    json_response(StatusCode::OK, &v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parsing() {
+        let q = parse_query("limit=5&route=support%20bot&before=&x");
+        assert_eq!(q["limit"], "5");
+        assert_eq!(q["route"], "support bot");
+        assert_eq!(q["before"], "");
+        assert_eq!(q["x"], "");
+        assert!(percent_decode("%zz").is_none());
+    }
+}

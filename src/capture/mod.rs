@@ -1,0 +1,170 @@
+//! Capture: what the hot path records about each call, and the bounded queue that
+//! hands records to the batching writer thread.
+//!
+//! The hot path only moves bytes it already holds into an [`Interaction`] and
+//! calls [`CaptureQueue::submit`], which never blocks: when the queue is full the
+//! record is dropped and counted in `flywheel_capture_dropped_total`. Parsing,
+//! stream assembly, token estimation and user-id hashing happen on the writer
+//! thread ([`writer`]), never on the request path.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use crate::metrics::Metrics;
+
+pub mod assemble;
+pub mod hash;
+pub mod writer;
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The upstream answered with a success status and the response was delivered.
+    Ok,
+    /// The upstream answered with an error status, was unreachable, or failed mid-stream.
+    UpstreamError,
+    /// The client went away before the response was complete.
+    ClientClosed,
+    /// The upstream did not answer in time.
+    Timeout,
+    /// The gateway refused the request (bad input, auth, size).
+    Rejected,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::ClientClosed => "client_closed",
+            Outcome::Timeout => "timeout",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// The OpenAI endpoints the gateway understands; anything else is passed through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+    Responses,
+    Models,
+    Passthrough,
+}
+
+impl Endpoint {
+    pub fn classify(method: &http::Method, path: &str) -> Endpoint {
+        let post = method == http::Method::POST;
+        match path {
+            "/v1/chat/completions" if post => Endpoint::ChatCompletions,
+            "/v1/completions" if post => Endpoint::Completions,
+            "/v1/embeddings" if post => Endpoint::Embeddings,
+            "/v1/responses" if post => Endpoint::Responses,
+            "/v1/models" if method == http::Method::GET => Endpoint::Models,
+            _ => Endpoint::Passthrough,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "chat.completions",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+            Endpoint::Responses => "responses",
+            Endpoint::Models => "models",
+            Endpoint::Passthrough => "passthrough",
+        }
+    }
+
+    /// Whether the gateway must read the JSON body (for `model`, `stream`, `user`).
+    pub fn reads_body(self) -> bool {
+        matches!(
+            self,
+            Endpoint::ChatCompletions
+                | Endpoint::Completions
+                | Endpoint::Embeddings
+                | Endpoint::Responses
+        )
+    }
+}
+
+/// Everything the hot path knows about one finished call. Bodies are the bytes
+/// already held (reference-counted, not copied).
+#[derive(Debug)]
+pub struct Interaction {
+    pub id: uuid::Uuid,
+    pub received_at: SystemTime,
+    pub endpoint: Endpoint,
+    pub method: http::Method,
+    pub path: String,
+    pub route: Arc<str>,
+    pub version: Arc<str>,
+    pub upstream: Arc<str>,
+    pub requested_model: Option<String>,
+    pub status: u16,
+    pub outcome: Outcome,
+    pub stream: bool,
+    pub request_body: Bytes,
+    /// The response body as received (JSON, SSE text or other), up to the capture limit.
+    pub response: Vec<Bytes>,
+    pub response_is_sse: bool,
+    pub truncated: bool,
+    pub latency: Duration,
+    pub ttft: Option<Duration>,
+    pub app: Option<Arc<str>>,
+    /// The raw user id; it lives only in memory until the writer hashes it.
+    pub user: Option<String>,
+    pub session: Option<String>,
+    pub metadata: Vec<(String, String)>,
+    pub error: Option<String>,
+}
+
+pub(crate) enum Message {
+    Record(Box<Interaction>),
+    /// Write everything queued so far, then stop and acknowledge.
+    Close(std::sync::mpsc::Sender<()>),
+}
+
+/// The sending side of the capture queue. Cheap to share.
+#[derive(Clone)]
+pub struct CaptureQueue {
+    tx: SyncSender<Message>,
+    metrics: Arc<Metrics>,
+}
+
+impl CaptureQueue {
+    /// Hands a record to the writer without waiting. Returns false when it was
+    /// dropped (queue full or writer stopped); the drop is counted and logged.
+    pub fn submit(&self, record: Interaction) -> bool {
+        // The gauge goes up before the send so the writer's decrement can never
+        // make it negative.
+        self.metrics
+            .capture_queue_depth
+            .fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(Message::Record(Box::new(record))) {
+            Ok(()) => true,
+            Err(e) => {
+                self.metrics
+                    .capture_queue_depth
+                    .fetch_sub(1, Ordering::Relaxed);
+                let dropped = self.metrics.capture_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                let reason = match e {
+                    TrySendError::Full(_) => "capture queue is full",
+                    TrySendError::Disconnected(_) => "capture writer has stopped",
+                };
+                // Logging every drop under overload would add load exactly when
+                // the system has none to spare: log the first and then every 1000th.
+                if dropped == 1 || dropped % 1000 == 0 {
+                    tracing::warn!(dropped_total = dropped, reason, "capture record dropped");
+                }
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Command-line definitions (clap). No behaviour lives here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Flywheel: an OpenAI-compatible gateway that records every call so production
+/// traffic can become better models.
+///
+/// Point your app's OpenAI base URL at the gateway (e.g.
+/// OPENAI_BASE_URL=http://127.0.0.1:8080/v1); everything else stays the same.
+///
+/// Exit codes: 0 success; 1 the operation failed (the gateway answered with an
+/// error, or serving stopped on an error); 2 bad usage or configuration; 3 the
+/// gateway could not be reached.
+#[derive(Debug, Parser)]
+#[command(name = "flywheel", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    ///
+    /// Zero-config: `flywheel serve --upstream http://127.0.0.1:9000/v1` forwards
+    /// every request to that upstream and records it in ./flywheel.db. Settings
+    /// come from --config (TOML), then FLYWHEEL_<SECTION>_<KEY> environment
+    /// variables (e.g. FLYWHEEL_UPSTREAM_URL), then these flags. The admin API is
+    /// on when FLYWHEEL_ADMIN_TOKEN is set. SIGTERM drains in-flight requests and
+    /// the capture queue before exit.
+    Serve(ServeArgs),
+    /// Check a configuration without starting: print the effective settings or
+    /// say which key is wrong and how to fix it.
+    Config(ServeArgs),
+    /// Read captured interactions from a running gateway.
+    #[command(subcommand)]
+    Interactions(InteractionsCommand),
+    /// Client-key helpers.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Run a mock OpenAI-compatible upstream (for tests, benchmarks and demos).
+    ///
+    /// Behaviour is chosen per request with the `x-mock` header or a model named
+    /// `mock:<directives>`, e.g. `status=500`, `delay_ms=200`, `chunks=20`,
+    /// `chunk_delay_ms=5`, `disconnect_after=3`, `no_usage`, `hang`.
+    MockUpstream {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: String,
+    },
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServeArgs {
+    /// TOML config file (see config/flywheel.toml for every key, with defaults).
+    #[arg(long, short = 'c', env = "FLYWHEEL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Upstream base URL, including /v1 (e.g. http://127.0.0.1:9000/v1).
+    #[arg(long)]
+    pub upstream: Option<String>,
+    /// SQLite database file for captures [default: ./flywheel.db].
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// PEM certificate chain: serve TLS (HTTP/1.1 and HTTP/2 by ALPN).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Where the CLI finds a running gateway.
+#[derive(Debug, Args, Clone)]
+pub struct GatewayArgs {
+    /// The gateway's base URL.
+    #[arg(
+        long,
+        env = "FLYWHEEL_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub url: String,
+    /// Admin token (prefer the environment variable to keep it out of shell history).
+    #[arg(
+        long,
+        env = "FLYWHEEL_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub admin_token: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InteractionsCommand {
+    /// List interactions, newest first.
+    List {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        /// How many to show (1-1000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Show interactions older than this id (the `next_before` of the previous page).
+        #[arg(long)]
+        before: Option<String>,
+        /// Only this route.
+        #[arg(long)]
+        route: Option<String>,
+    },
+    /// Show one interaction with its request and response.
+    Show {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        /// Interaction id (from the x-flywheel-interaction-id header).
+        id: String,
+    },
+    /// Totals: interactions, outcomes, routes, tokens, capture queue.
+    Stats {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print the SHA-256 of a client key, for `[[auth.keys]] sha256` in the config.
+    ///
+    /// Reads the key from standard input when KEY is omitted, so it stays out of
+    /// shell history: `printf %s "$KEY" | flywheel keys hash`.
+    Hash {
+        /// The key; omit to read it from standard input.
+        key: Option<String>,
+    },
+}

@@ -1,0 +1,83 @@
+//! The HTTP client the CLI uses to talk to a running gateway's admin API.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid gateway url `{0}`; write e.g. http://127.0.0.1:8080")]
+    Url(String),
+    #[error("cannot reach the gateway at {url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("{message} (HTTP {status})")]
+    Api { status: u16, message: String },
+}
+
+/// Sends `method path` with the admin token and returns the JSON answer.
+pub async fn admin_call(
+    base: &str,
+    token: Option<&str>,
+    method: http::Method,
+    path: &str,
+) -> Result<Value, ClientError> {
+    let url = format!("{}{}", base.trim_end_matches('/'), path);
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| ClientError::Url(base.to_string()))?;
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
+    let mut req = http::Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let req = req
+        .body(Full::new(Bytes::new()))
+        .map_err(|_| ClientError::Url(base.to_string()))?;
+    let unreachable = |message: String| ClientError::Unreachable {
+        url: base.to_string(),
+        message,
+    };
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(30), client.request(req))
+        .await
+        .map_err(|_| unreachable("timed out after 30 s".into()))?
+        .map_err(|e| unreachable(error_chain(&e)))?;
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?
+        .to_bytes();
+    let value: Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::from(String::from_utf8_lossy(&body).into_owned()));
+    if !status.is_success() {
+        let message = value
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("gateway answered {status}"));
+        return Err(ClientError::Api {
+            status: status.as_u16(),
+            message,
+        });
+    }
+    Ok(value)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

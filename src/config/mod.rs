@@ -1,0 +1,519 @@
+//! Configuration in two stages: raw serde structs (TOML file, then `FLYWHEEL_*`
+//! environment overrides, then command-line flags) are checked once by
+//! [`RawConfig::validate`] into a typed [`Config`] the rest of the gateway trusts.
+//!
+//! Secrets (the upstream API key, the admin token, the user-hash secret) are only
+//! ever read from environment variables named in the config, never inline.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[cfg(test)]
+mod tests;
+
+/// A rejected configuration: which key, and how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: String, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Environment variables that start with `FLYWHEEL_` but are not config
+/// overrides: secrets and CLI conveniences read by name elsewhere.
+pub const RESERVED_ENV: &[&str] = &[
+    "FLYWHEEL_URL",
+    "FLYWHEEL_ADMIN_TOKEN",
+    "FLYWHEEL_USER_HASH_SECRET",
+    "FLYWHEEL_LOG",
+    "FLYWHEEL_LOG_FORMAT",
+    "FLYWHEEL_CONFIG",
+];
+
+/// The file as written. Every field is optional so that a file, the
+/// environment and flags can each supply part of it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub upstream: RawUpstream,
+    #[serde(default)]
+    pub capture: RawCapture,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
+    pub auth: RawAuth,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Address to listen on. Default `127.0.0.1:8080`.
+    pub listen: Option<String>,
+    /// Largest request body accepted, in bytes. Default 10 MiB.
+    pub max_body_bytes: Option<u64>,
+    /// Seconds allowed on SIGTERM to finish in-flight requests and flush captures. Default 30.
+    pub shutdown_grace_secs: Option<u64>,
+    /// PEM certificate chain; with `tls_key`, the listener speaks TLS (HTTP/1.1 and h2 by ALPN).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// Base URL of the OpenAI-compatible upstream, including `/v1`. Required.
+    pub url: Option<String>,
+    /// Version label reported in `x-flywheel-model-version`. Default `default`.
+    pub name: Option<String>,
+    /// Name of the environment variable holding the upstream's API key. Unset: the
+    /// client's own `Authorization` header is forwarded (unless client keys are on).
+    pub api_key_env: Option<String>,
+    /// TCP (and TLS) connect timeout, in milliseconds. Default 5000.
+    pub connect_timeout_ms: Option<u64>,
+    /// Time allowed until the upstream's response headers, in milliseconds. Default 60000.
+    pub first_byte_timeout_ms: Option<u64>,
+    /// Time allowed for the whole exchange including a streamed body, in milliseconds. Default 600000.
+    pub total_timeout_ms: Option<u64>,
+    /// Idle keep-alive connections kept per upstream host. Default 512.
+    pub pool_max_idle_per_host: Option<usize>,
+    /// Seconds an idle pooled connection is kept. Default 90.
+    pub pool_idle_timeout_secs: Option<u64>,
+    /// Speak HTTP/2 without TLS (h2c prior knowledge) to an `http://` upstream. Default false.
+    pub http2_prior_knowledge: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapture {
+    /// SQLite database file. Default `./flywheel.db`.
+    pub db: Option<PathBuf>,
+    /// Records waiting for the writer; when full, new records are dropped and counted. Default 65536.
+    pub queue_capacity: Option<usize>,
+    /// Most records written in one transaction. Default 512.
+    pub batch_max: Option<usize>,
+    /// Largest request or response body kept in a record, in bytes (larger bodies are
+    /// truncated and flagged). Default 4 MiB.
+    pub max_body_bytes: Option<usize>,
+    /// Name of the environment variable holding the user-id HMAC secret. Default
+    /// `FLYWHEEL_USER_HASH_SECRET`; unset there, a random secret is kept in the database.
+    pub user_hash_secret_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Name of the environment variable holding the admin bearer token. Default
+    /// `FLYWHEEL_ADMIN_TOKEN`; when it is unset or empty the admin API is off.
+    pub token_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// Forward the client's bearer key upstream (only when client keys are configured). Default false.
+    pub pass_client_key: Option<bool>,
+    /// Client keys; when any is present, requests need one of them.
+    #[serde(default)]
+    pub keys: Vec<RawClientKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientKey {
+    /// The app this key belongs to, recorded on each interaction.
+    pub name: String,
+    /// Lowercase hex SHA-256 of the key (`flywheel keys hash` prints it).
+    pub sha256: String,
+}
+
+/// Command-line flags that override the file and the environment.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub upstream: Option<String>,
+    pub db: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    pub capture: CaptureConfig,
+    pub admin: AdminConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub max_body_bytes: u64,
+    pub shutdown_grace: Duration,
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Clone)]
+pub struct UpstreamConfig {
+    /// Base URL without a trailing slash, e.g. `http://127.0.0.1:9000/v1`.
+    pub base_url: String,
+    pub name: String,
+    pub api_key: Option<String>,
+    pub connect_timeout: Duration,
+    pub first_byte_timeout: Duration,
+    pub total_timeout: Duration,
+    pub pool_max_idle_per_host: usize,
+    pub pool_idle_timeout: Duration,
+    pub http2_prior_knowledge: bool,
+}
+
+impl std::fmt::Debug for UpstreamConfig {
+    // The API key is a secret: it must never reach a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamConfig")
+            .field("base_url", &self.base_url)
+            .field("name", &self.name)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
+            .field("connect_timeout", &self.connect_timeout)
+            .field("first_byte_timeout", &self.first_byte_timeout)
+            .field("total_timeout", &self.total_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CaptureConfig {
+    pub db: PathBuf,
+    pub queue_capacity: usize,
+    pub batch_max: usize,
+    pub max_body_bytes: usize,
+    /// `None` means: use (or create) the secret kept in the database.
+    pub user_hash_secret: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Default)]
+pub struct AdminConfig {
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    pub pass_client_key: bool,
+    pub keys: Vec<ClientKey>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientKey {
+    pub name: String,
+    pub sha256: [u8; 32],
+}
+
+impl Config {
+    /// Loads the file (if any), applies `FLYWHEEL_*` overrides from `env`, then
+    /// the flags, and validates the result. `env` is passed in so tests need not
+    /// touch the process environment.
+    pub fn load(
+        path: Option<&Path>,
+        env: &BTreeMap<String, String>,
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut table = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Parse {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    })?
+            }
+            None => toml::Table::new(),
+        };
+        apply_env(&mut table, env)?;
+        let raw: RawConfig =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: path.map_or("(environment)".into(), |p| p.display().to_string()),
+                    message: e.to_string(),
+                })?;
+        raw.validate(env, flags)
+    }
+}
+
+/// Maps `FLYWHEEL_<SECTION>_<KEY>=value` onto `[section] key = value`. Section
+/// names contain no underscore, so the first one splits section from key. Values
+/// are read as TOML when they parse (numbers, booleans), else as strings.
+fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    const SECTIONS: &[&str] = &["server", "upstream", "capture", "admin", "auth"];
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("FLYWHEEL_") else {
+            continue;
+        };
+        if RESERVED_ENV.contains(&name.as_str()) {
+            continue;
+        }
+        let rest = rest.to_ascii_lowercase();
+        let Some((section, key)) = rest.split_once('_') else {
+            return Err(invalid(
+                name,
+                format!("environment override must look like FLYWHEEL_<SECTION>_<KEY> with a section among {SECTIONS:?}"),
+            ));
+        };
+        if !SECTIONS.contains(&section) {
+            return Err(invalid(
+                name,
+                format!("unknown section `{section}` in environment override; sections are {SECTIONS:?}"),
+            ));
+        }
+        let parsed = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.clone()));
+        let entry = table
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match entry {
+            toml::Value::Table(t) => {
+                t.insert(key.to_string(), parsed);
+            }
+            _ => return Err(invalid(section, "must be a table")),
+        }
+    }
+    Ok(())
+}
+
+fn lookup_secret(env: &BTreeMap<String, String>, var: &str) -> Option<String> {
+    env.get(var).filter(|v| !v.is_empty()).cloned()
+}
+
+impl RawConfig {
+    pub fn validate(
+        self,
+        env: &BTreeMap<String, String>,
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let s = self.server;
+        let listen_text = flags
+            .listen
+            .clone()
+            .or(s.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            invalid(
+                "server.listen",
+                format!("`{listen_text}` is not an address; write host:port, e.g. 127.0.0.1:8080 or [::]:8080"),
+            )
+        })?;
+        let max_body_bytes = s.max_body_bytes.unwrap_or(10 * 1024 * 1024);
+        if max_body_bytes == 0 {
+            return Err(invalid("server.max_body_bytes", "must be greater than 0"));
+        }
+        let tls = match (
+            flags.tls_cert.clone().or(s.tls_cert),
+            flags.tls_key.clone().or(s.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "server.tls_key",
+                    "tls_cert is set but tls_key is not; set both or neither",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "server.tls_cert",
+                    "tls_key is set but tls_cert is not; set both or neither",
+                ))
+            }
+        };
+        let server = ServerConfig {
+            listen,
+            max_body_bytes,
+            shutdown_grace: Duration::from_secs(s.shutdown_grace_secs.unwrap_or(30)),
+            tls,
+        };
+
+        let u = self.upstream;
+        let url = flags.upstream.clone().or(u.url).ok_or_else(|| {
+            invalid(
+                "upstream.url",
+                "no upstream is configured; pass --upstream http://host:port/v1, set [upstream] url in the config file, or FLYWHEEL_UPSTREAM_URL",
+            )
+        })?;
+        let base_url = url.trim_end_matches('/').to_string();
+        match base_url.parse::<http::Uri>() {
+            Ok(uri)
+                if matches!(uri.scheme_str(), Some("http") | Some("https"))
+                    && uri.host().is_some()
+                    && uri.query().is_none() => {}
+            _ => {
+                return Err(invalid(
+                    "upstream.url",
+                    format!("`{url}` is not an http:// or https:// base URL; write e.g. http://127.0.0.1:9000/v1"),
+                ))
+            }
+        }
+        let api_key = match u.api_key_env {
+            Some(var) => Some(lookup_secret(env, &var).ok_or_else(|| {
+                invalid(
+                    "upstream.api_key_env",
+                    format!("environment variable {var} is not set or empty; export it or remove api_key_env"),
+                )
+            })?),
+            None => None,
+        };
+        let positive = |key: &str, v: Option<u64>, default: u64| -> Result<Duration, ConfigError> {
+            match v.unwrap_or(default) {
+                0 => Err(invalid(key, "must be greater than 0")),
+                ms => Ok(Duration::from_millis(ms)),
+            }
+        };
+        let name = u.name.unwrap_or_else(|| "default".into());
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                "upstream.name",
+                "must be 1 to 64 visible ASCII characters",
+            ));
+        }
+        let upstream = UpstreamConfig {
+            base_url,
+            name,
+            api_key,
+            connect_timeout: positive("upstream.connect_timeout_ms", u.connect_timeout_ms, 5_000)?,
+            first_byte_timeout: positive(
+                "upstream.first_byte_timeout_ms",
+                u.first_byte_timeout_ms,
+                60_000,
+            )?,
+            total_timeout: positive("upstream.total_timeout_ms", u.total_timeout_ms, 600_000)?,
+            pool_max_idle_per_host: u.pool_max_idle_per_host.unwrap_or(512),
+            pool_idle_timeout: Duration::from_secs(u.pool_idle_timeout_secs.unwrap_or(90)),
+            http2_prior_knowledge: u.http2_prior_knowledge.unwrap_or(false),
+        };
+        if upstream.first_byte_timeout > upstream.total_timeout {
+            return Err(invalid(
+                "upstream.first_byte_timeout_ms",
+                "is larger than upstream.total_timeout_ms; the total must cover the first byte",
+            ));
+        }
+
+        let c = self.capture;
+        let queue_capacity = c.queue_capacity.unwrap_or(65_536);
+        if queue_capacity == 0 {
+            return Err(invalid("capture.queue_capacity", "must be greater than 0"));
+        }
+        let batch_max = c.batch_max.unwrap_or(512);
+        if batch_max == 0 || batch_max > 100_000 {
+            return Err(invalid("capture.batch_max", "must be between 1 and 100000"));
+        }
+        let secret_var = c
+            .user_hash_secret_env
+            .unwrap_or_else(|| "FLYWHEEL_USER_HASH_SECRET".into());
+        let capture = CaptureConfig {
+            db: flags
+                .db
+                .clone()
+                .or(c.db)
+                .unwrap_or_else(|| PathBuf::from("./flywheel.db")),
+            queue_capacity,
+            batch_max,
+            max_body_bytes: c.max_body_bytes.unwrap_or(4 * 1024 * 1024),
+            user_hash_secret: lookup_secret(env, &secret_var).map(String::into_bytes),
+        };
+
+        let admin = AdminConfig {
+            token: lookup_secret(
+                env,
+                self.admin
+                    .token_env
+                    .as_deref()
+                    .unwrap_or("FLYWHEEL_ADMIN_TOKEN"),
+            ),
+        };
+
+        let mut keys = Vec::new();
+        for (i, k) in self.auth.keys.into_iter().enumerate() {
+            let key = format!("auth.keys[{i}].sha256");
+            let sha256 = parse_sha256_hex(&k.sha256).ok_or_else(|| {
+                invalid(&key, "must be 64 hex characters: the SHA-256 of the key, as printed by `flywheel keys hash`")
+            })?;
+            if k.name.is_empty() {
+                return Err(invalid(
+                    &format!("auth.keys[{i}].name"),
+                    "must not be empty",
+                ));
+            }
+            keys.push(ClientKey {
+                name: k.name,
+                sha256,
+            });
+        }
+        let auth = AuthConfig {
+            pass_client_key: self.auth.pass_client_key.unwrap_or(false),
+            keys,
+        };
+        Ok(Config {
+            server,
+            upstream,
+            capture,
+            admin,
+            auth,
+        })
+    }
+}
+
+/// Parses 64 hex characters into 32 bytes.
+pub fn parse_sha256_hex(text: &str) -> Option<[u8; 32]> {
+    let text = text.trim();
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in text.as_bytes().chunks(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        out[i] = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}

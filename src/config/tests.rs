@@ -1,0 +1,177 @@
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load_str(text: &str, env_pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.toml");
+    std::fs::write(&path, text).unwrap();
+    Config::load(Some(&path), &env(env_pairs), &Overrides::default())
+}
+
+fn err_text(r: Result<Config, ConfigError>) -> String {
+    r.expect_err("config should be rejected").to_string()
+}
+
+#[test]
+fn zero_config_needs_only_an_upstream() {
+    let flags = Overrides {
+        upstream: Some("http://127.0.0.1:9000/v1/".into()),
+        ..Default::default()
+    };
+    let c = Config::load(None, &env(&[]), &flags).unwrap();
+    assert_eq!(c.upstream.base_url, "http://127.0.0.1:9000/v1");
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.server.max_body_bytes, 10 * 1024 * 1024);
+    assert_eq!(c.upstream.name, "default");
+    assert!(c.admin.token.is_none());
+}
+
+#[test]
+fn missing_upstream_says_how_to_fix() {
+    let msg = err_text(Config::load(None, &env(&[]), &Overrides::default()));
+    assert!(
+        msg.contains("upstream.url") && msg.contains("--upstream"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn the_example_config_file_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/flywheel.toml");
+    let c = Config::load(Some(&path), &env(&[]), &Overrides::default()).unwrap();
+    assert!(c.upstream.base_url.starts_with("http"));
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let msg = err_text(load_str(
+        "[upstream]\nurl = \"http://a/v1\"\nurll = 1\n",
+        &[],
+    ));
+    assert!(msg.contains("urll"), "{msg}");
+}
+
+#[test]
+fn bad_listen_address() {
+    let msg = err_text(load_str(
+        "[server]\nlisten = \"localhost\"\n[upstream]\nurl = \"http://a/v1\"\n",
+        &[],
+    ));
+    assert!(
+        msg.contains("server.listen") && msg.contains("host:port"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn bad_upstream_scheme() {
+    let msg = err_text(load_str("[upstream]\nurl = \"ftp://a/v1\"\n", &[]));
+    assert!(msg.contains("upstream.url"), "{msg}");
+}
+
+#[test]
+fn zero_timeout_rejected() {
+    let msg = err_text(load_str(
+        "[upstream]\nurl = \"http://a/v1\"\nconnect_timeout_ms = 0\n",
+        &[],
+    ));
+    assert!(msg.contains("upstream.connect_timeout_ms"), "{msg}");
+}
+
+#[test]
+fn first_byte_longer_than_total_rejected() {
+    let msg = err_text(load_str(
+        "[upstream]\nurl = \"http://a/v1\"\nfirst_byte_timeout_ms = 10\ntotal_timeout_ms = 5\n",
+        &[],
+    ));
+    assert!(msg.contains("first_byte_timeout_ms"), "{msg}");
+}
+
+#[test]
+fn api_key_env_must_exist() {
+    let text = "[upstream]\nurl = \"http://a/v1\"\napi_key_env = \"MY_KEY\"\n";
+    let msg = err_text(load_str(text, &[]));
+    assert!(msg.contains("MY_KEY"), "{msg}");
+    let c = load_str(text, &[("MY_KEY", "sk-test")]).unwrap();
+    assert_eq!(c.upstream.api_key.as_deref(), Some("sk-test"));
+    assert!(
+        !format!("{c:?}").contains("sk-test"),
+        "secrets must not be printed"
+    );
+}
+
+#[test]
+fn tls_needs_both_files() {
+    let msg = err_text(load_str(
+        "[server]\ntls_cert = \"a.pem\"\n[upstream]\nurl = \"http://a/v1\"\n",
+        &[],
+    ));
+    assert!(msg.contains("tls_key"), "{msg}");
+}
+
+#[test]
+fn client_key_hash_must_be_hex() {
+    let msg = err_text(load_str(
+        "[upstream]\nurl = \"http://a/v1\"\n[[auth.keys]]\nname = \"app\"\nsha256 = \"xyz\"\n",
+        &[],
+    ));
+    assert!(
+        msg.contains("auth.keys[0].sha256") && msg.contains("keys hash"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn env_overrides_file_and_flags_override_env() {
+    let c = load_str(
+        "[upstream]\nurl = \"http://file/v1\"\n[capture]\nqueue_capacity = 10\n",
+        &[
+            ("FLYWHEEL_UPSTREAM_URL", "http://env/v1"),
+            ("FLYWHEEL_CAPTURE_QUEUE_CAPACITY", "99"),
+            ("FLYWHEEL_ADMIN_TOKEN", "secret"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.upstream.base_url, "http://env/v1");
+    assert_eq!(c.capture.queue_capacity, 99);
+    assert_eq!(c.admin.token.as_deref(), Some("secret"));
+
+    let flags = Overrides {
+        upstream: Some("http://flag/v1".into()),
+        ..Default::default()
+    };
+    let c = Config::load(
+        None,
+        &env(&[("FLYWHEEL_UPSTREAM_URL", "http://env/v1")]),
+        &flags,
+    )
+    .unwrap();
+    assert_eq!(c.upstream.base_url, "http://flag/v1");
+}
+
+#[test]
+fn unknown_env_section_rejected() {
+    let msg = err_text(load_str(
+        "[upstream]\nurl = \"http://a/v1\"\n",
+        &[("FLYWHEEL_UPSTRAEM_URL", "x")],
+    ));
+    assert!(
+        msg.contains("FLYWHEEL_UPSTRAEM_URL") && msg.contains("upstraem"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn unknown_env_key_rejected() {
+    let msg = err_text(load_str(
+        "[upstream]\nurl = \"http://a/v1\"\n",
+        &[("FLYWHEEL_SERVER_LISTN", "x")],
+    ));
+    assert!(msg.contains("listn"), "{msg}");
+}

@@ -1,0 +1,127 @@
+//! Errors the gateway itself answers with, and their one mapping to an HTTP
+//! status plus OpenAI-shaped JSON (`{"error":{"message","type","param","code"}}`).
+//!
+//! Upstream answers, including upstream errors, are passed through untouched;
+//! only failures the gateway detects become a [`GatewayError`]. Messages are for
+//! clients: they name what went wrong without leaking internals (no upstream
+//! addresses, no paths, no stack of causes).
+
+use bytes::Bytes;
+use http::StatusCode;
+
+use crate::capture::Outcome;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: u64 },
+    #[error("invalid or missing API key; send it as `Authorization: Bearer <key>`")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the upstream model server could not be reached")]
+    UpstreamUnreachable,
+    #[error("the upstream model server did not answer within {0}")]
+    UpstreamTimeout(&'static str),
+    #[error("the upstream model server sent an invalid response")]
+    UpstreamProtocol,
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+    #[error("internal gateway error")]
+    Internal,
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
+            GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
+            GatewayError::UpstreamUnreachable | GatewayError::UpstreamProtocol => {
+                StatusCode::BAD_GATEWAY
+            }
+            GatewayError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The OpenAI error `type` and `code` fields.
+    pub fn type_and_code(&self) -> (&'static str, &'static str) {
+        match self {
+            GatewayError::BadRequest(_) => ("invalid_request_error", "invalid_request"),
+            GatewayError::PayloadTooLarge { .. } => ("invalid_request_error", "payload_too_large"),
+            GatewayError::Unauthorized => ("invalid_request_error", "invalid_api_key"),
+            GatewayError::NotFound(_) => ("invalid_request_error", "not_found"),
+            GatewayError::UpstreamUnreachable => ("upstream_error", "upstream_unreachable"),
+            GatewayError::UpstreamTimeout(_) => ("upstream_error", "upstream_timeout"),
+            GatewayError::UpstreamProtocol => ("upstream_error", "upstream_protocol_error"),
+            GatewayError::ShuttingDown => ("server_error", "shutting_down"),
+            GatewayError::Internal => ("server_error", "internal_error"),
+        }
+    }
+
+    /// How a request that ended with this error is recorded.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            GatewayError::UpstreamTimeout(_) => Outcome::Timeout,
+            GatewayError::UpstreamUnreachable
+            | GatewayError::UpstreamProtocol
+            | GatewayError::Internal => Outcome::UpstreamError,
+            _ => Outcome::Rejected,
+        }
+    }
+
+    /// The JSON body sent to the client.
+    pub fn body(&self) -> Bytes {
+        error_json(&self.to_string(), self.type_and_code())
+    }
+
+    /// The same error as one SSE event, for a stream that already started.
+    pub fn sse_event(&self) -> Bytes {
+        let mut out = Vec::with_capacity(160);
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&self.body());
+        out.extend_from_slice(b"\n\n");
+        Bytes::from(out)
+    }
+}
+
+/// Serializes an OpenAI-shaped error object.
+pub fn error_json(message: &str, (kind, code): (&str, &str)) -> Bytes {
+    let v = serde_json::json!({
+        "error": { "message": message, "type": kind, "param": null, "code": code }
+    });
+    Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_openai_shaped() {
+        let e = GatewayError::PayloadTooLarge { limit: 10 };
+        assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!(v["error"]["code"], "payload_too_large");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert!(v["error"]["message"].as_str().unwrap().contains("10 bytes"));
+        assert!(e.sse_event().starts_with(b"data: {") && e.sse_event().ends_with(b"\n\n"));
+    }
+
+    #[test]
+    fn statuses() {
+        assert_eq!(GatewayError::UpstreamUnreachable.status(), 502);
+        assert_eq!(GatewayError::UpstreamTimeout("first byte").status(), 504);
+        assert_eq!(GatewayError::Unauthorized.status(), 401);
+        assert_eq!(GatewayError::BadRequest("x".into()).status(), 400);
+        assert_eq!(
+            GatewayError::UpstreamTimeout("x").outcome(),
+            Outcome::Timeout
+        );
+    }
+}

@@ -1,0 +1,31 @@
+//! Flywheel: an OpenAI-compatible inference gateway that records every call so
+//! that production traffic can become better models.
+//!
+//! Code map (one line per module, what it owns):
+//! - [`config`]: raw TOML/env settings, validated once into a typed [`config::Config`].
+//! - [`proxy`]: the data plane — listener, request handling, routing, upstream
+//!   client and the SSE tee. The hot path lives here and never waits on storage.
+//! - [`capture`]: interaction records, user-id hashing, stream assembly and the
+//!   bounded queue that feeds the batching writer thread.
+//! - [`store`]: the storage trait, its SQLite implementation and versioned migrations.
+//! - [`admin`]: the admin HTTP API (`/admin/v1/...`) behind a bearer token.
+//! - [`client`]: the small HTTP client the CLI uses to talk to a running gateway.
+//! - [`mock`]: an upstream that speaks the OpenAI API for tests, benchmarks and demos.
+//! - [`metrics`]: every Prometheus series, declared once, rendered as text.
+//! - [`shutdown`]: the one shutdown signal and how the drain is awaited.
+//! - [`error`]: gateway errors and their single mapping to OpenAI-shaped responses.
+//! - [`cli`]: clap definitions only.
+
+pub mod admin;
+pub mod capture;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod mock;
+pub mod proxy;
+pub mod shutdown;
+pub mod store;
+
+pub use proxy::server::{run, Gateway};

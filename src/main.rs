@@ -1,0 +1,272 @@
+//! The `flywheel` binary: parse the command line, load config, run, and map the
+//! result to an exit code (see `flywheel --help`).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::Parser;
+use serde_json::Value;
+
+use flywheel::cli::{Cli, Command, GatewayArgs, InteractionsCommand, KeysCommand, ServeArgs};
+use flywheel::client::{admin_call, ClientError};
+use flywheel::config::{Config, Overrides};
+
+const EXIT_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_UNREACHABLE: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    runtime.block_on(dispatch(cli.command))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLYWHEEL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("FLYWHEEL_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load_config(args: &ServeArgs) -> Result<Config, ExitCode> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let flags = Overrides {
+        listen: args.listen.clone(),
+        upstream: args.upstream.clone(),
+        db: args.db.clone(),
+        tls_cert: args.tls_cert.clone(),
+        tls_key: args.tls_key.clone(),
+    };
+    Config::load(args.config.as_deref(), &env, &flags).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+async fn dispatch(command: Command) -> ExitCode {
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Config(args) => match load_config(&args) {
+            Ok(c) => {
+                println!("{c:#?}");
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Interactions(cmd) => interactions(cmd).await,
+        Command::Keys(KeysCommand::Hash { key }) => {
+            let key = match key {
+                Some(k) => k,
+                None => {
+                    let mut s = String::new();
+                    if let Err(e) = std::io::stdin().read_to_string(&mut s) {
+                        eprintln!("error: cannot read the key from standard input: {e}");
+                        return ExitCode::from(EXIT_FAILED);
+                    }
+                    s.trim_end_matches(['\n', '\r']).to_string()
+                }
+            };
+            if key.is_empty() {
+                eprintln!("error: the key is empty");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            println!(
+                "{}",
+                flywheel::capture::hash::hex(&flywheel::capture::hash::sha256(key.as_bytes()))
+            );
+            ExitCode::SUCCESS
+        }
+        Command::MockUpstream { listen } => {
+            let listener = match tokio::net::TcpListener::bind(&listen).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: cannot listen on {listen}: {e}");
+                    return ExitCode::from(EXIT_FAILED);
+                }
+            };
+            tracing::info!(addr = %listen, "mock upstream listening");
+            match flywheel::mock::serve(listener, flywheel::shutdown::signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            }
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let config = match load_config(&args) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", config.server.listen);
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    match flywheel::run(listener, config, flywheel::shutdown::signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+fn client_exit(e: ClientError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(match e {
+        ClientError::Url(_) => EXIT_USAGE,
+        ClientError::Unreachable { .. } => EXIT_UNREACHABLE,
+        ClientError::Api { .. } => EXIT_FAILED,
+    })
+}
+
+async fn get(g: &GatewayArgs, path: &str) -> Result<Value, ExitCode> {
+    admin_call(&g.url, g.admin_token.as_deref(), http::Method::GET, path)
+        .await
+        .map_err(client_exit)
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or("-")
+}
+
+fn num(v: &Value, k: &str) -> String {
+    match v.get(k) {
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(f) if n.is_f64() => format!("{f:.1}"),
+            _ => n.to_string(),
+        },
+        _ => "-".into(),
+    }
+}
+
+async fn interactions(cmd: InteractionsCommand) -> ExitCode {
+    match cmd {
+        InteractionsCommand::List {
+            gateway,
+            limit,
+            before,
+            route,
+        } => {
+            let mut path = format!("/admin/v1/interactions?limit={limit}");
+            if let Some(b) = before {
+                path.push_str(&format!("&before={}", encode(&b)));
+            }
+            if let Some(r) = route {
+                path.push_str(&format!("&route={}", encode(&r)));
+            }
+            let v = match get(&gateway, &path).await {
+                Ok(v) => v,
+                Err(code) => return code,
+            };
+            if gateway.json {
+                print_json(&v);
+                return ExitCode::SUCCESS;
+            }
+            println!(
+                "{:<36}  {:<16}  {:<10}  {:>6}  {:<14}  {:>10}  {:>7}  MODEL",
+                "ID", "ENDPOINT", "VERSION", "STATUS", "OUTCOME", "LATENCY_MS", "TOKENS"
+            );
+            for row in v["data"].as_array().into_iter().flatten() {
+                let tokens = match (
+                    row.get("total_tokens").and_then(Value::as_i64),
+                    row["tokens_estimated"].as_bool(),
+                ) {
+                    (Some(t), Some(true)) => format!("~{t}"),
+                    (Some(t), _) => t.to_string(),
+                    _ => "-".into(),
+                };
+                println!(
+                    "{:<36}  {:<16}  {:<10}  {:>6}  {:<14}  {:>10}  {:>7}  {}",
+                    s(row, "id"),
+                    s(row, "endpoint"),
+                    s(row, "version"),
+                    num(row, "status"),
+                    s(row, "outcome"),
+                    num(row, "latency_ms"),
+                    tokens,
+                    s(row, "requested_model"),
+                );
+            }
+            if let Some(next) = v["next_before"].as_str() {
+                eprintln!("more: --before {next}");
+            }
+            ExitCode::SUCCESS
+        }
+        InteractionsCommand::Show { gateway, id } => {
+            let v = match get(&gateway, &format!("/admin/v1/interactions/{}", encode(&id))).await {
+                Ok(v) => v,
+                Err(code) => return code,
+            };
+            print_json(&v);
+            ExitCode::SUCCESS
+        }
+        InteractionsCommand::Stats { gateway } => {
+            let v = match get(&gateway, "/admin/v1/stats").await {
+                Ok(v) => v,
+                Err(code) => return code,
+            };
+            if gateway.json {
+                print_json(&v);
+                return ExitCode::SUCCESS;
+            }
+            println!("interactions_total  {}", num(&v, "interactions_total"));
+            for key in ["by_outcome", "by_route", "by_endpoint"] {
+                for (k, n) in v[key].as_object().into_iter().flatten() {
+                    println!("{key:<10} {k:<16} {n}");
+                }
+            }
+            println!("prompt_tokens       {}", num(&v, "prompt_tokens"));
+            println!("completion_tokens   {}", num(&v, "completion_tokens"));
+            let c = &v["capture"];
+            println!(
+                "capture             queue {}/{}  written {}  dropped {}",
+                num(c, "queue_depth"),
+                num(c, "queue_capacity"),
+                num(c, "written_total"),
+                num(c, "dropped_total")
+            );
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Percent-encodes a query or path value.
+fn encode(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

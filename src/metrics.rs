@@ -1,0 +1,362 @@
+//! Every Prometheus series the gateway exports, declared once here with its unit
+//! and help text, and rendered in the text exposition format.
+//!
+//! Labels are low-cardinality by construction: route, version, status, kind,
+//! outcome. A user id, a free-text string or a client-chosen model name must never
+//! become a label, since each distinct value is a new series kept forever.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::RwLock;
+use std::time::Duration;
+
+/// Upper bounds, in seconds, shared by the latency histograms: fine steps under
+/// 10 ms where gateway overhead lives, coarse ones up to the minutes a long
+/// generation can take.
+const LATENCY_BUCKETS: [f64; 18] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 120.0, 300.0,
+];
+
+/// A histogram with fixed buckets, updated with atomics only.
+pub struct Histogram {
+    counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0u64;
+        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
+            cumulative += self.counts[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        cumulative += self.counts[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
+        );
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+    }
+}
+
+/// A set of series of one metric, keyed by label values in declaration order.
+struct Family<T> {
+    labels: &'static [&'static str],
+    /// Keyed by the label values joined with U+001F, which no label value holds.
+    series: RwLock<HashMap<String, std::sync::Arc<T>>>,
+}
+
+impl<T: Default> Family<T> {
+    fn new(labels: &'static [&'static str]) -> Self {
+        Family {
+            labels,
+            series: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Returns the series for these label values, creating it on first use. The
+    /// read lock makes the common case (series exists) contention-free.
+    fn get(&self, values: &[&str]) -> std::sync::Arc<T> {
+        debug_assert_eq!(values.len(), self.labels.len());
+        let key = values.join("\u{1f}");
+        if let Some(found) = self
+            .series
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return found.clone();
+        }
+        let mut map = self.series.write().unwrap_or_else(|e| e.into_inner());
+        map.entry(key).or_default().clone()
+    }
+
+    fn each(&self, mut f: impl FnMut(&str, &T)) {
+        let map = self.series.read().unwrap_or_else(|e| e.into_inner());
+        let mut entries: Vec<_> = map.iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        for (values, series) in entries {
+            let mut labels = String::new();
+            for (i, (name, value)) in self.labels.iter().zip(values.split('\u{1f}')).enumerate() {
+                if i > 0 {
+                    labels.push(',');
+                }
+                let _ = write!(labels, "{name}=\"{}\"", escape_label(value));
+            }
+            f(&labels, series);
+        }
+    }
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Every metric of the gateway. One instance per running gateway, so tests that
+/// run several gateways in one process see their own numbers.
+pub struct Metrics {
+    requests: Family<AtomicU64>,
+    request_duration: Family<Histogram>,
+    upstream_ttft: Family<Histogram>,
+    tokens: Family<AtomicU64>,
+    outcomes: Family<AtomicU64>,
+    pub capture_queue_depth: AtomicI64,
+    pub capture_queue_capacity: AtomicI64,
+    pub capture_written: AtomicU64,
+    pub capture_dropped: AtomicU64,
+    pub capture_write_errors: AtomicU64,
+    pub capture_batches: AtomicU64,
+    pub in_flight: AtomicI64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            requests: Family::new(&["route", "version", "status"]),
+            request_duration: Family::new(&["route", "version"]),
+            upstream_ttft: Family::new(&["route", "version"]),
+            tokens: Family::new(&["route", "version", "kind"]),
+            outcomes: Family::new(&["route", "version", "outcome"]),
+            capture_queue_depth: AtomicI64::new(0),
+            capture_queue_capacity: AtomicI64::new(0),
+            capture_written: AtomicU64::new(0),
+            capture_dropped: AtomicU64::new(0),
+            capture_write_errors: AtomicU64::new(0),
+            capture_batches: AtomicU64::new(0),
+            in_flight: AtomicI64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    /// Records one finished request.
+    pub fn request_done(
+        &self,
+        route: &str,
+        version: &str,
+        status: u16,
+        outcome: &str,
+        total: Duration,
+        ttft: Option<Duration>,
+    ) {
+        let code = http::StatusCode::from_u16(status).ok();
+        let code = code.as_ref().map_or("other", |c| c.as_str());
+        self.requests
+            .get(&[route, version, code])
+            .fetch_add(1, Ordering::Relaxed);
+        self.outcomes
+            .get(&[route, version, outcome])
+            .fetch_add(1, Ordering::Relaxed);
+        self.request_duration.get(&[route, version]).observe(total);
+        if let Some(ttft) = ttft {
+            self.upstream_ttft.get(&[route, version]).observe(ttft);
+        }
+    }
+
+    /// Adds token counts; `kind` is `prompt` or `completion`.
+    pub fn tokens(&self, route: &str, version: &str, kind: &str, n: u64) {
+        if n > 0 {
+            self.tokens
+                .get(&[route, version, kind])
+                .fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Renders the text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        header(
+            &mut out,
+            "flywheel_requests_total",
+            "counter",
+            "Requests answered, by route, served version and HTTP status.",
+        );
+        self.requests.each(|l, c| {
+            let _ = writeln!(
+                out,
+                "flywheel_requests_total{{{l}}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        });
+        header(
+            &mut out,
+            "flywheel_request_outcomes_total",
+            "counter",
+            "Requests by outcome: ok, upstream_error, client_closed, timeout, rejected.",
+        );
+        self.outcomes.each(|l, c| {
+            let _ = writeln!(
+                out,
+                "flywheel_request_outcomes_total{{{l}}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        });
+        header(
+            &mut out,
+            "flywheel_request_duration_seconds",
+            "histogram",
+            "Time from request received to response fully sent, in seconds.",
+        );
+        self.request_duration
+            .each(|l, h| h.render(&mut out, "flywheel_request_duration_seconds", l));
+        header(
+            &mut out,
+            "flywheel_upstream_ttft_seconds",
+            "histogram",
+            "Time from request received to the upstream's first response byte, in seconds.",
+        );
+        self.upstream_ttft
+            .each(|l, h| h.render(&mut out, "flywheel_upstream_ttft_seconds", l));
+        header(&mut out, "flywheel_tokens_total", "counter", "Tokens processed, by kind (prompt, completion); reported by the upstream or estimated.");
+        self.tokens.each(|l, c| {
+            let _ = writeln!(
+                out,
+                "flywheel_tokens_total{{{l}}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        });
+        let gauges: [(&str, &str, &str, i64); 3] = [
+            (
+                "flywheel_capture_queue_depth",
+                "gauge",
+                "Capture records waiting for the writer.",
+                self.capture_queue_depth.load(Ordering::Relaxed),
+            ),
+            (
+                "flywheel_capture_queue_capacity",
+                "gauge",
+                "Capacity of the capture queue.",
+                self.capture_queue_capacity.load(Ordering::Relaxed),
+            ),
+            (
+                "flywheel_requests_in_flight",
+                "gauge",
+                "Proxied requests being served now.",
+                self.in_flight.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, kind, help, v) in gauges {
+            header(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {v}");
+        }
+        let counters: [(&str, &str, u64); 4] = [
+            (
+                "flywheel_capture_written_total",
+                "Capture records committed to the store.",
+                self.capture_written.load(Ordering::Relaxed),
+            ),
+            (
+                "flywheel_capture_dropped_total",
+                "Capture records dropped because the queue was full or the store failed.",
+                self.capture_dropped.load(Ordering::Relaxed),
+            ),
+            (
+                "flywheel_capture_write_errors_total",
+                "Failed capture write transactions.",
+                self.capture_write_errors.load(Ordering::Relaxed),
+            ),
+            (
+                "flywheel_capture_batches_total",
+                "Capture write transactions committed.",
+                self.capture_batches.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, v) in counters {
+            header(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {v}");
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histograms() {
+        let m = Metrics::default();
+        m.request_done(
+            "default",
+            "v1",
+            200,
+            "ok",
+            Duration::from_millis(3),
+            Some(Duration::from_millis(1)),
+        );
+        m.request_done("default", "v1", 200, "ok", Duration::from_millis(30), None);
+        m.tokens("default", "v1", "prompt", 7);
+        let text = m.render();
+        assert!(
+            text.contains(
+                "flywheel_requests_total{route=\"default\",version=\"v1\",status=\"200\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("flywheel_request_duration_seconds_bucket{route=\"default\",version=\"v1\",le=\"0.005\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "flywheel_request_duration_seconds_count{route=\"default\",version=\"v1\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "flywheel_upstream_ttft_seconds_count{route=\"default\",version=\"v1\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "flywheel_tokens_total{route=\"default\",version=\"v1\",kind=\"prompt\"} 7"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE flywheel_capture_dropped_total counter"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::default();
+        m.tokens("a\"b", "v", "prompt", 1);
+        assert!(m.render().contains("route=\"a\\\"b\""));
+    }
+}

@@ -1,0 +1,139 @@
+//! One proxied call from arrival to capture: [`Call`] carries the record being
+//! built and submits it exactly once, when the call ends however it ends. If the
+//! handler or the response body is dropped early (the client went away), the
+//! drop submits it as `client_closed`, so no call escapes capture.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::request::Parts;
+
+use super::server::Gateway;
+use crate::capture::{Endpoint, Interaction, Outcome};
+
+/// Status recorded for a call whose client left before any response was sent
+/// (nginx's convention; never sent on the wire).
+pub const CLIENT_CLOSED_STATUS: u16 = 499;
+
+pub struct Call {
+    gateway: Arc<Gateway>,
+    pub start: Instant,
+    record: Option<Interaction>,
+    /// Status of the response once it has been decided.
+    pub status: u16,
+}
+
+impl Call {
+    pub fn new(gateway: Arc<Gateway>, start: Instant, endpoint: Endpoint, parts: &Parts) -> Call {
+        let headers = &parts.headers;
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        let metadata = headers
+            .iter()
+            .filter_map(|(name, value)| {
+                let key = name.as_str().strip_prefix("x-flywheel-meta-")?;
+                Some((key.to_string(), value.to_str().ok()?.to_string()))
+            })
+            .collect();
+        let target = gateway.target();
+        gateway
+            .metrics
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Call {
+            record: Some(Interaction {
+                id: uuid::Uuid::now_v7(),
+                received_at: SystemTime::now(),
+                endpoint,
+                method: parts.method.clone(),
+                path: parts.uri.path().to_string(),
+                route: target.route.clone(),
+                version: target.version.clone(),
+                upstream: target.upstream.clone(),
+                requested_model: None,
+                status: CLIENT_CLOSED_STATUS,
+                outcome: Outcome::ClientClosed,
+                stream: false,
+                request_body: Bytes::new(),
+                response: Vec::new(),
+                response_is_sse: false,
+                truncated: false,
+                latency: Default::default(),
+                ttft: None,
+                app: None,
+                user: header("x-flywheel-user"),
+                session: header("x-flywheel-session"),
+                metadata,
+                error: None,
+            }),
+            gateway,
+            start,
+            status: CLIENT_CLOSED_STATUS,
+        }
+    }
+
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    /// The record under construction. Only valid before [`Call::finish`].
+    pub fn record(&mut self) -> &mut Interaction {
+        self.record.as_mut().expect("call already finished")
+    }
+
+    pub fn id(&self) -> uuid::Uuid {
+        self.record.as_ref().map(|r| r.id).unwrap_or_default()
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.record.is_none()
+    }
+
+    /// Completes the record and hands it to the capture queue. Later calls do nothing.
+    pub fn finish(
+        &mut self,
+        outcome: Outcome,
+        response: Vec<Bytes>,
+        truncated: bool,
+        ttft: Option<std::time::Duration>,
+        error: Option<String>,
+    ) {
+        let Some(mut r) = self.record.take() else {
+            return;
+        };
+        let latency = self.start.elapsed();
+        r.status = self.status;
+        r.outcome = outcome;
+        r.response = response;
+        r.truncated |= truncated;
+        r.latency = latency;
+        r.ttft = ttft;
+        r.error = error;
+        let m = &self.gateway.metrics;
+        m.in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        m.request_done(
+            &r.route,
+            &r.version,
+            r.status,
+            outcome.as_str(),
+            latency,
+            ttft,
+        );
+        self.gateway.capture.submit(r);
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if self.record.is_some() {
+            self.finish(Outcome::ClientClosed, Vec::new(), false, None, None);
+        }
+    }
+}

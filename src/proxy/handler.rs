@@ -1,0 +1,280 @@
+//! The request path: public endpoints, then for proxied calls authenticate,
+//! read and check the body, forward, and answer — every call captured.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use super::body::{ProxyBody, TeeBody};
+use super::call::Call;
+use super::request;
+use super::server::Gateway;
+use super::upstream::strip_hop_by_hop;
+use crate::capture::{hash, Endpoint, Outcome};
+use crate::error::GatewayError;
+
+pub const INTERACTION_ID: &str = "x-flywheel-interaction-id";
+pub const MODEL_VERSION: &str = "x-flywheel-model-version";
+
+/// Entry point for every request on the public listener.
+pub async fn handle(
+    gw: Arc<Gateway>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let path = req.uri().path();
+    let resp = match (req.method(), path) {
+        (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET | &Method::HEAD, "/readyz") => {
+            if gw.is_draining() {
+                text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+            } else {
+                text(StatusCode::OK, "ready\n")
+            }
+        }
+        (&Method::GET, "/metrics") => {
+            let mut r = Response::new(ProxyBody::full(gw.metrics.render()));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
+        (_, p) if p == "/admin" || p.starts_with("/admin/") => crate::admin::handle(&gw, req).await,
+        _ => proxy(gw, req).await,
+    };
+    Ok(resp)
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// An OpenAI-shaped error response.
+pub fn error_response(err: &GatewayError) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(err.body()));
+    *r.status_mut() = err.status();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Answers a call with a gateway error and captures it.
+fn fail(mut call: Call, err: GatewayError) -> Response<ProxyBody> {
+    let mut resp = error_response(&err);
+    call.status = err.status().as_u16();
+    add_gateway_headers(&mut resp, &call);
+    let body = err.body();
+    call.finish(
+        err.outcome(),
+        vec![body],
+        false,
+        None,
+        Some(err.to_string()),
+    );
+    resp
+}
+
+fn add_gateway_headers(resp: &mut Response<ProxyBody>, call: &Call) {
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&call.id().to_string()) {
+        headers.insert(INTERACTION_ID, v);
+    }
+    headers.insert(
+        MODEL_VERSION,
+        call.gateway().target().version_header.clone(),
+    );
+}
+
+/// Checks the client key when keys are configured; returns the app's name.
+fn authenticate(gw: &Gateway, headers: &http::HeaderMap) -> Result<Option<Arc<str>>, GatewayError> {
+    if gw.client_keys.is_empty() {
+        return Ok(None);
+    }
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or(GatewayError::Unauthorized)?;
+    let digest = hash::sha256(key.as_bytes());
+    // Every configured key is compared, so timing does not tell which one matched.
+    let mut found = None;
+    for (name, expected) in &gw.client_keys {
+        if hash::digest_eq(&digest, expected) {
+            found = Some(name.clone());
+        }
+    }
+    found.map(Some).ok_or(GatewayError::Unauthorized)
+}
+
+async fn read_body(
+    body: Incoming,
+    headers: &http::HeaderMap,
+    limit: u64,
+) -> Result<Bytes, GatewayError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(GatewayError::PayloadTooLarge { limit });
+    }
+    match Limited::new(body, limit as usize).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(GatewayError::PayloadTooLarge { limit })
+        }
+        Err(_) => Err(GatewayError::BadRequest(
+            "the request body could not be read".into(),
+        )),
+    }
+}
+
+async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> {
+    let start = Instant::now();
+    let (parts, body) = req.into_parts();
+    let endpoint = Endpoint::classify(&parts.method, parts.uri.path());
+    let mut call = Call::new(gw.clone(), start, endpoint, &parts);
+    if gw.is_draining() {
+        // Connections that stay open during the drain may still send requests;
+        // they are told to go elsewhere rather than left hanging.
+        return fail(call, GatewayError::ShuttingDown);
+    }
+
+    match authenticate(&gw, &parts.headers) {
+        Ok(app) => call.record().app = app,
+        Err(e) => return fail(call, e),
+    }
+    let body = match read_body(body, &parts.headers, gw.config.server.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return fail(call, e),
+    };
+    call.record().request_body = body.clone();
+
+    let mut forward = body.clone();
+    let mut hide_usage = false;
+    if endpoint.reads_body() {
+        let meta = match request::parse(&body) {
+            Ok(m) => m,
+            Err(msg) => return fail(call, GatewayError::BadRequest(msg)),
+        };
+        let stream = meta.stream.unwrap_or(false);
+        let record = call.record();
+        record.requested_model = meta.model.as_deref().map(str::to_string);
+        record.stream = stream;
+        if record.user.is_none() {
+            record.user = meta
+                .user
+                .as_deref()
+                .filter(|u| !u.is_empty())
+                .map(str::to_string);
+        }
+        let usage_capable = matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions);
+        if stream && usage_capable && !meta.wants_usage() {
+            if let Some(rewritten) = request::with_include_usage(&body, &meta) {
+                forward = rewritten;
+                hide_usage = true;
+            }
+        }
+    }
+
+    let upstream = &gw.upstream;
+    let keep_client_auth = gw.client_keys.is_empty() || gw.config.auth.pass_client_key;
+    let upstream_req = match upstream.request(
+        &parts,
+        forward,
+        keep_client_auth,
+        endpoint != Endpoint::Passthrough,
+    ) {
+        Ok(r) => r,
+        Err(_) => {
+            return fail(
+                call,
+                GatewayError::BadRequest("the request path is not valid".into()),
+            )
+        }
+    };
+    let limits = &upstream.config;
+    let deadline = start + limits.total_timeout;
+    let first_byte = tokio::time::timeout(
+        limits.first_byte_timeout.min(limits.total_timeout),
+        upstream.send(upstream_req),
+    );
+    let resp = match first_byte.await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, connect = e.is_connect(), "upstream request failed");
+            let err = if e.is_connect() {
+                GatewayError::UpstreamUnreachable
+            } else {
+                GatewayError::UpstreamProtocol
+            };
+            return fail(call, err);
+        }
+        Err(_) => {
+            return fail(
+                call,
+                GatewayError::UpstreamTimeout("the first-byte time limit"),
+            )
+        }
+    };
+    let headers_at = start.elapsed();
+    let (mut rparts, rbody) = resp.into_parts();
+    call.status = rparts.status.as_u16();
+    strip_hop_by_hop(&mut rparts.headers);
+    let is_sse = rparts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let cap = gw.config.capture.max_body_bytes;
+
+    if is_sse || endpoint == Endpoint::Passthrough {
+        if hide_usage {
+            rparts.headers.remove(header::CONTENT_LENGTH);
+        }
+        call.record().response_is_sse = is_sse;
+        let ttft = (!is_sse).then_some(headers_at);
+        let mut resp = Response::from_parts(rparts, ProxyBody::empty());
+        add_gateway_headers(&mut resp, &call);
+        *resp.body_mut() = ProxyBody::Tee(Box::new(TeeBody::new(
+            rbody, call, deadline, is_sse, hide_usage, cap, ttft,
+        )));
+        return resp;
+    }
+
+    // A JSON answer is read whole before it is sent on: it is small, and this
+    // way the call is captured before the client can see the response end.
+    let collected = match tokio::time::timeout_at(deadline.into(), rbody.collect()).await {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(_)) => return fail(call, GatewayError::UpstreamProtocol),
+        Err(_) => return fail(call, GatewayError::UpstreamTimeout("the total time limit")),
+    };
+    rparts.headers.remove(header::CONTENT_LENGTH);
+    let outcome = if rparts.status.as_u16() < 400 {
+        Outcome::Ok
+    } else {
+        Outcome::UpstreamError
+    };
+    let mut resp = Response::from_parts(rparts, ProxyBody::full(collected.clone()));
+    add_gateway_headers(&mut resp, &call);
+    call.finish(outcome, vec![collected], false, Some(headers_at), None);
+    resp
+}

@@ -1,0 +1,13 @@
+//! The data plane: the listener ([`server`]), the request path ([`handler`]),
+//! the record of one call ([`call`]), request-body reading ([`request`]), the
+//! upstream client ([`upstream`]) and streaming bodies with the SSE tee ([`body`]).
+//!
+//! Invariant: nothing here waits on the database. Capture is a non-blocking
+//! hand-off to a bounded queue; a full queue costs a record, never a request.
+
+pub mod body;
+pub mod call;
+pub mod handler;
+pub mod request;
+pub mod server;
+pub mod upstream;

@@ -1,0 +1,133 @@
+//! Reading the few fields of an OpenAI request body the gateway needs (`model`,
+//! `stream`, `user`, `stream_options`) without building a full JSON tree, and the
+//! one rewrite streaming needs: asking the upstream for usage.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// The fields the gateway reads; everything else is skipped by the parser.
+#[derive(Debug, Default, Deserialize)]
+pub struct RequestMeta<'a> {
+    #[serde(borrow, default)]
+    pub model: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub stream: Option<bool>,
+    #[serde(borrow, default)]
+    pub user: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub stream_options: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
+}
+
+/// Parses the body as a JSON object. The message says what is wrong in terms a
+/// client can act on.
+pub fn parse(body: &[u8]) -> Result<RequestMeta<'_>, String> {
+    if body.is_empty() {
+        return Err("request body is empty; send a JSON object".into());
+    }
+    serde_json::from_slice::<RequestMeta<'_>>(body).map_err(|e| {
+        if e.is_data() {
+            format!("invalid request body: {e}")
+        } else {
+            format!("request body is not valid JSON: {e}")
+        }
+    })
+}
+
+impl RequestMeta<'_> {
+    /// Whether the client itself asked for the usage chunk of a stream.
+    pub fn wants_usage(&self) -> bool {
+        self.stream_options
+            .and_then(|raw| serde_json::from_str::<StreamOptions>(raw.get()).ok())
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false)
+    }
+}
+
+/// Returns the body with `stream_options.include_usage = true`. When the client
+/// sent no `stream_options`, the field is spliced in before the closing brace so
+/// the rest of the body goes upstream byte for byte; otherwise the object is
+/// rewritten through a JSON tree (rare: a client that set options but not usage).
+pub fn with_include_usage(body: &Bytes, meta: &RequestMeta<'_>) -> Option<Bytes> {
+    if meta.stream_options.is_none() {
+        let end = body.iter().rposition(|b| !b.is_ascii_whitespace())?;
+        if body[end] != b'}' {
+            return None;
+        }
+        const FIELD: &[u8] = br#","stream_options":{"include_usage":true}"#;
+        let mut out = Vec::with_capacity(body.len() + FIELD.len());
+        out.extend_from_slice(&body[..end]);
+        out.extend_from_slice(FIELD);
+        out.extend_from_slice(&body[end..]);
+        return Some(Bytes::from(out));
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let opts = v.get_mut("stream_options")?;
+    if !opts.is_object() {
+        *opts = serde_json::json!({});
+    }
+    opts.as_object_mut()?
+        .insert("include_usage".into(), serde_json::Value::Bool(true));
+    serde_json::to_vec(&v).ok().map(Bytes::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_fields_and_skips_the_rest() {
+        let body = br#"{"model":"gpt-x","messages":[{"role":"user","content":"hi \"there\""}],"stream":true,"user":"u\u00e9"}"#;
+        let m = parse(body).unwrap();
+        assert_eq!(m.model.as_deref(), Some("gpt-x"));
+        assert_eq!(m.stream, Some(true));
+        assert_eq!(m.user.as_deref(), Some("u\u{e9}"));
+        assert!(!m.wants_usage());
+    }
+
+    #[test]
+    fn rejects_non_objects_and_bad_json() {
+        assert!(parse(b"").unwrap_err().contains("empty"));
+        assert!(parse(b"{\"model\":")
+            .unwrap_err()
+            .contains("not valid JSON"));
+        assert!(parse(b"[1,2]")
+            .unwrap_err()
+            .contains("invalid request body"));
+        assert!(parse(br#"{"stream":"yes"}"#)
+            .unwrap_err()
+            .contains("invalid request body"));
+    }
+
+    #[test]
+    fn splices_include_usage_preserving_bytes() {
+        let body = Bytes::from_static(b"{\"model\":\"m\", \"stream\":true}\n");
+        let m = parse(&body).unwrap();
+        let out = with_include_usage(&body, &m).unwrap();
+        assert_eq!(
+            &out[..],
+            b"{\"model\":\"m\", \"stream\":true,\"stream_options\":{\"include_usage\":true}}\n"
+        );
+        assert!(parse(&out).unwrap().wants_usage());
+    }
+
+    #[test]
+    fn rewrites_existing_stream_options() {
+        let body = Bytes::from_static(
+            br#"{"stream":true,"stream_options":{"include_usage":false,"x":1}}"#,
+        );
+        let m = parse(&body).unwrap();
+        let out = with_include_usage(&body, &m).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["stream_options"]["x"], 1);
+    }
+}

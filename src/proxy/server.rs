@@ -1,0 +1,277 @@
+//! The gateway's shared state and its lifecycle: open the store, start the
+//! capture writer, accept connections (plain or TLS; HTTP/1.1 and HTTP/2), and on
+//! shutdown drain in-flight requests, then the capture queue.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+use super::upstream::Upstream;
+use crate::capture::hash::UserHasher;
+use crate::capture::writer::{self, WriterConfig, WriterHandle};
+use crate::capture::CaptureQueue;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+
+/// Why the gateway could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("upstream: {0}")]
+    Upstream(String),
+    #[error("tls: {0}")]
+    Tls(String),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Where a call goes. Zero-config mode has one: the default upstream; routes
+/// and versions will add more without changing how calls use it.
+pub struct Target {
+    pub route: Arc<str>,
+    pub version: Arc<str>,
+    pub upstream: Arc<str>,
+    pub version_header: HeaderValue,
+}
+
+/// State shared by every connection.
+pub struct Gateway {
+    pub config: Config,
+    pub upstream: Upstream,
+    pub capture: CaptureQueue,
+    pub metrics: Arc<Metrics>,
+    pub store: Arc<dyn Store>,
+    /// Client keys as (app name, SHA-256 of the key).
+    pub client_keys: Vec<(Arc<str>, [u8; 32])>,
+    target: Target,
+    draining: AtomicBool,
+}
+
+impl Gateway {
+    /// Opens the store and starts the capture writer.
+    pub async fn start(config: Config) -> Result<(Arc<Gateway>, WriterHandle), RunError> {
+        let db = config.capture.db.clone();
+        let store: Arc<dyn Store> = Arc::new(
+            tokio::task::spawn_blocking(move || SqliteStore::open(&db))
+                .await
+                .map_err(|e| RunError::Io(std::io::Error::other(e)))??,
+        );
+        let secret = match &config.capture.user_hash_secret {
+            Some(s) => s.clone(),
+            None => {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || store.secret("user_hash", &random_secret))
+                    .await
+                    .map_err(|e| RunError::Io(std::io::Error::other(e)))??
+            }
+        };
+        let metrics = Arc::new(Metrics::default());
+        let (capture, writer) = writer::start(
+            store.clone(),
+            UserHasher::new(&secret),
+            WriterConfig {
+                queue_capacity: config.capture.queue_capacity,
+                batch_max: config.capture.batch_max,
+                max_body_bytes: config.capture.max_body_bytes,
+            },
+            metrics.clone(),
+        )?;
+        let upstream = Upstream::new(config.upstream.clone()).map_err(RunError::Upstream)?;
+        let version: Arc<str> = Arc::from(config.upstream.name.as_str());
+        let target = Target {
+            route: Arc::from("default"),
+            version_header: HeaderValue::from_str(&version)
+                .map_err(|e| RunError::Upstream(e.to_string()))?,
+            version,
+            upstream: upstream.label.clone(),
+        };
+        let client_keys = config
+            .auth
+            .keys
+            .iter()
+            .map(|k| (Arc::from(k.name.as_str()), k.sha256))
+            .collect();
+        let gw = Gateway {
+            config,
+            upstream,
+            capture,
+            metrics,
+            store,
+            client_keys,
+            target,
+            draining: AtomicBool::new(false),
+        };
+        Ok((Arc::new(gw), writer))
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// 32 random bytes from the OS (through UUIDv4, whose bits come from getrandom).
+fn random_secret() -> Vec<u8> {
+    let mut v = Vec::with_capacity(32);
+    v.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    v.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    v
+}
+
+fn tls_acceptor(config: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>, RunError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let Some(files) = &config.server.tls else {
+        return Ok(None);
+    };
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| {
+            RunError::Tls(format!(
+                "cannot read certificates from {}: {e}",
+                files.cert.display()
+            ))
+        })?;
+    if certs.is_empty() {
+        return Err(RunError::Tls(format!(
+            "no certificate found in {}",
+            files.cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
+        RunError::Tls(format!(
+            "cannot read private key from {}: {e}",
+            files.key.display()
+        ))
+    })?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| RunError::Tls(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| RunError::Tls(e.to_string()))?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))))
+}
+
+/// Runs the gateway on `listener` until `shutdown` resolves, then drains:
+/// in-flight requests get `server.shutdown_grace` to finish, and every capture
+/// record queued by then is written before this returns.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let tls = tls_acceptor(&config)?;
+    let grace = config.server.shutdown_grace;
+    let (gw, writer) = Gateway::start(config).await?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        upstream = %gw.upstream.label,
+        tls = tls.is_some(),
+        "flywheel listening"
+    );
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    http.http2().timer(TokioTimer::new());
+    let http = Arc::new(http);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Running out of file descriptors must not end the server:
+                    // wait a moment and keep accepting.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let gw_conn = gw.clone();
+        let service = service_fn(move |req| super::handler::handle(gw_conn.clone(), req));
+        let http = http.clone();
+        match &tls {
+            None => {
+                let conn = http
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let tls_stream = match tokio::time::timeout(
+                        Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => return tracing::debug!(error = %e, "tls handshake failed"),
+                        Err(_) => return tracing::debug!("tls handshake timed out"),
+                    };
+                    let conn = http
+                        .serve_connection_with_upgrades(TokioIo::new(tls_stream), service)
+                        .into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+
+    drop(listener);
+    gw.draining.store(true, Ordering::Relaxed);
+    tracing::info!(
+        grace_secs = grace.as_secs_f64(),
+        "shutting down: draining in-flight requests"
+    );
+    let drained = tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_ok();
+    if !drained {
+        tracing::warn!("grace period over with requests still in flight; closing them");
+    }
+    let queued = gw.metrics.capture_queue_depth.load(Ordering::Relaxed);
+    tracing::info!(queued, "flushing capture queue");
+    let flushed = writer.close(grace.max(Duration::from_secs(5))).await;
+    let m = &gw.metrics;
+    tracing::info!(
+        written = m.capture_written.load(Ordering::Relaxed),
+        dropped = m.capture_dropped.load(Ordering::Relaxed),
+        flushed,
+        "capture writer stopped"
+    );
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! The client side: one keep-alive connection pool per gateway toward the
+//! upstream model servers (HTTP/1.1, or HTTP/2 by ALPN over TLS or by prior
+//! knowledge), and how a client request becomes an upstream request.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Uri};
+use http_body_util::Full;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::config::UpstreamConfig;
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// One upstream model server and the pool of connections to it.
+pub struct Upstream {
+    pub config: UpstreamConfig,
+    client: Client<Connector, Full<Bytes>>,
+    /// `scheme://authority`, for paths outside the base URL's prefix.
+    origin: String,
+    /// The base URL's path, e.g. `/v1`, without a trailing slash.
+    base_path: String,
+    authorization: Option<HeaderValue>,
+    pub label: Arc<str>,
+}
+
+/// Headers that describe one hop's connection and must not be forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // A Connection header may name further per-hop headers.
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in HOP_BY_HOP.iter().chain(named.iter()) {
+        headers.remove(name);
+    }
+    headers.remove(header::TRAILER);
+}
+
+impl Upstream {
+    pub fn new(config: UpstreamConfig) -> Result<Upstream, String> {
+        let uri: Uri = config
+            .base_url
+            .parse()
+            .map_err(|e| format!("upstream url: {e}"))?;
+        let origin = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or("http"),
+            uri.authority().map(|a| a.as_str()).unwrap_or_default()
+        );
+        let base_path = uri.path().trim_end_matches('/').to_string();
+
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        http.set_keepalive(Some(std::time::Duration::from_secs(60)));
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("tls: {e}"))?
+        .with_root_certificates(root_store())
+        .with_no_client_auth();
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1();
+        // HTTP/2 is offered by ALPN over TLS; over plain TCP the client only
+        // speaks it when told to (`http2_only` below).
+        let connector = builder.enable_http2().wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .pool_max_idle_per_host(config.pool_max_idle_per_host)
+            .http2_only(config.http2_prior_knowledge)
+            .build(connector);
+        let authorization =
+            match &config.api_key {
+                Some(key) => Some(HeaderValue::from_str(&format!("Bearer {key}")).map_err(
+                    |_| "upstream api key holds characters not allowed in a header".to_string(),
+                )?),
+                None => None,
+            };
+        Ok(Upstream {
+            label: Arc::from(config.base_url.as_str()),
+            config,
+            client,
+            origin,
+            base_path,
+            authorization,
+        })
+    }
+
+    /// Where a client path goes: `/v1/...` is mapped under the base URL's path
+    /// (so a base of `http://host/openai/v1` works); any other path goes to the
+    /// upstream's origin unchanged.
+    pub fn uri_for(&self, path_and_query: &str) -> Result<Uri, http::uri::InvalidUri> {
+        let url = match path_and_query.strip_prefix("/v1") {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') || rest.starts_with('?') => {
+                format!("{}{}{}", self.origin, self.base_path, rest)
+            }
+            _ => format!("{}{}", self.origin, path_and_query),
+        };
+        url.parse()
+    }
+
+    /// Builds the upstream request: the client's method, path and headers minus
+    /// per-hop and gateway headers, with the credential the config calls for.
+    pub fn request(
+        &self,
+        parts: &http::request::Parts,
+        body: Bytes,
+        keep_client_auth: bool,
+        plain_response: bool,
+    ) -> Result<Request<Full<Bytes>>, http::uri::InvalidUri> {
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let uri = self.uri_for(path)?;
+        let mut headers = parts.headers.clone();
+        strip_hop_by_hop(&mut headers);
+        headers.remove(header::HOST);
+        headers.remove(header::CONTENT_LENGTH);
+        let gateway_headers: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().starts_with("x-flywheel-"))
+            .cloned()
+            .collect();
+        for k in gateway_headers {
+            headers.remove(k);
+        }
+        if plain_response {
+            // Captured bodies must be readable, so ask for them uncompressed.
+            headers.remove(header::ACCEPT_ENCODING);
+        }
+        match &self.authorization {
+            Some(auth) => {
+                headers.insert(header::AUTHORIZATION, auth.clone());
+            }
+            None if !keep_client_auth => {
+                headers.remove(header::AUTHORIZATION);
+            }
+            None => {}
+        }
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = uri;
+        *req.headers_mut() = headers;
+        Ok(req)
+    }
+
+    pub fn send(&self, req: Request<Full<Bytes>>) -> hyper_util::client::legacy::ResponseFuture {
+        self.client.request(req)
+    }
+}
+
+/// The public web PKI roots plus the system's trust store, so that upstreams
+/// behind a private CA installed on the host work too.
+fn root_store() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    tracing::debug!(added, "system trust roots loaded");
+    roots
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn upstream(url: &str) -> Upstream {
+        Upstream::new(UpstreamConfig {
+            base_url: url.into(),
+            name: "default".into(),
+            api_key: None,
+            connect_timeout: Duration::from_secs(1),
+            first_byte_timeout: Duration::from_secs(1),
+            total_timeout: Duration::from_secs(1),
+            pool_max_idle_per_host: 1,
+            pool_idle_timeout: Duration::from_secs(1),
+            http2_prior_knowledge: false,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn maps_paths_under_the_base() {
+        let u = upstream("http://h:9/openai/v1");
+        assert_eq!(
+            u.uri_for("/v1/chat/completions").unwrap(),
+            "http://h:9/openai/v1/chat/completions"
+        );
+        assert_eq!(
+            u.uri_for("/v1/files?limit=2").unwrap(),
+            "http://h:9/openai/v1/files?limit=2"
+        );
+        assert_eq!(u.uri_for("/health").unwrap(), "http://h:9/health");
+        assert_eq!(u.uri_for("/v1beta/x").unwrap(), "http://h:9/v1beta/x");
+    }
+
+    #[test]
+    fn strips_per_hop_and_gateway_headers() {
+        let u = upstream("http://h:9/v1");
+        let req = http::Request::builder()
+            .uri("/v1/chat/completions")
+            .header("connection", "keep-alive, x-custom")
+            .header("x-custom", "1")
+            .header("x-flywheel-user", "alice")
+            .header("authorization", "Bearer client")
+            .header("accept-encoding", "gzip")
+            .header("x-keep", "yes")
+            .body(())
+            .unwrap();
+        let (parts, _) = req.into_parts();
+        let out = u.request(&parts, Bytes::new(), false, true).unwrap();
+        let h = out.headers();
+        assert!(h.get("x-custom").is_none() && h.get("connection").is_none());
+        assert!(h.get("x-flywheel-user").is_none());
+        assert!(h.get("authorization").is_none());
+        assert!(h.get("accept-encoding").is_none());
+        assert_eq!(h.get("x-keep").unwrap(), "yes");
+        let out = u.request(&parts, Bytes::new(), true, false).unwrap();
+        assert_eq!(out.headers().get("authorization").unwrap(), "Bearer client");
+    }
+}

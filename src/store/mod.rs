@@ -1,0 +1,110 @@
+//! Storage: the [`Store`] trait every backend implements, the rows it holds, and
+//! versioned migrations per backend. SQLite ([`sqlite::SqliteStore`]) is the
+//! embedded default; PostgreSQL will implement the same trait.
+//!
+//! Stores write rows exactly as given: ids, timestamps and derived fields are made
+//! by the capture and logic layers. Every method blocks, so async callers run them
+//! on a blocking thread (`tokio::task::spawn_blocking`) or on the writer thread;
+//! the request hot path never calls a store.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+pub mod sqlite;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database at {path} cannot be opened: {message}")]
+    Open { path: String, message: String },
+    #[error("database schema version {found} is newer than this binary knows ({known}); upgrade flywheel")]
+    SchemaTooNew { found: i64, known: i64 },
+}
+
+/// One captured interaction, as stored.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct InteractionRow {
+    /// UUIDv7, so that ids sort by creation time.
+    pub id: String,
+    /// Unix time in milliseconds when the request arrived.
+    pub created_at_ms: i64,
+    /// `chat.completions`, `completions`, `embeddings`, `responses`, `models` or `passthrough`.
+    pub endpoint: String,
+    pub method: String,
+    pub path: String,
+    /// The logical route that served it (`default` in zero-config mode).
+    pub route: String,
+    /// The `model` field exactly as the client sent it.
+    pub requested_model: Option<String>,
+    /// The version label of the upstream that served it.
+    pub version: String,
+    /// The upstream base URL it was sent to.
+    pub upstream: String,
+    pub status: u16,
+    /// `ok`, `upstream_error`, `client_closed`, `timeout` or `rejected`.
+    pub outcome: String,
+    pub stream: bool,
+    /// The request body as the client sent it (JSON text; other bodies as lossy UTF-8).
+    #[serde(skip)]
+    pub request_body: String,
+    /// The response: the upstream's JSON, or for streams the response assembled
+    /// from the chunks in the shape of the non-streaming object.
+    #[serde(skip)]
+    pub response_body: Option<String>,
+    /// True when a body was larger than `capture.max_body_bytes` and was cut.
+    pub truncated: bool,
+    pub finish_reason: Option<String>,
+    pub latency_ms: f64,
+    pub ttft_ms: Option<f64>,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub total_tokens: Option<i64>,
+    /// True when token counts were estimated because the upstream reported none.
+    pub tokens_estimated: bool,
+    /// The client key's name, when client keys are configured.
+    pub app: Option<String>,
+    /// Keyed hash of the user id; the raw id is never stored.
+    pub user_hash: Option<String>,
+    pub session_id: Option<String>,
+    /// `x-flywheel-meta-*` headers, name (without prefix) to value.
+    pub metadata: BTreeMap<String, String>,
+    /// The gateway's error message when it answered for the upstream.
+    pub error: Option<String>,
+}
+
+/// A page of interactions, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub limit: usize,
+    /// Only ids strictly older than this one (the previous page's last id).
+    pub before: Option<String>,
+    pub route: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Stats {
+    pub interactions_total: u64,
+    pub by_outcome: BTreeMap<String, u64>,
+    pub by_route: BTreeMap<String, u64>,
+    pub by_endpoint: BTreeMap<String, u64>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub first_at_ms: Option<i64>,
+    pub last_at_ms: Option<i64>,
+}
+
+/// What every storage backend provides.
+pub trait Store: Send + Sync + 'static {
+    /// Writes all rows in one transaction: all land or none do.
+    fn insert_interactions(&self, rows: &[InteractionRow]) -> Result<(), StoreError>;
+    /// A page of interactions without their bodies, newest first.
+    fn list_interactions(&self, q: &ListQuery) -> Result<Vec<InteractionRow>, StoreError>;
+    /// One interaction with its bodies.
+    fn get_interaction(&self, id: &str) -> Result<Option<InteractionRow>, StoreError>;
+    fn stats(&self) -> Result<Stats, StoreError>;
+    /// Returns the named secret, creating it with `init` on first use, so that a
+    /// zero-config gateway keeps stable user hashes across restarts.
+    fn secret(&self, name: &str, init: &dyn Fn() -> Vec<u8>) -> Result<Vec<u8>, StoreError>;
+}

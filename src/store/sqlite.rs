@@ -1,0 +1,376 @@
+//! The embedded default store: one SQLite file in WAL mode.
+//!
+//! Two connections: the writer (used by the capture writer thread, which batches
+//! rows into transactions) and a reader for the admin API, so reads never wait
+//! behind a write transaction. Both sit behind `std::sync::Mutex` because every
+//! call is blocking work done off the async runtime.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{InteractionRow, ListQuery, Stats, Store, StoreError};
+
+/// Versioned schema changes, applied in order, each once, each in a transaction.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "interactions",
+    include_str!("migrations/sqlite/0001_interactions.sql"),
+)];
+
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let open_err = |e: rusqlite::Error| StoreError::Open {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        }
+        let writer = Connection::open(path).map_err(open_err)?;
+        // WAL lets the admin reader run beside the writer; synchronous=NORMAL
+        // keeps every committed transaction across a process crash (kill -9) and
+        // only risks the last commits on power loss, which ARCHITECTURE.md states.
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;",
+            )
+            .map_err(open_err)?;
+        migrate(&writer)?;
+        let reader = Connection::open(path).map_err(open_err)?;
+        reader
+            .execute_batch("PRAGMA busy_timeout=5000; PRAGMA query_only=ON;")
+            .map_err(open_err)?;
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)",
+    )?;
+    let current: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?1, ?2, ?3)",
+            params![version, name, now_ms()],
+        )?;
+        tx.commit()?;
+        tracing::info!(version, name, "applied database migration");
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+const COLUMNS: &str = "id, created_at_ms, endpoint, method, path, route, requested_model, version, upstream, status, outcome, stream, truncated, finish_reason, latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, tokens_estimated, app, user_hash, session_id, metadata, error";
+
+fn row_from(r: &rusqlite::Row<'_>, with_bodies: bool) -> rusqlite::Result<InteractionRow> {
+    let metadata: Option<String> = r.get(23)?;
+    let mut row = InteractionRow {
+        id: r.get(0)?,
+        created_at_ms: r.get(1)?,
+        endpoint: r.get(2)?,
+        method: r.get(3)?,
+        path: r.get(4)?,
+        route: r.get(5)?,
+        requested_model: r.get(6)?,
+        version: r.get(7)?,
+        upstream: r.get(8)?,
+        status: r.get(9)?,
+        outcome: r.get(10)?,
+        stream: r.get(11)?,
+        truncated: r.get(12)?,
+        finish_reason: r.get(13)?,
+        latency_ms: r.get(14)?,
+        ttft_ms: r.get(15)?,
+        prompt_tokens: r.get(16)?,
+        completion_tokens: r.get(17)?,
+        total_tokens: r.get(18)?,
+        tokens_estimated: r.get(19)?,
+        app: r.get(20)?,
+        user_hash: r.get(21)?,
+        session_id: r.get(22)?,
+        metadata: metadata
+            .and_then(|m| serde_json::from_str(&m).ok())
+            .unwrap_or_default(),
+        error: r.get(24)?,
+        ..Default::default()
+    };
+    if with_bodies {
+        row.request_body = r.get(25)?;
+        row.response_body = r.get(26)?;
+    }
+    Ok(row)
+}
+
+impl Store for SqliteStore {
+    fn insert_interactions(&self, rows: &[InteractionRow]) -> Result<(), StoreError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO interactions (id, created_at_ms, endpoint, method, path, route, requested_model, version, upstream, status, outcome, stream, truncated, finish_reason, latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, tokens_estimated, app, user_hash, session_id, metadata, error, request_body, response_body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
+            )?;
+            for row in rows {
+                let metadata = if row.metadata.is_empty() {
+                    None
+                } else {
+                    serde_json::to_string(&row.metadata).ok()
+                };
+                stmt.execute(params![
+                    row.id,
+                    row.created_at_ms,
+                    row.endpoint,
+                    row.method,
+                    row.path,
+                    row.route,
+                    row.requested_model,
+                    row.version,
+                    row.upstream,
+                    row.status,
+                    row.outcome,
+                    row.stream,
+                    row.truncated,
+                    row.finish_reason,
+                    row.latency_ms,
+                    row.ttft_ms,
+                    row.prompt_tokens,
+                    row.completion_tokens,
+                    row.total_tokens,
+                    row.tokens_estimated,
+                    row.app,
+                    row.user_hash,
+                    row.session_id,
+                    metadata,
+                    row.error,
+                    row.request_body,
+                    row.response_body,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn list_interactions(&self, q: &ListQuery) -> Result<Vec<InteractionRow>, StoreError> {
+        let conn = self.reader();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM interactions
+             WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR route = ?2)
+             ORDER BY id DESC LIMIT ?3"
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map(params![q.before, q.route, q.limit as i64], |r| {
+                row_from(r, false)
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn get_interaction(&self, id: &str) -> Result<Option<InteractionRow>, StoreError> {
+        let conn = self.reader();
+        let sql = format!(
+            "SELECT {COLUMNS}, request_body, response_body FROM interactions WHERE id = ?1"
+        );
+        let row = conn
+            .prepare_cached(&sql)?
+            .query_row(params![id], |r| row_from(r, true))
+            .optional()?;
+        Ok(row)
+    }
+
+    fn stats(&self) -> Result<Stats, StoreError> {
+        let conn = self.reader();
+        let mut stats = Stats::default();
+        let (total, prompt, completion, first, last): (i64, i64, i64, Option<i64>, Option<i64>) =
+            conn.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0),
+                        MIN(created_at_ms), MAX(created_at_ms) FROM interactions",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
+        stats.interactions_total = total as u64;
+        stats.prompt_tokens = prompt as u64;
+        stats.completion_tokens = completion as u64;
+        stats.first_at_ms = first;
+        stats.last_at_ms = last;
+        for (column, map) in [
+            ("outcome", &mut stats.by_outcome),
+            ("route", &mut stats.by_route),
+            ("endpoint", &mut stats.by_endpoint),
+        ] {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {column}, COUNT(*) FROM interactions GROUP BY {column}"
+            ))?;
+            for pair in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+                let (k, v) = pair?;
+                map.insert(k, v as u64);
+            }
+        }
+        Ok(stats)
+    }
+
+    fn secret(&self, name: &str, init: &dyn Fn() -> Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        let conn = self.writer();
+        let found: Option<Vec<u8>> = conn
+            .query_row(
+                "SELECT value FROM secrets WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(v) = found {
+            return Ok(v);
+        }
+        let value = init();
+        conn.execute(
+            "INSERT OR IGNORE INTO secrets (name, value) VALUES (?1, ?2)",
+            params![name, value],
+        )?;
+        Ok(conn.query_row(
+            "SELECT value FROM secrets WHERE name = ?1",
+            params![name],
+            |r| r.get(0),
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, route: &str) -> InteractionRow {
+        InteractionRow {
+            id: id.into(),
+            created_at_ms: 1,
+            endpoint: "chat.completions".into(),
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            route: route.into(),
+            version: "default".into(),
+            upstream: "http://u/v1".into(),
+            status: 200,
+            outcome: "ok".into(),
+            request_body: "{\"model\":\"m\"}".into(),
+            response_body: Some("{}".into()),
+            latency_ms: 1.5,
+            prompt_tokens: Some(3),
+            completion_tokens: Some(4),
+            total_tokens: Some(7),
+            metadata: [("k".to_string(), "v".to_string())].into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn insert_list_get_stats() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("sub/f.db")).unwrap();
+        store
+            .insert_interactions(&[row("01", "a"), row("02", "b"), row("03", "a")])
+            .unwrap();
+        let page = store
+            .list_interactions(&ListQuery {
+                limit: 2,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            page.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["03", "02"]
+        );
+        assert!(page[0].request_body.is_empty(), "lists carry no bodies");
+        let next = store
+            .list_interactions(&ListQuery {
+                limit: 2,
+                before: Some("02".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(next.len(), 1);
+        let only_a = store
+            .list_interactions(&ListQuery {
+                limit: 10,
+                route: Some("a".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(only_a.len(), 2);
+        let one = store.get_interaction("02").unwrap().unwrap();
+        assert_eq!(one, row("02", "b"));
+        assert!(store.get_interaction("nope").unwrap().is_none());
+        let stats = store.stats().unwrap();
+        assert_eq!(stats.interactions_total, 3);
+        assert_eq!(stats.by_route["a"], 2);
+        assert_eq!(stats.prompt_tokens, 9);
+    }
+
+    #[test]
+    fn reopen_keeps_data_and_schema_and_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        let first = {
+            let store = SqliteStore::open(&path).unwrap();
+            store.insert_interactions(&[row("01", "a")]).unwrap();
+            store.secret("k", &|| vec![1, 2, 3]).unwrap()
+        };
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.stats().unwrap().interactions_total, 1);
+        assert_eq!(store.secret("k", &|| vec![9]).unwrap(), first);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)", [])
+            .unwrap();
+        drop(conn);
+        let err = SqliteStore::open(&path).err().expect("must refuse");
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+}

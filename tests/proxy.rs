@@ -1,0 +1,618 @@
+//! The hot path end to end: a real gateway in front of the real mock upstream,
+//! over real sockets. Each test checks what a client sees and what was captured.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const CHAT: &str = r#"{"model":"gpt-test","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hello there"}]}"#;
+
+#[tokio::test]
+async fn chat_completion_is_forwarded_and_captured() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            CHAT,
+            &[
+                ("x-flywheel-session", "s-1"),
+                ("x-flywheel-meta-feature", "faq"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "mock reply: hello there"
+    );
+    assert_eq!(v["model"], "gpt-test", "model field is forwarded untouched");
+
+    let id = r.interaction_id();
+    let uuid = uuid::Uuid::parse_str(&id).unwrap();
+    assert_eq!(uuid.get_version_num(), 7);
+    assert_eq!(
+        r.header("x-flywheel-model-version").as_deref(),
+        Some("default")
+    );
+
+    let rec = gw.interaction(&id).await;
+    assert_eq!(rec["endpoint"], "chat.completions");
+    assert_eq!(rec["requested_model"], "gpt-test");
+    assert_eq!(rec["route"], "default");
+    assert_eq!(rec["version"], "default");
+    assert_eq!(rec["status"], 200);
+    assert_eq!(rec["outcome"], "ok");
+    assert_eq!(rec["stream"], false);
+    assert_eq!(rec["session_id"], "s-1");
+    assert_eq!(rec["metadata"]["feature"], "faq");
+    assert_eq!(rec["request"]["messages"][0]["content"], "be brief");
+    assert_eq!(
+        rec["response"]["choices"][0]["message"]["content"],
+        "mock reply: hello there"
+    );
+    assert_eq!(rec["prompt_tokens"], v["usage"]["prompt_tokens"]);
+    assert_eq!(rec["completion_tokens"], v["usage"]["completion_tokens"]);
+    assert_eq!(rec["total_tokens"], v["usage"]["total_tokens"]);
+    assert_eq!(rec["tokens_estimated"], false);
+    assert!(rec["latency_ms"].as_f64().unwrap() > 0.0);
+    assert!(rec["ttft_ms"].as_f64().unwrap() > 0.0);
+    assert!(rec["upstream"]
+        .as_str()
+        .unwrap()
+        .contains(&m.addr.to_string()));
+}
+
+#[tokio::test]
+async fn stream_hides_the_usage_chunk_it_asked_for_but_captures_usage() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let body = json!({"model":"gpt-test","stream":true,"messages":[{"role":"user","content":"one two three four"}]});
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            &body.to_string(),
+            &[("x-mock", "chunks=5")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let text = r.text();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    let events = sse_data(&text);
+    assert!(
+        events
+            .iter()
+            .all(|e| !e["choices"].as_array().unwrap().is_empty()),
+        "usage-only chunk leaked: {text}"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.get("usage").is_none_or(Value::is_null)),
+        "{text}"
+    );
+    let content: String = events
+        .iter()
+        .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "mock reply: one two three four");
+
+    let rec = gw.interaction(&r.interaction_id()).await;
+    assert_eq!(rec["stream"], true);
+    assert_eq!(rec["response"]["choices"][0]["message"]["content"], content);
+    assert_eq!(rec["finish_reason"], "stop");
+    assert_eq!(rec["tokens_estimated"], false);
+    assert!(rec["completion_tokens"].as_i64().unwrap() > 0);
+    // What went upstream asked for usage; what is stored is what the client sent.
+    assert!(rec["request"].get("stream_options").is_none());
+}
+
+#[tokio::test]
+async fn stream_keeps_usage_for_a_client_that_asked() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let body = json!({"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]});
+    let r = gw
+        .post("/v1/chat/completions", &body.to_string(), &[])
+        .await;
+    let events = sse_data(&r.text());
+    let last = events.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert!(last["usage"]["total_tokens"].as_i64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn tokens_are_estimated_and_flagged_when_upstream_reports_none() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let body = json!({"model":"m","stream":true,"messages":[{"role":"user","content":"estimate me please"}]});
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            &body.to_string(),
+            &[("x-mock", "no_usage")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let rec = gw.interaction(&r.interaction_id()).await;
+    assert_eq!(rec["tokens_estimated"], true);
+    assert!(rec["prompt_tokens"].as_i64().unwrap() > 0);
+    assert!(rec["completion_tokens"].as_i64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn streamed_tool_calls_are_assembled() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let body = json!({"model":"m","stream":true,"messages":[{"role":"user","content":"weather in Paris"}],
+        "tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]});
+    let r = gw
+        .post("/v1/chat/completions", &body.to_string(), &[])
+        .await;
+    assert_eq!(r.status, 200);
+    let rec = gw.interaction(&r.interaction_id()).await;
+    let call = &rec["response"]["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "get_weather");
+    let args: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert!(args.is_object());
+    assert_eq!(rec["finish_reason"], "tool_calls");
+    assert_eq!(
+        rec["request"]["tools"][0]["function"]["name"],
+        "get_weather"
+    );
+}
+
+#[tokio::test]
+async fn completions_embeddings_responses_and_models() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let r = gw
+        .post("/v1/completions", r#"{"model":"m","prompt":"say hi"}"#, &[])
+        .await;
+    assert_eq!(r.json()["choices"][0]["text"], "mock completion: say hi");
+    let r = gw
+        .post("/v1/embeddings", r#"{"model":"e","input":["a","b"]}"#, &[])
+        .await;
+    assert_eq!(r.json()["data"].as_array().unwrap().len(), 2);
+    let rec = gw.interaction(&r.interaction_id()).await;
+    assert_eq!(rec["endpoint"], "embeddings");
+    assert!(rec["prompt_tokens"].as_i64().unwrap() > 0);
+    let r = gw
+        .post("/v1/responses", r#"{"model":"m","input":"tell me"}"#, &[])
+        .await;
+    assert_eq!(r.json()["object"], "response");
+    let r = gw
+        .post(
+            "/v1/responses",
+            r#"{"model":"m","input":"tell me","stream":true}"#,
+            &[],
+        )
+        .await;
+    assert!(r.text().contains("response.completed"));
+    let rec = gw.interaction(&r.interaction_id()).await;
+    assert_eq!(rec["endpoint"], "responses");
+    assert_eq!(rec["response"]["status"], "completed");
+    assert!(rec["total_tokens"].as_i64().unwrap() > 0);
+    let r = gw.get("/v1/models", &[]).await;
+    assert_eq!(r.json()["object"], "list");
+    gw.captured(5).await;
+}
+
+#[tokio::test]
+async fn other_paths_pass_through_untouched() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let r = gw
+        .post(
+            "/v1/_echo/files?purpose=x",
+            "raw body \u{1F600}",
+            &[
+                ("authorization", "Bearer sk-client"),
+                ("x-flywheel-user", "alice"),
+                ("x-custom", "kept"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["method"], "POST");
+    assert_eq!(v["path"], "/v1/_echo/files");
+    assert_eq!(v["query"], "purpose=x");
+    assert_eq!(v["body"], "raw body \u{1F600}");
+    assert_eq!(v["headers"]["x-custom"], "kept");
+    assert_eq!(
+        v["headers"]["authorization"], "Bearer sk-client",
+        "zero-config forwards the client's credential"
+    );
+    assert!(
+        v["headers"].get("x-flywheel-user").is_none(),
+        "gateway headers stay in the gateway"
+    );
+    let rec = gw.interaction(&r.interaction_id()).await;
+    assert_eq!(rec["endpoint"], "passthrough");
+    assert!(rec["user_hash"].is_string());
+}
+
+#[tokio::test]
+async fn user_ids_are_stored_only_as_keyed_hashes() {
+    let m = mock().await;
+    let gw = gateway_with(
+        &format!("http://{}/v1", m.addr),
+        "",
+        &[("FLYWHEEL_USER_HASH_SECRET", "k1")],
+    )
+    .await;
+    let body = json!({"model":"m","user":"user-from-body-7731","messages":[{"role":"user","content":"x"}]});
+    let a = gw
+        .post("/v1/chat/completions", &body.to_string(), &[])
+        .await;
+    let b = gw
+        .post(
+            "/v1/chat/completions",
+            CHAT,
+            &[("x-flywheel-user", "user-from-body-7731")],
+        )
+        .await;
+    let c = gw
+        .post(
+            "/v1/chat/completions",
+            CHAT,
+            &[("x-flywheel-user", "someone-else")],
+        )
+        .await;
+    let ha = gw.interaction(&a.interaction_id()).await["user_hash"].clone();
+    let hb = gw.interaction(&b.interaction_id()).await["user_hash"].clone();
+    let hc = gw.interaction(&c.interaction_id()).await["user_hash"].clone();
+    assert!(ha.is_string());
+    assert_eq!(ha, hb, "header and body ids hash alike");
+    assert_ne!(ha, hc);
+    let db = gw.db.clone();
+    let _dir = gw.shutdown().await;
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let found: i64 = conn
+        .query_row("SELECT COUNT(*) FROM interactions WHERE user_hash LIKE '%7731%' OR user_hash = 'someone-else'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(found, 0);
+}
+
+#[tokio::test]
+async fn upstream_refusing_connections_is_502() {
+    let port = closed_port().await;
+    let gw = gateway_with(&format!("http://127.0.0.1:{port}/v1"), "", &[]).await;
+    let r = gw.post("/v1/chat/completions", CHAT, &[]).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["error"]["code"], "upstream_unreachable");
+    assert!(r.json()["error"]["message"].is_string());
+    let rec = gw.interaction(&r.interaction_id()).await;
+    assert_eq!(rec["outcome"], "upstream_error");
+    assert_eq!(rec["status"], 502);
+}
+
+#[tokio::test]
+async fn slow_upstream_is_504_and_the_gateway_keeps_serving() {
+    let m = mock().await;
+    let gw = gateway_with(
+        &format!("http://{}/v1", m.addr),
+        "first_byte_timeout_ms = 200\n",
+        &[],
+    )
+    .await;
+    let slow = gw.post("/v1/chat/completions", CHAT, &[("x-mock", "delay_ms=2000")]);
+    let fast = gw.post("/v1/chat/completions", CHAT, &[]);
+    let (slow, fast) = tokio::join!(slow, fast);
+    assert_eq!(fast.status, 200);
+    assert_eq!(slow.status, 504);
+    assert_eq!(slow.json()["error"]["code"], "upstream_timeout");
+    let rec = gw.interaction(&slow.interaction_id()).await;
+    assert_eq!(rec["outcome"], "timeout");
+}
+
+#[tokio::test]
+async fn total_timeout_ends_a_stream_with_an_error_event() {
+    let m = mock().await;
+    let gw = gateway_with(
+        &format!("http://{}/v1", m.addr),
+        "first_byte_timeout_ms = 300\ntotal_timeout_ms = 300\n",
+        &[],
+    )
+    .await;
+    let body = json!({"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]});
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            &body.to_string(),
+            &[("x-mock", "chunks=20,chunk_delay_ms=50")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let events = sse_data(&r.text());
+    assert_eq!(events.last().unwrap()["error"]["code"], "upstream_timeout");
+    let rec = gw.interaction(&r.interaction_id()).await;
+    assert_eq!(rec["outcome"], "timeout");
+}
+
+#[tokio::test]
+async fn oversized_body_is_413() {
+    let m = mock().await;
+    let gw = gateway_with(
+        &format!("http://{}/v1", m.addr),
+        "[server]\nmax_body_bytes = 1000\n",
+        &[],
+    )
+    .await;
+    let big =
+        json!({"model":"m","messages":[{"role":"user","content":"x".repeat(5000)}]}).to_string();
+    let r = gw.post("/v1/chat/completions", &big, &[]).await;
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["error"]["code"], "payload_too_large");
+    let rec = gw.interaction(&r.interaction_id()).await;
+    assert_eq!(rec["outcome"], "rejected");
+    // Still serving.
+    assert_eq!(gw.post("/v1/chat/completions", CHAT, &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_and_captured() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    for bad in ["{\"model\":", "", "[1]", "{\"stream\":\"yes\"}"] {
+        let r = gw.post("/v1/chat/completions", bad, &[]).await;
+        assert_eq!(r.status, 400, "{bad:?}");
+        let e = r.json();
+        assert_eq!(e["error"]["type"], "invalid_request_error");
+        assert!(!e["error"]["message"].as_str().unwrap().is_empty());
+    }
+    let all = gw.captured(4).await;
+    assert!(all
+        .iter()
+        .all(|r| r["outcome"] == "rejected" && r["status"] == 400));
+}
+
+#[tokio::test]
+async fn upstream_errors_pass_through_as_they_are() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let r = gw
+        .post("/v1/chat/completions", CHAT, &[("x-mock", "status=429")])
+        .await;
+    assert_eq!(r.status, 429);
+    assert!(r.json()["error"].is_object());
+    let r5 = gw
+        .post(
+            "/v1/chat/completions",
+            r#"{"model":"mock:status=503","messages":[]}"#,
+            &[],
+        )
+        .await;
+    assert_eq!(r5.status, 503);
+    let rec = gw.interaction(&r5.interaction_id()).await;
+    assert_eq!(rec["outcome"], "upstream_error");
+    assert_eq!(rec["status"], 503);
+    assert!(rec["error"].is_string());
+}
+
+#[tokio::test]
+async fn upstream_dying_mid_stream_ends_with_an_error_event() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let body =
+        json!({"model":"m","stream":true,"messages":[{"role":"user","content":"a b c d e f g h"}]});
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            &body.to_string(),
+            &[("x-mock", "chunks=8,disconnect_after=3")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let events = sse_data(&r.text());
+    let last = events.last().unwrap();
+    assert_eq!(last["error"]["type"], "upstream_error", "{events:?}");
+    let rec = gw.interaction(&r.interaction_id()).await;
+    assert_eq!(rec["outcome"], "upstream_error");
+    let partial = rec["response"]["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap();
+    assert!(!partial.is_empty(), "partial output is kept");
+}
+
+#[tokio::test]
+async fn client_leaving_mid_stream_is_captured_as_client_closed() {
+    use http_body_util::BodyExt;
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let body =
+        json!({"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}).to_string();
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("{}/v1/chat/completions", gw.url))
+        .header("x-mock", "chunks=50,chunk_delay_ms=40")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    let resp = gw.client.request(req).await.unwrap();
+    let id = resp.headers()["x-flywheel-interaction-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let mut body = resp.into_body();
+    // Read a couple of chunks, then hang up.
+    for _ in 0..2 {
+        body.frame().await.unwrap().unwrap();
+    }
+    drop(body);
+    let rec = gw.interaction(&id).await;
+    assert_eq!(rec["outcome"], "client_closed");
+    assert!(
+        rec["latency_ms"].as_f64().unwrap() < 1500.0,
+        "the stream was cut, not run to the end"
+    );
+    let text = rec["response"]["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or("");
+    assert!(text.len() < 200, "partial output only: {text}");
+}
+
+#[tokio::test]
+async fn client_keys_gate_requests_and_name_the_app() {
+    let m = mock().await;
+    let hash = flywheel::capture::hash::hex(&flywheel::capture::hash::sha256(b"fw-key-1"));
+    let extra = format!(
+        "api_key_env = \"UP_KEY\"\n[[auth.keys]]\nname = \"web-app\"\nsha256 = \"{hash}\"\n"
+    );
+    let gw = gateway_with(
+        &format!("http://{}/v1", m.addr),
+        &extra,
+        &[("UP_KEY", "sk-upstream")],
+    )
+    .await;
+    let none = gw.post("/v1/chat/completions", CHAT, &[]).await;
+    assert_eq!(none.status, 401);
+    assert_eq!(none.json()["error"]["code"], "invalid_api_key");
+    let wrong = gw
+        .post(
+            "/v1/chat/completions",
+            CHAT,
+            &[("authorization", "Bearer nope")],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    let ok = gw
+        .post("/v1/_echo", "{}", &[("authorization", "Bearer fw-key-1")])
+        .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        ok.json()["headers"]["authorization"],
+        "Bearer sk-upstream",
+        "the upstream's own key replaces the client's"
+    );
+    let rec = gw.interaction(&ok.interaction_id()).await;
+    assert_eq!(rec["app"], "web-app");
+    let rec = gw.interaction(&none.interaction_id()).await;
+    assert_eq!(rec["outcome"], "rejected");
+}
+
+#[tokio::test]
+async fn admin_api_is_off_without_a_token_and_guarded_with_one() {
+    let m = mock().await;
+    let off = gateway_with(
+        &format!("http://{}/v1", m.addr),
+        "",
+        &[("FLYWHEEL_ADMIN_TOKEN", "")],
+    )
+    .await;
+    assert_eq!(off.get("/admin/v1/stats", &[]).await.status, 404);
+    let gw = gateway(&m).await;
+    assert_eq!(gw.get("/admin/v1/stats", &[]).await.status, 401);
+    assert_eq!(
+        gw.get("/admin/v1/stats", &[("authorization", "Bearer wrong")])
+            .await
+            .status,
+        401
+    );
+    let r = gw
+        .get(
+            "/admin/v1/interactions?limit=0",
+            &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let r = gw
+        .get(
+            "/admin/v1/interactions/nope",
+            &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+        )
+        .await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn interactions_paginate_newest_first() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(
+            gw.post("/v1/chat/completions", CHAT, &[])
+                .await
+                .interaction_id(),
+        );
+    }
+    gw.captured(5).await;
+    let p1 = gw.admin("/admin/v1/interactions?limit=2").await;
+    let got: Vec<&str> = p1["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, [ids[4].as_str(), ids[3].as_str()]);
+    assert_eq!(p1["has_more"], true);
+    let next = p1["next_before"].as_str().unwrap();
+    let p2 = gw
+        .admin(&format!("/admin/v1/interactions?limit=10&before={next}"))
+        .await;
+    assert_eq!(p2["data"].as_array().unwrap().len(), 3);
+    assert_eq!(p2["has_more"], false);
+    let none = gw.admin("/admin/v1/interactions?route=other").await;
+    assert!(none["data"].as_array().unwrap().is_empty());
+    let stats = gw.admin("/admin/v1/stats").await;
+    assert_eq!(stats["interactions_total"], 5);
+    assert_eq!(stats["by_outcome"]["ok"], 5);
+}
+
+#[tokio::test]
+async fn metrics_health_and_readiness() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    assert_eq!(gw.get("/healthz", &[]).await.status, 200);
+    assert_eq!(gw.get("/readyz", &[]).await.status, 200);
+    let body = json!({"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]});
+    gw.post("/v1/chat/completions", CHAT, &[]).await;
+    gw.post("/v1/chat/completions", &body.to_string(), &[])
+        .await;
+    gw.captured(2).await;
+    let text = gw.metrics().await;
+    for needle in [
+        "flywheel_requests_total{route=\"default\",version=\"default\",status=\"200\"} 2",
+        "flywheel_request_duration_seconds_count{route=\"default\",version=\"default\"} 2",
+        "flywheel_upstream_ttft_seconds_count{route=\"default\",version=\"default\"} 2",
+        "flywheel_tokens_total{route=\"default\",version=\"default\",kind=\"prompt\"}",
+        "flywheel_tokens_total{route=\"default\",version=\"default\",kind=\"completion\"}",
+        "flywheel_capture_queue_depth 0",
+        "flywheel_capture_written_total 2",
+        "flywheel_capture_dropped_total 0",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn many_concurrent_requests_are_all_captured() {
+    let m = mock().await;
+    let gw = std::sync::Arc::new(gateway(&m).await);
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let gw = gw.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = i % 2 == 0;
+            let body = json!({"model":"m","stream":stream,"messages":[{"role":"user","content":format!("n{i}")}]});
+            gw.post("/v1/chat/completions", &body.to_string(), &[]).await.status
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let rows = gw.captured(200).await;
+    assert_eq!(rows.len(), 200);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}

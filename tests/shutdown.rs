@@ -1,0 +1,145 @@
+//! SIGTERM on the real binary: requests in flight complete, every answered call
+//! is captured, and a restarted gateway sees them all.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+struct Proc {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `flywheel serve` on a free port and waits for its "listening" log line.
+fn spawn_gateway(upstream: &str, db: &std::path::Path) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flywheel"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            upstream,
+            "--db",
+        ])
+        .arg(db)
+        .env("FLYWHEEL_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("FLYWHEEL_LOG_FORMAT", "json")
+        .env("FLYWHEEL_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start flywheel");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("gateway exited before listening")
+            .unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if v["fields"]["message"] == "flywheel listening" {
+            break v["fields"]["addr"].as_str().unwrap().to_string();
+        }
+    };
+    // Keep draining the log so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Proc {
+        child,
+        url: format!("http://{addr}"),
+    }
+}
+
+fn sigterm(p: &Proc) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &p.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_and_loses_no_capture() {
+    let m = mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    let upstream = format!("http://{}/v1", m.addr);
+    let mut gw = spawn_gateway(&upstream, &db);
+    let client = client();
+
+    const FAST: usize = 120;
+    const SLOW: usize = 20;
+    let chat_url = format!("{}/v1/chat/completions", gw.url);
+    let post = |body: String, mock: &'static str| {
+        let client = client.clone();
+        let url = chat_url.clone();
+        async move {
+            let req = http::Request::builder()
+                .method("POST")
+                .uri(url)
+                .header("x-mock", mock)
+                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                .unwrap();
+            read(client.request(req).await.expect("request")).await
+        }
+    };
+    let mut slow = Vec::new();
+    for i in 0..SLOW {
+        let body = json!({"model":"m","stream":true,"messages":[{"role":"user","content":format!("slow {i}")}]});
+        slow.push(tokio::spawn(post(
+            body.to_string(),
+            "chunks=10,chunk_delay_ms=60",
+        )));
+    }
+    let mut fast = Vec::new();
+    for i in 0..FAST {
+        let body = json!({"model":"m","messages":[{"role":"user","content":format!("fast {i}")}]});
+        fast.push(tokio::spawn(post(body.to_string(), "")));
+    }
+    for f in fast {
+        assert_eq!(f.await.unwrap().status, 200);
+    }
+    // The slow streams are mid-flight now (600 ms each): stop the gateway.
+    sigterm(&gw);
+    for s in slow {
+        let r = s.await.unwrap();
+        assert_eq!(r.status, 200);
+        let text = r.text();
+        assert!(
+            text.trim_end().ends_with("data: [DONE]"),
+            "stream cut by shutdown: {text}"
+        );
+    }
+    let status = loop {
+        if let Some(s) = gw.child.try_wait().unwrap() {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "gateway exit status {status}");
+
+    let gw = spawn_gateway(&upstream, &db);
+    let r = client
+        .request(
+            http::Request::builder()
+                .uri(format!("{}/admin/v1/stats", gw.url))
+                .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let stats = read(r).await.json();
+    assert_eq!(stats["interactions_total"], (FAST + SLOW) as u64, "{stats}");
+    assert_eq!(stats["by_outcome"]["ok"], (FAST + SLOW) as u64, "{stats}");
+}
