@@ -235,3 +235,151 @@ pub fn to_row(
         error: r.error.or(summary.error),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Endpoint;
+    use crate::store::{ListQuery, Stats, StoreError};
+    use std::sync::{Condvar, Mutex};
+    use std::time::SystemTime;
+
+    /// A store whose writes wait until the test opens the gate, to fill the queue.
+    #[derive(Default)]
+    struct GatedStore {
+        open: Mutex<bool>,
+        cv: Condvar,
+        rows: Mutex<Vec<InteractionRow>>,
+    }
+
+    impl GatedStore {
+        fn open(&self) {
+            *self.open.lock().unwrap() = true;
+            self.cv.notify_all();
+        }
+    }
+
+    impl Store for GatedStore {
+        fn insert_interactions(&self, rows: &[InteractionRow]) -> Result<(), StoreError> {
+            let mut open = self.open.lock().unwrap();
+            while !*open {
+                open = self.cv.wait(open).unwrap();
+            }
+            self.rows.lock().unwrap().extend_from_slice(rows);
+            Ok(())
+        }
+        fn list_interactions(&self, _: &ListQuery) -> Result<Vec<InteractionRow>, StoreError> {
+            Ok(vec![])
+        }
+        fn get_interaction(&self, _: &str) -> Result<Option<InteractionRow>, StoreError> {
+            Ok(None)
+        }
+        fn stats(&self) -> Result<Stats, StoreError> {
+            Ok(Stats::default())
+        }
+        fn secret(&self, _: &str, init: &dyn Fn() -> Vec<u8>) -> Result<Vec<u8>, StoreError> {
+            Ok(init())
+        }
+    }
+
+    fn record(user: Option<&str>) -> Interaction {
+        Interaction {
+            id: uuid::Uuid::now_v7(),
+            received_at: SystemTime::now(),
+            endpoint: Endpoint::ChatCompletions,
+            method: http::Method::POST,
+            path: "/v1/chat/completions".into(),
+            route: "default".into(),
+            version: "v1".into(),
+            upstream: "http://u/v1".into(),
+            requested_model: Some("m".into()),
+            status: 200,
+            outcome: Outcome::Ok,
+            stream: false,
+            request_body: Bytes::from_static(br#"{"messages":[{"role":"user","content":"hi"}]}"#),
+            response: vec![Bytes::from_static(
+                br#"{"choices":[{"finish_reason":"stop","message":{"content":"yo"}}],"usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3}}"#,
+            )],
+            response_is_sse: false,
+            truncated: false,
+            latency: Duration::from_millis(5),
+            ttft: None,
+            app: None,
+            user: user.map(str::to_string),
+            session: None,
+            metadata: vec![],
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_and_close_flushes_the_rest() {
+        let store = Arc::new(GatedStore::default());
+        let metrics = Arc::new(Metrics::default());
+        let cfg = WriterConfig {
+            queue_capacity: 4,
+            batch_max: 2,
+            max_body_bytes: 1 << 20,
+        };
+        let (queue, handle) =
+            start(store.clone(), UserHasher::new(b"k"), cfg, metrics.clone()).unwrap();
+        // The writer takes the first record(s) and blocks in the store; then the
+        // queue fills up to its capacity and the rest are dropped.
+        let mut accepted = 0;
+        for _ in 0..20 {
+            if queue.submit(record(Some("alice"))) {
+                accepted += 1;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let dropped = metrics.capture_dropped.load(Ordering::Relaxed);
+        assert_eq!(accepted + dropped, 20);
+        assert!(
+            dropped >= 14,
+            "only the queue and one batch fit: dropped {dropped}"
+        );
+        assert!(metrics.capture_queue_depth.load(Ordering::Relaxed) <= 4);
+        store.open();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        assert!(rt.block_on(handle.close(Duration::from_secs(5))));
+        let rows = store.rows.lock().unwrap();
+        assert_eq!(
+            rows.len() as u64,
+            accepted,
+            "everything accepted is written"
+        );
+        assert_eq!(metrics.capture_written.load(Ordering::Relaxed), accepted);
+        assert_eq!(metrics.capture_queue_depth.load(Ordering::Relaxed), 0);
+        // After close, submissions are refused and counted rather than lost silently.
+        assert!(!queue.submit(record(None)));
+        assert_eq!(metrics.capture_dropped.load(Ordering::Relaxed), dropped + 1);
+    }
+
+    #[test]
+    fn rows_carry_usage_and_only_the_hashed_user() {
+        let metrics = Metrics::default();
+        let row = to_row(
+            record(Some("alice@example.com")),
+            &UserHasher::new(b"k"),
+            1 << 20,
+            &metrics,
+        );
+        assert_eq!(row.total_tokens, Some(3));
+        assert!(!row.tokens_estimated);
+        assert_eq!(row.finish_reason.as_deref(), Some("stop"));
+        let hash = row.user_hash.unwrap();
+        assert_eq!(hash, UserHasher::new(b"k").hash("alice@example.com"));
+        assert!(!hash.contains("alice"));
+    }
+
+    #[test]
+    fn bodies_over_the_limit_are_cut_and_flagged() {
+        let metrics = Metrics::default();
+        let row = to_row(record(None), &UserHasher::new(b"k"), 10, &metrics);
+        assert!(row.truncated);
+        assert!(row.request_body.len() <= 10);
+    }
+}

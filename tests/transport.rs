@@ -1,0 +1,140 @@
+//! Transports toward clients: TLS termination with HTTP/2 and HTTP/1.1 by ALPN,
+//! and h2c (HTTP/2 without TLS, prior knowledge).
+
+mod common;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+
+const CHAT: &str = r#"{"model":"m","messages":[{"role":"user","content":"over tls"}]}"#;
+
+fn tls_client(
+    http2: bool,
+) -> Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+> {
+    let cert_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls/cert.pem");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(cert_path).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let b = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only();
+    let connector = if http2 {
+        b.enable_http2().build()
+    } else {
+        b.enable_http1().build()
+    };
+    Client::builder(TokioExecutor::new())
+        .http2_only(http2)
+        .build(connector)
+}
+
+async fn tls_gateway(m: &Mock) -> Gw {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls");
+    let extra = format!("[server]\ntls_cert = \"{dir}/cert.pem\"\ntls_key = \"{dir}/key.pem\"\n");
+    gateway_with(&format!("http://{}/v1", m.addr), &extra, &[]).await
+}
+
+async fn post_with(
+    client: &Client<
+        impl hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+        Full<Bytes>,
+    >,
+    url: String,
+) -> (http::Version, Reply) {
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(url)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(CHAT.as_bytes())))
+        .unwrap();
+    let resp = client.request(req).await.expect("request");
+    let version = resp.version();
+    (version, read(resp).await)
+}
+
+#[tokio::test]
+async fn tls_termination_with_http2_and_http1() {
+    let m = mock().await;
+    let gw = tls_gateway(&m).await;
+    let url = format!("https://localhost:{}/v1/chat/completions", gw.addr.port());
+    for http2 in [true, false] {
+        let (version, r) = post_with(&tls_client(http2), url.clone()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            version,
+            if http2 {
+                http::Version::HTTP_2
+            } else {
+                http::Version::HTTP_11
+            }
+        );
+        assert_eq!(
+            r.json()["choices"][0]["message"]["content"],
+            "mock reply: over tls"
+        );
+        assert!(r.header("x-flywheel-interaction-id").is_some());
+    }
+    // Plain HTTP on a TLS port is refused, and the gateway keeps serving TLS.
+    let plain = client()
+        .request(
+            http::Request::builder()
+                .uri(format!("http://127.0.0.1:{}/healthz", gw.addr.port()))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+    assert!(plain.is_err());
+    let (_, r) = post_with(&tls_client(true), url).await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn h2c_prior_knowledge() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let h2c: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let (version, r) = post_with(&h2c, format!("{}/v1/chat/completions", gw.url)).await;
+    assert_eq!(version, http::Version::HTTP_2);
+    assert_eq!(r.status, 200);
+    let stream = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}"#;
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("{}/v1/chat/completions", gw.url))
+        .body(Full::new(Bytes::from_static(stream.as_bytes())))
+        .unwrap();
+    let r = read(h2c.request(req).await.unwrap()).await;
+    assert!(r.text().contains("[DONE]"));
+}
+
+#[tokio::test]
+async fn h2c_toward_the_upstream() {
+    let m = mock().await;
+    let gw = gateway_with(
+        &format!("http://{}/v1", m.addr),
+        "http2_prior_knowledge = true\n",
+        &[],
+    )
+    .await;
+    let r = gw.post("/v1/chat/completions", CHAT, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
