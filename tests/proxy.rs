@@ -616,3 +616,22 @@ async fn many_concurrent_requests_are_all_captured() {
     assert_eq!(rows.len(), 200);
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+#[tokio::test]
+async fn client_leaving_before_the_answer_is_captured_and_cancels_upstream() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("{}/v1/chat/completions", gw.url))
+        .header("x-mock", "delay_ms=3000")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(CHAT.as_bytes())))
+        .unwrap();
+    let pending = gw.client.request(req);
+    // Give up after 200 ms, long before the upstream answers.
+    assert!(tokio::time::timeout(Duration::from_millis(200), pending).await.is_err());
+    let rows = gw.captured(1).await;
+    assert_eq!(rows[0]["outcome"], "client_closed");
+    assert_eq!(rows[0]["status"], 499);
+    assert!(rows[0]["latency_ms"].as_f64().unwrap() < 2500.0);
+}
