@@ -37,6 +37,9 @@ pub enum Command {
     /// Read captured interactions from a running gateway.
     #[command(subcommand)]
     Interactions(InteractionsCommand),
+    /// Send or list feedback on interactions.
+    #[command(subcommand)]
+    Feedback(FeedbackCommand),
     /// Client-key helpers.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -137,5 +140,67 @@ pub enum KeysCommand {
     Hash {
         /// The key; omit to read it from standard input.
         key: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeedbackCommand {
+    /// List feedback, newest first (admin API).
+    List {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        /// How many to show (1-1000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Only feedback since this time: RFC 3339, a date, unix seconds, or an age (30m, 24h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this type: thumbs, rating, correction, comment, outcome.
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Only this route.
+        #[arg(long)]
+        route: Option<String>,
+        /// Show feedback older than this id (the `next_before` of the previous page).
+        #[arg(long)]
+        before: Option<String>,
+    },
+    /// Send feedback on an interaction (POST /v1/feedback), exactly one kind per call.
+    ///
+    /// Examples: `flywheel feedback send ID --thumbs up`,
+    /// `flywheel feedback send ID --rating 4 --scale 1,5`,
+    /// `flywheel feedback send ID --correction "the right answer"`.
+    Send {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        /// The interaction id (from the x-flywheel-interaction-id header).
+        interaction_id: String,
+        /// Thumbs: up or down.
+        #[arg(long, group = "kind", value_parser = ["up", "down"])]
+        thumbs: Option<String>,
+        /// A rating on --scale.
+        #[arg(long, group = "kind", allow_negative_numbers = true)]
+        rating: Option<f64>,
+        /// The rating's scale as MIN,MAX [default: 1,5].
+        #[arg(long, requires = "rating", value_delimiter = ',')]
+        scale: Option<Vec<f64>>,
+        /// The right output, replacing the model's answer in training data.
+        #[arg(long, group = "kind")]
+        correction: Option<String>,
+        /// A free-text comment.
+        #[arg(long, group = "kind")]
+        comment: Option<String>,
+        /// Whether the user's task succeeded: true or false.
+        #[arg(long, group = "kind")]
+        outcome: Option<bool>,
+        /// The end user's id (stored only as a keyed hash).
+        #[arg(long)]
+        user: Option<String>,
+        /// Makes retries safe: the same key answers the same feedback id.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Client key, when the gateway requires one.
+        #[arg(long, env = "FLYWHEEL_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
     },
 }

@@ -23,6 +23,17 @@ pub async fn admin_call(
     method: http::Method,
     path: &str,
 ) -> Result<Value, ClientError> {
+    call(base, token, method, path, None).await
+}
+
+/// Sends a request with an optional JSON body and bearer token; returns the JSON answer.
+pub async fn call(
+    base: &str,
+    token: Option<&str>,
+    method: http::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value, ClientError> {
     let url = format!("{}{}", base.trim_end_matches('/'), path);
     let uri: http::Uri = url
         .parse()
@@ -37,8 +48,15 @@ pub async fn admin_call(
     if let Some(t) = token {
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
     }
+    let payload = match body {
+        Some(v) => {
+            req = req.header(http::header::CONTENT_TYPE, "application/json");
+            Bytes::from(v.to_string())
+        }
+        None => Bytes::new(),
+    };
     let req = req
-        .body(Full::new(Bytes::new()))
+        .body(Full::new(payload))
         .map_err(|_| ClientError::Url(base.to_string()))?;
     let unreachable = |message: String| ClientError::Unreachable {
         url: base.to_string(),

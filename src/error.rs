@@ -15,6 +15,11 @@ use crate::capture::Outcome;
 pub enum GatewayError {
     #[error("{0}")]
     BadRequest(String),
+    /// A named request field is missing or wrong.
+    #[error("{message}")]
+    InvalidField { param: String, message: String },
+    #[error("{0}")]
+    Conflict(String),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: u64 },
     #[error("invalid or missing API key; send it as `Authorization: Bearer <key>`")]
@@ -36,7 +41,10 @@ pub enum GatewayError {
 impl GatewayError {
     pub fn status(&self) -> StatusCode {
         match self {
-            GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::BadRequest(_) | GatewayError::InvalidField { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            GatewayError::Conflict(_) => StatusCode::CONFLICT,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
             GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -53,6 +61,8 @@ impl GatewayError {
     pub fn type_and_code(&self) -> (&'static str, &'static str) {
         match self {
             GatewayError::BadRequest(_) => ("invalid_request_error", "invalid_request"),
+            GatewayError::InvalidField { .. } => ("invalid_request_error", "invalid_value"),
+            GatewayError::Conflict(_) => ("invalid_request_error", "conflict"),
             GatewayError::PayloadTooLarge { .. } => ("invalid_request_error", "payload_too_large"),
             GatewayError::Unauthorized => ("invalid_request_error", "invalid_api_key"),
             GatewayError::NotFound(_) => ("invalid_request_error", "not_found"),
@@ -77,7 +87,11 @@ impl GatewayError {
 
     /// The JSON body sent to the client.
     pub fn body(&self) -> Bytes {
-        error_json(&self.to_string(), self.type_and_code())
+        let param = match self {
+            GatewayError::InvalidField { param, .. } => Some(param.as_str()),
+            _ => None,
+        };
+        error_json_param(&self.to_string(), self.type_and_code(), param)
     }
 
     /// The same error as one SSE event, for a stream that already started.
@@ -91,9 +105,14 @@ impl GatewayError {
 }
 
 /// Serializes an OpenAI-shaped error object.
-pub fn error_json(message: &str, (kind, code): (&str, &str)) -> Bytes {
+pub fn error_json(message: &str, kind_code: (&str, &str)) -> Bytes {
+    error_json_param(message, kind_code, None)
+}
+
+/// An OpenAI-shaped error object naming the request field at fault.
+pub fn error_json_param(message: &str, (kind, code): (&str, &str), param: Option<&str>) -> Bytes {
     let v = serde_json::json!({
-        "error": { "message": message, "type": kind, "param": null, "code": code }
+        "error": { "message": message, "type": kind, "param": param, "code": code }
     });
     Bytes::from(serde_json::to_vec(&v).unwrap_or_default())
 }

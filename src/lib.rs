@@ -8,6 +8,7 @@
 //! - [`capture`]: interaction records, user-id hashing, stream assembly and the
 //!   bounded queue that feeds the batching writer thread.
 //! - [`store`]: the storage trait, its SQLite implementation and versioned migrations.
+//! - [`feedback`]: validation and storage of feedback on interactions (`POST /v1/feedback`).
 //! - [`admin`]: the admin HTTP API (`/admin/v1/...`) behind a bearer token.
 //! - [`client`]: the small HTTP client the CLI uses to talk to a running gateway.
 //! - [`mock`]: an upstream that speaks the OpenAI API for tests, benchmarks and demos.
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod feedback;
 pub mod metrics;
 pub mod mock;
 pub mod proxy;

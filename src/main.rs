@@ -8,8 +8,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use serde_json::Value;
 
-use flywheel::cli::{Cli, Command, GatewayArgs, InteractionsCommand, KeysCommand, ServeArgs};
-use flywheel::client::{admin_call, ClientError};
+use flywheel::cli::{
+    Cli, Command, FeedbackCommand, GatewayArgs, InteractionsCommand, KeysCommand, ServeArgs,
+};
+use flywheel::client::{admin_call, call, ClientError};
 use flywheel::config::{Config, Overrides};
 
 const EXIT_FAILED: u8 = 1;
@@ -71,6 +73,7 @@ async fn dispatch(command: Command) -> ExitCode {
             Err(code) => code,
         },
         Command::Interactions(cmd) => interactions(cmd).await,
+        Command::Feedback(cmd) => feedback(cmd).await,
         Command::Keys(KeysCommand::Hash { key }) => {
             let key = match key {
                 Some(k) => k,
@@ -269,4 +272,124 @@ fn encode(v: &str) -> String {
         }
     }
     out
+}
+
+async fn feedback(cmd: FeedbackCommand) -> ExitCode {
+    match cmd {
+        FeedbackCommand::List {
+            gateway,
+            limit,
+            since,
+            kind,
+            route,
+            before,
+        } => {
+            let mut path = format!("/admin/v1/feedback?limit={limit}");
+            for (k, v) in [
+                ("since", since),
+                ("type", kind),
+                ("route", route),
+                ("before", before),
+            ] {
+                if let Some(v) = v {
+                    path.push_str(&format!("&{k}={}", encode(&v)));
+                }
+            }
+            let v = match get(&gateway, &path).await {
+                Ok(v) => v,
+                Err(code) => return code,
+            };
+            if gateway.json {
+                print_json(&v);
+                return ExitCode::SUCCESS;
+            }
+            println!(
+                "{:<36}  {:<36}  {:<10}  {:<10}  VALUE",
+                "ID", "INTERACTION", "TYPE", "VERSION"
+            );
+            for row in v["data"].as_array().into_iter().flatten() {
+                let mut value = match &row["value"] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                if value.chars().count() > 60 {
+                    value = value.chars().take(57).collect::<String>() + "...";
+                }
+                println!(
+                    "{:<36}  {:<36}  {:<10}  {:<10}  {}",
+                    s(row, "id"),
+                    s(row, "interaction_id"),
+                    s(row, "type"),
+                    s(row, "version"),
+                    value.replace('\n', " ")
+                );
+            }
+            if let Some(next) = v["next_before"].as_str() {
+                eprintln!("more: --before {next}");
+            }
+            ExitCode::SUCCESS
+        }
+        FeedbackCommand::Send {
+            gateway,
+            interaction_id,
+            thumbs,
+            rating,
+            scale,
+            correction,
+            comment,
+            outcome,
+            user,
+            idempotency_key,
+            api_key,
+        } => {
+            let (kind, value) = if let Some(t) = thumbs {
+                ("thumbs", Value::from(t))
+            } else if let Some(r) = rating {
+                ("rating", Value::from(r))
+            } else if let Some(c) = correction {
+                ("correction", Value::from(c))
+            } else if let Some(c) = comment {
+                ("comment", Value::from(c))
+            } else if let Some(o) = outcome {
+                ("outcome", Value::from(o))
+            } else {
+                eprintln!("error: say what the feedback is: --thumbs, --rating, --correction, --comment or --outcome");
+                return ExitCode::from(EXIT_USAGE);
+            };
+            let mut body =
+                serde_json::json!({"interaction_id": interaction_id, "type": kind, "value": value});
+            if let Some(sc) = scale {
+                if sc.len() != 2 {
+                    eprintln!("error: --scale takes MIN,MAX, e.g. --scale 1,5");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+                body["scale"] = Value::from(sc);
+            }
+            if let Some(u) = user {
+                body["user"] = Value::from(u);
+            }
+            if let Some(k) = idempotency_key {
+                body["idempotency_key"] = Value::from(k);
+            }
+            match call(
+                &gateway.url,
+                api_key.as_deref(),
+                http::Method::POST,
+                "/v1/feedback",
+                Some(&body),
+            )
+            .await
+            {
+                Ok(v) => {
+                    if gateway.json {
+                        print_json(&v);
+                    } else {
+                        println!("{}", s(&v, "id"));
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => client_exit(e),
+            }
+        }
+    }
 }

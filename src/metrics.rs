@@ -130,6 +130,7 @@ pub struct Metrics {
     upstream_ttft: Family<Histogram>,
     tokens: Family<AtomicU64>,
     outcomes: Family<AtomicU64>,
+    feedback: Family<AtomicU64>,
     pub capture_queue_depth: AtomicI64,
     pub capture_queue_capacity: AtomicI64,
     pub capture_written: AtomicU64,
@@ -147,6 +148,7 @@ impl Default for Metrics {
             upstream_ttft: Family::new(&["route", "version"]),
             tokens: Family::new(&["route", "version", "kind"]),
             outcomes: Family::new(&["route", "version", "outcome"]),
+            feedback: Family::new(&["route", "version", "type", "value"]),
             capture_queue_depth: AtomicI64::new(0),
             capture_queue_capacity: AtomicI64::new(0),
             capture_written: AtomicU64::new(0),
@@ -190,6 +192,14 @@ impl Metrics {
                 .get(&[route, version, kind])
                 .fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    /// Counts one piece of feedback. `value` is a fixed label (up, down,
+    /// success, failure) or empty for types without one; never free text.
+    pub fn feedback(&self, route: &str, version: &str, kind: &str, value: &str) {
+        self.feedback
+            .get(&[route, version, kind, value])
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Renders the text exposition format (version 0.0.4).
@@ -242,6 +252,14 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "flywheel_tokens_total{{{l}}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        });
+        header(&mut out, "flywheel_feedback_total", "counter", "Feedback received, by type and value (up/down, success/failure; empty for ratings and text).");
+        self.feedback.each(|l, c| {
+            let _ = writeln!(
+                out,
+                "flywheel_feedback_total{{{l}}} {}",
                 c.load(Ordering::Relaxed)
             );
         });

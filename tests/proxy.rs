@@ -625,11 +625,15 @@ async fn client_leaving_before_the_answer_is_captured_and_cancels_upstream() {
         .method("POST")
         .uri(format!("{}/v1/chat/completions", gw.url))
         .header("x-mock", "delay_ms=3000")
-        .body(http_body_util::Full::new(bytes::Bytes::from_static(CHAT.as_bytes())))
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            CHAT.as_bytes(),
+        )))
         .unwrap();
     let pending = gw.client.request(req);
     // Give up after 200 ms, long before the upstream answers.
-    assert!(tokio::time::timeout(Duration::from_millis(200), pending).await.is_err());
+    assert!(tokio::time::timeout(Duration::from_millis(200), pending)
+        .await
+        .is_err());
     let rows = gw.captured(1).await;
     assert_eq!(rows[0]["outcome"], "client_closed");
     assert_eq!(rows[0]["status"], 499);

@@ -20,7 +20,10 @@ use crate::error::{error_json, GatewayError};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::handler::error_response;
 use crate::proxy::server::Gateway;
-use crate::store::{InteractionRow, ListQuery};
+use crate::store::{FeedbackQuery, InteractionRow, ListQuery};
+
+mod time;
+pub use time::parse_since;
 
 const MAX_LIMIT: usize = 1000;
 
@@ -49,7 +52,8 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request<Incoming>) -> Response<Proxy
         (&Method::GET, ["admin", "v1", "interactions"]) => list(gw, &query).await,
         (&Method::GET, ["admin", "v1", "interactions", id]) => show(gw, id).await,
         (&Method::GET, ["admin", "v1", "stats"]) => stats(gw).await,
-        (_, ["admin", "v1", "interactions" | "stats", ..]) => json_error(
+        (&Method::GET, ["admin", "v1", "feedback"]) => list_feedback(gw, &query).await,
+        (_, ["admin", "v1", "interactions" | "stats" | "feedback", ..]) => json_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "this admin endpoint only accepts GET",
             "method_not_allowed",
@@ -135,17 +139,87 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// The `limit` parameter, or the 400 response explaining it. The response is
+/// large, but this runs once per admin call, far from the hot path.
+#[allow(clippy::result_large_err)]
+fn parse_limit(query: &HashMap<String, String>) -> Result<usize, Response<ProxyBody>> {
+    match query.get("limit").map(|l| l.parse::<usize>()) {
+        None => Ok(20),
+        Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(_) => Err(json_error(
+            StatusCode::BAD_REQUEST,
+            &format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+            "invalid_limit",
+        )),
+    }
+}
+
+fn non_empty(query: &HashMap<String, String>, key: &str) -> Option<String> {
+    query.get(key).filter(|v| !v.is_empty()).cloned()
+}
+
+/// A page of items as `{"object":"list","data":[...],"has_more","next_before"}`;
+/// `rows` holds up to `limit + 1` items, the extra one only telling that more exist.
+fn page<T>(
+    mut rows: Vec<T>,
+    limit: usize,
+    id: impl Fn(&T) -> String,
+    to_json: impl Fn(&T) -> Value,
+) -> Response<ProxyBody> {
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if has_more { rows.last().map(&id) } else { None };
+    let data: Vec<Value> = rows.iter().map(to_json).collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"object": "list", "data": data, "has_more": has_more, "next_before": next}),
+    )
+}
+
+async fn list_feedback(gw: &Arc<Gateway>, query: &HashMap<String, String>) -> Response<ProxyBody> {
+    let limit = match parse_limit(query) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let since_ms = match query.get("since").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => match parse_since(s, std::time::SystemTime::now()) {
+            Some(ms) => Some(ms),
+            None => {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    "since must be an RFC 3339 time (2026-11-25T10:00:00Z), a date, unix seconds, or an age like 30m, 24h, 7d",
+                    "invalid_since",
+                )
+            }
+        },
+    };
+    let q = FeedbackQuery {
+        limit: limit + 1,
+        before: non_empty(query, "before"),
+        since_ms,
+        kind: non_empty(query, "type"),
+        route: non_empty(query, "route"),
+        interaction_id: non_empty(query, "interaction_id"),
+    };
+    match blocking(gw, move |s| s.list_feedback(&q)).await {
+        Ok(rows) => page(rows, limit, |r| r.id.clone(), feedback_json),
+        Err(resp) => resp,
+    }
+}
+
+fn feedback_json(row: &crate::store::FeedbackRow) -> Value {
+    let mut v = serde_json::to_value(row).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("object".into(), Value::from("feedback"));
+    }
+    v
+}
+
 async fn list(gw: &Arc<Gateway>, query: &HashMap<String, String>) -> Response<ProxyBody> {
-    let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
-        None => 20,
-        Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => n,
-        Some(_) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                &format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
-                "invalid_limit",
-            )
-        }
+    let limit = match parse_limit(query) {
+        Ok(l) => l,
+        Err(r) => return r,
     };
     let q = ListQuery {
         // One extra row tells whether another page exists.
@@ -186,7 +260,19 @@ fn body_json(text: &str) -> Value {
 
 async fn show(gw: &Arc<Gateway>, id: &str) -> Response<ProxyBody> {
     let key = id.to_string();
-    let row = match blocking(gw, move |s| s.get_interaction(&key)).await {
+    let found = blocking(gw, move |s| {
+        let row = s.get_interaction(&key)?;
+        let feedback = match &row {
+            Some(_) => s.list_feedback(&FeedbackQuery {
+                limit: MAX_LIMIT,
+                interaction_id: Some(key),
+                ..Default::default()
+            })?,
+            None => Vec::new(),
+        };
+        Ok((row, feedback))
+    });
+    let (row, feedback) = match found.await {
         Ok(r) => r,
         Err(resp) => return resp,
     };
@@ -201,6 +287,10 @@ async fn show(gw: &Arc<Gateway>, id: &str) -> Response<ProxyBody> {
         o.insert(
             "response".into(),
             row.response_body.as_deref().map_or(Value::Null, body_json),
+        );
+        o.insert(
+            "feedback".into(),
+            Value::from(feedback.iter().map(feedback_json).collect::<Vec<_>>()),
         );
     }
     json_response(StatusCode::OK, &v)

@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 
 pub mod assemble;
 pub mod hash;
+pub mod issued;
 pub mod writer;
 
 /// How a request ended.
@@ -132,13 +133,27 @@ pub(crate) enum Message {
 }
 
 /// The sending side of the capture queue. Cheap to share.
+///
+/// It also keeps the [`issued::Issued`] map of ids handed out but not yet
+/// committed: [`CaptureQueue::issue`] adds one when a call starts.
 #[derive(Clone)]
 pub struct CaptureQueue {
     tx: SyncSender<Message>,
     metrics: Arc<Metrics>,
+    issued: Arc<issued::Issued>,
 }
 
 impl CaptureQueue {
+    /// Records that `id` was handed to a client, until its record is committed.
+    pub fn issue(&self, id: uuid::Uuid, served: issued::Served) {
+        self.issued.insert(id, served);
+    }
+
+    /// Where an issued but not yet committed interaction was served.
+    pub fn pending(&self, id: uuid::Uuid) -> Option<issued::Served> {
+        self.issued.get(id)
+    }
+
     /// Hands a record to the writer without waiting. Returns false when it was
     /// dropped (queue full or writer stopped); the drop is counted and logged.
     pub fn submit(&self, record: Interaction) -> bool {

@@ -16,6 +16,7 @@ use bytes::Bytes;
 
 use super::assemble::summarize;
 use super::hash::UserHasher;
+use super::issued::Issued;
 use super::{CaptureQueue, Interaction, Message, Outcome};
 use crate::metrics::Metrics;
 use crate::store::{InteractionRow, Store};
@@ -45,13 +46,24 @@ pub fn start(
     metrics
         .capture_queue_capacity
         .store(config.queue_capacity as i64, Ordering::Relaxed);
+    let issued = Arc::new(Issued::default());
     let queue = CaptureQueue {
         tx: tx.clone(),
         metrics: metrics.clone(),
+        issued: issued.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("flywheel-capture-writer".into())
-        .spawn(move || run(rx, store.as_ref(), &hasher, &config, &metrics))?;
+        .spawn(move || {
+            let writer = Writer {
+                store: store.as_ref(),
+                hasher: &hasher,
+                config: &config,
+                metrics: &metrics,
+                issued: &issued,
+            };
+            writer.run(rx)
+        })?;
     Ok((
         queue,
         WriterHandle {
@@ -87,81 +99,91 @@ impl WriterHandle {
     }
 }
 
-fn run(
-    rx: Receiver<Message>,
-    store: &dyn Store,
-    hasher: &UserHasher,
-    config: &WriterConfig,
-    metrics: &Metrics,
-) {
-    let mut batch: Vec<Interaction> = Vec::with_capacity(config.batch_max);
-    let mut closing: Option<std::sync::mpsc::Sender<()>> = None;
-    loop {
-        // Block for the first record, then take what else is already waiting.
-        match rx.recv() {
-            Ok(Message::Record(r)) => batch.push(*r),
-            Ok(Message::Close(ack)) => closing = Some(ack),
-            Err(_) => break,
-        }
-        while batch.len() < config.batch_max && closing.is_none() {
-            match rx.recv_timeout(Duration::ZERO) {
-                Ok(Message::Record(r)) => batch.push(*r),
-                Ok(Message::Close(ack)) => closing = Some(ack),
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        metrics
-            .capture_queue_depth
-            .fetch_sub(batch.len() as i64, Ordering::Relaxed);
-        write_batch(&mut batch, store, hasher, config, metrics);
-        if let Some(ack) = closing.take() {
-            // Everything queued before the close request is ahead of it in the
-            // channel, so it has been written by now.
-            let _ = ack.send(());
-            return;
-        }
-    }
+struct Writer<'a> {
+    store: &'a dyn Store,
+    hasher: &'a UserHasher,
+    config: &'a WriterConfig,
+    metrics: &'a Metrics,
+    issued: &'a Issued,
 }
 
-fn write_batch(
-    batch: &mut Vec<Interaction>,
-    store: &dyn Store,
-    hasher: &UserHasher,
-    config: &WriterConfig,
-    metrics: &Metrics,
-) {
-    if batch.is_empty() {
-        return;
-    }
-    let rows: Vec<InteractionRow> = batch
-        .drain(..)
-        .map(|r| to_row(r, hasher, config.max_body_bytes, metrics))
-        .collect();
-    // A failing disk gets a few chances with backoff; past that the batch is
-    // dropped (and counted) so the queue keeps moving and the gateway keeps serving.
-    let mut delay = Duration::from_millis(50);
-    for attempt in 1..=4 {
-        match store.insert_interactions(&rows) {
-            Ok(()) => {
-                metrics
-                    .capture_written
-                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
-                metrics.capture_batches.fetch_add(1, Ordering::Relaxed);
+impl Writer<'_> {
+    fn run(&self, rx: Receiver<Message>) {
+        let (config, metrics) = (self.config, self.metrics);
+        let mut batch: Vec<Interaction> = Vec::with_capacity(config.batch_max);
+        let mut closing: Option<std::sync::mpsc::Sender<()>> = None;
+        loop {
+            // Block for the first record, then take what else is already waiting.
+            match rx.recv() {
+                Ok(Message::Record(r)) => batch.push(*r),
+                Ok(Message::Close(ack)) => closing = Some(ack),
+                Err(_) => break,
+            }
+            while batch.len() < config.batch_max && closing.is_none() {
+                match rx.recv_timeout(Duration::ZERO) {
+                    Ok(Message::Record(r)) => batch.push(*r),
+                    Ok(Message::Close(ack)) => closing = Some(ack),
+                    Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            metrics
+                .capture_queue_depth
+                .fetch_sub(batch.len() as i64, Ordering::Relaxed);
+            self.write_batch(&mut batch);
+            if let Some(ack) = closing.take() {
+                // Everything queued before the close request is ahead of it in the
+                // channel, so it has been written by now.
+                let _ = ack.send(());
                 return;
             }
-            Err(e) => {
-                metrics.capture_write_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, attempt, rows = rows.len(), "capture write failed");
-                if attempt < 4 {
-                    std::thread::sleep(delay);
-                    delay *= 4;
+        }
+    }
+
+    fn write_batch(&self, batch: &mut Vec<Interaction>) {
+        if batch.is_empty() {
+            return;
+        }
+        let metrics = self.metrics;
+        let ids: Vec<uuid::Uuid> = batch.iter().map(|r| r.id).collect();
+        let rows: Vec<InteractionRow> = batch
+            .drain(..)
+            .map(|r| to_row(r, self.hasher, self.config.max_body_bytes, metrics))
+            .collect();
+        self.write_rows(&rows);
+        // Committed or given up: either way the ids are no longer pending.
+        for id in ids {
+            self.issued.remove(id);
+        }
+    }
+
+    fn write_rows(&self, rows: &[InteractionRow]) {
+        let (store, metrics) = (self.store, self.metrics);
+        // A failing disk gets a few chances with backoff; past that the batch is
+        // dropped (and counted) so the queue keeps moving and the gateway keeps serving.
+        let mut delay = Duration::from_millis(50);
+        for attempt in 1..=4 {
+            match store.insert_interactions(rows) {
+                Ok(()) => {
+                    metrics
+                        .capture_written
+                        .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                    metrics.capture_batches.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(e) => {
+                    metrics.capture_write_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, attempt, rows = rows.len(), "capture write failed");
+                    if attempt < 4 {
+                        std::thread::sleep(delay);
+                        delay *= 4;
+                    }
                 }
             }
         }
+        metrics
+            .capture_dropped
+            .fetch_add(rows.len() as u64, Ordering::Relaxed);
     }
-    metrics
-        .capture_dropped
-        .fetch_add(rows.len() as u64, Ordering::Relaxed);
 }
 
 /// Joins the captured chunks, cutting at `max` bytes.
@@ -279,6 +301,21 @@ mod tests {
         }
         fn secret(&self, _: &str, init: &dyn Fn() -> Vec<u8>) -> Result<Vec<u8>, StoreError> {
             Ok(init())
+        }
+        fn interaction_served(&self, _: &str) -> Result<Option<(String, String)>, StoreError> {
+            Ok(None)
+        }
+        fn insert_feedback(
+            &self,
+            _: &crate::store::FeedbackRow,
+        ) -> Result<crate::store::FeedbackInsert, StoreError> {
+            Ok(crate::store::FeedbackInsert::Created)
+        }
+        fn list_feedback(
+            &self,
+            _: &crate::store::FeedbackQuery,
+        ) -> Result<Vec<crate::store::FeedbackRow>, StoreError> {
+            Ok(vec![])
         }
     }
 

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::request::Parts;
 
 use super::server::Gateway;
+use crate::capture::issued::Served;
 use crate::capture::{Endpoint, Interaction, Outcome};
 
 /// Status recorded for a call whose client left before any response was sent
@@ -46,9 +47,17 @@ impl Call {
             .metrics
             .in_flight
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = uuid::Uuid::now_v7();
+        gateway.capture.issue(
+            id,
+            Served {
+                route: target.route.clone(),
+                version: target.version.clone(),
+            },
+        );
         Call {
             record: Some(Interaction {
-                id: uuid::Uuid::now_v7(),
+                id,
                 received_at: SystemTime::now(),
                 endpoint,
                 method: parts.method.clone(),

@@ -46,6 +46,7 @@ pub async fn handle(
             r
         }
         (_, p) if p == "/admin" || p.starts_with("/admin/") => crate::admin::handle(&gw, req).await,
+        (&Method::POST, "/v1/feedback") => feedback(gw, req).await,
         _ => proxy(gw, req).await,
     };
     Ok(resp)
@@ -277,4 +278,105 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
     add_gateway_headers(&mut resp, &call);
     call.finish(outcome, vec![collected], false, Some(headers_at), None);
     resp
+}
+
+/// `POST /v1/feedback`: authorized like proxied calls, validated, stored, and
+/// answered 201 with the feedback's id (the same id again for a retry with the
+/// same idempotency key).
+async fn feedback(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> {
+    use crate::feedback::{self, FeedbackError};
+    let (parts, body) = req.into_parts();
+    let app = match authenticate(&gw, &parts.headers) {
+        Ok(app) => app,
+        Err(e) => return error_response(&e),
+    };
+    let limit = feedback::MAX_BODY_BYTES.min(gw.config.server.max_body_bytes);
+    let body = match read_body(body, &parts.headers, limit).await {
+        Ok(b) => b,
+        Err(e) => return error_response(&e),
+    };
+    let header_key = parts
+        .headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok());
+    let new = match feedback::parse(&body, header_key) {
+        Ok(n) => n,
+        Err(FeedbackError::Invalid { param, message }) => {
+            return error_response(&GatewayError::InvalidField { param, message })
+        }
+        Err(e) => return error_response(&GatewayError::BadRequest(e.to_string())),
+    };
+    let user_hash = new
+        .user
+        .as_deref()
+        .or_else(|| {
+            parts
+                .headers
+                .get("x-flywheel-user")
+                .and_then(|v| v.to_str().ok())
+        })
+        .map(|u| gw.user_hasher.hash(u));
+    let worker = gw.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        let pending = |id| {
+            worker
+                .capture
+                .pending(id)
+                .map(|s| (s.route.to_string(), s.version.to_string()))
+        };
+        feedback::submit(
+            &worker.store,
+            &pending,
+            new,
+            app.as_deref(),
+            user_hash,
+            &|v| v,
+        )
+    })
+    .await;
+    let (row, replayed) = match stored {
+        Ok(Ok(r)) => r,
+        Ok(Err(FeedbackError::UnknownInteraction(id))) => {
+            return error_response(&GatewayError::NotFound(format!(
+                "no interaction with id {id}; send the x-flywheel-interaction-id of a response from this gateway"
+            )))
+        }
+        Ok(Err(e @ FeedbackError::KeyReused(_))) => return error_response(&GatewayError::Conflict(e.to_string())),
+        Ok(Err(FeedbackError::Invalid { param, message })) => {
+            return error_response(&GatewayError::InvalidField { param, message })
+        }
+        Ok(Err(FeedbackError::Store(e))) => {
+            tracing::error!(error = %e, "feedback write failed");
+            return error_response(&GatewayError::Internal);
+        }
+        Err(_) => return error_response(&GatewayError::Internal),
+    };
+    if !replayed {
+        gw.metrics.feedback(
+            &row.route,
+            &row.version,
+            &row.kind,
+            row.label.as_deref().unwrap_or(""),
+        );
+    }
+    let answer = serde_json::json!({
+        "id": row.id,
+        "object": "feedback",
+        "interaction_id": row.interaction_id,
+        "type": row.kind,
+        "created_at": row.created_at_ms / 1000,
+    });
+    let mut r = Response::new(ProxyBody::full(
+        serde_json::to_vec(&answer).unwrap_or_default(),
+    ));
+    *r.status_mut() = StatusCode::CREATED;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if replayed {
+        h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    r
 }

@@ -53,6 +53,8 @@ pub struct Gateway {
     pub store: Arc<dyn Store>,
     /// Client keys as (app name, SHA-256 of the key).
     pub client_keys: Vec<(Arc<str>, [u8; 32])>,
+    /// Hashes user ids given with feedback, with the same key as capture.
+    pub user_hasher: UserHasher,
     target: Target,
     draining: AtomicBool,
 }
@@ -76,9 +78,10 @@ impl Gateway {
             }
         };
         let metrics = Arc::new(Metrics::default());
+        let user_hasher = UserHasher::new(&secret);
         let (capture, writer) = writer::start(
             store.clone(),
-            UserHasher::new(&secret),
+            user_hasher.clone(),
             WriterConfig {
                 queue_capacity: config.capture.queue_capacity,
                 batch_max: config.capture.batch_max,
@@ -108,6 +111,7 @@ impl Gateway {
             metrics,
             store,
             client_keys,
+            user_hasher,
             target,
             draining: AtomicBool::new(false),
         };

@@ -83,6 +83,50 @@ pub struct ListQuery {
     pub route: Option<String>,
 }
 
+/// One piece of feedback, as stored.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct FeedbackRow {
+    pub id: String,
+    pub interaction_id: String,
+    pub created_at_ms: i64,
+    pub route: String,
+    pub version: String,
+    /// `thumbs`, `rating`, `correction`, `comment` or `outcome`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: serde_json::Value,
+    /// Low-cardinality summary: `up`/`down` for thumbs, `success`/`failure` for outcomes.
+    pub label: Option<String>,
+    /// The feedback on a 0..1 scale where it has one (thumbs, ratings, outcomes).
+    pub score: Option<f64>,
+    pub scale: Option<[f64; 2]>,
+    pub app: Option<String>,
+    pub user_hash: Option<String>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub idempotency_key: Option<String>,
+    #[serde(skip)]
+    pub request_hash: String,
+}
+
+/// What storing feedback did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedbackInsert {
+    Created,
+    /// The idempotency key was seen before: this is the feedback stored then.
+    Existing(Box<FeedbackRow>),
+}
+
+/// A page of feedback, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct FeedbackQuery {
+    pub limit: usize,
+    pub before: Option<String>,
+    pub since_ms: Option<i64>,
+    pub kind: Option<String>,
+    pub route: Option<String>,
+    pub interaction_id: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Stats {
     pub interactions_total: u64,
@@ -93,6 +137,11 @@ pub struct Stats {
     pub completion_tokens: u64,
     pub first_at_ms: Option<i64>,
     pub last_at_ms: Option<i64>,
+    pub feedback_total: u64,
+    /// Feedback counts by type.
+    pub feedback_by_type: BTreeMap<String, u64>,
+    /// Feedback counts by label (`up`, `down`, `success`, `failure`).
+    pub feedback_by_label: BTreeMap<String, u64>,
 }
 
 /// What every storage backend provides.
@@ -104,6 +153,12 @@ pub trait Store: Send + Sync + 'static {
     /// One interaction with its bodies.
     fn get_interaction(&self, id: &str) -> Result<Option<InteractionRow>, StoreError>;
     fn stats(&self) -> Result<Stats, StoreError>;
+    /// The route and version that served a stored interaction.
+    fn interaction_served(&self, id: &str) -> Result<Option<(String, String)>, StoreError>;
+    /// Stores feedback unless its idempotency key was already used (then returns
+    /// what was stored under it).
+    fn insert_feedback(&self, row: &FeedbackRow) -> Result<FeedbackInsert, StoreError>;
+    fn list_feedback(&self, q: &FeedbackQuery) -> Result<Vec<FeedbackRow>, StoreError>;
     /// Returns the named secret, creating it with `init` on first use, so that a
     /// zero-config gateway keeps stable user hashes across restarts.
     fn secret(&self, name: &str, init: &dyn Fn() -> Vec<u8>) -> Result<Vec<u8>, StoreError>;
