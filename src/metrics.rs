@@ -137,6 +137,8 @@ pub struct Metrics {
     pub capture_dropped: AtomicU64,
     pub capture_write_errors: AtomicU64,
     pub capture_batches: AtomicU64,
+    pub redaction_failures: AtomicU64,
+    pub pii_redacted: AtomicU64,
     pub in_flight: AtomicI64,
 }
 
@@ -155,6 +157,8 @@ impl Default for Metrics {
             capture_dropped: AtomicU64::new(0),
             capture_write_errors: AtomicU64::new(0),
             capture_batches: AtomicU64::new(0),
+            redaction_failures: AtomicU64::new(0),
+            pii_redacted: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
         }
     }
@@ -287,7 +291,17 @@ impl Metrics {
             header(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {v}");
         }
-        let counters: [(&str, &str, u64); 4] = [
+        let counters: [(&str, &str, u64); 6] = [
+            (
+                "flywheel_redaction_failures_total",
+                "Records whose text was not stored because redaction could not run.",
+                self.redaction_failures.load(Ordering::Relaxed),
+            ),
+            (
+                "flywheel_pii_redacted_total",
+                "PII matches replaced before storage.",
+                self.pii_redacted.load(Ordering::Relaxed),
+            ),
             (
                 "flywheel_capture_written_total",
                 "Capture records committed to the store.",

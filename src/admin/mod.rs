@@ -22,6 +22,7 @@ use crate::proxy::handler::error_response;
 use crate::proxy::server::Gateway;
 use crate::store::{FeedbackQuery, InteractionRow, ListQuery};
 
+mod privacy;
 mod time;
 pub use time::parse_since;
 
@@ -45,17 +46,32 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request<Incoming>) -> Response<Proxy
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return r;
     }
-    let query = parse_query(req.uri().query().unwrap_or(""));
-    let path = req.uri().path().trim_end_matches('/');
+    let (parts, body) = req.into_parts();
+    let query = parse_query(parts.uri.query().unwrap_or(""));
+    let path = parts.uri.path().trim_end_matches('/');
     let segments: Vec<&str> = path.split('/').skip(1).collect();
-    match (req.method(), segments.as_slice()) {
+    match (&parts.method, segments.as_slice()) {
         (&Method::GET, ["admin", "v1", "interactions"]) => list(gw, &query).await,
         (&Method::GET, ["admin", "v1", "interactions", id]) => show(gw, id).await,
+        (&Method::GET, ["admin", "v1", "interactions", id, "raw"]) => privacy::raw(gw, id).await,
         (&Method::GET, ["admin", "v1", "stats"]) => stats(gw).await,
         (&Method::GET, ["admin", "v1", "feedback"]) => list_feedback(gw, &query).await,
-        (_, ["admin", "v1", "interactions" | "stats" | "feedback", ..]) => json_error(
+        (&Method::GET, ["admin", "v1", "events"]) => list_events(gw, &query).await,
+        (&Method::POST, ["admin", "v1", "privacy", "forget"]) => privacy::forget(gw, body).await,
+        (&Method::POST, ["admin", "v1", "privacy", "purge"]) => {
+            let dry_run = query
+                .get("dry_run")
+                .is_some_and(|v| v.is_empty() || v == "true" || v == "1");
+            privacy::purge(gw, dry_run).await
+        }
+        (_, ["admin", "v1", "interactions" | "stats" | "feedback" | "events", ..]) => json_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "this admin endpoint only accepts GET",
+            "method_not_allowed",
+        ),
+        (_, ["admin", "v1", "privacy", ..]) => json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "privacy actions are POST /admin/v1/privacy/forget and POST /admin/v1/privacy/purge",
             "method_not_allowed",
         ),
         _ => error_response(&GatewayError::NotFound(format!(
@@ -294,6 +310,34 @@ async fn show(gw: &Arc<Gateway>, id: &str) -> Response<ProxyBody> {
         );
     }
     json_response(StatusCode::OK, &v)
+}
+
+async fn list_events(gw: &Arc<Gateway>, query: &HashMap<String, String>) -> Response<ProxyBody> {
+    let limit = match parse_limit(query) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let before = non_empty(query, "before");
+    let kind = non_empty(query, "kind");
+    match blocking(gw, move |s| {
+        s.list_events(limit + 1, before.as_deref(), kind.as_deref())
+    })
+    .await
+    {
+        Ok(rows) => page(
+            rows,
+            limit,
+            |r| r.id.clone(),
+            |r| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("object".into(), Value::from("event"));
+                }
+                v
+            },
+        ),
+        Err(resp) => resp,
+    }
 }
 
 async fn stats(gw: &Arc<Gateway>) -> Response<ProxyBody> {

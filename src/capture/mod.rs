@@ -19,6 +19,10 @@ use crate::metrics::Metrics;
 pub mod assemble;
 pub mod hash;
 pub mod issued;
+pub mod privacy;
+pub mod redact;
+pub mod retention;
+pub mod vault;
 pub mod writer;
 
 /// How a request ended.

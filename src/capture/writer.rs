@@ -17,6 +17,7 @@ use bytes::Bytes;
 use super::assemble::summarize;
 use super::hash::UserHasher;
 use super::issued::Issued;
+use super::privacy::{Privacy, RedactionFailed};
 use super::{CaptureQueue, Interaction, Message, Outcome};
 use crate::metrics::Metrics;
 use crate::store::{InteractionRow, Store};
@@ -38,7 +39,7 @@ pub struct WriterHandle {
 /// Starts the writer thread and returns the queue the hot path submits to.
 pub fn start(
     store: Arc<dyn Store>,
-    hasher: UserHasher,
+    maker: RowMaker,
     config: WriterConfig,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<(CaptureQueue, WriterHandle)> {
@@ -57,7 +58,7 @@ pub fn start(
         .spawn(move || {
             let writer = Writer {
                 store: store.as_ref(),
-                hasher: &hasher,
+                maker: &maker,
                 config: &config,
                 metrics: &metrics,
                 issued: &issued,
@@ -101,7 +102,7 @@ impl WriterHandle {
 
 struct Writer<'a> {
     store: &'a dyn Store,
-    hasher: &'a UserHasher,
+    maker: &'a RowMaker,
     config: &'a WriterConfig,
     metrics: &'a Metrics,
     issued: &'a Issued,
@@ -147,7 +148,7 @@ impl Writer<'_> {
         let ids: Vec<uuid::Uuid> = batch.iter().map(|r| r.id).collect();
         let rows: Vec<InteractionRow> = batch
             .drain(..)
-            .map(|r| to_row(r, self.hasher, self.config.max_body_bytes, metrics))
+            .map(|r| self.maker.row(r, metrics))
             .collect();
         self.write_rows(&rows);
         // Committed or given up: either way the ids are no longer pending.
@@ -197,64 +198,127 @@ fn join_capped(chunks: &[Bytes], max: usize) -> (Vec<u8>, bool) {
     (out, total > max)
 }
 
-/// Turns a hot-path record into a stored row: assembles the response, counts
-/// tokens and hashes the user id.
-pub fn to_row(
-    r: Interaction,
-    hasher: &UserHasher,
-    max_body: usize,
-    metrics: &Metrics,
-) -> InteractionRow {
-    let (response, response_cut) = join_capped(&r.response, max_body);
-    let request_cut = r.request_body.len() > max_body;
-    let request = &r.request_body[..r.request_body.len().min(max_body)];
-    let summary = summarize(
-        r.endpoint,
-        request,
-        &response,
-        r.response_is_sse,
-        r.outcome == Outcome::Ok,
-    );
-    if let Some(u) = summary.usage {
-        metrics.tokens(&r.route, &r.version, "prompt", u.prompt.max(0) as u64);
-        metrics.tokens(
-            &r.route,
-            &r.version,
-            "completion",
-            u.completion.max(0) as u64,
+/// Turns hot-path records into stored rows.
+pub struct RowMaker {
+    pub hasher: UserHasher,
+    pub privacy: Arc<Privacy>,
+    /// Largest body kept per record (`capture.max_body_bytes`).
+    pub max_body: usize,
+}
+
+impl RowMaker {
+    /// Assembles the response, counts tokens, hashes the user id, seals the raw
+    /// payload when configured and redacts the text.
+    pub fn row(&self, r: Interaction, metrics: &Metrics) -> InteractionRow {
+        let max_body = self.max_body;
+        let (response, response_cut) = join_capped(&r.response, max_body);
+        let request_cut = r.request_body.len() > max_body;
+        let request = &r.request_body[..r.request_body.len().min(max_body)];
+        let summary = summarize(
+            r.endpoint,
+            request,
+            &response,
+            r.response_is_sse,
+            r.outcome == Outcome::Ok,
         );
-    }
-    InteractionRow {
-        id: r.id.to_string(),
-        created_at_ms: r
-            .received_at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64),
-        endpoint: r.endpoint.as_str().to_string(),
-        method: r.method.to_string(),
-        path: r.path,
-        route: r.route.to_string(),
-        requested_model: r.requested_model,
-        version: r.version.to_string(),
-        upstream: r.upstream.to_string(),
-        status: r.status,
-        outcome: r.outcome.as_str().to_string(),
-        stream: r.stream,
-        request_body: String::from_utf8_lossy(request).into_owned(),
-        response_body: summary.response,
-        truncated: r.truncated || response_cut || request_cut,
-        finish_reason: summary.finish_reason,
-        latency_ms: r.latency.as_secs_f64() * 1e3,
-        ttft_ms: r.ttft.map(|d| d.as_secs_f64() * 1e3),
-        prompt_tokens: summary.usage.map(|u| u.prompt),
-        completion_tokens: summary.usage.map(|u| u.completion),
-        total_tokens: summary.usage.map(|u| u.total),
-        tokens_estimated: summary.usage.is_some_and(|u| u.estimated),
-        app: r.app.map(|a| a.to_string()),
-        user_hash: r.user.as_deref().map(|u| hasher.hash(u)),
-        session_id: r.session,
-        metadata: r.metadata.into_iter().collect(),
-        error: r.error.or(summary.error),
+        if let Some(u) = summary.usage {
+            metrics.tokens(&r.route, &r.version, "prompt", u.prompt.max(0) as u64);
+            metrics.tokens(
+                &r.route,
+                &r.version,
+                "completion",
+                u.completion.max(0) as u64,
+            );
+        }
+        let id = r.id.to_string();
+        let request_text = String::from_utf8_lossy(request).into_owned();
+        let response_text = summary.response;
+        let mut error = r.error.or(summary.error);
+        let mut metadata: std::collections::BTreeMap<String, String> =
+            r.metadata.into_iter().collect();
+        let privacy = &self.privacy;
+        let raw = privacy.vault.as_ref().and_then(|vault| {
+        let payload = serde_json::json!({"request": request_text, "response": response_text, "error": error});
+        match vault.seal(payload.to_string().as_bytes(), id.as_bytes()) {
+            Ok(sealed) => Some(sealed),
+            Err(e) => {
+                tracing::error!(error = %e, "raw payload not kept");
+                None
+            }
+        }
+    });
+        let redacted = (|| -> Result<_, RedactionFailed> {
+            let (request, a) = privacy.body(&request_text)?;
+            let (response, b) = match &response_text {
+                Some(t) => {
+                    let (t, n) = privacy.body(t)?;
+                    (Some(t), n)
+                }
+                None => (None, 0),
+            };
+            let mut n = a + b;
+            if let Some(e) = &error {
+                let (e, c) = privacy.text(e)?;
+                n += c;
+                error = Some(e);
+            }
+            for v in metadata.values_mut() {
+                let (t, c) = privacy.text(v)?;
+                n += c;
+                *v = t;
+            }
+            Ok((request, response, n))
+        })();
+        let (request_body, response_body, pii_found, redaction) = match redacted {
+            Ok((req, resp, n)) => {
+                metrics.pii_redacted.fetch_add(n as u64, Ordering::Relaxed);
+                let state = if privacy.redacts() { "redacted" } else { "off" };
+                (req, resp, n as i64, state)
+            }
+            Err(RedactionFailed) => {
+                // Fail closed: keep the row's numbers, drop every piece of text.
+                metrics.redaction_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(id = %id, "redaction failed; the record's text is not stored");
+                error = None;
+                metadata.clear();
+                (String::new(), None, 0, "failed")
+            }
+        };
+        InteractionRow {
+            id,
+            created_at_ms: r
+                .received_at
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            endpoint: r.endpoint.as_str().to_string(),
+            method: r.method.to_string(),
+            path: r.path,
+            route: r.route.to_string(),
+            requested_model: r.requested_model,
+            version: r.version.to_string(),
+            upstream: r.upstream.to_string(),
+            status: r.status,
+            outcome: r.outcome.as_str().to_string(),
+            stream: r.stream,
+            request_body,
+            response_body,
+            truncated: r.truncated || response_cut || request_cut,
+            finish_reason: summary.finish_reason,
+            latency_ms: r.latency.as_secs_f64() * 1e3,
+            ttft_ms: r.ttft.map(|d| d.as_secs_f64() * 1e3),
+            prompt_tokens: summary.usage.map(|u| u.prompt),
+            completion_tokens: summary.usage.map(|u| u.completion),
+            total_tokens: summary.usage.map(|u| u.total),
+            tokens_estimated: summary.usage.is_some_and(|u| u.estimated),
+            app: r.app.map(|a| a.to_string()),
+            user_hash: r.user.as_deref().map(|u| self.hasher.hash(u)),
+            session_id: r.session,
+            metadata,
+            error,
+            redaction: redaction.to_string(),
+            pii_found,
+            raw,
+        }
     }
 }
 
@@ -262,19 +326,35 @@ pub fn to_row(
 mod tests {
     use super::*;
     use crate::capture::Endpoint;
-    use crate::store::{ListQuery, Stats, StoreError};
+    use crate::store::{
+        EventRow, FeedbackInsert, FeedbackQuery, FeedbackRow, ListQuery, PurgeCutoffs, Removed,
+        Stats, StoreError,
+    };
     use std::sync::{Condvar, Mutex};
     use std::time::SystemTime;
 
-    /// A store whose writes wait until the test opens the gate, to fill the queue.
-    #[derive(Default)]
+    /// A real store whose interaction writes wait until the test opens the
+    /// gate, to fill the queue; every other call goes straight through.
     struct GatedStore {
+        inner: crate::store::sqlite::SqliteStore,
+        _dir: tempfile::TempDir,
         open: Mutex<bool>,
         cv: Condvar,
         rows: Mutex<Vec<InteractionRow>>,
     }
 
     impl GatedStore {
+        fn new() -> GatedStore {
+            let dir = tempfile::tempdir().unwrap();
+            GatedStore {
+                inner: crate::store::sqlite::SqliteStore::open(&dir.path().join("g.db")).unwrap(),
+                _dir: dir,
+                open: Mutex::new(false),
+                cv: Condvar::new(),
+                rows: Mutex::new(Vec::new()),
+            }
+        }
+
         fn open(&self) {
             *self.open.lock().unwrap() = true;
             self.cv.notify_all();
@@ -288,34 +368,61 @@ mod tests {
                 open = self.cv.wait(open).unwrap();
             }
             self.rows.lock().unwrap().extend_from_slice(rows);
-            Ok(())
+            self.inner.insert_interactions(rows)
         }
-        fn list_interactions(&self, _: &ListQuery) -> Result<Vec<InteractionRow>, StoreError> {
-            Ok(vec![])
+        fn list_interactions(&self, q: &ListQuery) -> Result<Vec<InteractionRow>, StoreError> {
+            self.inner.list_interactions(q)
         }
-        fn get_interaction(&self, _: &str) -> Result<Option<InteractionRow>, StoreError> {
-            Ok(None)
+        fn get_interaction(&self, id: &str) -> Result<Option<InteractionRow>, StoreError> {
+            self.inner.get_interaction(id)
         }
         fn stats(&self) -> Result<Stats, StoreError> {
-            Ok(Stats::default())
+            self.inner.stats()
         }
-        fn secret(&self, _: &str, init: &dyn Fn() -> Vec<u8>) -> Result<Vec<u8>, StoreError> {
-            Ok(init())
+        fn secret(&self, name: &str, init: &dyn Fn() -> Vec<u8>) -> Result<Vec<u8>, StoreError> {
+            self.inner.secret(name, init)
         }
-        fn interaction_served(&self, _: &str) -> Result<Option<(String, String)>, StoreError> {
-            Ok(None)
+        fn interaction_served(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
+            self.inner.interaction_served(id)
         }
-        fn insert_feedback(
+        fn insert_feedback(&self, row: &FeedbackRow) -> Result<FeedbackInsert, StoreError> {
+            self.inner.insert_feedback(row)
+        }
+        fn list_feedback(&self, q: &FeedbackQuery) -> Result<Vec<FeedbackRow>, StoreError> {
+            self.inner.list_feedback(q)
+        }
+        fn get_raw(&self, id: &str) -> Result<Option<crate::capture::vault::Sealed>, StoreError> {
+            self.inner.get_raw(id)
+        }
+        fn forget_user(&self, user_hash: &str) -> Result<Removed, StoreError> {
+            self.inner.forget_user(user_hash)
+        }
+        fn purge(
             &self,
-            _: &crate::store::FeedbackRow,
-        ) -> Result<crate::store::FeedbackInsert, StoreError> {
-            Ok(crate::store::FeedbackInsert::Created)
+            cutoffs: PurgeCutoffs,
+            batch: usize,
+            dry_run: bool,
+        ) -> Result<Removed, StoreError> {
+            self.inner.purge(cutoffs, batch, dry_run)
         }
-        fn list_feedback(
+        fn record_event(&self, event: &EventRow) -> Result<(), StoreError> {
+            self.inner.record_event(event)
+        }
+        fn list_events(
             &self,
-            _: &crate::store::FeedbackQuery,
-        ) -> Result<Vec<crate::store::FeedbackRow>, StoreError> {
-            Ok(vec![])
+            limit: usize,
+            before: Option<&str>,
+            kind: Option<&str>,
+        ) -> Result<Vec<EventRow>, StoreError> {
+            self.inner.list_events(limit, before, kind)
+        }
+    }
+
+    fn maker(max_body: usize) -> RowMaker {
+        RowMaker {
+            hasher: UserHasher::new(b"k"),
+            privacy: Arc::new(Privacy::off()),
+            max_body,
         }
     }
 
@@ -351,15 +458,14 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_and_counts_and_close_flushes_the_rest() {
-        let store = Arc::new(GatedStore::default());
+        let store = Arc::new(GatedStore::new());
         let metrics = Arc::new(Metrics::default());
         let cfg = WriterConfig {
             queue_capacity: 4,
             batch_max: 2,
             max_body_bytes: 1 << 20,
         };
-        let (queue, handle) =
-            start(store.clone(), UserHasher::new(b"k"), cfg, metrics.clone()).unwrap();
+        let (queue, handle) = start(store.clone(), maker(1 << 20), cfg, metrics.clone()).unwrap();
         // The writer takes the first record(s) and blocks in the store; then the
         // queue fills up to its capacity and the rest are dropped.
         let mut accepted = 0;
@@ -398,12 +504,7 @@ mod tests {
     #[test]
     fn rows_carry_usage_and_only_the_hashed_user() {
         let metrics = Metrics::default();
-        let row = to_row(
-            record(Some("alice@example.com")),
-            &UserHasher::new(b"k"),
-            1 << 20,
-            &metrics,
-        );
+        let row = maker(1 << 20).row(record(Some("alice@example.com")), &metrics);
         assert_eq!(row.total_tokens, Some(3));
         assert!(!row.tokens_estimated);
         assert_eq!(row.finish_reason.as_deref(), Some("stop"));
@@ -415,7 +516,7 @@ mod tests {
     #[test]
     fn bodies_over_the_limit_are_cut_and_flagged() {
         let metrics = Metrics::default();
-        let row = to_row(record(None), &UserHasher::new(b"k"), 10, &metrics);
+        let row = maker(10).row(record(None), &metrics);
         assert!(row.truncated);
         assert!(row.request_body.len() <= 10);
     }

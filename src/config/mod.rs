@@ -45,6 +45,8 @@ pub const RESERVED_ENV: &[&str] = &[
     "FLYWHEEL_LOG",
     "FLYWHEEL_LOG_FORMAT",
     "FLYWHEEL_CONFIG",
+    "FLYWHEEL_RAW_KEY",
+    "FLYWHEEL_API_KEY",
 ];
 
 /// The file as written. Every field is optional so that a file, the
@@ -62,6 +64,54 @@ pub struct RawConfig {
     pub admin: RawAdmin,
     #[serde(default)]
     pub auth: RawAuth,
+    #[serde(default)]
+    pub privacy: RawPrivacy,
+    #[serde(default)]
+    pub retention: RawRetention,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrivacy {
+    /// Strip PII from everything written to the capture store. Default true.
+    pub redact: Option<bool>,
+    /// Per PII type, what replaces a match: `replace` (`<EMAIL>`), `mask`
+    /// (`*******1234`) or `hash` (`<EMAIL:3f2a...>`, a keyed hash). Default replace.
+    #[serde(default)]
+    pub actions: BTreeMap<String, String>,
+    /// Extra patterns to redact, each with a name (its placeholder) and an action.
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+    /// Keep the unredacted request and response too, encrypted (AES-256-GCM) in a
+    /// table of their own. Default false: no unredacted text ever reaches disk.
+    pub keep_raw: Option<bool>,
+    /// Environment variable holding the raw-payload key: 64 hex characters. Default `FLYWHEEL_RAW_KEY`.
+    pub raw_key_env: Option<String>,
+    /// File holding the raw-payload key (64 hex characters), instead of the environment.
+    pub raw_key_file: Option<PathBuf>,
+    /// Name of the key, stored with each payload so keys can be rotated. Default `k1`.
+    pub raw_key_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub name: String,
+    pub pattern: String,
+    pub action: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// Days raw (unredacted, encrypted) payloads are kept; 0 keeps them forever. Default 7.
+    pub raw_days: Option<u64>,
+    /// Days captured interactions and their feedback are kept; 0 keeps them forever. Default 0.
+    pub capture_days: Option<u64>,
+    /// Seconds between retention sweeps. Default 3600.
+    pub interval_secs: Option<u64>,
+    /// Rows deleted per transaction, so a sweep never holds the writer for long. Default 1000.
+    pub batch: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -165,6 +215,58 @@ pub struct Config {
     pub capture: CaptureConfig,
     pub admin: AdminConfig,
     pub auth: AuthConfig,
+    pub privacy: PrivacyConfig,
+    pub retention: RetentionConfig,
+}
+
+/// What replaces a PII match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedactAction {
+    Replace,
+    Mask,
+    Hash,
+}
+
+/// The PII types the redactor knows, as named in `[privacy.actions]`.
+pub const PII_TYPES: [&str; 8] = [
+    "email",
+    "phone",
+    "credit_card",
+    "iban",
+    "ssn",
+    "ip_address",
+    "mac_address",
+    "secret",
+];
+
+#[derive(Clone)]
+pub struct PrivacyConfig {
+    pub redact: bool,
+    pub actions: BTreeMap<String, RedactAction>,
+    /// Extra rules: (name, pattern, action).
+    pub rules: Vec<(String, String, RedactAction)>,
+    /// The raw-payload key and its id, when `keep_raw` is on.
+    pub raw_key: Option<([u8; 32], String)>,
+}
+
+impl std::fmt::Debug for PrivacyConfig {
+    // The raw key is a secret: only its id is printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivacyConfig")
+            .field("redact", &self.redact)
+            .field("actions", &self.actions)
+            .field("rules", &self.rules)
+            .field("raw_key_id", &self.raw_key.as_ref().map(|k| &k.1))
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    pub raw_days: u64,
+    pub capture_days: u64,
+    pub interval: Duration,
+    pub batch: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -283,7 +385,15 @@ impl Config {
 /// names contain no underscore, so the first one splits section from key. Values
 /// are read as TOML when they parse (numbers, booleans), else as strings.
 fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
-    const SECTIONS: &[&str] = &["server", "upstream", "capture", "admin", "auth"];
+    const SECTIONS: &[&str] = &[
+        "server",
+        "upstream",
+        "capture",
+        "admin",
+        "auth",
+        "privacy",
+        "retention",
+    ];
     for (name, value) in env {
         let Some(rest) = name.strip_prefix("FLYWHEEL_") else {
             continue;
@@ -493,14 +603,113 @@ impl RawConfig {
             pass_client_key: self.auth.pass_client_key.unwrap_or(false),
             keys,
         };
+        let privacy = validate_privacy(self.privacy, env)?;
+        let r = self.retention;
+        let retention = RetentionConfig {
+            raw_days: r.raw_days.unwrap_or(7),
+            capture_days: r.capture_days.unwrap_or(0),
+            interval: Duration::from_secs(r.interval_secs.unwrap_or(3600).max(1)),
+            batch: r.batch.unwrap_or(1000).clamp(1, 100_000),
+        };
         Ok(Config {
             server,
             upstream,
             capture,
             admin,
             auth,
+            privacy,
+            retention,
         })
     }
+}
+
+fn parse_action(key: &str, text: &str) -> Result<RedactAction, ConfigError> {
+    match text {
+        "replace" => Ok(RedactAction::Replace),
+        "mask" => Ok(RedactAction::Mask),
+        "hash" => Ok(RedactAction::Hash),
+        other => Err(invalid(
+            key,
+            format!("`{other}` is not an action; use replace, mask or hash"),
+        )),
+    }
+}
+
+fn validate_privacy(
+    p: RawPrivacy,
+    env: &BTreeMap<String, String>,
+) -> Result<PrivacyConfig, ConfigError> {
+    let mut actions = BTreeMap::new();
+    for (kind, action) in p.actions {
+        if !PII_TYPES.contains(&kind.as_str()) {
+            return Err(invalid(
+                &format!("privacy.actions.{kind}"),
+                format!("unknown PII type; the types are {}", PII_TYPES.join(", ")),
+            ));
+        }
+        let key = format!("privacy.actions.{kind}");
+        actions.insert(kind, parse_action(&key, &action)?);
+    }
+    let mut rules = Vec::new();
+    for (i, rule) in p.rules.into_iter().enumerate() {
+        let key = format!("privacy.rules[{i}]");
+        let name_ok = !rule.name.is_empty()
+            && rule.name.len() <= 32
+            && rule
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if !name_ok {
+            return Err(invalid(
+                &format!("{key}.name"),
+                "must be 1 to 32 characters of A-Z, 0-9 and _ (it becomes the placeholder <NAME>)",
+            ));
+        }
+        if let Err(e) = regex::Regex::new(&rule.pattern) {
+            return Err(invalid(
+                &format!("{key}.pattern"),
+                format!("is not a valid regular expression: {e}"),
+            ));
+        }
+        let action = match &rule.action {
+            Some(a) => parse_action(&format!("{key}.action"), a)?,
+            None => RedactAction::Replace,
+        };
+        rules.push((rule.name, rule.pattern, action));
+    }
+    let raw_key = if p.keep_raw.unwrap_or(false) {
+        let var = p
+            .raw_key_env
+            .clone()
+            .unwrap_or_else(|| "FLYWHEEL_RAW_KEY".into());
+        let text = match &p.raw_key_file {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| {
+                invalid("privacy.raw_key_file", format!("cannot read {}: {e}", path.display()))
+            })?,
+            None => lookup_secret(env, &var).ok_or_else(|| {
+                invalid(
+                    "privacy.keep_raw",
+                    format!("keep_raw needs a key: set {var} to 64 hex characters (e.g. `openssl rand -hex 32`) or privacy.raw_key_file"),
+                )
+            })?,
+        };
+        let key = parse_sha256_hex(&text).ok_or_else(|| {
+            invalid("privacy.raw_key_env", "the raw-payload key must be 64 hex characters (32 bytes), e.g. from `openssl rand -hex 32`")
+        })?;
+        let id = p.raw_key_id.unwrap_or_else(|| "k1".into());
+        if id.is_empty() || id.len() > 32 {
+            return Err(invalid("privacy.raw_key_id", "must be 1 to 32 characters"));
+        }
+        Some((key, id))
+    } else {
+        None
+    };
+    Ok(PrivacyConfig {
+        redact: p.redact.unwrap_or(true),
+        actions,
+        rules,
+        raw_key,
+    })
 }
 
 /// Parses 64 hex characters into 32 bytes.

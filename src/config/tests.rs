@@ -175,3 +175,65 @@ fn unknown_env_key_rejected() {
     ));
     assert!(msg.contains("listn"), "{msg}");
 }
+
+const UP: &str = "[upstream]\nurl = \"http://a/v1\"\n";
+
+#[test]
+fn privacy_defaults_redact_and_keep_no_raw() {
+    let c = load_str(UP, &[]).unwrap();
+    assert!(c.privacy.redact);
+    assert!(c.privacy.raw_key.is_none());
+    assert_eq!(c.retention.raw_days, 7);
+    assert_eq!(c.retention.capture_days, 0);
+}
+
+#[test]
+fn privacy_rejections_name_the_key() {
+    let msg = err_text(load_str(
+        &format!("{UP}[privacy.actions]\nemial = \"mask\"\n"),
+        &[],
+    ));
+    assert!(
+        msg.contains("privacy.actions.emial") && msg.contains("email"),
+        "{msg}"
+    );
+    let msg = err_text(load_str(
+        &format!("{UP}[privacy.actions]\nemail = \"blur\"\n"),
+        &[],
+    ));
+    assert!(msg.contains("replace, mask or hash"), "{msg}");
+    let msg = err_text(load_str(
+        &format!("{UP}[[privacy.rules]]\nname = \"ORDER\"\npattern = \"(\"\n"),
+        &[],
+    ));
+    assert!(msg.contains("privacy.rules[0].pattern"), "{msg}");
+    let msg = err_text(load_str(
+        &format!("{UP}[[privacy.rules]]\nname = \"order id\"\npattern = \"x\"\n"),
+        &[],
+    ));
+    assert!(msg.contains("privacy.rules[0].name"), "{msg}");
+    let msg = err_text(load_str(&format!("{UP}[privacy]\nkeep_raw = true\n"), &[]));
+    assert!(
+        msg.contains("FLYWHEEL_RAW_KEY") && msg.contains("openssl rand -hex 32"),
+        "{msg}"
+    );
+    let msg = err_text(load_str(
+        &format!("{UP}[privacy]\nkeep_raw = true\n"),
+        &[("FLYWHEEL_RAW_KEY", "short")],
+    ));
+    assert!(msg.contains("64 hex"), "{msg}");
+}
+
+#[test]
+fn raw_key_from_env_is_kept_secret() {
+    let key = "ab".repeat(32);
+    let c = load_str(
+        &format!("{UP}[privacy]\nkeep_raw = true\nraw_key_id = \"2026-11\"\n"),
+        &[("FLYWHEEL_RAW_KEY", &key)],
+    )
+    .unwrap();
+    let (bytes, id) = c.privacy.raw_key.clone().unwrap();
+    assert_eq!(bytes, [0xab; 32]);
+    assert_eq!(id, "2026-11");
+    assert!(!format!("{c:?}").contains(&key));
+}

@@ -260,7 +260,7 @@ pub fn submit(
     new: NewFeedback,
     app: Option<&str>,
     user_hash: Option<String>,
-    redact: &(dyn Fn(Value) -> Value + Sync),
+    redact: &(dyn Fn(Value) -> Result<Value, crate::capture::privacy::RedactionFailed> + Sync),
 ) -> Result<(FeedbackRow, bool), FeedbackError> {
     let id_text = new.interaction_id.to_string();
     let (route, version) = match pending(new.interaction_id) {
@@ -270,7 +270,11 @@ pub fn submit(
             .ok_or_else(|| FeedbackError::UnknownInteraction(id_text.clone()))?,
     };
     let value = match new.kind {
-        "correction" | "comment" => redact(new.value),
+        // Free text is redacted like captured text; if that cannot run, the
+        // feedback is refused rather than stored unredacted.
+        "correction" | "comment" => {
+            redact(new.value).map_err(|_| FeedbackError::Store("redaction failed".into()))?
+        }
         _ => new.value,
     };
     let row = FeedbackRow {

@@ -324,13 +324,17 @@ async fn feedback(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBod
                 .pending(id)
                 .map(|s| (s.route.to_string(), s.version.to_string()))
         };
+        let redact = |mut v: serde_json::Value| {
+            worker.privacy.value(&mut v)?;
+            Ok(v)
+        };
         feedback::submit(
             &worker.store,
             &pending,
             new,
             app.as_deref(),
             user_hash,
-            &|v| v,
+            &redact,
         )
     })
     .await;

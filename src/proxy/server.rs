@@ -15,7 +15,8 @@ use tokio::net::TcpListener;
 
 use super::upstream::Upstream;
 use crate::capture::hash::UserHasher;
-use crate::capture::writer::{self, WriterConfig, WriterHandle};
+use crate::capture::privacy::Privacy;
+use crate::capture::writer::{self, RowMaker, WriterConfig, WriterHandle};
 use crate::capture::CaptureQueue;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -29,6 +30,8 @@ pub enum RunError {
     Store(#[from] crate::store::StoreError),
     #[error("upstream: {0}")]
     Upstream(String),
+    #[error("privacy: {0}")]
+    Privacy(String),
     #[error("tls: {0}")]
     Tls(String),
     #[error("i/o: {0}")]
@@ -55,6 +58,8 @@ pub struct Gateway {
     pub client_keys: Vec<(Arc<str>, [u8; 32])>,
     /// Hashes user ids given with feedback, with the same key as capture.
     pub user_hasher: UserHasher,
+    /// Redaction and raw-payload encryption, shared with the capture writer.
+    pub privacy: Arc<Privacy>,
     target: Target,
     draining: AtomicBool,
 }
@@ -79,9 +84,16 @@ impl Gateway {
         };
         let metrics = Arc::new(Metrics::default());
         let user_hasher = UserHasher::new(&secret);
+        let privacy = Arc::new(
+            Privacy::new(&config.privacy, &secret).map_err(|e| RunError::Privacy(e.to_string()))?,
+        );
         let (capture, writer) = writer::start(
             store.clone(),
-            user_hasher.clone(),
+            RowMaker {
+                hasher: user_hasher.clone(),
+                privacy: privacy.clone(),
+                max_body: config.capture.max_body_bytes,
+            },
             WriterConfig {
                 queue_capacity: config.capture.queue_capacity,
                 batch_max: config.capture.batch_max,
@@ -112,6 +124,7 @@ impl Gateway {
             store,
             client_keys,
             user_hasher,
+            privacy,
             target,
             draining: AtomicBool::new(false),
         };
@@ -197,6 +210,12 @@ pub async fn run(
     http.http2().timer(TokioTimer::new());
     let http = Arc::new(http);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let retention = tokio::spawn(crate::capture::retention::run(
+        gw.store.clone(),
+        gw.config.retention.clone(),
+        stop_rx,
+    ));
 
     tokio::pin!(shutdown);
     loop {
@@ -257,6 +276,8 @@ pub async fn run(
 
     drop(listener);
     gw.draining.store(true, Ordering::Relaxed);
+    let _ = stop_tx.send(true);
+    let _ = retention.await;
     tracing::info!(
         grace_secs = grace.as_secs_f64(),
         "shutting down: draining in-flight requests"

@@ -72,6 +72,13 @@ pub struct InteractionRow {
     pub metadata: BTreeMap<String, String>,
     /// The gateway's error message when it answered for the upstream.
     pub error: Option<String>,
+    /// `redacted`, `failed` (bodies not stored) or `off`.
+    pub redaction: String,
+    /// How many PII matches redaction replaced.
+    pub pii_found: i64,
+    /// The encrypted unredacted payload, when `privacy.keep_raw` is on.
+    #[serde(skip)]
+    pub raw: Option<crate::capture::vault::Sealed>,
 }
 
 /// A page of interactions, newest first.
@@ -144,6 +151,35 @@ pub struct Stats {
     pub feedback_by_label: BTreeMap<String, u64>,
 }
 
+/// One audit event.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct EventRow {
+    pub id: String,
+    pub at_ms: i64,
+    /// Who acted: `admin`, `retention`, `gateway`.
+    pub actor: String,
+    /// What happened, e.g. `raw_payload_read`, `user_forgotten`, `retention_purge`.
+    pub kind: String,
+    /// What it happened to (an interaction id, a user hash), if anything.
+    pub subject: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// Rows removed (or, in a dry run, that would be).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Removed {
+    pub interactions: u64,
+    pub feedback: u64,
+    pub raw_payloads: u64,
+}
+
+/// What a retention sweep removes: rows created before these times (unix ms).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PurgeCutoffs {
+    pub capture_before_ms: Option<i64>,
+    pub raw_before_ms: Option<i64>,
+}
+
 /// What every storage backend provides.
 pub trait Store: Send + Sync + 'static {
     /// Writes all rows in one transaction: all land or none do.
@@ -159,6 +195,30 @@ pub trait Store: Send + Sync + 'static {
     /// what was stored under it).
     fn insert_feedback(&self, row: &FeedbackRow) -> Result<FeedbackInsert, StoreError>;
     fn list_feedback(&self, q: &FeedbackQuery) -> Result<Vec<FeedbackRow>, StoreError>;
+    /// The sealed raw payload of an interaction, if one was kept.
+    fn get_raw(
+        &self,
+        interaction_id: &str,
+    ) -> Result<Option<crate::capture::vault::Sealed>, StoreError>;
+    /// Deletes everything tied to this user hash: their interactions (with those
+    /// interactions' feedback and raw payloads) and the feedback they gave.
+    fn forget_user(&self, user_hash: &str) -> Result<Removed, StoreError>;
+    /// Deletes rows older than the cutoffs, `batch` rows per transaction so the
+    /// capture writer is never held up for long; `dry_run` only counts.
+    fn purge(
+        &self,
+        cutoffs: PurgeCutoffs,
+        batch: usize,
+        dry_run: bool,
+    ) -> Result<Removed, StoreError>;
+    fn record_event(&self, event: &EventRow) -> Result<(), StoreError>;
+    /// Events newest first, optionally of one kind.
+    fn list_events(
+        &self,
+        limit: usize,
+        before: Option<&str>,
+        kind: Option<&str>,
+    ) -> Result<Vec<EventRow>, StoreError>;
     /// Returns the named secret, creating it with `init` on first use, so that a
     /// zero-config gateway keeps stable user hashes across restarts.
     fn secret(&self, name: &str, init: &dyn Fn() -> Vec<u8>) -> Result<Vec<u8>, StoreError>;

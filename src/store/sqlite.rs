@@ -11,8 +11,10 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    FeedbackInsert, FeedbackQuery, FeedbackRow, InteractionRow, ListQuery, Stats, Store, StoreError,
+    EventRow, FeedbackInsert, FeedbackQuery, FeedbackRow, InteractionRow, ListQuery, PurgeCutoffs,
+    Removed, Stats, Store, StoreError,
 };
+use crate::capture::vault::Sealed;
 
 /// Versioned schema changes, applied in order, each once, each in a transaction.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -25,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "feedback",
         include_str!("migrations/sqlite/0002_feedback.sql"),
+    ),
+    (
+        3,
+        "privacy",
+        include_str!("migrations/sqlite/0003_privacy.sql"),
     ),
 ];
 
@@ -111,7 +118,7 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-const COLUMNS: &str = "id, created_at_ms, endpoint, method, path, route, requested_model, version, upstream, status, outcome, stream, truncated, finish_reason, latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, tokens_estimated, app, user_hash, session_id, metadata, error";
+const COLUMNS: &str = "id, created_at_ms, endpoint, method, path, route, requested_model, version, upstream, status, outcome, stream, truncated, finish_reason, latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, tokens_estimated, app, user_hash, session_id, metadata, error, redaction, pii_found";
 
 const FEEDBACK_COLUMNS: &str = "id, interaction_id, created_at_ms, route, version, type, value, label, score, scale_min, scale_max, app, user_hash, metadata, idempotency_key, request_hash";
 
@@ -173,11 +180,13 @@ fn row_from(r: &rusqlite::Row<'_>, with_bodies: bool) -> rusqlite::Result<Intera
             .and_then(|m| serde_json::from_str(&m).ok())
             .unwrap_or_default(),
         error: r.get(24)?,
+        redaction: r.get(25)?,
+        pii_found: r.get(26)?,
         ..Default::default()
     };
     if with_bodies {
-        row.request_body = r.get(25)?;
-        row.response_body = r.get(26)?;
+        row.request_body = r.get(27)?;
+        row.response_body = r.get(28)?;
     }
     Ok(row)
 }
@@ -188,8 +197,11 @@ impl Store for SqliteStore {
         let tx = conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO interactions (id, created_at_ms, endpoint, method, path, route, requested_model, version, upstream, status, outcome, stream, truncated, finish_reason, latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, tokens_estimated, app, user_hash, session_id, metadata, error, request_body, response_body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
+                "INSERT OR IGNORE INTO interactions (id, created_at_ms, endpoint, method, path, route, requested_model, version, upstream, status, outcome, stream, truncated, finish_reason, latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, tokens_estimated, app, user_hash, session_id, metadata, error, redaction, pii_found, request_body, response_body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
+            )?;
+            let mut raw_stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO raw_payloads (interaction_id, created_at_ms, key_id, nonce, ciphertext) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for row in rows {
                 let metadata = if row.metadata.is_empty() {
@@ -223,9 +235,20 @@ impl Store for SqliteStore {
                     row.session_id,
                     metadata,
                     row.error,
+                    row.redaction,
+                    row.pii_found,
                     row.request_body,
                     row.response_body,
                 ])?;
+                if let Some(raw) = &row.raw {
+                    raw_stmt.execute(params![
+                        row.id,
+                        row.created_at_ms,
+                        raw.key_id,
+                        raw.nonce,
+                        raw.ciphertext
+                    ])?;
+                }
             }
         }
         tx.commit()?;
@@ -344,6 +367,173 @@ impl Store for SqliteStore {
         )?;
         tx.commit()?;
         Ok(FeedbackInsert::Created)
+    }
+
+    fn get_raw(&self, interaction_id: &str) -> Result<Option<Sealed>, StoreError> {
+        let conn = self.reader();
+        let found = conn
+            .prepare_cached(
+                "SELECT key_id, nonce, ciphertext FROM raw_payloads WHERE interaction_id = ?1",
+            )?
+            .query_row(params![interaction_id], |r| {
+                Ok(Sealed {
+                    key_id: r.get(0)?,
+                    nonce: r.get(1)?,
+                    ciphertext: r.get(2)?,
+                })
+            })
+            .optional()?;
+        Ok(found)
+    }
+
+    fn forget_user(&self, user_hash: &str) -> Result<Removed, StoreError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        // Feedback given by the user, and all feedback on the user's interactions.
+        let feedback = tx.execute(
+            "DELETE FROM feedback WHERE user_hash = ?1
+                OR interaction_id IN (SELECT id FROM interactions WHERE user_hash = ?1)",
+            params![user_hash],
+        )? as u64;
+        let raw_payloads = tx.execute(
+            "DELETE FROM raw_payloads WHERE interaction_id IN (SELECT id FROM interactions WHERE user_hash = ?1)",
+            params![user_hash],
+        )? as u64;
+        let interactions = tx.execute(
+            "DELETE FROM interactions WHERE user_hash = ?1",
+            params![user_hash],
+        )? as u64;
+        tx.commit()?;
+        Ok(Removed {
+            interactions,
+            feedback,
+            raw_payloads,
+        })
+    }
+
+    fn purge(
+        &self,
+        cutoffs: PurgeCutoffs,
+        batch: usize,
+        dry_run: bool,
+    ) -> Result<Removed, StoreError> {
+        let mut removed = Removed::default();
+        if dry_run {
+            let conn = self.reader();
+            if let Some(before) = cutoffs.capture_before_ms {
+                let (i, f): (i64, i64) = conn.query_row(
+                    "SELECT (SELECT COUNT(*) FROM interactions WHERE created_at_ms < ?1),
+                            (SELECT COUNT(*) FROM feedback WHERE interaction_id IN
+                                (SELECT id FROM interactions WHERE created_at_ms < ?1))",
+                    params![before],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                removed.interactions = i as u64;
+                removed.feedback = f as u64;
+            }
+            // A payload goes when either its own or its interaction's time is up.
+            let raw_before = match (cutoffs.raw_before_ms, cutoffs.capture_before_ms) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(before) = raw_before {
+                let n: i64 = conn.query_row(
+                    "SELECT COUNT(*) FROM raw_payloads WHERE created_at_ms < ?1",
+                    params![before],
+                    |r| r.get(0),
+                )?;
+                removed.raw_payloads = n as u64;
+            }
+            return Ok(removed);
+        }
+        // Each batch is its own short transaction: the writer lock is released
+        // between batches so capture keeps flowing during a long sweep.
+        let batch = batch.max(1) as i64;
+        loop {
+            let n = {
+                let conn = self.writer();
+                let mut n = 0;
+                if let Some(before) = cutoffs.raw_before_ms {
+                    let r = conn.execute(
+                        "DELETE FROM raw_payloads WHERE interaction_id IN
+                            (SELECT interaction_id FROM raw_payloads WHERE created_at_ms < ?1 LIMIT ?2)",
+                        params![before, batch],
+                    )?;
+                    removed.raw_payloads += r as u64;
+                    n += r;
+                }
+                if let Some(before) = cutoffs.capture_before_ms {
+                    let tx = conn.unchecked_transaction()?;
+                    tx.execute(
+                        "CREATE TEMP TABLE IF NOT EXISTS purge_ids (id TEXT PRIMARY KEY)",
+                        [],
+                    )?;
+                    tx.execute("DELETE FROM purge_ids", [])?;
+                    tx.execute(
+                        "INSERT INTO purge_ids SELECT id FROM interactions WHERE created_at_ms < ?1 LIMIT ?2",
+                        params![before, batch],
+                    )?;
+                    let f = tx.execute(
+                        "DELETE FROM feedback WHERE interaction_id IN (SELECT id FROM purge_ids)",
+                        [],
+                    )?;
+                    let r = tx.execute("DELETE FROM raw_payloads WHERE interaction_id IN (SELECT id FROM purge_ids)", [])?;
+                    let i = tx.execute(
+                        "DELETE FROM interactions WHERE id IN (SELECT id FROM purge_ids)",
+                        [],
+                    )?;
+                    tx.commit()?;
+                    removed.feedback += f as u64;
+                    removed.raw_payloads += r as u64;
+                    removed.interactions += i as u64;
+                    n += i;
+                }
+                n
+            };
+            if n == 0 {
+                return Ok(removed);
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    fn record_event(&self, e: &EventRow) -> Result<(), StoreError> {
+        let conn = self.writer();
+        conn.execute(
+            "INSERT INTO events (id, at_ms, actor, kind, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![e.id, e.at_ms, e.actor, e.kind, e.subject, e.detail.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn list_events(
+        &self,
+        limit: usize,
+        before: Option<&str>,
+        kind: Option<&str>,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let conn = self.reader();
+        let rows = conn
+            .prepare_cached(
+                "SELECT id, at_ms, actor, kind, subject, detail FROM events
+                 WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR kind = ?2)
+                 ORDER BY id DESC LIMIT ?3",
+            )?
+            .query_map(params![before, kind, limit as i64], |r| {
+                let detail: Option<String> = r.get(5)?;
+                Ok(EventRow {
+                    id: r.get(0)?,
+                    at_ms: r.get(1)?,
+                    actor: r.get(2)?,
+                    kind: r.get(3)?,
+                    subject: r.get(4)?,
+                    detail: detail
+                        .and_then(|d| serde_json::from_str(&d).ok())
+                        .unwrap_or_default(),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     fn list_feedback(&self, q: &FeedbackQuery) -> Result<Vec<FeedbackRow>, StoreError> {

@@ -1,0 +1,153 @@
+//! Admin privacy actions: reading a raw payload (always audited), erasing a
+//! user's data, and running a retention sweep on demand.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+
+use super::{blocking, json_error, json_response};
+use crate::capture::retention;
+use crate::capture::vault::VaultError;
+use crate::error::GatewayError;
+use crate::proxy::body::ProxyBody;
+use crate::proxy::handler::error_response;
+use crate::proxy::server::Gateway;
+
+/// `GET /admin/v1/interactions/{id}/raw`: decrypts the unredacted payload. The
+/// read is written to the audit log before anything is returned; if the audit
+/// write fails, nothing is returned.
+pub async fn raw(gw: &Arc<Gateway>, id: &str) -> http::Response<ProxyBody> {
+    if gw.privacy.vault.is_none() {
+        return error_response(&GatewayError::NotFound(
+            "raw payloads are not readable: privacy.keep_raw is off or its key is not configured"
+                .into(),
+        ));
+    }
+    let key = id.to_string();
+    let sealed = match blocking(gw, move |s| s.get_raw(&key)).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return error_response(&GatewayError::NotFound(format!(
+                "no raw payload kept for interaction {id}"
+            )))
+        }
+        Err(resp) => return resp,
+    };
+    let Some(vault) = gw.privacy.vault.as_ref() else {
+        return error_response(&GatewayError::Internal);
+    };
+    let plain = match vault.open(&sealed, id.as_bytes()) {
+        Ok(p) => p,
+        Err(e @ VaultError::WrongKey(_)) => {
+            return json_error(StatusCode::CONFLICT, &e.to_string(), "wrong_key")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, id, "raw payload cannot be opened");
+            return json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &e.to_string(),
+                "raw_unreadable",
+            );
+        }
+    };
+    let subject = id.to_string();
+    let key_id = sealed.key_id.clone();
+    let audited = blocking(gw, move |s| {
+        retention::audit(
+            s,
+            "admin",
+            "raw_payload_read",
+            Some(subject),
+            json!({ "key_id": key_id }),
+        )
+    })
+    .await;
+    if let Err(resp) = audited {
+        return resp;
+    }
+    let mut v: Value = serde_json::from_slice(&plain).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        for k in ["request", "response"] {
+            // Bodies were stored as text; show JSON bodies as JSON.
+            if let Some(Value::String(text)) = o.get(k) {
+                if let Ok(parsed) = serde_json::from_str::<Value>(text) {
+                    o.insert(k.into(), parsed);
+                }
+            }
+        }
+        o.insert("interaction_id".into(), Value::from(id));
+        o.insert("key_id".into(), Value::from(sealed.key_id));
+        o.insert("audited".into(), Value::from(true));
+    }
+    json_response(StatusCode::OK, &v)
+}
+
+/// `POST /admin/v1/privacy/forget` with `{"user": "<raw id>"}`: deletes every
+/// interaction, feedback and raw payload tied to that user.
+pub async fn forget(gw: &Arc<Gateway>, body: Incoming) -> http::Response<ProxyBody> {
+    let bytes = match Limited::new(body, 64 * 1024).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return error_response(&GatewayError::PayloadTooLarge { limit: 64 * 1024 }),
+    };
+    let user = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("user").and_then(Value::as_str).map(str::to_string))
+        .filter(|u| !u.is_empty());
+    let Some(user) = user else {
+        return error_response(&GatewayError::InvalidField {
+            param: "user".into(),
+            message: "send {\"user\": \"<the user's id as the app sends it>\"}".into(),
+        });
+    };
+    // Records still in the capture queue would land after the delete: let the
+    // writer catch up first (it normally takes milliseconds).
+    for _ in 0..100 {
+        if gw.metrics.capture_queue_depth.load(Ordering::Relaxed) <= 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let user_hash = gw.user_hasher.hash(&user);
+    let subject = user_hash.clone();
+    let done = blocking(gw, move |s| {
+        let removed = s.forget_user(&subject)?;
+        retention::audit(
+            s,
+            "admin",
+            "user_forgotten",
+            Some(subject),
+            json!({ "removed": removed }),
+        )?;
+        Ok(removed)
+    })
+    .await;
+    match done {
+        Ok(removed) => json_response(
+            StatusCode::OK,
+            &json!({ "user_hash": user_hash, "removed": removed }),
+        ),
+        Err(resp) => resp,
+    }
+}
+
+/// `POST /admin/v1/privacy/purge[?dry_run=true]`: one retention sweep now.
+pub async fn purge(gw: &Arc<Gateway>, dry_run: bool) -> http::Response<ProxyBody> {
+    let cfg = gw.config.retention.clone();
+    match blocking(gw, move |s| retention::sweep(s, &cfg, "admin", dry_run)).await {
+        Ok((cut, removed)) => json_response(
+            StatusCode::OK,
+            &json!({
+                "dry_run": dry_run,
+                "capture_before_ms": cut.capture_before_ms,
+                "raw_before_ms": cut.raw_before_ms,
+                "removed": removed,
+            }),
+        ),
+        Err(resp) => resp,
+    }
+}
