@@ -40,6 +40,20 @@ pub enum Command {
     /// Send or list feedback on interactions.
     #[command(subcommand)]
     Feedback(FeedbackCommand),
+    /// Privacy actions: erase a user's data, sweep expired data.
+    #[command(subcommand)]
+    Privacy(PrivacyCommand),
+    /// Read the audit log (operator actions, raw-payload reads, retention sweeps).
+    Events {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        /// How many to show (1-1000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Only this kind, e.g. raw_payload_read, user_forgotten, retention_purge.
+        #[arg(long)]
+        kind: Option<String>,
+    },
     /// Client-key helpers.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -123,6 +137,9 @@ pub enum InteractionsCommand {
         gateway: GatewayArgs,
         /// Interaction id (from the x-flywheel-interaction-id header).
         id: String,
+        /// Show the unredacted payload instead (needs privacy.keep_raw; the read is audited).
+        #[arg(long)]
+        raw: bool,
     },
     /// Totals: interactions, outcomes, routes, tokens, capture queue.
     Stats {
@@ -202,5 +219,28 @@ pub enum FeedbackCommand {
         /// Client key, when the gateway requires one.
         #[arg(long, env = "FLYWHEEL_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrivacyCommand {
+    /// Delete everything tied to one end user (right to erasure): their
+    /// interactions, those interactions' feedback and raw payloads, and the
+    /// feedback they gave. Prints how many records were removed.
+    Forget {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        /// The user's id exactly as the app sends it (`user` field or x-flywheel-user).
+        #[arg(long)]
+        user: String,
+    },
+    /// Delete what has outlived the retention settings now (the gateway also
+    /// does this on its own every retention.interval_secs).
+    Purge {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        /// Only count what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
     },
 }

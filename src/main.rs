@@ -9,7 +9,8 @@ use clap::Parser;
 use serde_json::Value;
 
 use flywheel::cli::{
-    Cli, Command, FeedbackCommand, GatewayArgs, InteractionsCommand, KeysCommand, ServeArgs,
+    Cli, Command, FeedbackCommand, GatewayArgs, InteractionsCommand, KeysCommand, PrivacyCommand,
+    ServeArgs,
 };
 use flywheel::client::{admin_call, call, ClientError};
 use flywheel::config::{Config, Overrides};
@@ -74,6 +75,40 @@ async fn dispatch(command: Command) -> ExitCode {
         },
         Command::Interactions(cmd) => interactions(cmd).await,
         Command::Feedback(cmd) => feedback(cmd).await,
+        Command::Privacy(cmd) => privacy(cmd).await,
+        Command::Events {
+            gateway,
+            limit,
+            kind,
+        } => {
+            let mut path = format!("/admin/v1/events?limit={limit}");
+            if let Some(k) = kind {
+                path.push_str(&format!("&kind={}", encode(&k)));
+            }
+            let v = match get(&gateway, &path).await {
+                Ok(v) => v,
+                Err(code) => return code,
+            };
+            if gateway.json {
+                print_json(&v);
+            } else {
+                println!(
+                    "{:<36}  {:<10}  {:<18}  {:<36}  DETAIL",
+                    "ID", "ACTOR", "KIND", "SUBJECT"
+                );
+                for e in v["data"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<36}  {:<10}  {:<18}  {:<36}  {}",
+                        s(e, "id"),
+                        s(e, "actor"),
+                        s(e, "kind"),
+                        s(e, "subject"),
+                        e["detail"]
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
         Command::Keys(KeysCommand::Hash { key }) => {
             let key = match key {
                 Some(k) => k,
@@ -223,8 +258,14 @@ async fn interactions(cmd: InteractionsCommand) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        InteractionsCommand::Show { gateway, id } => {
-            let v = match get(&gateway, &format!("/admin/v1/interactions/{}", encode(&id))).await {
+        InteractionsCommand::Show { gateway, id, raw } => {
+            let suffix = if raw { "/raw" } else { "" };
+            let v = match get(
+                &gateway,
+                &format!("/admin/v1/interactions/{}{suffix}", encode(&id)),
+            )
+            .await
+            {
                 Ok(v) => v,
                 Err(code) => return code,
             };
@@ -392,4 +433,49 @@ async fn feedback(cmd: FeedbackCommand) -> ExitCode {
             }
         }
     }
+}
+
+async fn privacy(cmd: PrivacyCommand) -> ExitCode {
+    let (gateway, path, body) = match cmd {
+        PrivacyCommand::Forget { gateway, user } => {
+            let body = serde_json::json!({ "user": user });
+            (gateway, "/admin/v1/privacy/forget".to_string(), Some(body))
+        }
+        PrivacyCommand::Purge { gateway, dry_run } => {
+            let path = format!(
+                "/admin/v1/privacy/purge{}",
+                if dry_run { "?dry_run=true" } else { "" }
+            );
+            (gateway, path, None)
+        }
+    };
+    let v = match call(
+        &gateway.url,
+        gateway.admin_token.as_deref(),
+        http::Method::POST,
+        &path,
+        body.as_ref(),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => return client_exit(e),
+    };
+    if gateway.json {
+        print_json(&v);
+    } else {
+        let r = &v["removed"];
+        let verb = if v["dry_run"] == true {
+            "would remove"
+        } else {
+            "removed"
+        };
+        println!(
+            "{verb}: {} interactions, {} feedback, {} raw payloads",
+            num(r, "interactions"),
+            num(r, "feedback"),
+            num(r, "raw_payloads")
+        );
+    }
+    ExitCode::SUCCESS
 }
