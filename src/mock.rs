@@ -647,7 +647,12 @@ impl<'a> Head<'a> {
     }
 
     /// Ends a stream: the usage chunk with no choices if enabled, then `[DONE]`.
+    /// A real server writes both right behind the final chunk, so they share
+    /// its frame instead of waiting out another chunk delay each.
     fn close(&self, mut ev: Events, object: &'static str) -> Response<MockBody> {
+        if ev.aborted() {
+            return ev.into_response();
+        }
         if self.with_usage {
             ev.push(
                 None,
@@ -655,10 +660,14 @@ impl<'a> Head<'a> {
                 false,
             );
         }
-        if !ev.aborted() {
-            ev.buf.extend_from_slice(b"data: [DONE]\n\n");
-            ev.ends.push(ev.buf.len());
-        }
+        ev.buf.extend_from_slice(b"data: [DONE]\n\n");
+        let end = ev.buf.len();
+        let tail_events = if self.with_usage { 2 } else { 1 };
+        // Drop the frame ends of the final chunk and the usage chunk so that
+        // they and [DONE] go out as one frame.
+        let keep = ev.ends.len().saturating_sub(tail_events);
+        ev.ends.truncate(keep);
+        ev.ends.push(end);
         ev.into_response()
     }
 }
