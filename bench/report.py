@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Turns the raw results of bench/run.sh (a directory) into one markdown report on stdout."""
+
+import json
+import os
+import statistics
+import sys
+
+TARGETS = ["direct", "nginx", "flywheel"]
+
+
+def load(raw, name):
+    path = os.path.join(raw, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def meta(raw):
+    m = {}
+    with open(os.path.join(raw, "meta.env")) as f:
+        for line in f:
+            k, _, v = line.rstrip("\n").partition("=")
+            m[k] = v
+    return m
+
+
+def pct(values, p):
+    """Nearest-rank percentile."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
+    return s[k]
+
+
+def answered(oha):
+    """Responses received (any status), non-2xx among them, and transport errors."""
+    if oha is None:
+        return 0, 0, 0
+    codes = {int(k): v for k, v in (oha.get("statusCodeDistribution") or {}).items()}
+    n = sum(codes.values())
+    non2xx = sum(v for k, v in codes.items() if not 200 <= k < 300)
+    errors = sum((oha.get("errorDistribution") or {}).values())
+    return n, non2xx, errors
+
+
+def f(x, nd=2):
+    if x is None or x != x:
+        return "n/a"
+    return f"{x:.{nd}f}"
+
+
+def signed(x, nd=2):
+    if x is None or x != x:
+        return "n/a"
+    return f"{x:+.{nd}f}"
+
+
+def main():
+    raw = sys.argv[1]
+    m = meta(raw)
+    tck = int(m["clk_tck"])
+    stream = load(raw, "stream.json") or {}
+    control = load(raw, "stream_usage.json") or {}
+
+    rounds = int(m.get("rounds", 1))
+    r = {}
+    for t in TARGETS:
+        closed = [load(raw, f"closed_{t}_{i}.json") for i in range(1, rounds + 1)]
+        opn = [load(raw, f"open_{t}_{i}.json") for i in range(1, rounds + 1)]
+        n_closed = sum(answered(c)[0] for c in closed)
+        bad = sum(answered(c)[1] for c in closed + opn)
+        errors = sum(answered(c)[2] for c in closed + opn)
+        s = stream.get(t, {})
+        med = lambda runs, key, q: statistics.median(x[key][q] * 1e3 for x in runs)
+        row = {
+            # throughput over all rounds; latency percentiles: median over the rounds
+            "rps": n_closed / sum(c["summary"]["total"] for c in closed),
+            "rps_rounds": [c["summary"]["requestsPerSec"] for c in closed],
+            "p50": med(closed, "latencyPercentiles", "p50"),
+            "p99": med(closed, "latencyPercentiles", "p99"),
+            "n_closed": n_closed,
+            "open_p50": med(opn, "latencyPercentiles", "p50"),
+            "open_p99": med(opn, "latencyPercentiles", "p99"),
+            "open_p99_rounds": [x["latencyPercentiles"]["p99"] * 1e3 for x in opn],
+            "ttfb_p50": pct(s.get("ttfb", []), 50),
+            "ttfb_p99": pct(s.get("ttfb", []), 99),
+            "total_p50": pct(s.get("total", []), 50),
+            "total_p99": pct(s.get("total", []), 99),
+            "bad": bad + s.get("non2xx", 0) + control.get(t, {}).get("non2xx", 0),
+            "errors": errors + s.get("errors", 0) + control.get(t, {}).get("errors", 0),
+        }
+        ticks = [m.get(f"cpu_ticks_closed_{t}_{i}") for i in range(1, rounds + 1)]
+        row["cpu_us"] = (sum(int(x) for x in ticks) / tck * 1e6 / n_closed
+                         if all(ticks) and n_closed else None)
+        busy = [m.get(f"machine_busy_closed_{t}_{i}") for i in range(1, rounds + 1)]
+        row["busy"] = statistics.mean(float(x) for x in busy) if all(busy) else None
+        r[t] = row
+
+    d, ng, fw = r["direct"], r["nginx"], r["flywheel"]
+    for t in ("nginx", "flywheel"):
+        x = r[t]
+        x["open_add_p50"] = x["open_p50"] - d["open_p50"]
+        x["open_add_p99"] = x["open_p99"] - d["open_p99"]
+        x["ttfb_add"] = x["ttfb_p50"] - d["ttfb_p50"]
+        x["ttfb_add_p99"] = x["ttfb_p99"] - d["ttfb_p99"]
+        x["total_add"] = x["total_p50"] - d["total_p50"]
+        x["total_add_p99"] = x["total_p99"] - d["total_p99"]
+        x["vs_nginx"] = x["rps"] / ng["rps"]
+    d["vs_nginx"] = d["rps"] / ng["rps"]
+
+    rss_fw = int(m.get("rss_flywheel_kb") or 0) / 1024
+    rss_ng = int(m.get("rss_nginx_kb") or 0) / 1024
+    rss_ngw = int(m.get("rss_nginx_worker_max_kb") or 0) / 1024
+
+    # capture check: every response flywheel gave must be a row in the database
+    fw_answered = 0
+    names = ["warmup_flywheel.json", "profile_flywheel.json"]
+    names += [f"{k}_flywheel_{i}.json" for k in ("closed", "open") for i in range(1, rounds + 1)]
+    for name in names:
+        fw_answered += answered(load(raw, name))[0]
+    fw_answered += stream.get("flywheel", {}).get("ok", 0)
+    fw_answered += control.get("flywheel", {}).get("ok", 0)
+    captured = int(m.get("captured") or -1)
+    dropped = m.get("dropped_total") or "n/a"
+    loss = fw_answered - captured
+
+    out = []
+    w = out.append
+    w(f"## Flywheel benchmark, {m.get('date')} (flywheel {m.get('flywheel_commit')}, binary built {m.get('flywheel_built')})")
+    w("")
+    w(f"Machine: {m.get('nproc')} CPUs, {m.get('cpu_model')}, {m.get('kernel')}. "
+      f"nginx {m.get('nginx_version')} (worker_processes auto: {int(m.get('nginx_processes', 1)) - 1} "
+      f"workers), oha {m.get('oha_version')}. Load generator, mock upstream and proxy share the CPUs. "
+      f"Load average at start / end: {m.get('loadavg_start')} / {m.get('loadavg_end')}.")
+    w("")
+    w(f"Closed loop: {m['conns']} connections, {m['duration']} s per target, small non-streaming chat. "
+      f"Open loop: {m['open_rate']} req/s, {m['open_conns']} connections, {m['open_duration']} s, "
+      f"latency-corrected. Both in {rounds} rounds with the targets taking turns: req/s over all "
+      f"rounds, latency percentiles the median of the rounds' percentiles. Streaming: `x-mock: {m['stream_mock']}`, {m['stream_requests']} sequential "
+      f"requests per target on one keep-alive connection each, round-robin over the targets. "
+      f"Added = target minus direct, same run.")
+    w("")
+    w("| target | closed req/s | vs nginx | closed p50 ms | closed p99 ms | proxy CPU µs/req "
+      "| open p50 ms | open p99 ms | open added p50 / p99 ms "
+      "| stream TTFB p50 ms | added TTFB p50 / p99 ms | stream total p50 ms | added total p50 / p99 ms "
+      "| peak RSS MiB | non-2xx / errors |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for t in TARGETS:
+        x = r[t]
+        if t == "direct":
+            add_o = add_t = add_tot = "—"
+            rss = "—"
+        else:
+            add_o = f"{signed(x['open_add_p50'], 3)} / {signed(x['open_add_p99'], 3)}"
+            add_t = f"{signed(x['ttfb_add'], 3)} / {signed(x['ttfb_add_p99'], 3)}"
+            add_tot = f"{signed(x['total_add'], 3)} / {signed(x['total_add_p99'], 3)}"
+            rss = (f"{rss_ng:.1f} (all {int(m.get('nginx_processes', 1))} procs; worker max {rss_ngw:.1f})"
+                   if t == "nginx" else f"{rss_fw:.1f}")
+        w(f"| {t} | {x['rps']:.0f} | {x['vs_nginx']:.2f}× | {f(x['p50'], 3)} | {f(x['p99'], 3)} "
+          f"| {f(x['cpu_us'], 1) if x['cpu_us'] is not None else '—'} "
+          f"| {f(x['open_p50'], 3)} | {f(x['open_p99'], 3)} | {add_o} "
+          f"| {f(x['ttfb_p50'], 3)} | {add_t} | {f(x['total_p50'], 2)} | {add_tot} "
+          f"| {rss} | {x['bad']} / {x['errors']} |")
+    w("")
+    w("Machine CPU busy during the closed loop (all processes, all CPUs): " + "; ".join(
+        f"{t} {r[t]['busy'] * 100:.0f}%" for t in TARGETS if r[t]["busy"] is not None) + ".")
+    w("")
+    w("Per round, closed-loop req/s: " + "; ".join(
+        f"{t} " + " / ".join(f"{x:.0f}" for x in r[t]["rps_rounds"]) for t in TARGETS)
+      + ". Open-loop p99 ms: " + "; ".join(
+        f"{t} " + " / ".join(f"{x:.3f}" for x in r[t]["open_p99_rounds"]) for t in TARGETS) + ".")
+    w("")
+    w(f"Capture: flywheel answered {fw_answered} requests, the database holds {captured} interactions "
+      f"after SIGTERM (exit code {m.get('flywheel_exit')}): **capture loss: {max(loss, 0)} of {fw_answered}**"
+      + (f" ({-loss} more rows than answered requests)" if loss < 0 else "")
+      + f"; flywheel_capture_dropped_total = {dropped}.")
+    w("")
+    if control:
+        cd = control["direct"]
+        w(f"Streaming control ({m.get('stream_control_requests')} requests per target): the client itself "
+          "sends `stream_options.include_usage=true`, so every target gets the same upstream events "
+          "(flywheel otherwise adds it to record usage, and strips the extra usage event from the "
+          "client's stream).")
+        w("")
+        w("| target | TTFB p50 ms | added TTFB p50 / p99 ms | total p50 ms | added total p50 / p99 ms |")
+        w("|---|---:|---:|---:|---:|")
+        for t in TARGETS:
+            c = control[t]
+            t50, t99 = pct(c["ttfb"], 50), pct(c["ttfb"], 99)
+            o50, o99 = pct(c["total"], 50), pct(c["total"], 99)
+            if t == "direct":
+                w(f"| {t} | {f(t50, 3)} | — | {f(o50, 2)} | — |")
+            else:
+                dt50, dt99 = pct(cd["ttfb"], 50), pct(cd["ttfb"], 99)
+                do50, do99 = pct(cd["total"], 50), pct(cd["total"], 99)
+                w(f"| {t} | {f(t50, 3)} | {signed(t50 - dt50, 3)} / {signed(t99 - dt99, 3)} "
+                  f"| {f(o50, 2)} | {signed(o50 - do50, 3)} / {signed(o99 - do99, 3)} |")
+            if t == "flywheel":
+                fw["ctl_total_add"] = o50 - do50
+        w("")
+
+    def check(name, goal, measured, ok):
+        w(f"| {name} | {goal} | {measured} | {'met' if ok else '**MISSED**'} |")
+
+    w(f"Flywheel memory: peak RSS (VmHWM) {rss_fw:.1f} MiB; RSS at the end by kind (MiB): "
+      f"{m.get('rss_flywheel_now', 'n/a').strip().rstrip(';')}; largest capture queue depth seen "
+      f"(sampled once a second): {m.get('max_queue_depth') or 'n/a'}.")
+    w("")
+    w("| target | goal | measured | verdict |")
+    w("|---|---|---|---|")
+    check("closed-loop throughput", "≥ 0.80 × nginx", f"{fw['vs_nginx']:.2f} × nginx "
+          f"({fw['rps']:.0f} vs {ng['rps']:.0f} req/s)", fw["vs_nginx"] >= 0.8)
+    check("gateway CPU per request", "≤ 55 µs", f"{f(fw['cpu_us'], 1)} µs (nginx {f(ng['cpu_us'], 1)} µs)",
+          fw["cpu_us"] is not None and fw["cpu_us"] <= 55)
+    check(f"open loop {m['open_rate']}/s added p50", "≤ 0.2 ms", f"{signed(fw['open_add_p50'], 3)} ms "
+          f"(nginx {signed(ng['open_add_p50'], 3)})", fw["open_add_p50"] <= 0.2)
+    check(f"open loop {m['open_rate']}/s added p99", "≤ 1 ms", f"{signed(fw['open_add_p99'], 3)} ms "
+          f"(nginx {signed(ng['open_add_p99'], 3)})", fw["open_add_p99"] <= 1.0)
+    check("streaming added TTFB (p50)", "≤ 0.5 ms", f"{signed(fw['ttfb_add'], 3)} ms "
+          f"(nginx {signed(ng['ttfb_add'], 3)})", fw["ttfb_add"] <= 0.5)
+    check("streaming total vs direct (p50)", "within 1 ms", f"{signed(fw['total_add'], 3)} ms "
+          f"(nginx {signed(ng['total_add'], 3)})", abs(fw["total_add"]) <= 1.0)
+    if "ctl_total_add" in fw:
+        check("streaming total vs direct, control (p50)", "within 1 ms",
+              f"{signed(fw['ctl_total_add'], 3)} ms", abs(fw["ctl_total_add"]) <= 1.0)
+    check("capture loss", "0", f"{max(loss, 0)} of {fw_answered} (dropped_total {dropped})",
+          loss == 0 and dropped in ("0", "n/a"))
+    check("peak RSS (VmHWM)", "≤ 64 MiB", f"{rss_fw:.1f} MiB", 0 < rss_fw <= 64)
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
