@@ -21,11 +21,50 @@ pub struct Usage {
     pub estimated: bool,
 }
 
+/// A body as the store keeps it, parsed once so that summarizing and redaction
+/// share the work.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Doc {
+    /// JSON. `received` says the value is exactly the body as received, so an
+    /// unchanged value can be stored as the original bytes without re-encoding.
+    Json { value: Value, received: bool },
+    /// A body that is not JSON, as (lossy) UTF-8.
+    Text(String),
+}
+
+impl Doc {
+    pub fn parse(bytes: &[u8]) -> Doc {
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(value) => Doc::Json {
+                value,
+                received: true,
+            },
+            Err(_) => Doc::Text(String::from_utf8_lossy(bytes).into_owned()),
+        }
+    }
+
+    /// The text to store: the received bytes when the value is unchanged.
+    pub fn into_text(self, received: &[u8]) -> String {
+        match self {
+            Doc::Json { received: true, .. } => String::from_utf8_lossy(received).into_owned(),
+            Doc::Json { value, .. } => value.to_string(),
+            Doc::Text(t) => t,
+        }
+    }
+
+    pub fn json(&self) -> Option<&Value> {
+        match self {
+            Doc::Json { value, .. } => Some(value),
+            Doc::Text(_) => None,
+        }
+    }
+}
+
 /// What the writer stores about a response.
 #[derive(Debug, Default, PartialEq)]
 pub struct Summary {
-    /// The response as JSON text (assembled for streams), if there was one.
-    pub response: Option<String>,
+    /// The response (assembled for streams), if there was one.
+    pub response: Option<Doc>,
     pub finish_reason: Option<String>,
     pub usage: Option<Usage>,
     /// An error the upstream reported inside the body or stream.
@@ -37,7 +76,7 @@ pub struct Summary {
 /// nothing the client is billed for.
 pub fn summarize(
     endpoint: Endpoint,
-    request: &[u8],
+    request: Option<&Value>,
     response: &[u8],
     is_sse: bool,
     ok: bool,
@@ -55,15 +94,15 @@ pub fn summarize(
             | Endpoint::Embeddings
     );
     if summary.usage.is_none() && ok && estimable {
-        let prompt = estimate_tokens(&request_text(request));
+        let prompt = request.map_or(0, |r| estimate_tokens(&request_text(r)));
         let completion = if endpoint == Endpoint::Embeddings {
             0
         } else {
             summary
                 .response
-                .as_deref()
-                .and_then(|r| serde_json::from_str::<Value>(r).ok())
-                .map_or(0, |v| estimate_tokens(&output_text(&v)))
+                .as_ref()
+                .and_then(Doc::json)
+                .map_or(0, |v| estimate_tokens(&output_text(v)))
         };
         summary.usage = Some(Usage {
             prompt,
@@ -123,7 +162,7 @@ fn summarize_json(body: &[u8]) -> Summary {
     }
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return Summary {
-            response: Some(String::from_utf8_lossy(body).into_owned()),
+            response: Some(Doc::Text(String::from_utf8_lossy(body).into_owned())),
             ..Default::default()
         };
     };
@@ -141,7 +180,10 @@ fn summarize_json(body: &[u8]) -> Summary {
         usage: v.get("usage").and_then(usage_from),
         error: error_message(&v),
         finish_reason,
-        response: Some(String::from_utf8_lossy(body).into_owned()),
+        response: Some(Doc::Json {
+            value: v,
+            received: true,
+        }),
     }
 }
 
@@ -302,7 +344,10 @@ fn summarize_sse(endpoint: Endpoint, body: &[u8]) -> Summary {
             .and_then(Value::as_str)
             .or_else(|| response.get("status").and_then(Value::as_str))
             .map(str::to_string);
-        summary.response = Some(response.to_string());
+        summary.response = Some(Doc::Json {
+            value: response,
+            received: false,
+        });
         return summary;
     }
 
@@ -368,15 +413,15 @@ fn summarize_sse(endpoint: Endpoint, body: &[u8]) -> Summary {
             json!({"prompt_tokens": u.prompt, "completion_tokens": u.completion, "total_tokens": u.total}),
         );
     }
-    summary.response = Some(Value::Object(out).to_string());
+    summary.response = Some(Doc::Json {
+        value: Value::Object(out),
+        received: false,
+    });
     summary
 }
 
 /// The text a prompt is made of, for estimating its tokens.
-fn request_text(body: &[u8]) -> String {
-    let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return String::new();
-    };
+fn request_text(v: &Value) -> String {
     let mut out = String::new();
     for m in v
         .get("messages")
@@ -456,6 +501,14 @@ fn output_text(v: &Value) -> String {
 mod tests {
     use super::*;
 
+    fn text(s: &Summary) -> Value {
+        s.response
+            .as_ref()
+            .and_then(Doc::json)
+            .cloned()
+            .expect("a JSON response")
+    }
+
     fn chunk(v: Value) -> String {
         format!("data: {v}\n\n")
     }
@@ -476,14 +529,8 @@ mod tests {
             json!({"id":"c1","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}),
         );
         body += "data: [DONE]\n\n";
-        let s = summarize(
-            Endpoint::ChatCompletions,
-            b"{}",
-            body.as_bytes(),
-            true,
-            true,
-        );
-        let v: Value = serde_json::from_str(s.response.as_deref().unwrap()).unwrap();
+        let s = summarize(Endpoint::ChatCompletions, None, body.as_bytes(), true, true);
+        let v = text(&s);
         assert_eq!(v["choices"][0]["message"]["content"], "Hello");
         assert_eq!(v["object"], "chat.completion");
         assert_eq!(v["model"], "m");
@@ -511,14 +558,8 @@ mod tests {
         body += &chunk(
             json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]},"finish_reason":"tool_calls"}]}),
         );
-        let s = summarize(
-            Endpoint::ChatCompletions,
-            b"{}",
-            body.as_bytes(),
-            true,
-            true,
-        );
-        let v: Value = serde_json::from_str(s.response.as_deref().unwrap()).unwrap();
+        let s = summarize(Endpoint::ChatCompletions, None, body.as_bytes(), true, true);
+        let v = text(&s);
         let call = &v["choices"][0]["message"]["tool_calls"][0];
         assert_eq!(call["function"]["name"], "get_weather");
         let args: Value =
@@ -532,7 +573,13 @@ mod tests {
     fn estimates_when_no_usage() {
         let body = chunk(json!({"choices":[{"index":0,"delta":{"content":"abcdefgh"}}]}));
         let req = br#"{"messages":[{"role":"user","content":"abcdefghijkl"}]}"#;
-        let s = summarize(Endpoint::ChatCompletions, req, body.as_bytes(), true, true);
+        let s = summarize(
+            Endpoint::ChatCompletions,
+            Some(&serde_json::from_slice(req).unwrap()),
+            body.as_bytes(),
+            true,
+            true,
+        );
         assert_eq!(
             s.usage,
             Some(Usage {
@@ -551,12 +598,12 @@ mod tests {
         body += "\n\ndata: {\"error\":{\"message\":\"upstream died\"}}\n\n";
         let s = summarize(
             Endpoint::ChatCompletions,
-            b"{}",
+            None,
             body.as_bytes(),
             true,
             false,
         );
-        let v: Value = serde_json::from_str(s.response.as_deref().unwrap()).unwrap();
+        let v = text(&s);
         assert_eq!(v["choices"][0]["message"]["content"], "par");
         assert_eq!(s.error.as_deref(), Some("upstream died"));
         assert!(s.usage.is_none(), "failed calls are not estimated");
@@ -566,14 +613,8 @@ mod tests {
     fn legacy_completion_stream() {
         let body = chunk(json!({"choices":[{"index":0,"text":"foo","finish_reason":null}]}))
             + &chunk(json!({"choices":[{"index":0,"text":"bar","finish_reason":"length"}]}));
-        let s = summarize(
-            Endpoint::Completions,
-            b"{\"prompt\":\"x\"}",
-            body.as_bytes(),
-            true,
-            true,
-        );
-        let v: Value = serde_json::from_str(s.response.as_deref().unwrap()).unwrap();
+        let s = summarize(Endpoint::Completions, None, body.as_bytes(), true, true);
+        let v = text(&s);
         assert_eq!(v["choices"][0]["text"], "foobar");
         assert_eq!(s.finish_reason.as_deref(), Some("length"));
     }
@@ -582,7 +623,7 @@ mod tests {
     fn responses_stream_uses_completed_event() {
         let body = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n\
                     event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"status\":\"completed\",\"output\":[],\"usage\":{\"input_tokens\":3,\"output_tokens\":1,\"total_tokens\":4}}}\n\n";
-        let s = summarize(Endpoint::Responses, b"{}", body.as_bytes(), true, true);
+        let s = summarize(Endpoint::Responses, None, body.as_bytes(), true, true);
         assert_eq!(
             s.usage,
             Some(Usage {
@@ -599,7 +640,7 @@ mod tests {
     fn json_response_usage_and_error() {
         let s = summarize(
             Endpoint::ChatCompletions,
-            b"{}",
+            None,
             br#"{"choices":[{"finish_reason":"stop","message":{"content":"x"}}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#,
             false,
             true,
@@ -607,14 +648,14 @@ mod tests {
         assert_eq!(s.usage.unwrap().total, 3);
         let s = summarize(
             Endpoint::ChatCompletions,
-            b"{}",
+            None,
             br#"{"error":{"message":"bad"}}"#,
             false,
             false,
         );
         assert_eq!(s.error.as_deref(), Some("bad"));
-        let s = summarize(Endpoint::Passthrough, b"", b"not json", false, true);
-        assert_eq!(s.response.as_deref(), Some("not json"));
+        let s = summarize(Endpoint::Passthrough, None, b"not json", false, true);
+        assert_eq!(s.response, Some(Doc::Text("not json".into())));
         assert!(s.usage.is_none());
     }
 }

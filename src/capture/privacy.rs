@@ -10,6 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde_json::Value;
 
+use super::assemble::Doc;
 use super::redact::{Action, CustomRule, KindActions, RedactError, Redactor, RedactorConfig};
 use super::vault::Vault;
 use crate::config::{PrivacyConfig, RedactAction};
@@ -87,28 +88,30 @@ impl Privacy {
     /// Redacts a body: every string of a JSON document (keys stay), or the
     /// whole text when it is not JSON. Returns the text and the matches replaced.
     pub fn body(&self, text: &str) -> Result<(String, u32), RedactionFailed> {
-        let Some(r) = &self.redactor else {
-            return Ok((text.to_string(), 0));
-        };
-        catch_unwind(AssertUnwindSafe(|| {
-            match serde_json::from_str::<Value>(text) {
-                Ok(mut v) => {
-                    let n = redact_value(r, &mut v);
-                    // Unchanged documents keep their exact bytes.
-                    if n == 0 {
-                        (text.to_string(), 0)
-                    } else {
-                        (v.to_string(), n)
-                    }
+        let mut doc = Doc::parse(text.as_bytes());
+        let n = self.doc(&mut doc)?;
+        Ok((doc.into_text(text.as_bytes()), n))
+    }
+
+    /// Redacts a parsed body in place; a JSON value that changed is no longer
+    /// the body as received.
+    pub fn doc(&self, doc: &mut Doc) -> Result<u32, RedactionFailed> {
+        match doc {
+            Doc::Json { value, received } => {
+                let n = self.value(value)?;
+                if n > 0 {
+                    *received = false;
                 }
-                Err(_) => {
-                    let out = r.redact(text);
-                    let n = out.total();
-                    (out.text.into_owned(), n)
-                }
+                Ok(n)
             }
-        }))
-        .map_err(|_| RedactionFailed)
+            Doc::Text(t) => {
+                let (out, n) = self.text(t)?;
+                if n > 0 {
+                    *t = out;
+                }
+                Ok(n)
+            }
+        }
     }
 
     /// Redacts every string inside a JSON value in place.

@@ -14,7 +14,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use super::assemble::summarize;
+use super::assemble::{summarize, Doc};
 use super::hash::UserHasher;
 use super::issued::Issued;
 use super::privacy::{Privacy, RedactionFailed};
@@ -208,15 +208,17 @@ pub struct RowMaker {
 
 impl RowMaker {
     /// Assembles the response, counts tokens, hashes the user id, seals the raw
-    /// payload when configured and redacts the text.
+    /// payload when configured and redacts the text. Each body is parsed once;
+    /// the summary, the raw payload and redaction share the parsed value.
     pub fn row(&self, r: Interaction, metrics: &Metrics) -> InteractionRow {
         let max_body = self.max_body;
         let (response, response_cut) = join_capped(&r.response, max_body);
         let request_cut = r.request_body.len() > max_body;
         let request = &r.request_body[..r.request_body.len().min(max_body)];
+        let mut request_doc = Doc::parse(request);
         let summary = summarize(
             r.endpoint,
-            request,
+            request_doc.json(),
             &response,
             r.response_is_sse,
             r.outcome == Outcome::Ok,
@@ -231,32 +233,34 @@ impl RowMaker {
             );
         }
         let id = r.id.to_string();
-        let request_text = String::from_utf8_lossy(request).into_owned();
-        let response_text = summary.response;
+        let mut response_doc = summary.response;
         let mut error = r.error.or(summary.error);
         let mut metadata: std::collections::BTreeMap<String, String> =
             r.metadata.into_iter().collect();
         let privacy = &self.privacy;
         let raw = privacy.vault.as_ref().and_then(|vault| {
-        let payload = serde_json::json!({"request": request_text, "response": response_text, "error": error});
-        match vault.seal(payload.to_string().as_bytes(), id.as_bytes()) {
-            Ok(sealed) => Some(sealed),
-            Err(e) => {
-                tracing::error!(error = %e, "raw payload not kept");
-                None
-            }
-        }
-    });
-        let redacted = (|| -> Result<_, RedactionFailed> {
-            let (request, a) = privacy.body(&request_text)?;
-            let (response, b) = match &response_text {
-                Some(t) => {
-                    let (t, n) = privacy.body(t)?;
-                    (Some(t), n)
-                }
-                None => (None, 0),
+            let text = |d: &Doc| match d {
+                Doc::Json { value, .. } => value.clone(),
+                Doc::Text(t) => serde_json::Value::from(t.as_str()),
             };
-            let mut n = a + b;
+            let payload = serde_json::json!({
+                "request": text(&request_doc),
+                "response": response_doc.as_ref().map(text),
+                "error": error,
+            });
+            match vault.seal(payload.to_string().as_bytes(), id.as_bytes()) {
+                Ok(sealed) => Some(sealed),
+                Err(e) => {
+                    tracing::error!(error = %e, "raw payload not kept");
+                    None
+                }
+            }
+        });
+        let redacted = (|| -> Result<u32, RedactionFailed> {
+            let mut n = privacy.doc(&mut request_doc)?;
+            if let Some(d) = response_doc.as_mut() {
+                n += privacy.doc(d)?;
+            }
             if let Some(e) = &error {
                 let (e, c) = privacy.text(e)?;
                 n += c;
@@ -267,13 +271,19 @@ impl RowMaker {
                 n += c;
                 *v = t;
             }
-            Ok((request, response, n))
+            Ok(n)
         })();
         let (request_body, response_body, pii_found, redaction) = match redacted {
-            Ok((req, resp, n)) => {
+            Ok(n) => {
                 metrics.pii_redacted.fetch_add(n as u64, Ordering::Relaxed);
                 let state = if privacy.redacts() { "redacted" } else { "off" };
-                (req, resp, n as i64, state)
+                let response_body = response_doc.map(|d| d.into_text(&response));
+                (
+                    request_doc.into_text(request),
+                    response_body,
+                    n as i64,
+                    state,
+                )
             }
             Err(RedactionFailed) => {
                 // Fail closed: keep the row's numbers, drop every piece of text.
