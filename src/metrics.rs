@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::Duration;
 
+use crate::capture::Outcome;
+
 /// Upper bounds, in seconds, shared by the latency histograms: fine steps under
 /// 10 ms where gateway overhead lives, coarse ones up to the minutes a long
 /// generation can take.
@@ -122,14 +124,67 @@ fn escape_label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The per-request series of one (route, version), created once and held by
+/// the routing target, so that finishing a request touches only atomics: no
+/// label strings are built and no map is searched on the hot path.
+pub struct RouteSeries {
+    route: String,
+    version: String,
+    /// Requests by status code 100..=599; anything else lands in the last slot.
+    statuses: Vec<AtomicU64>,
+    outcomes: [AtomicU64; Outcome::ALL.len()],
+    duration: Histogram,
+    ttft: Histogram,
+}
+
+const OTHER_STATUS: usize = 500;
+
+impl RouteSeries {
+    fn new(route: &str, version: &str) -> RouteSeries {
+        RouteSeries {
+            route: route.to_string(),
+            version: version.to_string(),
+            statuses: (0..=OTHER_STATUS).map(|_| AtomicU64::new(0)).collect(),
+            outcomes: std::array::from_fn(|_| AtomicU64::new(0)),
+            duration: Histogram::default(),
+            ttft: Histogram::default(),
+        }
+    }
+
+    /// Records one finished request.
+    pub fn request_done(
+        &self,
+        status: u16,
+        outcome: Outcome,
+        total: Duration,
+        ttft: Option<Duration>,
+    ) {
+        let slot = match status {
+            100..=599 => (status - 100) as usize,
+            _ => OTHER_STATUS,
+        };
+        self.statuses[slot].fetch_add(1, Ordering::Relaxed);
+        self.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
+        self.duration.observe(total);
+        if let Some(ttft) = ttft {
+            self.ttft.observe(ttft);
+        }
+    }
+
+    fn labels(&self) -> String {
+        format!(
+            "route=\"{}\",version=\"{}\"",
+            escape_label(&self.route),
+            escape_label(&self.version)
+        )
+    }
+}
+
 /// Every metric of the gateway. One instance per running gateway, so tests that
 /// run several gateways in one process see their own numbers.
 pub struct Metrics {
-    requests: Family<AtomicU64>,
-    request_duration: Family<Histogram>,
-    upstream_ttft: Family<Histogram>,
+    routes: RwLock<Vec<std::sync::Arc<RouteSeries>>>,
     tokens: Family<AtomicU64>,
-    outcomes: Family<AtomicU64>,
     feedback: Family<AtomicU64>,
     pub capture_queue_depth: AtomicI64,
     pub capture_queue_capacity: AtomicI64,
@@ -145,11 +200,8 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            requests: Family::new(&["route", "version", "status"]),
-            request_duration: Family::new(&["route", "version"]),
-            upstream_ttft: Family::new(&["route", "version"]),
+            routes: RwLock::new(Vec::new()),
             tokens: Family::new(&["route", "version", "kind"]),
-            outcomes: Family::new(&["route", "version", "outcome"]),
             feedback: Family::new(&["route", "version", "type", "value"]),
             capture_queue_depth: AtomicI64::new(0),
             capture_queue_capacity: AtomicI64::new(0),
@@ -165,28 +217,19 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Records one finished request.
-    pub fn request_done(
-        &self,
-        route: &str,
-        version: &str,
-        status: u16,
-        outcome: &str,
-        total: Duration,
-        ttft: Option<Duration>,
-    ) {
-        let code = http::StatusCode::from_u16(status).ok();
-        let code = code.as_ref().map_or("other", |c| c.as_str());
-        self.requests
-            .get(&[route, version, code])
-            .fetch_add(1, Ordering::Relaxed);
-        self.outcomes
-            .get(&[route, version, outcome])
-            .fetch_add(1, Ordering::Relaxed);
-        self.request_duration.get(&[route, version]).observe(total);
-        if let Some(ttft) = ttft {
-            self.upstream_ttft.get(&[route, version]).observe(ttft);
+    /// The series of one (route, version), created on first use. Call once per
+    /// target and keep the handle.
+    pub fn route(&self, route: &str, version: &str) -> std::sync::Arc<RouteSeries> {
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = routes
+            .iter()
+            .find(|r| r.route == route && r.version == version)
+        {
+            return found.clone();
         }
+        let series = std::sync::Arc::new(RouteSeries::new(route, version));
+        routes.push(series.clone());
+        series
     }
 
     /// Adds token counts; `kind` is `prompt` or `completion`.
@@ -209,48 +252,73 @@ impl Metrics {
     /// Renders the text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(8 * 1024);
+        let routes: Vec<_> = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         header(
             &mut out,
             "flywheel_requests_total",
             "counter",
             "Requests answered, by route, served version and HTTP status.",
         );
-        self.requests.each(|l, c| {
-            let _ = writeln!(
-                out,
-                "flywheel_requests_total{{{l}}} {}",
-                c.load(Ordering::Relaxed)
-            );
-        });
+        for r in &routes {
+            let labels = r.labels();
+            for (i, c) in r.statuses.iter().enumerate() {
+                let n = c.load(Ordering::Relaxed);
+                if n > 0 {
+                    let status = if i == OTHER_STATUS {
+                        "other".to_string()
+                    } else {
+                        (i + 100).to_string()
+                    };
+                    let _ = writeln!(
+                        out,
+                        "flywheel_requests_total{{{labels},status=\"{status}\"}} {n}"
+                    );
+                }
+            }
+        }
         header(
             &mut out,
             "flywheel_request_outcomes_total",
             "counter",
             "Requests by outcome: ok, upstream_error, client_closed, timeout, rejected.",
         );
-        self.outcomes.each(|l, c| {
-            let _ = writeln!(
-                out,
-                "flywheel_request_outcomes_total{{{l}}} {}",
-                c.load(Ordering::Relaxed)
-            );
-        });
+        for r in &routes {
+            let labels = r.labels();
+            for (o, c) in Outcome::ALL.iter().zip(&r.outcomes) {
+                let n = c.load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "flywheel_request_outcomes_total{{{labels},outcome=\"{}\"}} {n}",
+                        o.as_str()
+                    );
+                }
+            }
+        }
         header(
             &mut out,
             "flywheel_request_duration_seconds",
             "histogram",
             "Time from request received to response fully sent, in seconds.",
         );
-        self.request_duration
-            .each(|l, h| h.render(&mut out, "flywheel_request_duration_seconds", l));
+        for r in &routes {
+            r.duration
+                .render(&mut out, "flywheel_request_duration_seconds", &r.labels());
+        }
         header(
             &mut out,
             "flywheel_upstream_ttft_seconds",
             "histogram",
             "Time from request received to the upstream's first response byte, in seconds.",
         );
-        self.upstream_ttft
-            .each(|l, h| h.render(&mut out, "flywheel_upstream_ttft_seconds", l));
+        for r in &routes {
+            r.ttft
+                .render(&mut out, "flywheel_upstream_ttft_seconds", &r.labels());
+        }
         header(&mut out, "flywheel_tokens_total", "counter", "Tokens processed, by kind (prompt, completion); reported by the upstream or estimated.");
         self.tokens.each(|l, c| {
             let _ = writeln!(
@@ -343,15 +411,15 @@ mod tests {
     #[test]
     fn renders_counters_and_histograms() {
         let m = Metrics::default();
-        m.request_done(
-            "default",
-            "v1",
+        let r = m.route("default", "v1");
+        r.request_done(
             200,
-            "ok",
+            Outcome::Ok,
             Duration::from_millis(3),
             Some(Duration::from_millis(1)),
         );
-        m.request_done("default", "v1", 200, "ok", Duration::from_millis(30), None);
+        m.route("default", "v1")
+            .request_done(200, Outcome::Ok, Duration::from_millis(30), None);
         m.tokens("default", "v1", "prompt", 7);
         let text = m.render();
         assert!(

@@ -41,6 +41,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in declaration order (their discriminants index this).
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Ok,
+        Outcome::UpstreamError,
+        Outcome::ClientClosed,
+        Outcome::Timeout,
+        Outcome::Rejected,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",

@@ -1,11 +1,13 @@
 //! The capture writer: one dedicated OS thread that drains the bounded queue and
 //! writes records to the store in transactions of up to `capture.batch_max` rows.
 //!
-//! Batching is natural rather than timed: the writer takes whatever is queued
-//! (up to the batch size) and writes it at once, so a lone record is committed
-//! within one transaction's time, while under load each transaction carries many
-//! rows. The writer never runs on the async runtime, so a slow disk can fill the
-//! queue (drops are counted) but can never stall a request.
+//! After its first record the writer waits at most `capture.flush_interval_ms`
+//! (10 ms) for more, up to the batch size, then commits them in one
+//! transaction. A commit costs about as much as many row inserts, so under load
+//! this cuts the writer's CPU per record several times over, while a lone record
+//! is still committed within the interval. The writer never runs on the async
+//! runtime, so a slow disk can fill the queue (drops are counted) but can never
+//! stall a request.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
@@ -27,6 +29,7 @@ use crate::store::{InteractionRow, Store};
 pub struct WriterConfig {
     pub queue_capacity: usize,
     pub batch_max: usize,
+    pub flush_interval: Duration,
     pub max_body_bytes: usize,
 }
 
@@ -114,14 +117,17 @@ impl Writer<'_> {
         let mut batch: Vec<Interaction> = Vec::with_capacity(config.batch_max);
         let mut closing: Option<std::sync::mpsc::Sender<()>> = None;
         loop {
-            // Block for the first record, then take what else is already waiting.
+            // Block for the first record, then gather more until the batch is
+            // full or the flush interval has passed.
             match rx.recv() {
                 Ok(Message::Record(r)) => batch.push(*r),
                 Ok(Message::Close(ack)) => closing = Some(ack),
                 Err(_) => break,
             }
+            let deadline = std::time::Instant::now() + config.flush_interval;
             while batch.len() < config.batch_max && closing.is_none() {
-                match rx.recv_timeout(Duration::ZERO) {
+                let wait = deadline.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(wait) {
                     Ok(Message::Record(r)) => batch.push(*r),
                     Ok(Message::Close(ack)) => closing = Some(ack),
                     Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
@@ -473,6 +479,7 @@ mod tests {
         let cfg = WriterConfig {
             queue_capacity: 4,
             batch_max: 2,
+            flush_interval: Duration::ZERO,
             max_body_bytes: 1 << 20,
         };
         let (queue, handle) = start(store.clone(), maker(1 << 20), cfg, metrics.clone()).unwrap();

@@ -162,6 +162,9 @@ pub struct RawCapture {
     pub queue_capacity: Option<usize>,
     /// Most records written in one transaction. Default 512.
     pub batch_max: Option<usize>,
+    /// Longest the writer waits to fill a transaction after its first record,
+    /// in milliseconds; 0 writes whatever is queued at once. Default 10.
+    pub flush_interval_ms: Option<u64>,
     /// Largest request or response body kept in a record, in bytes (larger bodies are
     /// truncated and flagged). Default 4 MiB.
     pub max_body_bytes: Option<usize>,
@@ -316,6 +319,7 @@ pub struct CaptureConfig {
     pub db: PathBuf,
     pub queue_capacity: usize,
     pub batch_max: usize,
+    pub flush_interval: Duration,
     pub max_body_bytes: usize,
     /// `None` means: use (or create) the secret kept in the database.
     pub user_hash_secret: Option<Vec<u8>>,
@@ -568,6 +572,7 @@ impl RawConfig {
                 .unwrap_or_else(|| PathBuf::from("./flywheel.db")),
             queue_capacity,
             batch_max,
+            flush_interval: Duration::from_millis(c.flush_interval_ms.unwrap_or(10).min(10_000)),
             max_body_bytes: c.max_body_bytes.unwrap_or(4 * 1024 * 1024),
             user_hash_secret: lookup_secret(env, &secret_var).map(String::into_bytes),
         };

@@ -127,14 +127,10 @@ impl Call {
         let m = &self.gateway.metrics;
         m.in_flight
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        m.request_done(
-            &r.route,
-            &r.version,
-            r.status,
-            outcome.as_str(),
-            latency,
-            ttft,
-        );
+        self.gateway
+            .target()
+            .series
+            .request_done(r.status, outcome, latency, ttft);
         self.gateway.capture.submit(r);
     }
 }

@@ -199,7 +199,7 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
     let upstream = &gw.upstream;
     let keep_client_auth = gw.client_keys.is_empty() || gw.config.auth.pass_client_key;
     let upstream_req = match upstream.request(
-        &parts,
+        parts,
         forward,
         keep_client_auth,
         endpoint != Endpoint::Passthrough,

@@ -45,6 +45,8 @@ pub struct Target {
     pub version: Arc<str>,
     pub upstream: Arc<str>,
     pub version_header: HeaderValue,
+    /// This target's request metrics, so finishing a call touches only atomics.
+    pub series: Arc<crate::metrics::RouteSeries>,
 }
 
 /// State shared by every connection.
@@ -97,6 +99,7 @@ impl Gateway {
             WriterConfig {
                 queue_capacity: config.capture.queue_capacity,
                 batch_max: config.capture.batch_max,
+                flush_interval: config.capture.flush_interval,
                 max_body_bytes: config.capture.max_body_bytes,
             },
             metrics.clone(),
@@ -107,6 +110,7 @@ impl Gateway {
             route: Arc::from("default"),
             version_header: HeaderValue::from_str(&version)
                 .map_err(|e| RunError::Upstream(e.to_string()))?,
+            series: metrics.route("default", &version),
             version,
             upstream: upstream.label.clone(),
         };

@@ -125,16 +125,18 @@ impl Upstream {
 
     /// Builds the upstream request: the client's method, path and headers minus
     /// per-hop and gateway headers, with the credential the config calls for.
+    /// It takes the client's parts by value so their headers move over rather
+    /// than being copied.
     pub fn request(
         &self,
-        parts: &http::request::Parts,
+        parts: http::request::Parts,
         body: Bytes,
         keep_client_auth: bool,
         plain_response: bool,
     ) -> Result<Request<Full<Bytes>>, http::uri::InvalidUri> {
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let uri = self.uri_for(path)?;
-        let mut headers = parts.headers.clone();
+        let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
         headers.remove(header::HOST);
         headers.remove(header::CONTENT_LENGTH);
@@ -160,7 +162,7 @@ impl Upstream {
             None => {}
         }
         let mut req = Request::new(Full::new(body));
-        *req.method_mut() = parts.method.clone();
+        *req.method_mut() = parts.method;
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
         Ok(req)
@@ -220,25 +222,28 @@ mod tests {
     #[test]
     fn strips_per_hop_and_gateway_headers() {
         let u = upstream("http://h:9/v1");
-        let req = http::Request::builder()
-            .uri("/v1/chat/completions")
-            .header("connection", "keep-alive, x-custom")
-            .header("x-custom", "1")
-            .header("x-flywheel-user", "alice")
-            .header("authorization", "Bearer client")
-            .header("accept-encoding", "gzip")
-            .header("x-keep", "yes")
-            .body(())
-            .unwrap();
-        let (parts, _) = req.into_parts();
-        let out = u.request(&parts, Bytes::new(), false, true).unwrap();
+        let req = || {
+            http::Request::builder()
+                .uri("/v1/chat/completions")
+                .header("connection", "keep-alive, x-custom")
+                .header("x-custom", "1")
+                .header("x-flywheel-user", "alice")
+                .header("authorization", "Bearer client")
+                .header("accept-encoding", "gzip")
+                .header("x-keep", "yes")
+                .body(())
+                .unwrap()
+        };
+        let (parts, _) = req().into_parts();
+        let out = u.request(parts, Bytes::new(), false, true).unwrap();
         let h = out.headers();
         assert!(h.get("x-custom").is_none() && h.get("connection").is_none());
         assert!(h.get("x-flywheel-user").is_none());
         assert!(h.get("authorization").is_none());
         assert!(h.get("accept-encoding").is_none());
         assert_eq!(h.get("x-keep").unwrap(), "yes");
-        let out = u.request(&parts, Bytes::new(), true, false).unwrap();
+        let (parts, _) = req().into_parts();
+        let out = u.request(parts, Bytes::new(), true, false).unwrap();
         assert_eq!(out.headers().get("authorization").unwrap(), "Bearer client");
     }
 }
