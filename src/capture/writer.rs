@@ -10,7 +10,7 @@
 //! stall a request.
 
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -116,6 +116,7 @@ impl Writer<'_> {
         let (config, metrics) = (self.config, self.metrics);
         let mut batch: Vec<Interaction> = Vec::with_capacity(config.batch_max);
         let mut closing: Option<std::sync::mpsc::Sender<()>> = None;
+        let mut backlog = false;
         loop {
             // Block for the first record, then gather more until the batch is
             // full or the flush interval has passed.
@@ -124,15 +125,21 @@ impl Writer<'_> {
                 Ok(Message::Close(ack)) => closing = Some(ack),
                 Err(_) => break,
             }
-            let deadline = std::time::Instant::now() + config.flush_interval;
+            // Sleeping through the interval, rather than waiting on the channel,
+            // matters: a waiting receiver is woken by every send, which would
+            // cost the hot path a futex wake and a context switch per request.
+            // When the last batch was full there is a backlog: no waiting then.
+            if closing.is_none() && !config.flush_interval.is_zero() && !backlog {
+                std::thread::sleep(config.flush_interval);
+            }
             while batch.len() < config.batch_max && closing.is_none() {
-                let wait = deadline.saturating_duration_since(std::time::Instant::now());
-                match rx.recv_timeout(wait) {
+                match rx.try_recv() {
                     Ok(Message::Record(r)) => batch.push(*r),
                     Ok(Message::Close(ack)) => closing = Some(ack),
-                    Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+                    Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
                 }
             }
+            backlog = batch.len() >= config.batch_max;
             metrics
                 .capture_queue_depth
                 .fetch_sub(batch.len() as i64, Ordering::Relaxed);
