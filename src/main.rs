@@ -15,12 +15,6 @@ use flywheel::cli::{
 use flywheel::client::{admin_call, call, ClientError};
 use flywheel::config::{Config, Overrides};
 
-/// mimalloc: glibc's malloc took about 9% of the gateway's CPU per request in
-/// profiles (many small, short-lived allocations across threads); with
-/// mimalloc the benchmark's CPU per request drops about 5% (bench/README.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const EXIT_FAILED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_UNREACHABLE: u8 = 3;
