@@ -20,6 +20,8 @@ pub enum GatewayError {
     InvalidField { param: String, message: String },
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: u64 },
     #[error("invalid or missing API key; send it as `Authorization: Bearer <key>`")]
@@ -45,6 +47,7 @@ impl GatewayError {
                 StatusCode::BAD_REQUEST
             }
             GatewayError::Conflict(_) => StatusCode::CONFLICT,
+            GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
             GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -63,6 +66,7 @@ impl GatewayError {
             GatewayError::BadRequest(_) => ("invalid_request_error", "invalid_request"),
             GatewayError::InvalidField { .. } => ("invalid_request_error", "invalid_value"),
             GatewayError::Conflict(_) => ("invalid_request_error", "conflict"),
+            GatewayError::Forbidden(_) => ("permission_error", "forbidden"),
             GatewayError::PayloadTooLarge { .. } => ("invalid_request_error", "payload_too_large"),
             GatewayError::Unauthorized => ("invalid_request_error", "invalid_api_key"),
             GatewayError::NotFound(_) => ("invalid_request_error", "not_found"),

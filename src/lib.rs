@@ -9,6 +9,8 @@
 //!   bounded queue that feeds the batching writer thread.
 //! - [`store`]: the storage trait, its SQLite implementation and versioned migrations.
 //! - [`feedback`]: validation and storage of feedback on interactions (`POST /v1/feedback`).
+//! - [`registry`]: routes, model versions and their lifecycle (registered, approved, canary, stable, ...).
+//! - [`rollout`]: canary rollouts: the pure decision and the driver that applies it.
 //! - [`admin`]: the admin HTTP API (`/admin/v1/...`) behind a bearer token.
 //! - [`client`]: the small HTTP client the CLI uses to talk to a running gateway.
 //! - [`mock`]: an upstream that speaks the OpenAI API for tests, benchmarks and demos.
@@ -27,6 +29,8 @@ pub mod feedback;
 pub mod metrics;
 pub mod mock;
 pub mod proxy;
+pub mod registry;
+pub mod rollout;
 pub mod shutdown;
 pub mod store;
 

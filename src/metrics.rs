@@ -186,6 +186,11 @@ pub struct Metrics {
     routes: RwLock<Vec<std::sync::Arc<RouteSeries>>>,
     tokens: Family<AtomicU64>,
     feedback: Family<AtomicU64>,
+    /// Share of a route's traffic per version, stored as f64 bits.
+    weights: Family<AtomicU64>,
+    rollout_step: Family<AtomicI64>,
+    rollout_promotions: Family<AtomicU64>,
+    rollout_rollbacks: Family<AtomicU64>,
     pub capture_queue_depth: AtomicI64,
     pub capture_queue_capacity: AtomicI64,
     pub capture_written: AtomicU64,
@@ -203,6 +208,10 @@ impl Default for Metrics {
             routes: RwLock::new(Vec::new()),
             tokens: Family::new(&["route", "version", "kind"]),
             feedback: Family::new(&["route", "version", "type", "value"]),
+            weights: Family::new(&["route", "version"]),
+            rollout_step: Family::new(&["route"]),
+            rollout_promotions: Family::new(&["route"]),
+            rollout_rollbacks: Family::new(&["route"]),
             capture_queue_depth: AtomicI64::new(0),
             capture_queue_capacity: AtomicI64::new(0),
             capture_written: AtomicU64::new(0),
@@ -247,6 +256,29 @@ impl Metrics {
         self.feedback
             .get(&[route, version, kind, value])
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sets a version's share of its route's traffic (0..1).
+    pub fn route_weight(&self, route: &str, version: &str, share: f64) {
+        self.weights
+            .get(&[route, version])
+            .store(share.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Sets the current rollout step of a route (1-based; 0 when none runs).
+    pub fn rollout_step(&self, route: &str, step: i64) {
+        self.rollout_step
+            .get(&[route])
+            .store(step, Ordering::Relaxed);
+    }
+
+    pub fn rollout_finished(&self, route: &str, promoted: bool) {
+        let family = if promoted {
+            &self.rollout_promotions
+        } else {
+            &self.rollout_rollbacks
+        };
+        family.get(&[route]).fetch_add(1, Ordering::Relaxed);
     }
 
     /// Renders the text exposition format (version 0.0.4).
@@ -332,6 +364,58 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "flywheel_feedback_total{{{l}}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        });
+        header(
+            &mut out,
+            "flywheel_route_weight",
+            "gauge",
+            "Share of a route's traffic each version takes (0..1).",
+        );
+        self.weights.each(|l, c| {
+            let _ = writeln!(
+                out,
+                "flywheel_route_weight{{{l}}} {}",
+                f64::from_bits(c.load(Ordering::Relaxed))
+            );
+        });
+        header(
+            &mut out,
+            "flywheel_rollout_step",
+            "gauge",
+            "Current step of the route's rollout, 1-based; 0 when none runs.",
+        );
+        self.rollout_step.each(|l, c| {
+            let _ = writeln!(
+                out,
+                "flywheel_rollout_step{{{l}}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        });
+        header(
+            &mut out,
+            "flywheel_rollout_promotions_total",
+            "counter",
+            "Canaries promoted to stable.",
+        );
+        self.rollout_promotions.each(|l, c| {
+            let _ = writeln!(
+                out,
+                "flywheel_rollout_promotions_total{{{l}}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        });
+        header(
+            &mut out,
+            "flywheel_rollout_rollbacks_total",
+            "counter",
+            "Canaries rolled back or aborted.",
+        );
+        self.rollout_rollbacks.each(|l, c| {
+            let _ = writeln!(
+                out,
+                "flywheel_rollout_rollbacks_total{{{l}}} {}",
                 c.load(Ordering::Relaxed)
             );
         });

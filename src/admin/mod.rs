@@ -22,6 +22,7 @@ use crate::proxy::handler::error_response;
 use crate::proxy::server::Gateway;
 use crate::store::{FeedbackQuery, InteractionRow, ListQuery};
 
+mod models;
 mod privacy;
 mod time;
 pub use time::parse_since;
@@ -57,6 +58,18 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request<Incoming>) -> Response<Proxy
         (&Method::GET, ["admin", "v1", "stats"]) => stats(gw).await,
         (&Method::GET, ["admin", "v1", "feedback"]) => list_feedback(gw, &query).await,
         (&Method::GET, ["admin", "v1", "events"]) => list_events(gw, &query).await,
+        (&Method::GET, ["admin", "v1", "models"]) => models::list(gw).await,
+        (&Method::POST, ["admin", "v1", "models"]) => models::register(gw, body).await,
+        (
+            &Method::POST,
+            ["admin", "v1", "models", route, "versions", version, verdict @ ("approve" | "reject")],
+        ) => models::judge(gw, route, version, *verdict == "approve", body).await,
+        (&Method::GET, ["admin", "v1", "rollouts"]) => models::list_rollouts(gw, &query).await,
+        (&Method::POST, ["admin", "v1", "rollouts"]) => models::start_rollout(gw, body).await,
+        (&Method::GET, ["admin", "v1", "rollouts", id]) => models::show_rollout(gw, id).await,
+        (&Method::POST, ["admin", "v1", "rollouts", id, op]) => {
+            models::command(gw, id, op, body).await
+        }
         (&Method::POST, ["admin", "v1", "privacy", "forget"]) => privacy::forget(gw, body).await,
         (&Method::POST, ["admin", "v1", "privacy", "purge"]) => {
             let dry_run = query

@@ -431,6 +431,33 @@ mod tests {
         fn record_event(&self, event: &EventRow) -> Result<(), StoreError> {
             self.inner.record_event(event)
         }
+        fn routing_generation(&self) -> Result<i64, StoreError> {
+            self.inner.routing_generation()
+        }
+        fn load_routing(&self) -> Result<crate::store::RoutingSnapshot, StoreError> {
+            self.inner.load_routing()
+        }
+        fn apply_registry(&self, w: &crate::store::RegistryWrite) -> Result<(), StoreError> {
+            self.inner.apply_registry(w)
+        }
+        fn list_rollouts(
+            &self,
+            route: Option<&str>,
+            active: bool,
+        ) -> Result<Vec<crate::store::RolloutRow>, StoreError> {
+            self.inner.list_rollouts(route, active)
+        }
+        fn get_rollout(&self, id: &str) -> Result<Option<crate::store::RolloutRow>, StoreError> {
+            self.inner.get_rollout(id)
+        }
+        fn version_stats(
+            &self,
+            route: &str,
+            version: &str,
+            since: i64,
+        ) -> Result<crate::store::VersionStats, StoreError> {
+            self.inner.version_stats(route, version, since)
+        }
         fn list_events(
             &self,
             limit: usize,

@@ -68,6 +68,44 @@ pub struct RawConfig {
     pub privacy: RawPrivacy,
     #[serde(default)]
     pub retention: RawRetention,
+    /// Logical models apps call, each with its versions. Seeds the registry at
+    /// start (and on SIGHUP); the registry then owns each version's state.
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// The model name apps send, e.g. `support-bot`.
+    pub name: String,
+    /// Retry a failed canary call once on stable. Default false.
+    pub retry_on_stable: Option<bool>,
+    #[serde(default)]
+    pub versions: Vec<RawVersion>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVersion {
+    pub name: String,
+    /// The version's upstream base URL, including /v1.
+    pub upstream: String,
+    /// The upstream's own model name; replaces `model` in requests.
+    pub upstream_model: Option<String>,
+    /// Environment variable holding this upstream's API key.
+    pub api_key_env: Option<String>,
+    pub connect_timeout_ms: Option<u64>,
+    pub first_byte_timeout_ms: Option<u64>,
+    pub total_timeout_ms: Option<u64>,
+    /// Extra headers sent to this upstream.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A system message prepended to chat requests served by this version.
+    pub system_prompt: Option<String>,
+    /// State when first registered: `registered`, `approved` or `stable`.
+    /// Default: `stable` for a route's first version, `registered` after that.
+    pub state: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -198,6 +236,8 @@ pub struct RawClientKey {
     pub name: String,
     /// Lowercase hex SHA-256 of the key (`flywheel keys hash` prints it).
     pub sha256: String,
+    /// May pin a version with `x-flywheel-version` (tests, evaluations). Default false.
+    pub pin: Option<bool>,
 }
 
 /// Command-line flags that override the file and the environment.
@@ -220,6 +260,115 @@ pub struct Config {
     pub auth: AuthConfig,
     pub privacy: PrivacyConfig,
     pub retention: RetentionConfig,
+    pub routes: Vec<RouteConfig>,
+    /// Where this config came from, so SIGHUP can read it again.
+    pub source: Option<(PathBuf, Overrides)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    pub name: String,
+    pub retry_on_stable: bool,
+    pub versions: Vec<VersionConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionConfig {
+    pub name: String,
+    pub upstream: String,
+    pub upstream_model: Option<String>,
+    pub api_key_env: Option<String>,
+    pub connect_timeout_ms: Option<u64>,
+    pub first_byte_timeout_ms: Option<u64>,
+    pub total_timeout_ms: Option<u64>,
+    pub headers: BTreeMap<String, String>,
+    pub system_prompt: Option<String>,
+    pub state: String,
+}
+
+/// Whether a route or version name is usable: 1 to 64 visible ASCII characters
+/// without `/` (names appear in URLs and metric labels).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
+}
+
+fn validate_routes(raw: Vec<RawRoute>) -> Result<Vec<RouteConfig>, ConfigError> {
+    let mut out: Vec<RouteConfig> = Vec::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        let key = format!("routes[{i}]");
+        if !valid_name(&r.name) {
+            return Err(invalid(
+                &format!("{key}.name"),
+                "must be 1 to 64 visible characters without `/`, e.g. support-bot",
+            ));
+        }
+        if out.iter().any(|o| o.name == r.name) {
+            return Err(invalid(
+                &format!("{key}.name"),
+                format!("route `{}` is listed twice; merge the two", r.name),
+            ));
+        }
+        let mut versions: Vec<VersionConfig> = Vec::new();
+        for (j, v) in r.versions.into_iter().enumerate() {
+            let vkey = format!("{key}.versions[{j}]");
+            if !valid_name(&v.name) {
+                return Err(invalid(
+                    &format!("{vkey}.name"),
+                    "must be 1 to 64 visible characters without `/`, e.g. v2",
+                ));
+            }
+            if versions.iter().any(|o| o.name == v.name) {
+                return Err(invalid(
+                    &format!("{vkey}.name"),
+                    format!("version `{}` is listed twice", v.name),
+                ));
+            }
+            match v.upstream.trim_end_matches('/').parse::<http::Uri>() {
+                Ok(u) if matches!(u.scheme_str(), Some("http") | Some("https")) && u.host().is_some() => {}
+                _ => {
+                    return Err(invalid(
+                        &format!("{vkey}.upstream"),
+                        format!("`{}` is not an http:// or https:// base URL; write e.g. http://127.0.0.1:9000/v1", v.upstream),
+                    ))
+                }
+            }
+            let state = match v.state.as_deref() {
+                None if versions.is_empty() => "stable".to_string(),
+                None => "registered".to_string(),
+                Some(s @ ("registered" | "approved" | "stable")) => s.to_string(),
+                Some(other) => {
+                    return Err(invalid(
+                        &format!("{vkey}.state"),
+                        format!("`{other}` cannot be set from the config; use registered, approved or stable (canaries start with `flywheel rollout start`)"),
+                    ))
+                }
+            };
+            if state == "stable" && versions.iter().any(|o| o.state == "stable") {
+                return Err(invalid(
+                    &format!("{vkey}.state"),
+                    "a route has one stable version; make the others registered or approved",
+                ));
+            }
+            versions.push(VersionConfig {
+                name: v.name,
+                upstream: v.upstream.trim_end_matches('/').to_string(),
+                upstream_model: v.upstream_model,
+                api_key_env: v.api_key_env,
+                connect_timeout_ms: v.connect_timeout_ms,
+                first_byte_timeout_ms: v.first_byte_timeout_ms,
+                total_timeout_ms: v.total_timeout_ms,
+                headers: v.headers,
+                system_prompt: v.system_prompt,
+                state,
+            });
+        }
+        out.push(RouteConfig {
+            name: r.name,
+            retry_on_stable: r.retry_on_stable.unwrap_or(false),
+            versions,
+        });
+    }
+    Ok(out)
 }
 
 /// What replaces a PII match.
@@ -348,6 +497,7 @@ pub struct AuthConfig {
 pub struct ClientKey {
     pub name: String,
     pub sha256: [u8; 32],
+    pub may_pin: bool,
 }
 
 impl Config {
@@ -381,7 +531,9 @@ impl Config {
                     path: path.map_or("(environment)".into(), |p| p.display().to_string()),
                     message: e.to_string(),
                 })?;
-        raw.validate(env, flags)
+        let mut config = raw.validate(env, flags)?;
+        config.source = path.map(|p| (p.to_path_buf(), flags.clone()));
+        Ok(config)
     }
 }
 
@@ -602,6 +754,7 @@ impl RawConfig {
             keys.push(ClientKey {
                 name: k.name,
                 sha256,
+                may_pin: k.pin.unwrap_or(false),
             });
         }
         let auth = AuthConfig {
@@ -616,6 +769,7 @@ impl RawConfig {
             interval: Duration::from_secs(r.interval_secs.unwrap_or(3600).max(1)),
             batch: r.batch.unwrap_or(1000).clamp(1, 100_000),
         };
+        let routes = validate_routes(self.routes)?;
         Ok(Config {
             server,
             upstream,
@@ -624,6 +778,8 @@ impl RawConfig {
             auth,
             privacy,
             retention,
+            routes,
+            source: None,
         })
     }
 }

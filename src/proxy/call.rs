@@ -9,6 +9,7 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use http::request::Parts;
 
+use super::routing::VersionTarget;
 use super::server::Gateway;
 use crate::capture::issued::Served;
 use crate::capture::{Endpoint, Interaction, Outcome};
@@ -19,6 +20,8 @@ pub const CLIENT_CLOSED_STATUS: u16 = 499;
 
 pub struct Call {
     gateway: Arc<Gateway>,
+    /// The version serving the call: the default until routing picks one.
+    pub target: Arc<VersionTarget>,
     pub start: Instant,
     record: Option<Interaction>,
     /// Status of the response once it has been decided.
@@ -42,7 +45,7 @@ impl Call {
                 Some((key.to_string(), value.to_str().ok()?.to_string()))
             })
             .collect();
-        let target = gateway.target();
+        let target = gateway.routing.current().default.clone();
         gateway
             .metrics
             .in_flight
@@ -64,7 +67,7 @@ impl Call {
                 path: parts.uri.path().to_string(),
                 route: target.route.clone(),
                 version: target.version.clone(),
-                upstream: target.upstream.clone(),
+                upstream: target.upstream.label.clone(),
                 requested_model: None,
                 status: CLIENT_CLOSED_STATUS,
                 outcome: Outcome::ClientClosed,
@@ -82,6 +85,7 @@ impl Call {
                 error: None,
             }),
             gateway,
+            target,
             start,
             status: CLIENT_CLOSED_STATUS,
         }
@@ -89,6 +93,23 @@ impl Call {
 
     pub fn gateway(&self) -> &Arc<Gateway> {
         &self.gateway
+    }
+
+    /// Hands the call to the version routing chose.
+    pub fn set_target(&mut self, target: Arc<VersionTarget>) {
+        if let Some(r) = self.record.as_mut() {
+            r.route = target.route.clone();
+            r.version = target.version.clone();
+            r.upstream = target.upstream.label.clone();
+            self.gateway.capture.issue(
+                r.id,
+                Served {
+                    route: target.route.clone(),
+                    version: target.version.clone(),
+                },
+            );
+        }
+        self.target = target;
     }
 
     /// The record under construction. Only valid before [`Call::finish`].
@@ -127,8 +148,7 @@ impl Call {
         let m = &self.gateway.metrics;
         m.in_flight
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        self.gateway
-            .target()
+        self.target
             .series
             .request_done(r.status, outcome, latency, ttft);
         self.gateway.capture.submit(r);

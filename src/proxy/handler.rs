@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use super::body::{ProxyBody, TeeBody};
 use super::call::Call;
 use super::request;
+use super::routing::{PinError, RoutingTable};
 use super::server::Gateway;
 use super::upstream::strip_hop_by_hop;
 use crate::capture::{hash, Endpoint, Outcome};
@@ -21,6 +22,7 @@ use crate::error::GatewayError;
 
 pub const INTERACTION_ID: &str = "x-flywheel-interaction-id";
 pub const MODEL_VERSION: &str = "x-flywheel-model-version";
+pub const PIN_VERSION: &str = "x-flywheel-version";
 
 /// Entry point for every request on the public listener.
 pub async fn handle(
@@ -94,17 +96,16 @@ fn add_gateway_headers(resp: &mut Response<ProxyBody>, call: &Call) {
     if let Ok(v) = HeaderValue::from_str(&call.id().to_string()) {
         headers.insert(INTERACTION_ID, v);
     }
-    headers.insert(
-        MODEL_VERSION,
-        call.gateway().target().version_header.clone(),
-    );
+    headers.insert(MODEL_VERSION, call.target.version_header.clone());
 }
 
-/// Checks the client key when keys are configured; returns the app's name.
-fn authenticate(gw: &Gateway, headers: &http::HeaderMap) -> Result<Option<Arc<str>>, GatewayError> {
-    if gw.client_keys.is_empty() {
-        return Ok(None);
-    }
+/// Checks the client key when keys are configured; returns the app's name and
+/// whether the caller may pin a version. The admin token counts as a key (app
+/// `admin`) that may pin, so operators and tests can reach any version.
+fn authenticate(
+    gw: &Gateway,
+    headers: &http::HeaderMap,
+) -> Result<(Option<Arc<str>>, bool), GatewayError> {
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -112,17 +113,47 @@ fn authenticate(gw: &Gateway, headers: &http::HeaderMap) -> Result<Option<Arc<st
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .map(str::trim)
-        .ok_or(GatewayError::Unauthorized)?;
+        .map(str::trim);
+    if let (Some(k), Some(admin)) = (key, gw.config.admin.token.as_deref()) {
+        if hash::secret_eq(k.as_bytes(), admin.as_bytes()) {
+            return Ok((Some(Arc::from("admin")), true));
+        }
+    }
+    if gw.client_keys.is_empty() {
+        return Ok((None, false));
+    }
+    let key = key.ok_or(GatewayError::Unauthorized)?;
     let digest = hash::sha256(key.as_bytes());
     // Every configured key is compared, so timing does not tell which one matched.
     let mut found = None;
-    for (name, expected) in &gw.client_keys {
+    for (name, expected, may_pin) in &gw.client_keys {
         if hash::digest_eq(&digest, expected) {
-            found = Some(name.clone());
+            found = Some((Some(name.clone()), *may_pin));
         }
     }
-    found.map(Some).ok_or(GatewayError::Unauthorized)
+    found.ok_or(GatewayError::Unauthorized)
+}
+
+/// `GET /v1/models` when routes are configured: the routes, OpenAI-shaped.
+fn list_routes(mut call: Call, table: &RoutingTable) -> Response<ProxyBody> {
+    let data: Vec<serde_json::Value> = table
+        .route_names()
+        .into_iter()
+        .map(|name| serde_json::json!({"id": name, "object": "model", "created": 0, "owned_by": "flywheel"}))
+        .collect();
+    let body = Bytes::from(
+        serde_json::to_vec(&serde_json::json!({"object": "list", "data": data}))
+            .unwrap_or_default(),
+    );
+    let mut resp = Response::new(ProxyBody::full(body.clone()));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    call.status = 200;
+    add_gateway_headers(&mut resp, &call);
+    call.finish(Outcome::Ok, vec![body], false, None, None);
+    resp
 }
 
 async fn read_body(
@@ -159,10 +190,13 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
         return fail(call, GatewayError::ShuttingDown);
     }
 
-    match authenticate(&gw, &parts.headers) {
-        Ok(app) => call.record().app = app,
+    let may_pin = match authenticate(&gw, &parts.headers) {
+        Ok((app, may_pin)) => {
+            call.record().app = app;
+            may_pin
+        }
         Err(e) => return fail(call, e),
-    }
+    };
     let body = match read_body(body, &parts.headers, gw.config.server.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return fail(call, e),
@@ -187,8 +221,50 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
                 .filter(|u| !u.is_empty())
                 .map(str::to_string);
         }
+        let pin = parts.headers.get(PIN_VERSION).and_then(|v| v.to_str().ok());
+        if pin.is_some() && !may_pin {
+            return fail(
+                call,
+                GatewayError::Forbidden(
+                    "x-flywheel-version is only honoured for the admin token or client keys with pin = true".into(),
+                ),
+            );
+        }
+        // The sticky key: the user, else the session, else a random draw.
+        let key = record.user.clone().or_else(|| record.session.clone());
+        let table = gw.routing.current();
+        match table.resolve(meta.model.as_deref(), key.as_deref(), pin) {
+            Ok(target) => call.set_target(target),
+            Err(PinError::UnknownVersion(v)) => {
+                return fail(
+                    call,
+                    GatewayError::NotFound(format!(
+                        "version {v} cannot be pinned: it is not an approved, canary or stable version of this model"
+                    )),
+                )
+            }
+        }
         let usage_capable = matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions);
-        if stream && usage_capable && !meta.wants_usage() {
+        let add_usage = stream && usage_capable && !meta.wants_usage();
+        if call.target.rewrites_body() {
+            match request::rewrite(
+                &body,
+                &call.target,
+                endpoint == Endpoint::ChatCompletions,
+                add_usage,
+            ) {
+                Some(rewritten) => {
+                    forward = rewritten;
+                    hide_usage = add_usage;
+                }
+                None => {
+                    return fail(
+                        call,
+                        GatewayError::BadRequest("request body must be a JSON object".into()),
+                    )
+                }
+            }
+        } else if add_usage {
             if let Some(rewritten) = request::with_include_usage(&body, &meta) {
                 forward = rewritten;
                 hide_usage = true;
@@ -196,7 +272,15 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
         }
     }
 
-    let upstream = &gw.upstream;
+    if endpoint == Endpoint::Models {
+        let table = gw.routing.current();
+        if !table.routes.is_empty() {
+            return list_routes(call, &table);
+        }
+    }
+
+    let target = call.target.clone();
+    let upstream = &target.upstream;
     let keep_client_auth = gw.client_keys.is_empty() || gw.config.auth.pass_client_key;
     let upstream_req = match upstream.request(
         parts,
@@ -204,7 +288,12 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
         keep_client_auth,
         endpoint != Endpoint::Passthrough,
     ) {
-        Ok(r) => r,
+        Ok(mut r) => {
+            for (k, v) in &target.extra_headers {
+                r.headers_mut().insert(k.clone(), v.clone());
+            }
+            r
+        }
         Err(_) => {
             return fail(
                 call,
@@ -287,7 +376,7 @@ async fn feedback(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBod
     use crate::feedback::{self, FeedbackError};
     let (parts, body) = req.into_parts();
     let app = match authenticate(&gw, &parts.headers) {
-        Ok(app) => app,
+        Ok((app, _)) => app,
         Err(e) => return error_response(&e),
     };
     let limit = feedback::MAX_BODY_BYTES.min(gw.config.server.max_body_bytes);

@@ -9,5 +9,6 @@ pub mod body;
 pub mod call;
 pub mod handler;
 pub mod request;
+pub mod routing;
 pub mod server;
 pub mod upstream;

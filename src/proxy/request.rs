@@ -79,6 +79,42 @@ pub fn with_include_usage(body: &Bytes, meta: &RequestMeta<'_>) -> Option<Bytes>
     serde_json::to_vec(&v).ok().map(Bytes::from)
 }
 
+/// Rewrites a body for the version serving it: its upstream model name, its
+/// system prompt (chat only, as a first system message), and the usage request
+/// when `add_usage`. This re-encodes the JSON, which only routed versions that
+/// need it pay for. `None` when the body is not a JSON object.
+pub fn rewrite(
+    body: &[u8],
+    target: &super::routing::VersionTarget,
+    chat: bool,
+    add_usage: bool,
+) -> Option<Bytes> {
+    let mut v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let obj = v.as_object_mut()?;
+    if let Some(model) = &target.upstream_model {
+        obj.insert("model".into(), serde_json::Value::from(model.as_str()));
+    }
+    if let (true, Some(prompt)) = (chat, &target.system_prompt) {
+        if let Some(messages) = obj
+            .get_mut("messages")
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            messages.insert(0, serde_json::json!({"role": "system", "content": prompt}));
+        }
+    }
+    if add_usage {
+        let opts = obj
+            .entry("stream_options")
+            .or_insert_with(|| serde_json::json!({}));
+        if !opts.is_object() {
+            *opts = serde_json::json!({});
+        }
+        opts.as_object_mut()?
+            .insert("include_usage".into(), serde_json::Value::Bool(true));
+    }
+    serde_json::to_vec(&v).ok().map(Bytes::from)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

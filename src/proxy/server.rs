@@ -7,13 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-use super::upstream::Upstream;
+use super::routing::Routing;
 use crate::capture::hash::UserHasher;
 use crate::capture::privacy::Privacy;
 use crate::capture::writer::{self, RowMaker, WriterConfig, WriterHandle};
@@ -38,31 +37,21 @@ pub enum RunError {
     Io(#[from] std::io::Error),
 }
 
-/// Where a call goes. Zero-config mode has one: the default upstream; routes
-/// and versions will add more without changing how calls use it.
-pub struct Target {
-    pub route: Arc<str>,
-    pub version: Arc<str>,
-    pub upstream: Arc<str>,
-    pub version_header: HeaderValue,
-    /// This target's request metrics, so finishing a call touches only atomics.
-    pub series: Arc<crate::metrics::RouteSeries>,
-}
-
 /// State shared by every connection.
 pub struct Gateway {
     pub config: Config,
-    pub upstream: Upstream,
+    /// Which version serves a call; rebuilt from the registry on every change.
+    pub routing: Routing,
     pub capture: CaptureQueue,
     pub metrics: Arc<Metrics>,
     pub store: Arc<dyn Store>,
     /// Client keys as (app name, SHA-256 of the key).
-    pub client_keys: Vec<(Arc<str>, [u8; 32])>,
+    /// Client keys as (app name, SHA-256 of the key, may pin a version).
+    pub client_keys: Vec<(Arc<str>, [u8; 32], bool)>,
     /// Hashes user ids given with feedback, with the same key as capture.
     pub user_hasher: UserHasher,
     /// Redaction and raw-payload encryption, shared with the capture writer.
     pub privacy: Arc<Privacy>,
-    target: Target,
     draining: AtomicBool,
 }
 
@@ -104,39 +93,61 @@ impl Gateway {
             },
             metrics.clone(),
         )?;
-        let upstream = Upstream::new(config.upstream.clone()).map_err(RunError::Upstream)?;
-        let version: Arc<str> = Arc::from(config.upstream.name.as_str());
-        let target = Target {
-            route: Arc::from("default"),
-            version_header: HeaderValue::from_str(&version)
-                .map_err(|e| RunError::Upstream(e.to_string()))?,
-            series: metrics.route("default", &version),
-            version,
-            upstream: upstream.label.clone(),
-        };
+        let routing =
+            Routing::new(config.upstream.clone(), metrics.clone()).map_err(RunError::Upstream)?;
+        let registry_store = store.clone();
+        let routes = config.routes.clone();
+        let snapshot = tokio::task::spawn_blocking(move || {
+            crate::registry::seed_from_config(registry_store.as_ref(), &routes, "config")?;
+            registry_store.load_routing()
+        })
+        .await
+        .map_err(|e| RunError::Io(std::io::Error::other(e)))?
+        .map_err(|e| RunError::Upstream(e.to_string()))?;
+        routing.rebuild(&snapshot).map_err(RunError::Upstream)?;
         let client_keys = config
             .auth
             .keys
             .iter()
-            .map(|k| (Arc::from(k.name.as_str()), k.sha256))
+            .map(|k| (Arc::from(k.name.as_str()), k.sha256, k.may_pin))
             .collect();
         let gw = Gateway {
             config,
-            upstream,
+            routing,
             capture,
             metrics,
             store,
             client_keys,
             user_hasher,
             privacy,
-            target,
             draining: AtomicBool::new(false),
         };
         Ok((Arc::new(gw), writer))
     }
 
-    pub fn target(&self) -> &Target {
-        &self.target
+    /// Publishes each route's rollout step (1-based, 0 when none runs).
+    pub fn publish_rollout_metrics(&self) -> Result<(), crate::store::StoreError> {
+        let active = self.store.list_rollouts(None, true)?;
+        for route in self.routing.current().routes.keys() {
+            let step = active
+                .iter()
+                .find(|r| &r.route == route)
+                .map_or(0, |r| r.step + 1);
+            self.metrics.rollout_step(route, step);
+        }
+        Ok(())
+    }
+
+    /// Reloads the routing table when the registry changed since it was built.
+    pub fn refresh_routing(&self) -> Result<bool, String> {
+        let current = self.routing.current().generation;
+        let generation = self.store.routing_generation().map_err(|e| e.to_string())?;
+        if generation == current {
+            return Ok(false);
+        }
+        let snapshot = self.store.load_routing().map_err(|e| e.to_string())?;
+        self.routing.rebuild(&snapshot)?;
+        Ok(true)
     }
 
     pub fn is_draining(&self) -> bool {
@@ -203,7 +214,7 @@ pub async fn run(
     let (gw, writer) = Gateway::start(config).await?;
     tracing::info!(
         addr = %listener.local_addr()?,
-        upstream = %gw.upstream.label,
+        upstream = %gw.routing.current().default.upstream.label,
         tls = tls.is_some(),
         "flywheel listening"
     );
@@ -218,8 +229,16 @@ pub async fn run(
     let retention = tokio::spawn(crate::capture::retention::run(
         gw.store.clone(),
         gw.config.retention.clone(),
-        stop_rx,
+        stop_rx.clone(),
     ));
+    // Rollout decisions and routing reloads, twice a second: a weight change
+    // made anywhere reaches new requests within one second.
+    let controller = tokio::spawn(crate::rollout::driver::run(
+        gw.clone(),
+        Duration::from_millis(500),
+        stop_rx.clone(),
+    ));
+    let reloader = tokio::spawn(reload_on_sighup(gw.clone(), stop_rx));
 
     tokio::pin!(shutdown);
     loop {
@@ -282,6 +301,8 @@ pub async fn run(
     gw.draining.store(true, Ordering::Relaxed);
     let _ = stop_tx.send(true);
     let _ = retention.await;
+    let _ = controller.await;
+    let _ = reloader.await;
     tracing::info!(
         grace_secs = grace.as_secs_f64(),
         "shutting down: draining in-flight requests"
@@ -303,4 +324,53 @@ pub async fn run(
         "capture writer stopped"
     );
     Ok(())
+}
+
+/// On SIGHUP, reads the config file again and seeds any new routes and
+/// versions into the registry. A file that no longer validates is rejected
+/// with its error in the log and the running setup is kept. Other settings
+/// (listener, upstream timeouts, capture) take effect at the next start.
+async fn reload_on_sighup(gw: Arc<Gateway>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Some((path, flags)) = gw.config.source.clone() else {
+            return;
+        };
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {}
+                _ = stop.changed() => return,
+            }
+            let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+            let config = match Config::load(Some(&path), &env, &flags) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, path = %path.display(), "config reload rejected; keeping the running config");
+                    continue;
+                }
+            };
+            let g = gw.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                crate::registry::seed_from_config(g.store.as_ref(), &config.routes, "config")
+                    .map_err(|e| e.to_string())?;
+                g.refresh_routing()
+            })
+            .await;
+            match result {
+                Ok(Ok(_)) => {
+                    tracing::info!(path = %path.display(), "config reloaded: routes and versions applied")
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "config reload failed"),
+                Err(e) => tracing::error!(error = %e, "config reload panicked"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (gw, stop.changed().await);
+    }
 }

@@ -77,7 +77,7 @@ impl Upstream {
         ))
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("tls: {e}"))?
-        .with_root_certificates(root_store())
+        .with_root_certificates(root_store().clone())
         .with_no_client_auth();
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
@@ -175,13 +175,19 @@ impl Upstream {
 
 /// The public web PKI roots plus the system's trust store, so that upstreams
 /// behind a private CA installed on the host work too.
-fn root_store() -> rustls::RootCertStore {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let native = rustls_native_certs::load_native_certs();
-    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
-    tracing::debug!(added, "system trust roots loaded");
-    roots
+fn root_store() -> Arc<rustls::RootCertStore> {
+    // Loading the system store reads files; every upstream shares one copy.
+    static ROOTS: std::sync::OnceLock<Arc<rustls::RootCertStore>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let native = rustls_native_certs::load_native_certs();
+            let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+            tracing::debug!(added, "system trust roots loaded");
+            Arc::new(roots)
+        })
+        .clone()
 }
 
 #[cfg(test)]

@@ -1,0 +1,304 @@
+//! Admin endpoints for routes, model versions and rollouts. Each handler reads
+//! the request, calls the registry or the rollout driver on the blocking pool,
+//! reloads routing so the change applies at once, and answers JSON.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::StatusCode;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+
+use super::{json_error, json_response};
+use crate::error::GatewayError;
+use crate::proxy::body::ProxyBody;
+use crate::proxy::handler::error_response;
+use crate::proxy::server::Gateway;
+use crate::registry::{self, NewVersion, RegistryError};
+use crate::rollout::decide::Plan;
+use crate::rollout::driver::{self, Command};
+use crate::store::{RolloutRow, Store};
+
+type Resp = http::Response<ProxyBody>;
+
+fn registry_error(e: RegistryError) -> Resp {
+    match e {
+        RegistryError::NotFound(m) => error_response(&GatewayError::NotFound(m)),
+        RegistryError::Conflict(m) => error_response(&GatewayError::Conflict(m)),
+        RegistryError::Invalid(m) => error_response(&GatewayError::BadRequest(m)),
+        RegistryError::Store(e) => {
+            tracing::error!(error = %e, "registry store call failed");
+            error_response(&GatewayError::Internal)
+        }
+    }
+}
+
+/// Reads a JSON object body (up to 1 MiB); an empty body reads as `{}`.
+async fn read_json(body: Incoming) -> Result<Value, Resp> {
+    let bytes = Limited::new(body, 1024 * 1024)
+        .collect()
+        .await
+        .map_err(|_| error_response(&GatewayError::PayloadTooLarge { limit: 1024 * 1024 }))?
+        .to_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err(error_response(&GatewayError::BadRequest(
+            "request body must be a JSON object".into(),
+        ))),
+    }
+}
+
+/// Runs a registry action on the blocking pool, then reloads routing.
+async fn act<T: Send + 'static>(
+    gw: &Arc<Gateway>,
+    f: impl FnOnce(&dyn Store) -> Result<T, RegistryError> + Send + 'static,
+) -> Result<T, Resp> {
+    let g = gw.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let out = f(g.store.as_ref())?;
+        if let Err(e) = g.refresh_routing() {
+            tracing::error!(error = %e, "routing reload after an admin action failed");
+        }
+        Ok::<T, RegistryError>(out)
+    })
+    .await
+    .map_err(|_| error_response(&GatewayError::Internal))?;
+    out.map_err(registry_error)
+}
+
+/// `GET /admin/v1/models`: routes with their versions and live weights.
+pub async fn list(gw: &Arc<Gateway>) -> Resp {
+    let snap = match act(gw, |s| Ok(s.load_routing()?)).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let data: Vec<Value> = snap
+        .routes
+        .iter()
+        .map(|r| {
+            let versions: Vec<&crate::store::VersionRow> = snap.versions.iter().filter(|v| v.route == r.name).collect();
+            let canary_bp: i64 = versions.iter().filter(|v| v.state == "canary").map(|v| v.weight_bp).sum();
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|v| {
+                    let share = match v.state.as_str() {
+                        "canary" => v.weight_bp as f64 / 100.0,
+                        "stable" => (10_000 - canary_bp) as f64 / 100.0,
+                        _ => 0.0,
+                    };
+                    let mut o = serde_json::to_value(v).unwrap_or_default();
+                    o["traffic_percent"] = json!(share);
+                    o
+                })
+                .collect();
+            json!({"object": "route", "name": r.name, "retry_on_stable": r.retry_on_stable, "versions": versions})
+        })
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({"object": "list", "data": data, "generation": snap.generation}),
+    )
+}
+
+/// `POST /admin/v1/models`: registers a version.
+pub async fn register(gw: &Arc<Gateway>, body: Incoming) -> Resp {
+    let v = match read_json(body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let new: NewVersion = match serde_json::from_value(v) {
+        Ok(n) => n,
+        Err(e) => {
+            return error_response(&GatewayError::BadRequest(format!(
+                "{e}; send route, version, upstream and optionally upstream_model, api_key_env, headers, system_prompt, reason"
+            )))
+        }
+    };
+    match act(gw, move |s| registry::register(s, new, "admin")).await {
+        Ok(row) => json_response(
+            StatusCode::CREATED,
+            &serde_json::to_value(row).unwrap_or_default(),
+        ),
+        Err(r) => r,
+    }
+}
+
+/// `POST /admin/v1/models/{route}/versions/{version}/approve|reject` with `{"reason": "..."}`.
+pub async fn judge(
+    gw: &Arc<Gateway>,
+    route: &str,
+    version: &str,
+    approve: bool,
+    body: Incoming,
+) -> Resp {
+    let v = match read_json(body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(reason) = v
+        .get("reason")
+        .and_then(Value::as_str)
+        .filter(|r| !r.trim().is_empty())
+        .map(str::to_string)
+    else {
+        return error_response(&GatewayError::InvalidField {
+            param: "reason".into(),
+            message: "say why: {\"reason\": \"...\"} is required and lands in the audit log".into(),
+        });
+    };
+    let (route, version) = (route.to_string(), version.to_string());
+    match act(gw, move |s| {
+        registry::judge(s, &route, &version, approve, &reason, "admin")
+    })
+    .await
+    {
+        Ok(row) => json_response(
+            StatusCode::OK,
+            &serde_json::to_value(row).unwrap_or_default(),
+        ),
+        Err(r) => r,
+    }
+}
+
+/// A rollout with its live comparison for the current step.
+fn rollout_json(store: &dyn Store, r: &RolloutRow) -> Result<Value, RegistryError> {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    let plan: Option<Plan> = serde_json::from_value(r.plan.clone()).ok();
+    if let Some(plan) = plan.filter(|_| matches!(r.status.as_str(), "running" | "paused")) {
+        let obs = driver::observe(store, r)?;
+        let step = plan.steps.get(r.step.max(0) as usize);
+        let now = crate::capture::retention::now_ms();
+        v["live"] = json!({
+            "step": r.step + 1,
+            "steps": plan.steps.len(),
+            "weight_percent": step.map(|s| s.weight_percent),
+            "elapsed_secs": (now - r.step_started_ms).max(0) / 1000,
+            "min_duration_secs": step.map(|s| s.min_duration_secs),
+            "min_requests": step.map(|s| s.min_requests),
+            "canary": obs.canary,
+            "stable": obs.stable,
+            "decision": format!("{:?}", crate::rollout::decide::decide(&plan, &crate::rollout::decide::RolloutState {
+                status: if r.status == "running" { crate::rollout::decide::Status::Running } else { crate::rollout::decide::Status::Paused },
+                step: r.step.max(0) as usize,
+                step_started_ms: r.step_started_ms,
+            }, &obs, now)),
+        });
+    }
+    v["object"] = json!("rollout");
+    Ok(v)
+}
+
+/// `GET /admin/v1/rollouts?route=&active=true`
+pub async fn list_rollouts(gw: &Arc<Gateway>, query: &HashMap<String, String>) -> Resp {
+    let route = query.get("route").filter(|r| !r.is_empty()).cloned();
+    let active = query.get("active").is_some_and(|v| v == "true" || v == "1");
+    let rows = act(gw, move |s| {
+        s.list_rollouts(route.as_deref(), active)?
+            .iter()
+            .map(|r| rollout_json(s, r))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await;
+    match rows {
+        Ok(data) => json_response(StatusCode::OK, &json!({"object": "list", "data": data})),
+        Err(r) => r,
+    }
+}
+
+/// `GET /admin/v1/rollouts/{id}`
+pub async fn show_rollout(gw: &Arc<Gateway>, id: &str) -> Resp {
+    let id = id.to_string();
+    let found = act(gw, move |s| match s.get_rollout(&id)? {
+        Some(r) => rollout_json(s, &r),
+        None => Err(RegistryError::NotFound(format!("no rollout with id {id}"))),
+    })
+    .await;
+    match found {
+        Ok(v) => json_response(StatusCode::OK, &v),
+        Err(r) => r,
+    }
+}
+
+/// `POST /admin/v1/rollouts` with `{"route", "version", "plan"?}`.
+pub async fn start_rollout(gw: &Arc<Gateway>, body: Incoming) -> Resp {
+    let v = match read_json(body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let (Some(route), Some(version)) = (field("route"), field("version")) else {
+        return error_response(&GatewayError::BadRequest(
+            "send {\"route\": \"...\", \"version\": \"...\"} and optionally a \"plan\"".into(),
+        ));
+    };
+    let plan = match v.get("plan") {
+        None | Some(Value::Null) => Plan::default_plan(),
+        Some(p) => match serde_json::from_value::<Plan>(p.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                return error_response(&GatewayError::InvalidField {
+                    param: "plan".into(),
+                    message: format!("plan: {e}"),
+                })
+            }
+        },
+    };
+    match act(gw, move |s| {
+        let r = driver::start(s, &route, &version, plan, "admin")?;
+        rollout_json(s, &r)
+    })
+    .await
+    {
+        Ok(v) => json_response(StatusCode::CREATED, &v),
+        Err(r) => r,
+    }
+}
+
+/// `POST /admin/v1/rollouts/{id}/{pause|resume|promote|abort|weight}`.
+pub async fn command(gw: &Arc<Gateway>, id: &str, op: &str, body: Incoming) -> Resp {
+    let v = match read_json(body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let cmd = match op {
+        "pause" => Command::Pause,
+        "resume" => Command::Resume,
+        "promote" => Command::Promote,
+        "abort" => Command::Abort(
+            v.get("reason")
+                .and_then(Value::as_str)
+                .unwrap_or("aborted by operator")
+                .to_string(),
+        ),
+        "weight" => match v.get("weight_percent").and_then(Value::as_f64) {
+            Some(w) => Command::SetWeight(w),
+            None => {
+                return error_response(&GatewayError::InvalidField {
+                    param: "weight_percent".into(),
+                    message: "send {\"weight_percent\": 0..100}".into(),
+                })
+            }
+        },
+        other => {
+            return json_error(
+                StatusCode::NOT_FOUND,
+                &format!("no rollout action {other}; use pause, resume, weight, promote or abort"),
+                "not_found",
+            )
+        }
+    };
+    let id = id.to_string();
+    match act(gw, move |s| {
+        let r = driver::command(s, &id, cmd, "admin")?;
+        rollout_json(s, &r)
+    })
+    .await
+    {
+        Ok(v) => json_response(StatusCode::OK, &v),
+        Err(r) => r,
+    }
+}

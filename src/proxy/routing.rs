@@ -1,0 +1,347 @@
+//! Routing: which version of which route serves a call.
+//!
+//! The table is rebuilt from the registry (routes and versions in the store)
+//! whenever the registry's generation changes, and swapped in whole; a call
+//! takes one `Arc` of the current table and never sees a half-applied change.
+//!
+//! The canary split is sticky and monotone: a caller's key (hashed user id,
+//! else session id, else a random draw) maps to a bucket in 0..10000, and the
+//! canary takes the buckets below its weight. The same caller stays on the
+//! same version while the weight holds, and when the weight grows only callers
+//! from stable move to the canary, never back.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use http::header::{HeaderName, HeaderValue};
+use sha2::{Digest, Sha256};
+
+use super::upstream::Upstream;
+use crate::config::UpstreamConfig;
+use crate::metrics::{Metrics, RouteSeries};
+use crate::store::{RoutingSnapshot, VersionRow};
+
+/// Buckets of the split: weights are in basis points.
+pub const BUCKETS: u64 = 10_000;
+
+/// Everything a call needs about the version that serves it.
+pub struct VersionTarget {
+    pub route: Arc<str>,
+    pub version: Arc<str>,
+    pub upstream: Arc<Upstream>,
+    /// Replaces the request's `model` when set.
+    pub upstream_model: Option<String>,
+    /// Prepended as a system message to chat requests when set.
+    pub system_prompt: Option<String>,
+    pub extra_headers: Vec<(HeaderName, HeaderValue)>,
+    pub version_header: HeaderValue,
+    pub series: Arc<RouteSeries>,
+}
+
+impl VersionTarget {
+    /// Whether the request body must be rewritten for this version.
+    pub fn rewrites_body(&self) -> bool {
+        self.upstream_model.is_some() || self.system_prompt.is_some()
+    }
+}
+
+pub struct RouteEntry {
+    pub stable: Arc<VersionTarget>,
+    /// The canary and its weight in basis points.
+    pub canary: Option<(Arc<VersionTarget>, u64)>,
+    /// Versions that may be pinned with `x-flywheel-version` (approved, canary, stable).
+    pub pinnable: HashMap<String, Arc<VersionTarget>>,
+    pub retry_on_stable: bool,
+}
+
+pub struct RoutingTable {
+    pub generation: i64,
+    pub routes: HashMap<String, RouteEntry>,
+    /// Serves every model name that is not a route (zero-config mode).
+    pub default: Arc<VersionTarget>,
+}
+
+/// Why a pin was refused.
+#[derive(Debug, PartialEq)]
+pub enum PinError {
+    UnknownVersion(String),
+}
+
+impl RoutingTable {
+    /// Picks the version for a call. `key` is the sticky caller key; `None`
+    /// means a random draw.
+    pub fn resolve(
+        &self,
+        model: Option<&str>,
+        key: Option<&str>,
+        pin: Option<&str>,
+    ) -> Result<Arc<VersionTarget>, PinError> {
+        let Some(entry) = model.and_then(|m| self.routes.get(m)) else {
+            if let Some(p) = pin {
+                if p != &*self.default.version {
+                    return Err(PinError::UnknownVersion(p.to_string()));
+                }
+            }
+            return Ok(self.default.clone());
+        };
+        if let Some(p) = pin {
+            return entry
+                .pinnable
+                .get(p)
+                .cloned()
+                .ok_or_else(|| PinError::UnknownVersion(p.to_string()));
+        }
+        if let Some((canary, weight)) = &entry.canary {
+            let route = model.unwrap_or_default();
+            let b = match key {
+                Some(k) => bucket(route, k),
+                None => random_bucket(),
+            };
+            if b < *weight {
+                return Ok(canary.clone());
+            }
+        }
+        Ok(entry.stable.clone())
+    }
+
+    /// The route names, for `GET /v1/models`.
+    pub fn route_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.routes.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+/// The caller's bucket for a route: the first 8 bytes of SHA-256(route, key),
+/// a fixed function so every replica and every release agrees.
+pub fn bucket(route: &str, key: &str) -> u64 {
+    let mut h = Sha256::new();
+    h.update(route.as_bytes());
+    h.update([0u8]);
+    h.update(key.as_bytes());
+    let d = h.finalize();
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]) % BUCKETS
+}
+
+fn random_bucket() -> u64 {
+    (uuid::Uuid::new_v4().as_u128() % BUCKETS as u128) as u64
+}
+
+/// The shared, swappable table plus the upstream clients it is built from,
+/// kept across rebuilds so connection pools survive a weight change.
+pub struct Routing {
+    table: RwLock<Arc<RoutingTable>>,
+    upstreams: Mutex<HashMap<String, Arc<Upstream>>>,
+    base: UpstreamConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl Routing {
+    /// A table with only the default upstream; `rebuild` adds the registry.
+    pub fn new(base: UpstreamConfig, metrics: Arc<Metrics>) -> Result<Routing, String> {
+        let upstream = Arc::new(Upstream::new(base.clone())?);
+        let default = Arc::new(VersionTarget {
+            route: Arc::from("default"),
+            version: Arc::from(base.name.as_str()),
+            upstream: upstream.clone(),
+            upstream_model: None,
+            system_prompt: None,
+            extra_headers: Vec::new(),
+            version_header: HeaderValue::from_str(&base.name).map_err(|e| e.to_string())?,
+            series: metrics.route("default", &base.name),
+        });
+        Ok(Routing {
+            table: RwLock::new(Arc::new(RoutingTable {
+                generation: -1,
+                routes: HashMap::new(),
+                default,
+            })),
+            upstreams: Mutex::new(HashMap::from([(upstream_key(&base), upstream)])),
+            base,
+            metrics,
+        })
+    }
+
+    pub fn current(&self) -> Arc<RoutingTable> {
+        self.table.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn upstream(&self, cfg: UpstreamConfig) -> Result<Arc<Upstream>, String> {
+        let key = upstream_key(&cfg);
+        let mut cache = self.upstreams.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(u) = cache.get(&key) {
+            return Ok(u.clone());
+        }
+        let u = Arc::new(Upstream::new(cfg)?);
+        cache.insert(key, u.clone());
+        Ok(u)
+    }
+
+    fn target(&self, v: &VersionRow) -> Result<Arc<VersionTarget>, String> {
+        let ms = |x: Option<i64>, d: Duration| {
+            x.filter(|n| *n > 0)
+                .map_or(d, |n| Duration::from_millis(n as u64))
+        };
+        let api_key = match &v.api_key_env {
+            Some(var) => Some(std::env::var(var).map_err(|_| {
+                format!(
+                    "version {}/{}: environment variable {var} (api_key_env) is not set",
+                    v.route, v.name
+                )
+            })?),
+            None => self.base.api_key.clone(),
+        };
+        let cfg = UpstreamConfig {
+            base_url: v.upstream_url.trim_end_matches('/').to_string(),
+            name: v.name.clone(),
+            api_key,
+            connect_timeout: ms(v.connect_timeout_ms, self.base.connect_timeout),
+            first_byte_timeout: ms(v.first_byte_timeout_ms, self.base.first_byte_timeout),
+            total_timeout: ms(v.total_timeout_ms, self.base.total_timeout),
+            pool_max_idle_per_host: self.base.pool_max_idle_per_host,
+            pool_idle_timeout: self.base.pool_idle_timeout,
+            http2_prior_knowledge: false,
+        };
+        let mut extra_headers = Vec::new();
+        for (k, val) in &v.headers {
+            let name =
+                HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("header {k}: {e}"))?;
+            let value = HeaderValue::from_str(val).map_err(|e| format!("header {k}: {e}"))?;
+            extra_headers.push((name, value));
+        }
+        Ok(Arc::new(VersionTarget {
+            route: Arc::from(v.route.as_str()),
+            version: Arc::from(v.name.as_str()),
+            upstream: self.upstream(cfg)?,
+            upstream_model: v.upstream_model.clone(),
+            system_prompt: v.system_prompt.clone(),
+            extra_headers,
+            version_header: HeaderValue::from_str(&v.name).map_err(|e| e.to_string())?,
+            series: self.metrics.route(&v.route, &v.name),
+        }))
+    }
+
+    /// Builds and swaps in a table from a registry snapshot. A version that
+    /// cannot be built (say, its key's variable is unset) is left out with an
+    /// error in the log; the rest of the table still applies.
+    pub fn rebuild(&self, snap: &RoutingSnapshot) -> Result<(), String> {
+        let mut routes = HashMap::new();
+        for r in &snap.routes {
+            let mut stable = None;
+            let mut canary = None;
+            let mut pinnable = HashMap::new();
+            for v in snap.versions.iter().filter(|v| v.route == r.name) {
+                if !matches!(v.state.as_str(), "approved" | "canary" | "stable") {
+                    continue;
+                }
+                let t = match self.target(v) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::error!(error = %e, "version left out of routing");
+                        continue;
+                    }
+                };
+                match v.state.as_str() {
+                    "stable" => stable = Some(t.clone()),
+                    "canary" if v.weight_bp > 0 => {
+                        canary = Some((t.clone(), v.weight_bp.clamp(0, BUCKETS as i64) as u64))
+                    }
+                    _ => {}
+                }
+                pinnable.insert(v.name.clone(), t);
+            }
+            // A route serves only once it has a stable version; until then its
+            // name goes to the default upstream like any other model name.
+            if let Some(stable) = stable {
+                routes.insert(
+                    r.name.clone(),
+                    RouteEntry {
+                        stable,
+                        canary,
+                        pinnable,
+                        retry_on_stable: r.retry_on_stable,
+                    },
+                );
+            }
+        }
+        let default = self.current().default.clone();
+        for v in &snap.versions {
+            let weight = match v.state.as_str() {
+                "canary" => v.weight_bp,
+                "stable" => {
+                    BUCKETS as i64
+                        - snap
+                            .versions
+                            .iter()
+                            .filter(|c| c.route == v.route && c.state == "canary")
+                            .map(|c| c.weight_bp)
+                            .sum::<i64>()
+                }
+                _ => 0,
+            };
+            self.metrics
+                .route_weight(&v.route, &v.name, weight as f64 / BUCKETS as f64);
+        }
+        *self.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(RoutingTable {
+            generation: snap.generation,
+            routes,
+            default,
+        });
+        Ok(())
+    }
+}
+
+/// Upstreams with the same address, credential and limits share one pool.
+fn upstream_key(cfg: &UpstreamConfig) -> String {
+    let key_digest = cfg
+        .api_key
+        .as_deref()
+        .map(|k| crate::capture::hash::hex(&crate::capture::hash::sha256(k.as_bytes())));
+    format!(
+        "{}|{:?}|{:?}|{:?}|{:?}|{}",
+        cfg.base_url,
+        key_digest,
+        cfg.connect_timeout,
+        cfg.first_byte_timeout,
+        cfg.total_timeout,
+        cfg.http2_prior_knowledge
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_is_accurate_sticky_and_monotone() {
+        let n = 100_000;
+        let keys: Vec<String> = (0..n).map(|i| format!("user-{i}")).collect();
+        let at = |weight: u64| {
+            keys.iter()
+                .filter(|k| bucket("support-bot", k) < weight)
+                .count()
+        };
+        let ten = at(1000) as f64 / n as f64;
+        assert!((ten - 0.10).abs() <= 0.005, "10% weight gave {ten}");
+        let fifty = at(5000) as f64 / n as f64;
+        assert!((fifty - 0.50).abs() <= 0.005, "50% weight gave {fifty}");
+        // Sticky: the same key always lands in the same bucket.
+        assert!(keys
+            .iter()
+            .take(100)
+            .all(|k| bucket("support-bot", k) == bucket("support-bot", k)));
+        // Monotone: everyone on the canary at 10% is still on it at 25%.
+        assert!(keys
+            .iter()
+            .filter(|k| bucket("support-bot", k) < 1000)
+            .all(|k| bucket("support-bot", k) < 2500));
+        // Routes split independently.
+        let same = keys
+            .iter()
+            .take(1000)
+            .filter(|k| bucket("a", k) == bucket("b", k))
+            .count();
+        assert!(same < 10);
+    }
+}

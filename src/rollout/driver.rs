@@ -1,0 +1,368 @@
+//! The rollout driver: starts rollouts, applies operators' commands, and every
+//! tick feeds each running rollout's live numbers to [`decide`] and applies the
+//! answer. It also reloads the routing table when the registry changed, so a
+//! weight set here (or by another replica) takes effect within one tick.
+//!
+//! Only one process should drive rollouts; with a shared database that becomes
+//! a leader lease (see ARCHITECTURE.md). Every write is one registry
+//! transaction with its audit event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::decide::{decide, Action, Observations, Observed, Plan, RolloutState, Status};
+use crate::capture::retention::now_ms;
+use crate::proxy::server::Gateway;
+use crate::registry::{event, find, RegistryError};
+use crate::store::{RegistryWrite, RolloutRow, Store, VersionStats, VersionUpdate};
+
+fn bp(weight_percent: f64) -> i64 {
+    (weight_percent * 100.0).round().clamp(0.0, 10_000.0) as i64
+}
+
+fn status_of(s: &str) -> Status {
+    match s {
+        "running" => Status::Running,
+        "paused" => Status::Paused,
+        "promoted" => Status::Promoted,
+        "rolled_back" => Status::RolledBack,
+        _ => Status::Aborted,
+    }
+}
+
+/// Starts a rollout of an approved version against the route's stable one.
+pub fn start(
+    store: &dyn Store,
+    route: &str,
+    version: &str,
+    plan: Plan,
+    actor: &str,
+) -> Result<RolloutRow, RegistryError> {
+    plan.validate().map_err(RegistryError::Invalid)?;
+    let canary = find(store, route, version)?;
+    if canary.state != "approved" {
+        return Err(RegistryError::Conflict(format!(
+            "version {version} is {}; only an approved version can take live traffic (flywheel models approve)",
+            canary.state
+        )));
+    }
+    let snap = store.load_routing()?;
+    let stable = snap
+        .versions
+        .iter()
+        .find(|v| v.route == route && v.state == "stable")
+        .ok_or_else(|| {
+            RegistryError::Conflict(format!(
+                "route {route} has no stable version to compare against"
+            ))
+        })?;
+    if let Some(active) = store.list_rollouts(Some(route), true)?.first() {
+        return Err(RegistryError::Conflict(format!(
+            "route {route} already has rollout {} ({}); promote or abort it first",
+            active.id, active.status
+        )));
+    }
+    let now = now_ms();
+    let first = plan.steps[0].weight_percent;
+    let row = RolloutRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        route: route.into(),
+        canary: version.into(),
+        baseline: stable.name.clone(),
+        plan: serde_json::to_value(&plan).unwrap_or_default(),
+        status: "running".into(),
+        step: 0,
+        step_started_ms: now,
+        started_at_ms: now,
+        finished_at_ms: None,
+        reason: None,
+        updated_at_ms: now,
+    };
+    store.apply_registry(&RegistryWrite {
+        updates: vec![VersionUpdate {
+            route: route.into(),
+            name: version.into(),
+            state: "canary".into(),
+            weight_bp: bp(first),
+            reason: Some(format!("rollout {}", row.id)),
+        }],
+        rollout: Some(row.clone()),
+        events: vec![event(
+            actor,
+            "rollout_started",
+            format!("{route}/{version}"),
+            json!({"rollout": row.id, "baseline": stable.name, "weight_percent": first, "plan": row.plan}),
+        )],
+        ..Default::default()
+    })?;
+    Ok(row)
+}
+
+/// What an operator can do to a rollout at any time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Pause,
+    Resume,
+    /// Sets the canary's share by hand; the automatic plan pauses until resumed.
+    SetWeight(f64),
+    Promote,
+    Abort(String),
+}
+
+fn get_active(store: &dyn Store, id: &str) -> Result<RolloutRow, RegistryError> {
+    let r = store
+        .get_rollout(id)?
+        .ok_or_else(|| RegistryError::NotFound(format!("no rollout with id {id}")))?;
+    if status_of(&r.status).is_terminal() {
+        return Err(RegistryError::Conflict(format!(
+            "rollout {id} has already ended ({})",
+            r.status
+        )));
+    }
+    Ok(r)
+}
+
+/// Applies an operator's command.
+pub fn command(
+    store: &dyn Store,
+    id: &str,
+    cmd: Command,
+    actor: &str,
+) -> Result<RolloutRow, RegistryError> {
+    let mut r = get_active(store, id)?;
+    let now = now_ms();
+    match cmd {
+        Command::Pause | Command::Resume => {
+            let (to, kind) = if cmd == Command::Pause {
+                ("paused", "rollout_paused")
+            } else {
+                ("running", "rollout_resumed")
+            };
+            r.status = to.into();
+            // A resumed step starts its hold again: numbers from before the
+            // pause may no longer describe the canary.
+            if cmd == Command::Resume {
+                r.step_started_ms = now;
+            }
+            r.updated_at_ms = now;
+            store.apply_registry(&RegistryWrite {
+                rollout: Some(r.clone()),
+                events: vec![event(
+                    actor,
+                    kind,
+                    format!("{}/{}", r.route, r.canary),
+                    json!({"rollout": r.id}),
+                )],
+                ..Default::default()
+            })?;
+            Ok(r)
+        }
+        Command::SetWeight(p) => {
+            if !(0.0..=100.0).contains(&p) {
+                return Err(RegistryError::Invalid(
+                    "weight must be a percentage from 0 to 100".into(),
+                ));
+            }
+            r.status = "paused".into();
+            r.updated_at_ms = now;
+            store.apply_registry(&RegistryWrite {
+                updates: vec![VersionUpdate {
+                    route: r.route.clone(),
+                    name: r.canary.clone(),
+                    state: "canary".into(),
+                    weight_bp: bp(p),
+                    reason: None,
+                }],
+                rollout: Some(r.clone()),
+                events: vec![event(
+                    actor,
+                    "rollout_weight_set",
+                    format!("{}/{}", r.route, r.canary),
+                    json!({"rollout": r.id, "weight_percent": p, "note": "the plan is paused until resumed"}),
+                )],
+                ..Default::default()
+            })?;
+            Ok(r)
+        }
+        Command::Promote => finish(store, r, true, "promoted by operator", actor),
+        Command::Abort(reason) => finish(store, r, false, &reason, actor),
+    }
+}
+
+/// Ends a rollout: promoted (canary becomes stable, the old stable retires) or
+/// rolled back (canary to weight 0, `rolled_back`).
+fn finish(
+    store: &dyn Store,
+    mut r: RolloutRow,
+    promoted: bool,
+    reason: &str,
+    actor: &str,
+) -> Result<RolloutRow, RegistryError> {
+    let now = now_ms();
+    r.status = if promoted {
+        "promoted"
+    } else if actor == "controller" {
+        "rolled_back"
+    } else {
+        "aborted"
+    }
+    .into();
+    r.finished_at_ms = Some(now);
+    r.reason = Some(reason.into());
+    r.updated_at_ms = now;
+    let updates = if promoted {
+        vec![
+            VersionUpdate {
+                route: r.route.clone(),
+                name: r.canary.clone(),
+                state: "stable".into(),
+                weight_bp: 0,
+                reason: Some(reason.into()),
+            },
+            VersionUpdate {
+                route: r.route.clone(),
+                name: r.baseline.clone(),
+                state: "retired".into(),
+                weight_bp: 0,
+                reason: Some(format!("replaced by {}", r.canary)),
+            },
+        ]
+    } else {
+        vec![VersionUpdate {
+            route: r.route.clone(),
+            name: r.canary.clone(),
+            state: "rolled_back".into(),
+            weight_bp: 0,
+            reason: Some(reason.into()),
+        }]
+    };
+    let kind = match r.status.as_str() {
+        "promoted" => "rollout_promoted",
+        "rolled_back" => "rollout_rolled_back",
+        _ => "rollout_aborted",
+    };
+    store.apply_registry(&RegistryWrite {
+        updates,
+        rollout: Some(r.clone()),
+        events: vec![event(
+            actor,
+            kind,
+            format!("{}/{}", r.route, r.canary),
+            json!({"rollout": r.id, "reason": reason}),
+        )],
+        ..Default::default()
+    })?;
+    Ok(r)
+}
+
+fn observed(s: VersionStats) -> Observed {
+    Observed {
+        requests: s.requests,
+        errors: s.errors,
+        p95_latency_ms: s.p95_latency_ms,
+        thumbs_up: s.thumbs_up,
+        thumbs_down: s.thumbs_down,
+    }
+}
+
+/// The live comparison of a rollout's current step.
+pub fn observe(store: &dyn Store, r: &RolloutRow) -> Result<Observations, RegistryError> {
+    Ok(Observations {
+        canary: observed(store.version_stats(&r.route, &r.canary, r.step_started_ms)?),
+        stable: observed(store.version_stats(&r.route, &r.baseline, r.step_started_ms)?),
+    })
+}
+
+/// One controller pass over every active rollout (blocking). Returns how many
+/// changed.
+pub fn tick(store: &dyn Store, now: i64) -> Result<usize, RegistryError> {
+    let mut changed = 0;
+    for r in store.list_rollouts(None, true)? {
+        let plan: Plan = match serde_json::from_value(r.plan.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(rollout = %r.id, error = %e, "stored plan is unreadable; rollout left as is");
+                continue;
+            }
+        };
+        let state = RolloutState {
+            status: status_of(&r.status),
+            step: r.step.max(0) as usize,
+            step_started_ms: r.step_started_ms,
+        };
+        let obs = observe(store, &r)?;
+        match decide(&plan, &state, &obs, now) {
+            Action::Hold { .. } => {}
+            Action::Advance {
+                step,
+                weight_percent,
+            } => {
+                let mut next = r.clone();
+                next.step = step as i64;
+                next.step_started_ms = now;
+                next.updated_at_ms = now;
+                store.apply_registry(&RegistryWrite {
+                    updates: vec![VersionUpdate {
+                        route: r.route.clone(),
+                        name: r.canary.clone(),
+                        state: "canary".into(),
+                        weight_bp: bp(weight_percent),
+                        reason: None,
+                    }],
+                    rollout: Some(next),
+                    events: vec![event(
+                        "controller",
+                        "rollout_advanced",
+                        format!("{}/{}", r.route, r.canary),
+                        json!({"rollout": r.id, "step": step + 1, "weight_percent": weight_percent, "observed": obs}),
+                    )],
+                    ..Default::default()
+                })?;
+                changed += 1;
+            }
+            Action::Promote => {
+                finish(
+                    store,
+                    r,
+                    true,
+                    "every step of the plan passed",
+                    "controller",
+                )?;
+                changed += 1;
+            }
+            Action::Rollback { reason } => {
+                finish(store, r, false, &reason, "controller")?;
+                changed += 1;
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// Runs the controller and the routing reload until `stop` fires.
+pub async fn run(
+    gw: Arc<Gateway>,
+    tick_every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let g = gw.clone();
+        let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
+            tick(g.store.as_ref(), now_ms()).map_err(|e| e.to_string())?;
+            g.refresh_routing()?;
+            g.publish_rollout_metrics().map_err(|e| e.to_string())
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "rollout controller pass failed"),
+            Err(e) => tracing::error!(error = %e, "rollout controller panicked"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tick_every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
