@@ -298,7 +298,14 @@ pub async fn command(gw: &Arc<Gateway>, id: &str, op: &str, body: Incoming) -> R
     })
     .await
     {
-        Ok(v) => json_response(StatusCode::OK, &v),
+        Ok(v) => {
+            if let (Some(route), Some(status @ ("promoted" | "aborted"))) =
+                (v["route"].as_str(), v["status"].as_str())
+            {
+                gw.metrics.rollout_finished(route, status == "promoted");
+            }
+            json_response(StatusCode::OK, &v)
+        }
         Err(r) => r,
     }
 }

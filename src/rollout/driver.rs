@@ -275,10 +275,10 @@ pub fn observe(store: &dyn Store, r: &RolloutRow) -> Result<Observations, Regist
     })
 }
 
-/// One controller pass over every active rollout (blocking). Returns how many
-/// changed.
-pub fn tick(store: &dyn Store, now: i64) -> Result<usize, RegistryError> {
-    let mut changed = 0;
+/// One controller pass over every active rollout (blocking). Returns the
+/// rollouts it ended (promoted or rolled back).
+pub fn tick(store: &dyn Store, now: i64) -> Result<Vec<RolloutRow>, RegistryError> {
+    let mut ended = Vec::new();
     for r in store.list_rollouts(None, true)? {
         let plan: Plan = match serde_json::from_value(r.plan.clone()) {
             Ok(p) => p,
@@ -320,25 +320,20 @@ pub fn tick(store: &dyn Store, now: i64) -> Result<usize, RegistryError> {
                     )],
                     ..Default::default()
                 })?;
-                changed += 1;
             }
-            Action::Promote => {
-                finish(
-                    store,
-                    r,
-                    true,
-                    "every step of the plan passed",
-                    "controller",
-                )?;
-                changed += 1;
-            }
+            Action::Promote => ended.push(finish(
+                store,
+                r,
+                true,
+                "every step of the plan passed",
+                "controller",
+            )?),
             Action::Rollback { reason } => {
-                finish(store, r, false, &reason, "controller")?;
-                changed += 1;
+                ended.push(finish(store, r, false, &reason, "controller")?)
             }
         }
     }
-    Ok(changed)
+    Ok(ended)
 }
 
 /// Runs the controller and the routing reload until `stop` fires.
@@ -350,7 +345,9 @@ pub async fn run(
     loop {
         let g = gw.clone();
         let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
-            tick(g.store.as_ref(), now_ms()).map_err(|e| e.to_string())?;
+            for r in tick(g.store.as_ref(), now_ms()).map_err(|e| e.to_string())? {
+                g.metrics.rollout_finished(&r.route, r.status == "promoted");
+            }
             g.refresh_routing()?;
             g.publish_rollout_metrics().map_err(|e| e.to_string())
         })

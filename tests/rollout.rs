@@ -1,0 +1,437 @@
+//! Model versions and canary rollouts end to end, with two versions served by
+//! the mock upstream (a version's `upstream_model` picks the mock's behaviour).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+fn routes(mock: &Mock) -> String {
+    format!(
+        "[[routes]]\nname = \"bot\"\n[[routes.versions]]\nname = \"v1\"\nupstream = \"http://{}/v1\"\nupstream_model = \"base-model\"\n",
+        mock.addr
+    )
+}
+
+async fn admin_post(gw: &Gw, path: &str, body: Value) -> Reply {
+    gw.post(
+        path,
+        &body.to_string(),
+        &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+    )
+    .await
+}
+
+async fn register(gw: &Gw, mock: &Mock, version: &str, upstream_model: &str) {
+    let r = admin_post(
+        gw,
+        "/admin/v1/models",
+        json!({"route": "bot", "version": version, "upstream": format!("http://{}/v1", mock.addr), "upstream_model": upstream_model, "reason": "test"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = admin_post(
+        gw,
+        &format!("/admin/v1/models/bot/versions/{version}/approve"),
+        json!({"reason": "looks good"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+async fn chat(gw: &Gw, user: &str) -> Reply {
+    let body = json!({"model": "bot", "messages": [{"role": "user", "content": "hi"}]});
+    gw.post(
+        "/v1/chat/completions",
+        &body.to_string(),
+        &[("x-flywheel-user", user)],
+    )
+    .await
+}
+
+fn served(r: &Reply) -> String {
+    r.header("x-flywheel-model-version").unwrap_or_default()
+}
+
+/// Sends traffic from many users until the rollout reaches `status` or time runs out.
+async fn drive_until(gw: &Gw, id: &str, status: &str, secs: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut i = 0;
+    loop {
+        for _ in 0..10 {
+            i += 1;
+            let r = chat(gw, &format!("user-{i}")).await;
+            assert!(
+                r.status == 200 || r.status == 500,
+                "every request is answered: {}",
+                r.status
+            );
+        }
+        let v = gw.admin(&format!("/admin/v1/rollouts/{id}")).await;
+        if v["status"] == status {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rollout never reached {status}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const FAST_PLAN: &str = r#"{"steps": [{"weight_percent": 30, "min_duration_secs": 1, "min_requests": 5},
+                                      {"weight_percent": 100, "min_duration_secs": 1, "min_requests": 5}],
+                           "min_requests_to_judge": 5}"#;
+
+#[tokio::test]
+async fn routes_list_and_model_rewrite() {
+    let m = mock().await;
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &routes(&m), &[]).await;
+    let models = gw.get("/v1/models", &[]).await.json();
+    assert_eq!(models["data"][0]["id"], "bot");
+    let r = chat(&gw, "u").await;
+    assert_eq!(served(&r), "v1");
+    assert_eq!(
+        r.json()["model"],
+        "base-model",
+        "the version's upstream model replaced the route name"
+    );
+    let rec = gw.interaction(&r.interaction_id()).await;
+    assert_eq!(
+        (rec["route"].as_str(), rec["version"].as_str()),
+        (Some("bot"), Some("v1"))
+    );
+    assert_eq!(rec["requested_model"], "bot");
+    // Names that are not routes go to the default upstream untouched.
+    let other = gw
+        .post(
+            "/v1/chat/completions",
+            r#"{"model":"gpt-x","messages":[]}"#,
+            &[],
+        )
+        .await;
+    assert_eq!(served(&other), "default");
+    assert_eq!(other.json()["model"], "gpt-x");
+}
+
+#[tokio::test]
+async fn only_an_approved_version_can_take_traffic() {
+    let m = mock().await;
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &routes(&m), &[]).await;
+    let r = admin_post(
+        &gw,
+        "/admin/v1/models",
+        json!({"route": "bot", "version": "v2", "upstream": format!("http://{}/v1", m.addr)}),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let start = admin_post(
+        &gw,
+        "/admin/v1/rollouts",
+        json!({"route": "bot", "version": "v2"}),
+    )
+    .await;
+    assert_eq!(start.status, 409, "{}", start.text());
+    assert!(start.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("approved"));
+    let again = admin_post(
+        &gw,
+        "/admin/v1/models",
+        json!({"route": "bot", "version": "v2", "upstream": "http://x/v1"}),
+    )
+    .await;
+    assert_eq!(again.status, 409, "versions are immutable");
+    let reject = admin_post(&gw, "/admin/v1/models/bot/versions/v2/reject", json!({})).await;
+    assert_eq!(reject.status, 400, "a verdict needs a reason");
+}
+
+#[tokio::test]
+async fn a_healthy_canary_walks_the_plan_and_is_promoted() {
+    let m = mock().await;
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &routes(&m), &[]).await;
+    register(&gw, &m, "v2", "new-model").await;
+    let plan: Value = serde_json::from_str(FAST_PLAN).unwrap();
+    let started = admin_post(
+        &gw,
+        "/admin/v1/rollouts",
+        json!({"route": "bot", "version": "v2", "plan": plan}),
+    )
+    .await;
+    assert_eq!(started.status, 201, "{}", started.text());
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    let done = drive_until(&gw, &id, "promoted", 30).await;
+    assert_eq!(done["reason"], "every step of the plan passed");
+    let models = gw.admin("/admin/v1/models").await;
+    let versions = models["data"][0]["versions"].as_array().unwrap();
+    let state = |n: &str| versions.iter().find(|v| v["name"] == n).unwrap()["state"].clone();
+    assert_eq!(state("v2"), "stable");
+    assert_eq!(state("v1"), "retired");
+    for i in 0..20 {
+        assert_eq!(served(&chat(&gw, &format!("after-{i}")).await), "v2");
+    }
+    let events = gw.admin("/admin/v1/events?limit=100").await;
+    let kinds: Vec<&str> = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for k in [
+        "version_registered",
+        "version_approved",
+        "rollout_started",
+        "rollout_advanced",
+        "rollout_promoted",
+    ] {
+        assert!(kinds.contains(&k), "missing event {k}: {kinds:?}");
+    }
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("flywheel_rollout_promotions_total{route=\"bot\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("flywheel_route_weight{route=\"bot\",version=\"v2\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_canary_is_rolled_back_within_its_first_step() {
+    let m = mock().await;
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &routes(&m), &[]).await;
+    register(&gw, &m, "v3", "mock:status=500").await;
+    let plan = json!({"steps": [{"weight_percent": 50, "min_duration_secs": 600, "min_requests": 1000}], "min_requests_to_judge": 5});
+    let started = admin_post(
+        &gw,
+        "/admin/v1/rollouts",
+        json!({"route": "bot", "version": "v3", "plan": plan}),
+    )
+    .await;
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    let t0 = Instant::now();
+    let done = drive_until(&gw, &id, "rolled_back", 20).await;
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    assert!(
+        done["reason"].as_str().unwrap().contains("error rate"),
+        "{done}"
+    );
+    // Right after, every caller is back on stable and succeeds.
+    for i in 0..30 {
+        let r = chat(&gw, &format!("user-{i}")).await;
+        assert_eq!((r.status, served(&r)), (200, "v1".to_string()));
+    }
+    let events = gw.admin("/admin/v1/events?kind=rollout_rolled_back").await;
+    assert_eq!(events["data"][0]["actor"], "controller");
+}
+
+#[tokio::test]
+async fn thumbs_down_on_the_canary_rolls_it_back() {
+    let m = mock().await;
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &routes(&m), &[]).await;
+    register(&gw, &m, "v2", "new-model").await;
+    let plan = json!({"steps": [{"weight_percent": 50, "min_duration_secs": 600, "min_requests": 1000}],
+                      "min_requests_to_judge": 1000, "min_feedback_to_judge": 8});
+    let started = admin_post(
+        &gw,
+        "/admin/v1/rollouts",
+        json!({"route": "bot", "version": "v2", "plan": plan}),
+    )
+    .await;
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    let (mut canary_votes, mut stable_votes) = (0, 0);
+    for i in 0..400 {
+        let r = chat(&gw, &format!("voter-{i}")).await;
+        let down = served(&r) == "v2";
+        if down && canary_votes < 12 {
+            canary_votes += 1;
+        } else if !down && stable_votes < 12 {
+            stable_votes += 1;
+        } else {
+            continue;
+        }
+        let value = if down { "down" } else { "up" };
+        let fb = json!({"interaction_id": r.interaction_id(), "type": "thumbs", "value": value});
+        assert_eq!(
+            gw.post("/v1/feedback", &fb.to_string(), &[]).await.status,
+            201
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = gw.admin(&format!("/admin/v1/rollouts/{id}")).await;
+        if v["status"] == "rolled_back" {
+            assert!(v["reason"].as_str().unwrap().contains("thumbs-down"), "{v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not rolled back: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_split_is_sticky_and_weight_changes_apply_at_once() {
+    let m = mock().await;
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &routes(&m), &[]).await;
+    register(&gw, &m, "v2", "new-model").await;
+    let plan = json!({"steps": [{"weight_percent": 20, "min_duration_secs": 600, "min_requests": 100000}]});
+    let started = admin_post(
+        &gw,
+        "/admin/v1/rollouts",
+        json!({"route": "bot", "version": "v2", "plan": plan}),
+    )
+    .await;
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    let users: Vec<String> = (0..200).map(|i| format!("sticky-{i}")).collect();
+    let mut on_canary = Vec::new();
+    for u in &users {
+        let first = served(&chat(&gw, u).await);
+        for _ in 0..2 {
+            assert_eq!(served(&chat(&gw, u).await), first, "{u} switched versions");
+        }
+        if first == "v2" {
+            on_canary.push(u.clone());
+        }
+    }
+    let share = on_canary.len() as f64 / users.len() as f64;
+    assert!((0.10..=0.30).contains(&share), "20% weight gave {share}");
+    // Growing the weight only moves callers from stable to canary.
+    let r = admin_post(
+        &gw,
+        &format!("/admin/v1/rollouts/{id}/weight"),
+        json!({"weight_percent": 60}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["status"],
+        "paused",
+        "a hand-set weight pauses the plan"
+    );
+    for u in &on_canary {
+        assert_eq!(
+            served(&chat(&gw, u).await),
+            "v2",
+            "{u} left the canary when the weight grew"
+        );
+    }
+    admin_post(
+        &gw,
+        &format!("/admin/v1/rollouts/{id}/weight"),
+        json!({"weight_percent": 0}),
+    )
+    .await;
+    for u in users.iter().take(50) {
+        assert_eq!(served(&chat(&gw, u).await), "v1");
+    }
+    let aborted = admin_post(
+        &gw,
+        &format!("/admin/v1/rollouts/{id}/abort"),
+        json!({"reason": "enough"}),
+    )
+    .await;
+    assert_eq!(aborted.json()["status"], "aborted");
+}
+
+#[tokio::test]
+async fn pinning_a_version_needs_the_admin_token_or_a_flagged_key() {
+    let m = mock().await;
+    let hash = flywheel::capture::hash::hex(&flywheel::capture::hash::sha256(b"pinner"));
+    let extra = format!(
+        "{}[[auth.keys]]\nname = \"app\"\nsha256 = \"{}\"\n[[auth.keys]]\nname = \"eval\"\nsha256 = \"{hash}\"\npin = true\n",
+        routes(&m),
+        flywheel::capture::hash::hex(&flywheel::capture::hash::sha256(b"plain"))
+    );
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &extra, &[]).await;
+    register(&gw, &m, "v2", "new-model").await;
+    let body = json!({"model": "bot", "messages": [{"role": "user", "content": "x"}]}).to_string();
+    let pinned = gw
+        .post(
+            "/v1/chat/completions",
+            &body,
+            &[
+                ("authorization", "Bearer pinner"),
+                ("x-flywheel-version", "v2"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (pinned.status, served(&pinned)),
+        (200, "v2".to_string()),
+        "{}",
+        pinned.text()
+    );
+    let admin = gw
+        .post(
+            "/v1/chat/completions",
+            &body,
+            &[
+                ("authorization", &format!("Bearer {ADMIN_TOKEN}")),
+                ("x-flywheel-version", "v2"),
+            ],
+        )
+        .await;
+    assert_eq!(served(&admin), "v2");
+    let plain = gw
+        .post(
+            "/v1/chat/completions",
+            &body,
+            &[
+                ("authorization", "Bearer plain"),
+                ("x-flywheel-version", "v2"),
+            ],
+        )
+        .await;
+    assert_eq!(plain.status, 403);
+    assert_eq!(plain.json()["error"]["type"], "permission_error");
+    let unknown = gw
+        .post(
+            "/v1/chat/completions",
+            &body,
+            &[
+                ("authorization", "Bearer pinner"),
+                ("x-flywheel-version", "v9"),
+            ],
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+    let normal = gw
+        .post(
+            "/v1/chat/completions",
+            &body,
+            &[("authorization", "Bearer plain")],
+        )
+        .await;
+    assert_eq!(served(&normal), "v1");
+}
+
+#[tokio::test]
+async fn a_restart_mid_rollout_resumes_it() {
+    let m = mock().await;
+    let upstream = format!("http://{}/v1", m.addr);
+    let gw = gateway_with(&upstream, &routes(&m), &[]).await;
+    register(&gw, &m, "v2", "new-model").await;
+    let plan: Value = serde_json::from_str(FAST_PLAN).unwrap();
+    let started = admin_post(
+        &gw,
+        "/admin/v1/rollouts",
+        json!({"route": "bot", "version": "v2", "plan": plan}),
+    )
+    .await;
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    for i in 0..10 {
+        chat(&gw, &format!("pre-{i}")).await;
+    }
+    let db = gw.db.clone();
+    let dir = gw.shutdown().await;
+    let cfg = config(&upstream, &db, &routes(&m), &[]);
+    let gw = start(cfg, dir, db).await;
+    let v = gw.admin(&format!("/admin/v1/rollouts/{id}")).await;
+    assert!(matches!(v["status"].as_str(), Some("running")), "{v}");
+    let done = drive_until(&gw, &id, "promoted", 30).await;
+    assert_eq!(done["canary"], "v2");
+}
