@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 /// error, or serving stopped on an error); 2 bad usage or configuration; 3 the
 /// gateway could not be reached.
 #[derive(Debug, Parser)]
-#[command(name = "flywheel", version, propagate_version = true)]
+#[command(name = "flywheel", version)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -40,6 +40,12 @@ pub enum Command {
     /// Send or list feedback on interactions.
     #[command(subcommand)]
     Feedback(FeedbackCommand),
+    /// Routes and model versions: list, register, approve, reject.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Canary rollouts: start, watch, pause, resume, set the weight, promote, abort.
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
     /// Privacy actions: erase a user's data, sweep expired data.
     #[command(subcommand)]
     Privacy(PrivacyCommand),
@@ -242,5 +248,134 @@ pub enum PrivacyCommand {
         /// Only count what would be deleted.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Routes with their versions, states and traffic shares.
+    List {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+    },
+    /// Register a new version of a route (state `registered`; a new route's
+    /// first version becomes stable).
+    Register {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        /// The route (the model name apps send), e.g. support-bot.
+        #[arg(long)]
+        route: String,
+        /// The new version's name, e.g. v2.
+        #[arg(long)]
+        version: String,
+        /// The version's upstream base URL, including /v1.
+        #[arg(long)]
+        upstream: String,
+        /// The upstream's own model name (replaces `model` in requests).
+        #[arg(long)]
+        upstream_model: Option<String>,
+        /// Environment variable (on the gateway) holding this upstream's API key.
+        #[arg(long)]
+        api_key_env: Option<String>,
+        /// A system message prepended to chat requests served by this version.
+        #[arg(long)]
+        system_prompt: Option<String>,
+        /// Why it is registered (kept in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Approve a version so it may take live traffic.
+    Approve {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        #[arg(long)]
+        route: String,
+        #[arg(long)]
+        version: String,
+        /// Why (required; kept in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Reject a version.
+    Reject {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        #[arg(long)]
+        route: String,
+        #[arg(long)]
+        version: String,
+        /// Why (required; kept in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Start a canary rollout of an approved version against the route's stable one.
+    ///
+    /// The plan (TOML) lists steps and thresholds, e.g.
+    ///   [[steps]]
+    ///   weight_percent = 5
+    ///   min_duration_secs = 600
+    ///   min_requests = 100
+    ///   max_error_rate_increase = 0.02   # top level: thresholds
+    /// Without --plan: 5% -> 25% -> 50% -> 100%, each 10 minutes and 100 requests.
+    Start {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        #[arg(long)]
+        route: String,
+        #[arg(long)]
+        version: String,
+        /// Plan file (TOML).
+        #[arg(long)]
+        plan: Option<PathBuf>,
+    },
+    /// Show rollouts with the live comparison of canary and stable.
+    Status {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        /// One rollout; default: every active one.
+        id: Option<String>,
+        /// Only this route.
+        #[arg(long)]
+        route: Option<String>,
+    },
+    /// Pause the automatic plan (the weight stays).
+    Pause {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        id: String,
+    },
+    /// Resume the plan; the current step's hold starts again.
+    Resume {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        id: String,
+    },
+    /// Set the canary's share by hand (pauses the plan).
+    SetWeight {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        id: String,
+        /// Percent of the route's traffic, 0 to 100.
+        weight_percent: f64,
+    },
+    /// Promote the canary to stable now (the old stable retires).
+    Promote {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        id: String,
+    },
+    /// Stop the rollout and take the canary out of traffic.
+    Abort {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        id: String,
+        /// Why (kept in the audit log).
+        #[arg(long, default_value = "aborted by operator")]
+        reason: String,
     },
 }

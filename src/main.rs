@@ -9,8 +9,8 @@ use clap::Parser;
 use serde_json::Value;
 
 use flywheel::cli::{
-    Cli, Command, FeedbackCommand, GatewayArgs, InteractionsCommand, KeysCommand, PrivacyCommand,
-    ServeArgs,
+    Cli, Command, FeedbackCommand, GatewayArgs, InteractionsCommand, KeysCommand, ModelsCommand,
+    PrivacyCommand, RolloutCommand, ServeArgs,
 };
 use flywheel::client::{admin_call, call, ClientError};
 use flywheel::config::{Config, Overrides};
@@ -76,6 +76,8 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Interactions(cmd) => interactions(cmd).await,
         Command::Feedback(cmd) => feedback(cmd).await,
         Command::Privacy(cmd) => privacy(cmd).await,
+        Command::Models(cmd) => models(cmd).await,
+        Command::Rollout(cmd) => rollout(cmd).await,
         Command::Events {
             gateway,
             limit,
@@ -478,4 +480,270 @@ async fn privacy(cmd: PrivacyCommand) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// Sends an admin call and prints the answer (`--json`) or a line from `line`.
+async fn admin_action(
+    g: &GatewayArgs,
+    method: http::Method,
+    path: &str,
+    body: Option<Value>,
+    line: impl Fn(&Value) -> String,
+) -> ExitCode {
+    match call(
+        &g.url,
+        g.admin_token.as_deref(),
+        method,
+        path,
+        body.as_ref(),
+    )
+    .await
+    {
+        Ok(v) => {
+            if g.json {
+                print_json(&v);
+            } else {
+                println!("{}", line(&v));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => client_exit(e),
+    }
+}
+
+async fn models(cmd: ModelsCommand) -> ExitCode {
+    match cmd {
+        ModelsCommand::List { gateway } => {
+            let v = match get(&gateway, "/admin/v1/models").await {
+                Ok(v) => v,
+                Err(code) => return code,
+            };
+            if gateway.json {
+                print_json(&v);
+                return ExitCode::SUCCESS;
+            }
+            println!(
+                "{:<20}  {:<12}  {:<12}  {:>8}  {:<30}  UPSTREAM MODEL",
+                "ROUTE", "VERSION", "STATE", "TRAFFIC", "UPSTREAM"
+            );
+            for r in v["data"].as_array().into_iter().flatten() {
+                for ver in r["versions"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<20}  {:<12}  {:<12}  {:>7}%  {:<30}  {}",
+                        s(r, "name"),
+                        s(ver, "name"),
+                        s(ver, "state"),
+                        num(ver, "traffic_percent"),
+                        s(ver, "upstream_url"),
+                        s(ver, "upstream_model")
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        ModelsCommand::Register {
+            gateway,
+            route,
+            version,
+            upstream,
+            upstream_model,
+            api_key_env,
+            system_prompt,
+            reason,
+        } => {
+            let body = serde_json::json!({
+                "route": route, "version": version, "upstream": upstream, "upstream_model": upstream_model,
+                "api_key_env": api_key_env, "system_prompt": system_prompt, "reason": reason,
+            });
+            admin_action(
+                &gateway,
+                http::Method::POST,
+                "/admin/v1/models",
+                Some(body),
+                |v| {
+                    format!(
+                        "registered {}/{} ({})",
+                        s(v, "route"),
+                        s(v, "name"),
+                        s(v, "state")
+                    )
+                },
+            )
+            .await
+        }
+        ModelsCommand::Approve {
+            gateway,
+            route,
+            version,
+            reason,
+        } => verdict(gateway, route, version, reason, "approve").await,
+        ModelsCommand::Reject {
+            gateway,
+            route,
+            version,
+            reason,
+        } => verdict(gateway, route, version, reason, "reject").await,
+    }
+}
+
+async fn verdict(
+    gateway: GatewayArgs,
+    route: String,
+    version: String,
+    reason: String,
+    verdict: &str,
+) -> ExitCode {
+    let path = format!(
+        "/admin/v1/models/{}/versions/{}/{verdict}",
+        encode(&route),
+        encode(&version)
+    );
+    admin_action(
+        &gateway,
+        http::Method::POST,
+        &path,
+        Some(serde_json::json!({ "reason": reason })),
+        |v| {
+            format!(
+                "{}/{} is now {}",
+                s(v, "route"),
+                s(v, "name"),
+                s(v, "state")
+            )
+        },
+    )
+    .await
+}
+
+fn rollout_line(v: &Value) -> String {
+    let mut line = format!(
+        "rollout {}  {}/{} vs {}  {}",
+        s(v, "id"),
+        s(v, "route"),
+        s(v, "canary"),
+        s(v, "baseline"),
+        s(v, "status")
+    );
+    let live = &v["live"];
+    if live.is_object() {
+        let side = |o: &Value| {
+            format!(
+                "{} req, {} errors, p95 {} ms, {} up / {} down",
+                num(o, "requests"),
+                num(o, "errors"),
+                num(o, "p95_latency_ms"),
+                num(o, "thumbs_up"),
+                num(o, "thumbs_down")
+            )
+        };
+        line.push_str(&format!(
+            "\n  step {}/{} at {}% for {}s (hold {}s, {} requests)\n  canary: {}\n  stable: {}\n  next:   {}",
+            num(live, "step"),
+            num(live, "steps"),
+            num(live, "weight_percent"),
+            num(live, "elapsed_secs"),
+            num(live, "min_duration_secs"),
+            num(live, "min_requests"),
+            side(&live["canary"]),
+            side(&live["stable"]),
+            s(live, "decision")
+        ));
+    } else if let Some(reason) = v["reason"].as_str() {
+        line.push_str(&format!("\n  reason: {reason}"));
+    }
+    line
+}
+
+async fn rollout(cmd: RolloutCommand) -> ExitCode {
+    let post = http::Method::POST;
+    match cmd {
+        RolloutCommand::Start {
+            gateway,
+            route,
+            version,
+            plan,
+        } => {
+            let mut body = serde_json::json!({ "route": route, "version": version });
+            if let Some(path) = plan {
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("error: cannot read plan {}: {e}", path.display());
+                        return ExitCode::from(EXIT_USAGE);
+                    }
+                };
+                match text.parse::<toml::Table>() {
+                    Ok(t) => body["plan"] = serde_json::to_value(t).unwrap_or_default(),
+                    Err(e) => {
+                        eprintln!("error: plan {} is not valid TOML: {e}", path.display());
+                        return ExitCode::from(EXIT_USAGE);
+                    }
+                }
+            }
+            admin_action(
+                &gateway,
+                post,
+                "/admin/v1/rollouts",
+                Some(body),
+                rollout_line,
+            )
+            .await
+        }
+        RolloutCommand::Status { gateway, id, route } => {
+            let path = match (&id, &route) {
+                (Some(id), _) => format!("/admin/v1/rollouts/{}", encode(id)),
+                (None, Some(r)) => format!("/admin/v1/rollouts?route={}", encode(r)),
+                (None, None) => "/admin/v1/rollouts?active=true".to_string(),
+            };
+            admin_action(&gateway, http::Method::GET, &path, None, |v| {
+                match v["data"].as_array() {
+                    Some(list) if list.is_empty() => "no rollouts".to_string(),
+                    Some(list) => list.iter().map(rollout_line).collect::<Vec<_>>().join("\n"),
+                    None => rollout_line(v),
+                }
+            })
+            .await
+        }
+        RolloutCommand::Pause { gateway, id } => rollout_op(gateway, id, "pause", None).await,
+        RolloutCommand::Resume { gateway, id } => rollout_op(gateway, id, "resume", None).await,
+        RolloutCommand::Promote { gateway, id } => rollout_op(gateway, id, "promote", None).await,
+        RolloutCommand::Abort {
+            gateway,
+            id,
+            reason,
+        } => {
+            rollout_op(
+                gateway,
+                id,
+                "abort",
+                Some(serde_json::json!({ "reason": reason })),
+            )
+            .await
+        }
+        RolloutCommand::SetWeight {
+            gateway,
+            id,
+            weight_percent,
+        } => {
+            rollout_op(
+                gateway,
+                id,
+                "weight",
+                Some(serde_json::json!({ "weight_percent": weight_percent })),
+            )
+            .await
+        }
+    }
+}
+
+async fn rollout_op(gateway: GatewayArgs, id: String, op: &str, body: Option<Value>) -> ExitCode {
+    let path = format!("/admin/v1/rollouts/{}/{op}", encode(&id));
+    admin_action(
+        &gateway,
+        http::Method::POST,
+        &path,
+        body.or(Some(serde_json::json!({}))),
+        rollout_line,
+    )
+    .await
 }

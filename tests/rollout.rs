@@ -435,3 +435,103 @@ async fn a_restart_mid_rollout_resumes_it() {
     let done = drive_until(&gw, &id, "promoted", 30).await;
     assert_eq!(done["canary"], "v2");
 }
+
+#[tokio::test]
+async fn the_cli_drives_models_and_rollouts() {
+    let m = mock().await;
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &routes(&m), &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        "max_p95_latency_ratio = 3.0\n[[steps]]\nweight_percent = 10\nmin_duration_secs = 600\n",
+    )
+    .unwrap();
+    let (url, upstream, plan) = (
+        gw.url.clone(),
+        format!("http://{}/v1", m.addr),
+        plan.display().to_string(),
+    );
+    let outs = tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str]| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_flywheel"))
+                .args(args)
+                .env("FLYWHEEL_URL", &url)
+                .env("FLYWHEEL_ADMIN_TOKEN", ADMIN_TOKEN)
+                .output()
+                .unwrap()
+        };
+        let mut outs = vec![
+            run(&[
+                "models",
+                "register",
+                "--route",
+                "bot",
+                "--version",
+                "v2",
+                "--upstream",
+                &upstream,
+                "--upstream-model",
+                "new-model",
+            ]),
+            run(&[
+                "models",
+                "approve",
+                "--route",
+                "bot",
+                "--version",
+                "v2",
+                "--reason",
+                "offline eval passed",
+            ]),
+            run(&[
+                "rollout",
+                "start",
+                "--route",
+                "bot",
+                "--version",
+                "v2",
+                "--plan",
+                &plan,
+                "--json",
+            ]),
+        ];
+        let started: Value = serde_json::from_slice(&outs[2].stdout).unwrap_or_default();
+        let id = started["id"].as_str().unwrap_or("missing").to_string();
+        outs.push(run(&["rollout", "status"]));
+        outs.push(run(&["rollout", "set-weight", &id, "100"]));
+        outs.push(run(&["models", "list", "--json"]));
+        outs.push(run(&["rollout", "abort", &id, "--reason", "done testing"]));
+        outs.push(run(&["rollout", "promote", &id]));
+        outs
+    })
+    .await
+    .unwrap();
+    for (i, o) in outs.iter().enumerate().take(7) {
+        assert!(
+            o.status.success(),
+            "step {i}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let status = String::from_utf8_lossy(&outs[3].stdout);
+    assert!(
+        status.contains("bot/v2 vs v1") && status.contains("step 1/1 at 10"),
+        "{status}"
+    );
+    let models: Value = serde_json::from_slice(&outs[5].stdout).unwrap();
+    let v2 = models["data"][0]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "v2")
+        .unwrap()
+        .clone();
+    assert_eq!(v2["traffic_percent"], 100.0);
+    assert!(String::from_utf8_lossy(&outs[6].stdout).contains("aborted"));
+    assert_eq!(
+        outs[7].status.code(),
+        Some(1),
+        "an ended rollout cannot be promoted"
+    );
+}

@@ -164,6 +164,20 @@ pub async fn judge(
     }
 }
 
+/// What the controller would do now, in words.
+fn describe(a: &crate::rollout::decide::Action) -> String {
+    use crate::rollout::decide::Action;
+    match a {
+        Action::Hold { reason } => format!("hold ({reason})"),
+        Action::Advance {
+            step,
+            weight_percent,
+        } => format!("advance to step {} at {weight_percent}%", step + 1),
+        Action::Promote => "promote the canary to stable".into(),
+        Action::Rollback { reason } => format!("roll back: {reason}"),
+    }
+}
+
 /// A rollout with its live comparison for the current step.
 fn rollout_json(store: &dyn Store, r: &RolloutRow) -> Result<Value, RegistryError> {
     let mut v = serde_json::to_value(r).unwrap_or_default();
@@ -181,7 +195,7 @@ fn rollout_json(store: &dyn Store, r: &RolloutRow) -> Result<Value, RegistryErro
             "min_requests": step.map(|s| s.min_requests),
             "canary": obs.canary,
             "stable": obs.stable,
-            "decision": format!("{:?}", crate::rollout::decide::decide(&plan, &crate::rollout::decide::RolloutState {
+            "decision": describe(&crate::rollout::decide::decide(&plan, &crate::rollout::decide::RolloutState {
                 status: if r.status == "running" { crate::rollout::decide::Status::Running } else { crate::rollout::decide::Status::Paused },
                 step: r.step.max(0) as usize,
                 step_started_ms: r.step_started_ms,
