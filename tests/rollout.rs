@@ -535,3 +535,38 @@ async fn the_cli_drives_models_and_rollouts() {
         "an ended rollout cannot be promoted"
     );
 }
+
+#[tokio::test]
+async fn a_failed_canary_call_is_retried_on_stable_and_counted_against_the_canary() {
+    let m = mock().await;
+    let extra = routes(&m).replace(
+        "name = \"bot\"\n",
+        "name = \"bot\"\nretry_on_stable = true\n",
+    );
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &extra, &[]).await;
+    register(&gw, &m, "v2", "mock:status=503").await;
+    let plan = json!({"steps": [{"weight_percent": 100, "min_duration_secs": 600, "min_requests": 100000}],
+                      "min_requests_to_judge": 100000});
+    let started = admin_post(
+        &gw,
+        "/admin/v1/rollouts",
+        json!({"route": "bot", "version": "v2", "plan": plan}),
+    )
+    .await;
+    let id = started.json()["id"].as_str().unwrap().to_string();
+    for i in 0..10 {
+        let r = chat(&gw, &format!("r-{i}")).await;
+        assert_eq!(
+            (r.status, served(&r)),
+            (200, "v1".to_string()),
+            "{}",
+            r.text()
+        );
+    }
+    // Ten answered calls, each with a failed canary attempt recorded too.
+    gw.captured(20).await;
+    let live = gw.admin(&format!("/admin/v1/rollouts/{id}")).await;
+    assert_eq!(live["live"]["canary"]["requests"], 10, "{live}");
+    assert_eq!(live["live"]["canary"]["errors"], 10, "{live}");
+    assert_eq!(live["live"]["stable"]["requests"], 10, "{live}");
+}

@@ -24,16 +24,13 @@ impl Drop for Proc {
 
 /// Starts `flywheel serve` on a free port and waits for its "listening" log line.
 fn spawn_gateway(upstream: &str, db: &std::path::Path) -> Proc {
+    spawn_with(&["--upstream", upstream, "--db", db.to_str().unwrap()])
+}
+
+fn spawn_with(extra: &[&str]) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flywheel"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            upstream,
-            "--db",
-        ])
-        .arg(db)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
         .env("FLYWHEEL_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("FLYWHEEL_LOG_FORMAT", "json")
         .env("FLYWHEEL_LOG", "info")
@@ -142,4 +139,68 @@ async fn sigterm_drains_in_flight_requests_and_loses_no_capture() {
     let stats = read(r).await.json();
     assert_eq!(stats["interactions_total"], (FAST + SLOW) as u64, "{stats}");
     assert_eq!(stats["by_outcome"]["ok"], (FAST + SLOW) as u64, "{stats}");
+}
+
+async fn model_ids(
+    client: &hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+    url: &str,
+) -> Vec<String> {
+    let req = http::Request::builder()
+        .uri(format!("{url}/v1/models"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let v = read(client.request(req).await.unwrap()).await.json();
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn sighup_reloads_routes_and_refuses_a_bad_config() {
+    let m = mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flywheel.toml");
+    let route = |name: &str| {
+        format!("[[routes]]\nname = \"{name}\"\n[[routes.versions]]\nname = \"v1\"\nupstream = \"http://{}/v1\"\n", m.addr)
+    };
+    let base = format!(
+        "[upstream]\nurl = \"http://{}/v1\"\n[capture]\ndb = \"{}\"\n",
+        m.addr,
+        dir.path().join("f.db").display()
+    );
+    std::fs::write(&file, format!("{base}{}", route("bot"))).unwrap();
+    let gw = spawn_with(&["--config", file.to_str().unwrap()]);
+    let client = client();
+    assert_eq!(model_ids(&client, &gw.url).await, ["bot"]);
+
+    std::fs::write(&file, format!("{base}{}{}", route("bot"), route("helper"))).unwrap();
+    let hup = |p: &Proc| {
+        Command::new("kill")
+            .args(["-HUP", &p.child.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    assert!(hup(&gw).success());
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        ids = model_ids(&client, &gw.url).await;
+        if ids.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ids, ["bot", "helper"]);
+
+    // A broken file is refused and the running routes stay.
+    std::fs::write(&file, format!("{base}[[routes]]\nname = \"x\"\n[[routes.versions]]\nname = \"v1\"\nupstream = \"not a url\"\n")).unwrap();
+    assert!(hup(&gw).success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(model_ids(&client, &gw.url).await, ["bot", "helper"]);
+    sigterm(&gw);
 }

@@ -95,8 +95,60 @@ impl Call {
         &self.gateway
     }
 
+    /// A second attempt of the same request on another version: a new
+    /// interaction (its own id and record) with the same request, user,
+    /// session, app and metadata, timed from the original start.
+    pub fn fork(&self, target: Arc<VersionTarget>) -> Call {
+        let id = uuid::Uuid::now_v7();
+        let mut record = self.record.as_ref().map(|r| Interaction {
+            id,
+            received_at: r.received_at,
+            endpoint: r.endpoint,
+            method: r.method.clone(),
+            path: r.path.clone(),
+            route: r.route.clone(),
+            version: r.version.clone(),
+            upstream: r.upstream.clone(),
+            requested_model: r.requested_model.clone(),
+            status: CLIENT_CLOSED_STATUS,
+            outcome: Outcome::ClientClosed,
+            stream: r.stream,
+            request_body: r.request_body.clone(),
+            response: Vec::new(),
+            response_is_sse: false,
+            truncated: false,
+            latency: Default::default(),
+            ttft: None,
+            app: r.app.clone(),
+            user: r.user.clone(),
+            session: r.session.clone(),
+            metadata: r.metadata.clone(),
+            error: None,
+        });
+        if let Some(r) = record.as_mut() {
+            r.id = id;
+        }
+        self.gateway
+            .metrics
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut call = Call {
+            gateway: self.gateway.clone(),
+            target: self.target.clone(),
+            start: self.start,
+            record,
+            status: CLIENT_CLOSED_STATUS,
+        };
+        call.set_target(target);
+        call
+    }
+
     /// Hands the call to the version routing chose.
     pub fn set_target(&mut self, target: Arc<VersionTarget>) {
+        // Most calls stay on the default target they started with.
+        if Arc::ptr_eq(&self.target, &target) {
+            return;
+        }
         if let Some(r) = self.record.as_mut() {
             r.route = target.route.clone();
             r.version = target.version.clone();

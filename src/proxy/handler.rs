@@ -14,7 +14,8 @@ use hyper::body::Incoming;
 use super::body::{ProxyBody, TeeBody};
 use super::call::Call;
 use super::request;
-use super::routing::{PinError, RoutingTable};
+use super::request::RequestMeta;
+use super::routing::{PinError, RoutingTable, VersionTarget};
 use super::server::Gateway;
 use super::upstream::strip_hop_by_hop;
 use crate::capture::{hash, Endpoint, Outcome};
@@ -205,6 +206,7 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
 
     let mut forward = body.clone();
     let mut hide_usage = false;
+    let mut retry: Option<(Arc<VersionTarget>, Bytes)> = None;
     if endpoint.reads_body() {
         let meta = match request::parse(&body) {
             Ok(m) => m,
@@ -246,28 +248,26 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
         }
         let usage_capable = matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions);
         let add_usage = stream && usage_capable && !meta.wants_usage();
-        if call.target.rewrites_body() {
-            match request::rewrite(
-                &body,
-                &call.target,
-                endpoint == Endpoint::ChatCompletions,
-                add_usage,
-            ) {
-                Some(rewritten) => {
-                    forward = rewritten;
-                    hide_usage = add_usage;
-                }
-                None => {
-                    return fail(
-                        call,
-                        GatewayError::BadRequest("request body must be a JSON object".into()),
-                    )
-                }
+        let chat = endpoint == Endpoint::ChatCompletions;
+        match prepare_body(&call.target, &body, &meta, chat, add_usage) {
+            Some((b, hide)) => {
+                forward = b;
+                hide_usage = hide;
             }
-        } else if add_usage {
-            if let Some(rewritten) = request::with_include_usage(&body, &meta) {
-                forward = rewritten;
-                hide_usage = true;
+            None => {
+                return fail(
+                    call,
+                    GatewayError::BadRequest("request body must be a JSON object".into()),
+                )
+            }
+        }
+        // The safety net: a canary call of a route that asks for it may be
+        // retried once on stable, with the body stable needs.
+        if pin.is_none() {
+            if let Some(stable) = table.fallback(meta.model.as_deref(), &call.target) {
+                if let Some((b, _)) = prepare_body(&stable, &body, &meta, chat, add_usage) {
+                    retry = Some((stable, b));
+                }
             }
         }
     }
@@ -279,52 +279,47 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
         }
     }
 
-    let target = call.target.clone();
-    let upstream = &target.upstream;
     let keep_client_auth = gw.client_keys.is_empty() || gw.config.auth.pass_client_key;
-    let upstream_req = match upstream.request(
-        parts,
-        forward,
-        keep_client_auth,
-        endpoint != Endpoint::Passthrough,
-    ) {
-        Ok(mut r) => {
-            for (k, v) in &target.extra_headers {
-                r.headers_mut().insert(k.clone(), v.clone());
-            }
-            r
-        }
-        Err(_) => {
-            return fail(
-                call,
-                GatewayError::BadRequest("the request path is not valid".into()),
-            )
-        }
-    };
-    let limits = &upstream.config;
-    let deadline = start + limits.total_timeout;
-    let first_byte = tokio::time::timeout(
-        limits.first_byte_timeout.min(limits.total_timeout),
-        upstream.send(upstream_req),
-    );
-    let resp = match first_byte.await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, connect = e.is_connect(), "upstream request failed");
-            let err = if e.is_connect() {
-                GatewayError::UpstreamUnreachable
-            } else {
-                GatewayError::UpstreamProtocol
+    let plain = endpoint != Endpoint::Passthrough;
+    let again = retry.as_ref().map(|_| {
+        (
+            parts.method.clone(),
+            parts.uri.clone(),
+            parts.headers.clone(),
+        )
+    });
+    let first = send(&call.target, parts, forward, keep_client_auth, plain).await;
+    let resp = match (first, retry, again) {
+        (Ok(r), _, _) if r.status().as_u16() < 500 => r,
+        (Ok(r), None, _) | (Ok(r), _, None) => r,
+        (Err(e), None, _) | (Err(e), _, None) => return fail(call, e),
+        (failed, Some((stable, stable_body)), Some((method, uri, headers))) => {
+            // The canary failed before anything reached the client: its
+            // failure is recorded against it, then stable serves the call.
+            let error = match failed {
+                Ok(r) => {
+                    call.status = r.status().as_u16();
+                    format!("canary answered {}; retried on stable", r.status())
+                }
+                Err(e) => {
+                    call.status = e.status().as_u16();
+                    format!("{e}; retried on stable")
+                }
             };
-            return fail(call, err);
-        }
-        Err(_) => {
-            return fail(
-                call,
-                GatewayError::UpstreamTimeout("the first-byte time limit"),
-            )
+            let stable_call = call.fork(stable);
+            call.finish(Outcome::UpstreamError, Vec::new(), false, None, Some(error));
+            call = stable_call;
+            let mut parts = Request::new(()).into_parts().0;
+            parts.method = method;
+            parts.uri = uri;
+            parts.headers = headers;
+            match send(&call.target, parts, stable_body, keep_client_auth, plain).await {
+                Ok(r) => r,
+                Err(e) => return fail(call, e),
+            }
         }
     };
+    let deadline = start + call.target.upstream.config.total_timeout;
     let headers_at = start.elapsed();
     let (mut rparts, rbody) = resp.into_parts();
     call.status = rparts.status.as_u16();
@@ -472,4 +467,61 @@ async fn feedback(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBod
         h.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     r
+}
+
+/// The body as the serving version needs it: its model name and system prompt,
+/// and the usage request for streams. `None` when a rewrite needs a JSON object
+/// and the body is not one. The flag says whether the usage chunk must be hidden.
+fn prepare_body(
+    target: &VersionTarget,
+    body: &Bytes,
+    meta: &RequestMeta<'_>,
+    chat: bool,
+    add_usage: bool,
+) -> Option<(Bytes, bool)> {
+    if target.rewrites_body() {
+        return request::rewrite(body, target, chat, add_usage).map(|b| (b, add_usage));
+    }
+    if add_usage {
+        if let Some(b) = request::with_include_usage(body, meta) {
+            return Some((b, true));
+        }
+    }
+    Some((body.clone(), false))
+}
+
+/// Sends a request to a version's upstream within its connect and first-byte
+/// limits, mapping failures to gateway errors.
+async fn send(
+    target: &VersionTarget,
+    parts: http::request::Parts,
+    body: Bytes,
+    keep_client_auth: bool,
+    plain: bool,
+) -> Result<Response<Incoming>, GatewayError> {
+    let upstream = &target.upstream;
+    let mut req = upstream
+        .request(parts, body, keep_client_auth, plain)
+        .map_err(|_| GatewayError::BadRequest("the request path is not valid".into()))?;
+    for (k, v) in &target.extra_headers {
+        req.headers_mut().insert(k.clone(), v.clone());
+    }
+    let limits = &upstream.config;
+    match tokio::time::timeout(
+        limits.first_byte_timeout.min(limits.total_timeout),
+        upstream.send(req),
+    )
+    .await
+    {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, connect = e.is_connect(), "upstream request failed");
+            Err(if e.is_connect() {
+                GatewayError::UpstreamUnreachable
+            } else {
+                GatewayError::UpstreamProtocol
+            })
+        }
+        Err(_) => Err(GatewayError::UpstreamTimeout("the first-byte time limit")),
+    }
 }

@@ -105,6 +105,21 @@ impl RoutingTable {
         Ok(entry.stable.clone())
     }
 
+    /// Where a failed call on `target` may be retried: the route's stable
+    /// version, when `target` is its canary and the route asks for the retry.
+    pub fn fallback(
+        &self,
+        model: Option<&str>,
+        target: &Arc<VersionTarget>,
+    ) -> Option<Arc<VersionTarget>> {
+        let entry = self.routes.get(model?)?;
+        let is_canary = entry
+            .canary
+            .as_ref()
+            .is_some_and(|(c, _)| Arc::ptr_eq(c, target));
+        (entry.retry_on_stable && is_canary).then(|| entry.stable.clone())
+    }
+
     /// The route names, for `GET /v1/models`.
     pub fn route_names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.routes.keys().map(String::as_str).collect();
