@@ -83,10 +83,7 @@ async fn dispatch(command: Command) -> ExitCode {
             limit,
             kind,
         } => {
-            let mut path = format!("/admin/v1/events?limit={limit}");
-            if let Some(k) = kind {
-                path.push_str(&format!("&kind={}", encode(&k)));
-            }
+            let path = query(&format!("/admin/v1/events?limit={limit}"), [("kind", kind)]);
             let v = match get(&gateway, &path).await {
                 Ok(v) => v,
                 Err(code) => return code,
@@ -215,13 +212,10 @@ async fn interactions(cmd: InteractionsCommand) -> ExitCode {
             before,
             route,
         } => {
-            let mut path = format!("/admin/v1/interactions?limit={limit}");
-            if let Some(b) = before {
-                path.push_str(&format!("&before={}", encode(&b)));
-            }
-            if let Some(r) = route {
-                path.push_str(&format!("&route={}", encode(&r)));
-            }
+            let path = query(
+                &format!("/admin/v1/interactions?limit={limit}"),
+                [("before", before), ("route", route)],
+            );
             let v = match get(&gateway, &path).await {
                 Ok(v) => v,
                 Err(code) => return code,
@@ -304,6 +298,17 @@ async fn interactions(cmd: InteractionsCommand) -> ExitCode {
     }
 }
 
+/// Appends the given parameters, percent-encoded, to a path that already has a query.
+fn query<const N: usize>(path: &str, params: [(&str, Option<String>); N]) -> String {
+    let mut out = path.to_string();
+    for (k, v) in params {
+        if let Some(v) = v {
+            out.push_str(&format!("&{k}={}", encode(&v)));
+        }
+    }
+    out
+}
+
 /// Percent-encodes a query or path value.
 fn encode(v: &str) -> String {
     let mut out = String::new();
@@ -327,17 +332,15 @@ async fn feedback(cmd: FeedbackCommand) -> ExitCode {
             route,
             before,
         } => {
-            let mut path = format!("/admin/v1/feedback?limit={limit}");
-            for (k, v) in [
-                ("since", since),
-                ("type", kind),
-                ("route", route),
-                ("before", before),
-            ] {
-                if let Some(v) = v {
-                    path.push_str(&format!("&{k}={}", encode(&v)));
-                }
-            }
+            let path = query(
+                &format!("/admin/v1/feedback?limit={limit}"),
+                [
+                    ("since", since),
+                    ("type", kind),
+                    ("route", route),
+                    ("before", before),
+                ],
+            );
             let v = match get(&gateway, &path).await {
                 Ok(v) => v,
                 Err(code) => return code,
