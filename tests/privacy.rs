@@ -350,3 +350,66 @@ async fn retention_removes_expired_data_and_dry_run_only_counts() {
     let events = gw.admin("/admin/v1/events?kind=retention_purge").await;
     assert_eq!(events["data"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn user_hash_keys_rotate_and_forget_finds_both_generations() {
+    let m = mock().await;
+    let upstream = format!("http://{}/v1", m.addr);
+    let chat = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+    let gw = gateway_with(
+        &upstream,
+        "",
+        &[
+            ("FLYWHEEL_USER_HASH_SECRET", "old-secret"),
+            ("FLYWHEEL_CAPTURE_USER_HASH_KEY_ID", "k1"),
+        ],
+    )
+    .await;
+    let old = gw
+        .post("/v1/chat/completions", chat, &[("x-flywheel-user", "dana")])
+        .await
+        .interaction_id();
+    let old_hash = gw.interaction(&old).await["user_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(old_hash.starts_with("k1:"), "{old_hash}");
+    let db = gw.db.clone();
+    let dir = gw.shutdown().await;
+
+    // Rotate: a new key k2, the old one kept only to find old records.
+    // (Set through FLYWHEEL_* variables, which take TOML values, arrays included.)
+    let env = [
+        ("FLYWHEEL_USER_HASH_SECRET", "new-secret"),
+        ("OLD_USER_KEY", "old-secret"),
+        ("FLYWHEEL_CAPTURE_USER_HASH_KEY_ID", "k2"),
+        (
+            "FLYWHEEL_CAPTURE_PREVIOUS_USER_HASH_KEYS",
+            "[{ id = \"k1\", secret_env = \"OLD_USER_KEY\" }]",
+        ),
+    ];
+    let cfg = config(&upstream, &db, "", &env);
+    let gw = start(cfg, dir, db).await;
+    let new = gw
+        .post("/v1/chat/completions", chat, &[("x-flywheel-user", "dana")])
+        .await
+        .interaction_id();
+    let other = gw
+        .post("/v1/chat/completions", chat, &[("x-flywheel-user", "eli")])
+        .await
+        .interaction_id();
+    let new_hash = gw.interaction(&new).await["user_hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(new_hash.starts_with("k2:") && new_hash != old_hash);
+    gw.interaction(&other).await;
+    let h = [("authorization", format!("Bearer {ADMIN_TOKEN}"))];
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let forgot = gw
+        .post("/admin/v1/privacy/forget", r#"{"user":"dana"}"#, &h)
+        .await
+        .json();
+    assert_eq!(forgot["removed"]["interactions"], 2, "{forgot}");
+    assert_eq!(gw.admin("/admin/v1/stats").await["interactions_total"], 1);
+}

@@ -112,10 +112,14 @@ pub async fn forget(gw: &Arc<Gateway>, body: Incoming) -> http::Response<ProxyBo
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The user's hash under the current key and under every earlier key.
     let user_hash = gw.user_hasher.hash(&user);
+    let hashes: Vec<String> = std::iter::once(user_hash.clone())
+        .chain(gw.previous_hashers.iter().map(|h| h.hash(&user)))
+        .collect();
     let subject = user_hash.clone();
     let done = blocking(gw, move |s| {
-        let removed = s.forget_user(&subject)?;
+        let removed = s.forget_user(&hashes)?;
         retention::audit(
             s,
             "admin",

@@ -7,25 +7,38 @@
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-/// Hashes user ids with the gateway's secret.
+/// Hashes user ids with the gateway's secret. Every hash names its key
+/// (`k1:3fa9...`), so after a rotation old and new hashes are told apart and
+/// erasure can look a user up under every key still known.
 #[derive(Clone)]
 pub struct UserHasher {
+    key_id: String,
     mac: Hmac<Sha256>,
 }
 
 impl UserHasher {
+    /// A hasher whose key is named `k1`.
     pub fn new(secret: &[u8]) -> UserHasher {
+        UserHasher::with_id("k1", secret)
+    }
+
+    pub fn with_id(key_id: &str, secret: &[u8]) -> UserHasher {
         UserHasher {
+            key_id: key_id.to_string(),
             mac: Hmac::<Sha256>::new_from_slice(secret).expect("hmac accepts any key length"),
         }
     }
 
-    /// Lowercase hex of the first 16 bytes of the HMAC: 128 bits are plenty to
-    /// avoid collisions among users and keep rows short.
+    /// The key id, a colon, and the lowercase hex of the first 16 bytes of the
+    /// HMAC: 128 bits are plenty to avoid collisions among users.
     pub fn hash(&self, user: &str) -> String {
         let mut mac = self.mac.clone();
         mac.update(user.as_bytes());
-        hex(&mac.finalize().into_bytes()[..16])
+        format!(
+            "{}:{}",
+            self.key_id,
+            hex(&mac.finalize().into_bytes()[..16])
+        )
     }
 }
 
@@ -73,7 +86,14 @@ mod tests {
         assert_eq!(a.hash("alice"), a.hash("alice"));
         assert_ne!(a.hash("alice"), a.hash("bob"));
         assert_ne!(a.hash("alice"), b.hash("alice"));
-        assert_eq!(a.hash("alice").len(), 32);
+        assert!(a.hash("alice").starts_with("k1:"));
+        assert_eq!(a.hash("alice").len(), 35);
+        let rotated = UserHasher::with_id("k2", b"secret-a");
+        assert_ne!(
+            rotated.hash("alice"),
+            a.hash("alice"),
+            "the key id is part of the hash"
+        );
         assert!(!a.hash("alice").contains("alice"));
     }
 

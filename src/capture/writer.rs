@@ -417,8 +417,8 @@ mod tests {
         fn get_raw(&self, id: &str) -> Result<Option<crate::capture::vault::Sealed>, StoreError> {
             self.inner.get_raw(id)
         }
-        fn forget_user(&self, user_hash: &str) -> Result<Removed, StoreError> {
-            self.inner.forget_user(user_hash)
+        fn forget_user(&self, user_hashes: &[String]) -> Result<Removed, StoreError> {
+            self.inner.forget_user(user_hashes)
         }
         fn purge(
             &self,

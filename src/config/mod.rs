@@ -209,6 +209,20 @@ pub struct RawCapture {
     /// Name of the environment variable holding the user-id HMAC secret. Default
     /// `FLYWHEEL_USER_HASH_SECRET`; unset there, a random secret is kept in the database.
     pub user_hash_secret_env: Option<String>,
+    /// Name of the user-hash key, stored in every hash (`k1:3fa9...`) so a
+    /// rotated key can be told apart. Default `k1`.
+    pub user_hash_key_id: Option<String>,
+    /// Keys used before a rotation, still needed to find a user's old records
+    /// (`flywheel privacy forget`): `[{ id = "k0", secret_env = "OLD_SECRET" }]`.
+    #[serde(default)]
+    pub previous_user_hash_keys: Vec<RawPreviousKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPreviousKey {
+    pub id: String,
+    pub secret_env: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -472,6 +486,9 @@ pub struct CaptureConfig {
     pub max_body_bytes: usize,
     /// `None` means: use (or create) the secret kept in the database.
     pub user_hash_secret: Option<Vec<u8>>,
+    pub user_hash_key_id: String,
+    /// (key id, secret) of keys used before a rotation.
+    pub previous_user_hash_keys: Vec<(String, Vec<u8>)>,
 }
 
 #[derive(Clone, Default)]
@@ -727,6 +744,34 @@ impl RawConfig {
             flush_interval: Duration::from_millis(c.flush_interval_ms.unwrap_or(10).min(10_000)),
             max_body_bytes: c.max_body_bytes.unwrap_or(4 * 1024 * 1024),
             user_hash_secret: lookup_secret(env, &secret_var).map(String::into_bytes),
+            user_hash_key_id: {
+                let id = c.user_hash_key_id.unwrap_or_else(|| "k1".into());
+                if id.is_empty()
+                    || id.len() > 16
+                    || !id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
+                    return Err(invalid(
+                        "capture.user_hash_key_id",
+                        "must be 1 to 16 letters, digits, - or _",
+                    ));
+                }
+                id
+            },
+            previous_user_hash_keys: {
+                let mut keys = Vec::new();
+                for (i, k) in c.previous_user_hash_keys.into_iter().enumerate() {
+                    let secret = lookup_secret(env, &k.secret_env).ok_or_else(|| {
+                        invalid(
+                            &format!("capture.previous_user_hash_keys[{i}].secret_env"),
+                            format!("environment variable {} is not set; export the old secret or remove the entry", k.secret_env),
+                        )
+                    })?;
+                    keys.push((k.id, secret.into_bytes()));
+                }
+                keys
+            },
         };
 
         let admin = AdminConfig {

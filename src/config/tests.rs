@@ -237,3 +237,23 @@ fn raw_key_from_env_is_kept_secret() {
     assert_eq!(id, "2026-11");
     assert!(!format!("{c:?}").contains(&key));
 }
+
+#[test]
+fn previous_user_hash_keys_need_their_secret() {
+    let text = format!("{UP}[capture]\nuser_hash_key_id = \"k2\"\nprevious_user_hash_keys = [{{ id = \"k1\", secret_env = \"OLD\" }}]\n");
+    let msg = err_text(load_str(&text, &[]));
+    assert!(
+        msg.contains("previous_user_hash_keys[0].secret_env") && msg.contains("OLD"),
+        "{msg}"
+    );
+    let c = load_str(&text, &[("OLD", "s")]).unwrap();
+    assert_eq!(
+        c.capture.previous_user_hash_keys,
+        vec![("k1".to_string(), b"s".to_vec())]
+    );
+    let msg = err_text(load_str(
+        &format!("{UP}[capture]\nuser_hash_key_id = \"k 1\"\n"),
+        &[],
+    ));
+    assert!(msg.contains("user_hash_key_id"), "{msg}");
+}

@@ -50,6 +50,8 @@ pub struct Gateway {
     pub client_keys: Vec<(Arc<str>, [u8; 32], bool)>,
     /// Hashes user ids given with feedback, with the same key as capture.
     pub user_hasher: UserHasher,
+    /// Hashers of keys used before a rotation, for erasure.
+    pub previous_hashers: Vec<UserHasher>,
     /// Redaction and raw-payload encryption, shared with the capture writer.
     pub privacy: Arc<Privacy>,
     draining: AtomicBool,
@@ -74,7 +76,13 @@ impl Gateway {
             }
         };
         let metrics = Arc::new(Metrics::default());
-        let user_hasher = UserHasher::new(&secret);
+        let user_hasher = UserHasher::with_id(&config.capture.user_hash_key_id, &secret);
+        let previous_hashers = config
+            .capture
+            .previous_user_hash_keys
+            .iter()
+            .map(|(id, secret)| UserHasher::with_id(id, secret))
+            .collect();
         let privacy = Arc::new(
             Privacy::new(&config.privacy, &secret).map_err(|e| RunError::Privacy(e.to_string()))?,
         );
@@ -119,6 +127,7 @@ impl Gateway {
             store,
             client_keys,
             user_hasher,
+            previous_hashers,
             privacy,
             draining: AtomicBool::new(false),
         };

@@ -292,9 +292,10 @@ pub trait Store: Send + Sync + 'static {
         &self,
         interaction_id: &str,
     ) -> Result<Option<crate::capture::vault::Sealed>, StoreError>;
-    /// Deletes everything tied to this user hash: their interactions (with those
-    /// interactions' feedback and raw payloads) and the feedback they gave.
-    fn forget_user(&self, user_hash: &str) -> Result<Removed, StoreError>;
+    /// Deletes everything tied to these hashes of one user (one per key still
+    /// known): their interactions (with those interactions' feedback and raw
+    /// payloads) and the feedback they gave.
+    fn forget_user(&self, user_hashes: &[String]) -> Result<Removed, StoreError>;
     /// Deletes rows older than the cutoffs, `batch` rows per transaction so the
     /// capture writer is never held up for long; `dry_run` only counts.
     fn purge(

@@ -439,29 +439,28 @@ impl Store for SqliteStore {
         Ok(found)
     }
 
-    fn forget_user(&self, user_hash: &str) -> Result<Removed, StoreError> {
+    fn forget_user(&self, user_hashes: &[String]) -> Result<Removed, StoreError> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
-        // Feedback given by the user, and all feedback on the user's interactions.
-        let feedback = tx.execute(
-            "DELETE FROM feedback WHERE user_hash = ?1
-                OR interaction_id IN (SELECT id FROM interactions WHERE user_hash = ?1)",
-            params![user_hash],
-        )? as u64;
-        let raw_payloads = tx.execute(
-            "DELETE FROM raw_payloads WHERE interaction_id IN (SELECT id FROM interactions WHERE user_hash = ?1)",
-            params![user_hash],
-        )? as u64;
-        let interactions = tx.execute(
-            "DELETE FROM interactions WHERE user_hash = ?1",
-            params![user_hash],
-        )? as u64;
+        let mut removed = Removed::default();
+        for user_hash in user_hashes {
+            // Feedback given by the user, and all feedback on the user's interactions.
+            removed.feedback += tx.execute(
+                "DELETE FROM feedback WHERE user_hash = ?1
+                    OR interaction_id IN (SELECT id FROM interactions WHERE user_hash = ?1)",
+                params![user_hash],
+            )? as u64;
+            removed.raw_payloads += tx.execute(
+                "DELETE FROM raw_payloads WHERE interaction_id IN (SELECT id FROM interactions WHERE user_hash = ?1)",
+                params![user_hash],
+            )? as u64;
+            removed.interactions += tx.execute(
+                "DELETE FROM interactions WHERE user_hash = ?1",
+                params![user_hash],
+            )? as u64;
+        }
         tx.commit()?;
-        Ok(Removed {
-            interactions,
-            feedback,
-            raw_payloads,
-        })
+        Ok(removed)
     }
 
     fn purge(
