@@ -100,7 +100,7 @@ impl Call {
     /// session, app and metadata, timed from the original start.
     pub fn fork(&self, target: Arc<VersionTarget>) -> Call {
         let id = uuid::Uuid::now_v7();
-        let mut record = self.record.as_ref().map(|r| Interaction {
+        let record = self.record.as_ref().map(|r| Interaction {
             id,
             received_at: r.received_at,
             endpoint: r.endpoint,
@@ -125,9 +125,6 @@ impl Call {
             metadata: r.metadata.clone(),
             error: None,
         });
-        if let Some(r) = record.as_mut() {
-            r.id = id;
-        }
         self.gateway
             .metrics
             .in_flight

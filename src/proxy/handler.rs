@@ -281,19 +281,22 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
 
     let keep_client_auth = gw.client_keys.is_empty() || gw.config.auth.pass_client_key;
     let plain = endpoint != Endpoint::Passthrough;
-    let again = retry.as_ref().map(|_| {
+    // A retry needs the request again, so only then is it copied.
+    let retry = retry.map(|(stable, b)| {
         (
+            stable,
+            b,
             parts.method.clone(),
             parts.uri.clone(),
             parts.headers.clone(),
         )
     });
     let first = send(&call.target, parts, forward, keep_client_auth, plain).await;
-    let resp = match (first, retry, again) {
-        (Ok(r), _, _) if r.status().as_u16() < 500 => r,
-        (Ok(r), None, _) | (Ok(r), _, None) => r,
-        (Err(e), None, _) | (Err(e), _, None) => return fail(call, e),
-        (failed, Some((stable, stable_body)), Some((method, uri, headers))) => {
+    let resp = match (first, retry) {
+        (Ok(r), _) if r.status().as_u16() < 500 => r,
+        (Ok(r), None) => r,
+        (Err(e), None) => return fail(call, e),
+        (failed, Some((stable, stable_body, method, uri, headers))) => {
             // The canary failed before anything reached the client: its
             // failure is recorded against it, then stable serves the call.
             let error = match failed {
