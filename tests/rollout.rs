@@ -74,6 +74,11 @@ async fn drive_until(gw: &Gw, id: &str, status: &str, secs: u64) -> Value {
             return v;
         }
         assert!(
+            matches!(v["status"].as_str(), Some("running" | "paused")),
+            "rollout ended as {} instead of {status}: {v}",
+            v["status"]
+        );
+        assert!(
             Instant::now() < deadline,
             "rollout never reached {status}: {v}"
         );
@@ -83,7 +88,7 @@ async fn drive_until(gw: &Gw, id: &str, status: &str, secs: u64) -> Value {
 
 const FAST_PLAN: &str = r#"{"steps": [{"weight_percent": 30, "min_duration_secs": 1, "min_requests": 5},
                                       {"weight_percent": 100, "min_duration_secs": 1, "min_requests": 5}],
-                           "min_requests_to_judge": 5}"#;
+                           "min_requests_to_judge": 5, "max_p95_latency_ratio": 1000}"#;
 
 #[tokio::test]
 async fn routes_list_and_model_rewrite() {
@@ -278,7 +283,9 @@ async fn the_split_is_sticky_and_weight_changes_apply_at_once() {
     let m = mock().await;
     let gw = gateway_with(&format!("http://{}/v1", m.addr), &routes(&m), &[]).await;
     register(&gw, &m, "v2", "new-model").await;
-    let plan = json!({"steps": [{"weight_percent": 20, "min_duration_secs": 600, "min_requests": 100000}]});
+    // Nothing is judged here: this test is about the split, not the verdict.
+    let plan = json!({"steps": [{"weight_percent": 20, "min_duration_secs": 600, "min_requests": 100000}],
+                      "min_requests_to_judge": 1000000, "min_feedback_to_judge": 1000000});
     let started = admin_post(
         &gw,
         "/admin/v1/rollouts",
