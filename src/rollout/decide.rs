@@ -25,6 +25,11 @@ pub struct Plan {
     /// Default 1.5.
     #[serde(default = "default_max_p95_latency_ratio")]
     pub max_p95_latency_ratio: f64,
+    /// ...and the canary's p95 is slower than stable's by more than this many
+    /// milliseconds: a ratio between sub-millisecond numbers is noise, not a
+    /// regression anyone would feel. Default 50.
+    #[serde(default = "default_min_p95_latency_increase_ms")]
+    pub min_p95_latency_increase_ms: f64,
     /// Rollback when the canary's thumbs-down share exceeds stable's by more
     /// than this (absolute). Default 0.10.
     #[serde(default = "default_max_thumbs_down_increase")]
@@ -47,6 +52,9 @@ fn default_max_error_rate_increase() -> f64 {
 }
 fn default_max_p95_latency_ratio() -> f64 {
     1.5
+}
+fn default_min_p95_latency_increase_ms() -> f64 {
+    50.0
 }
 fn default_max_thumbs_down_increase() -> f64 {
     0.10
@@ -87,6 +95,7 @@ impl Plan {
             steps: vec![step(5.0), step(25.0), step(50.0), step(100.0)],
             max_error_rate_increase: default_max_error_rate_increase(),
             max_p95_latency_ratio: default_max_p95_latency_ratio(),
+            min_p95_latency_increase_ms: default_min_p95_latency_increase_ms(),
             max_thumbs_down_increase: default_max_thumbs_down_increase(),
             min_requests_to_judge: default_min_requests_to_judge(),
             min_feedback_to_judge: default_min_feedback_to_judge(),
@@ -126,6 +135,14 @@ impl Plan {
         }
         // A ratio below 1 would demand that the canary be faster than stable,
         // which rolls back versions that are merely as fast, so 1 is the floor.
+        if !(self.min_p95_latency_increase_ms >= 0.0
+            && self.min_p95_latency_increase_ms.is_finite())
+        {
+            return Err(format!(
+                "min_p95_latency_increase_ms: must be a finite number of milliseconds, 0 or more (got {}); use e.g. 50",
+                self.min_p95_latency_increase_ms
+            ));
+        }
         if !(self.max_p95_latency_ratio >= 1.0 && self.max_p95_latency_ratio.is_finite()) {
             return Err(format!(
                 "max_p95_latency_ratio: must be a finite number of at least 1 (got {}); use a ratio such as 1.5",
@@ -361,10 +378,11 @@ fn check_latency(plan: &Plan, canary: &Observed, stable: &Observed) -> Option<St
         return None;
     }
     let ratio = c_p95 / s_p95;
-    if ratio > plan.max_p95_latency_ratio {
+    if ratio > plan.max_p95_latency_ratio && c_p95 - s_p95 > plan.min_p95_latency_increase_ms {
         return Some(format!(
-            "p95 latency {c_p95:.0}ms on canary vs {s_p95:.0}ms on stable (ratio {ratio:.2} > {:.2} allowed)",
-            plan.max_p95_latency_ratio
+            "p95 latency {c_p95:.0}ms on canary vs {s_p95:.0}ms on stable (ratio {ratio:.2} > {:.2} allowed, +{:.0}ms)",
+            plan.max_p95_latency_ratio,
+            c_p95 - s_p95
         ));
     }
     None
@@ -690,7 +708,7 @@ mod tests {
                 lat(400, Some(300.0)),
                 60_000,
                 Expect::Rollback(
-                    "p95 latency 900ms on canary vs 300ms on stable (ratio 3.00 > 1.50 allowed)",
+                    "p95 latency 900ms on canary vs 300ms on stable (ratio 3.00 > 1.50 allowed, +600ms)",
                 ),
             ),
             case(
@@ -698,6 +716,14 @@ mod tests {
                 0,
                 lat(100, Some(400.0)),
                 lat(400, Some(300.0)),
+                DONE,
+                Expect::Advance(1, 25.0),
+            ),
+            case(
+                "a large ratio between tiny latencies is noise, not a regression",
+                0,
+                lat(100, Some(2.0)),
+                lat(400, Some(0.8)),
                 DONE,
                 Expect::Advance(1, 25.0),
             ),
