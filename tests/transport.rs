@@ -138,3 +138,24 @@ async fn h2c_toward_the_upstream() {
     let r = gw.post("/v1/chat/completions", CHAT, &[]).await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
+
+#[tokio::test]
+async fn https_upstream_with_a_private_ca() {
+    let m = mock().await;
+    // A TLS gateway in front of the mock plays the https upstream.
+    let tls_upstream = tls_gateway(&m).await;
+    let url = format!("https://localhost:{}/v1", tls_upstream.addr.port());
+    let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls/cert.pem");
+    let trusted = gateway_with(&url, &format!("ca_file = \"{ca}\"\n"), &[]).await;
+    let r = trusted.post("/v1/chat/completions", CHAT, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        "mock reply: over tls"
+    );
+    // Without the CA the certificate is not trusted: 502, and nothing leaks.
+    let untrusted = gateway_with(&url, "", &[]).await;
+    let r = untrusted.post("/v1/chat/completions", CHAT, &[]).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "upstream_unreachable");
+}

@@ -189,6 +189,9 @@ pub struct RawUpstream {
     pub pool_idle_timeout_secs: Option<u64>,
     /// Speak HTTP/2 without TLS (h2c prior knowledge) to an `http://` upstream. Default false.
     pub http2_prior_knowledge: Option<bool>,
+    /// PEM file of extra CA certificates to trust for `https://` upstreams (a
+    /// private CA), on top of the public web roots and the system's store.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -461,6 +464,8 @@ pub struct UpstreamConfig {
     pub pool_max_idle_per_host: usize,
     pub pool_idle_timeout: Duration,
     pub http2_prior_knowledge: bool,
+    /// Extra trusted CA certificates (DER), read from `ca_file` at start.
+    pub extra_roots: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for UpstreamConfig {
@@ -713,6 +718,27 @@ impl RawConfig {
             pool_max_idle_per_host: u.pool_max_idle_per_host.unwrap_or(512),
             pool_idle_timeout: Duration::from_secs(u.pool_idle_timeout_secs.unwrap_or(90)),
             http2_prior_knowledge: u.http2_prior_knowledge.unwrap_or(false),
+            extra_roots: match &u.ca_file {
+                None => Vec::new(),
+                Some(path) => {
+                    use rustls_pki_types::pem::PemObject;
+                    let certs: Vec<Vec<u8>> = rustls_pki_types::CertificateDer::pem_file_iter(path)
+                        .and_then(|it| it.map(|c| c.map(|c| c.to_vec())).collect::<Result<_, _>>())
+                        .map_err(|e| {
+                            invalid(
+                                "upstream.ca_file",
+                                format!("cannot read certificates from {}: {e}", path.display()),
+                            )
+                        })?;
+                    if certs.is_empty() {
+                        return Err(invalid(
+                            "upstream.ca_file",
+                            format!("{} holds no PEM certificate", path.display()),
+                        ));
+                    }
+                    certs
+                }
+            },
         };
         if upstream.first_byte_timeout > upstream.total_timeout {
             return Err(invalid(

@@ -217,6 +217,7 @@ impl Routing {
             pool_max_idle_per_host: self.base.pool_max_idle_per_host,
             pool_idle_timeout: self.base.pool_idle_timeout,
             http2_prior_knowledge: false,
+            extra_roots: self.base.extra_roots.clone(),
         };
         let mut extra_headers = Vec::new();
         for (k, val) in &v.headers {

@@ -77,7 +77,7 @@ impl Upstream {
         ))
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("tls: {e}"))?
-        .with_root_certificates(root_store().clone())
+        .with_root_certificates(roots_with(&config.extra_roots)?)
         .with_no_client_auth();
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
@@ -173,6 +173,20 @@ impl Upstream {
     }
 }
 
+/// The shared roots plus an upstream's own extra CAs, if it has any.
+fn roots_with(extra: &[Vec<u8>]) -> Result<Arc<rustls::RootCertStore>, String> {
+    if extra.is_empty() {
+        return Ok(root_store());
+    }
+    let mut roots = (*root_store()).clone();
+    for der in extra {
+        roots
+            .add(rustls_pki_types::CertificateDer::from(der.clone()))
+            .map_err(|e| format!("upstream ca_file: {e}"))?;
+    }
+    Ok(Arc::new(roots))
+}
+
 /// The public web PKI roots plus the system's trust store, so that upstreams
 /// behind a private CA installed on the host work too.
 fn root_store() -> Arc<rustls::RootCertStore> {
@@ -206,6 +220,7 @@ mod tests {
             pool_max_idle_per_host: 1,
             pool_idle_timeout: Duration::from_secs(1),
             http2_prior_knowledge: false,
+            extra_roots: Vec::new(),
         })
         .unwrap()
     }
