@@ -1,0 +1,614 @@
+//! The staged, streaming dataset builder: filters, then exact and near dedupe
+//! against what was kept so far, then a deterministic split at `finish`. It
+//! counts what each stage removed. No I/O: records come in through `push`.
+//!
+//! DPO pairs come from two places:
+//! - a kept example with a correction: the correction beats the model's answer;
+//! - thumbs on the same exact prompt: the best-scored thumbs-up answer beats
+//!   the worst-scored thumbs-down answer. Dedupe (and the feedback and quality
+//!   filters, which usually select thumbs-up) would drop one side of such a
+//!   pair, so every record that passes the record filters and carries a thumbs
+//!   vote is also offered to a side table keyed by SHA-256 of its full prompt
+//!   (messages + tools, so both answers really answer the same conversation).
+//!   The table holds at most one up and one down answer per prompt; its memory
+//!   grows with the number of distinct voted prompts, not with all records.
+//!
+//! Pairs follow the split of their prompt key, like examples, so a DPO eval
+//! prompt is never trained on by exact key. (A thumbs pair whose prompt is only
+//! a near duplicate of a kept example may land on the other side.)
+
+use super::dedupe::{exact_key, signature, NearIndex};
+use super::filter::{feedback_ok, scope, STAGES};
+use super::quality::quality_with;
+use super::split::{eval_bound, split_hash};
+use super::{answer_message, prompt_key, Example, Record, Signals, Spec};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// "scanned", "kept", "train", "eval", "pairs" and one "removed_by_<stage>"
+/// per stage (all present, zero when nothing was removed), so a caller can
+/// tell which filter emptied a selection.
+pub type StageCounts = BTreeMap<String, u64>;
+
+/// Why a DPO pair exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum PairSource {
+    Correction,
+    Thumbs,
+}
+
+/// One preference pair: `chosen` beats `rejected` for this prompt.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Pair {
+    pub prompt: Vec<Value>,
+    pub tools: Option<Value>,
+    pub chosen: Value,
+    pub rejected: Value,
+    pub chosen_id: String,
+    pub rejected_id: String,
+    pub source: PairSource,
+}
+
+/// The builder's output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Built {
+    pub train: Vec<Example>,
+    pub eval: Vec<Example>,
+    pub train_pairs: Vec<Pair>,
+    pub eval_pairs: Vec<Pair>,
+    pub counts: StageCounts,
+}
+
+struct Voted {
+    id: String,
+    answer: Value,
+    quality: f64,
+}
+
+struct SideEntry {
+    prompt: Vec<Value>,
+    tools: Option<Value>,
+    split: u64,
+    up: Option<Voted>,
+    down: Option<Voted>,
+}
+
+pub struct Builder {
+    spec: Spec,
+    counts: StageCounts,
+    kept: Vec<(Example, u64)>,
+    exact: HashSet<[u8; 32]>,
+    near: NearIndex,
+    // Insertion-ordered so the pair output is deterministic.
+    side: Vec<SideEntry>,
+    side_index: HashMap<[u8; 32], usize>,
+}
+
+impl Builder {
+    /// Validates the spec; the error names the key and the fix.
+    pub fn new(spec: Spec) -> Result<Builder, String> {
+        spec.validate()?;
+        let mut counts = StageCounts::new();
+        for key in ["scanned", "kept", "train", "eval", "pairs"] {
+            counts.insert(key.into(), 0);
+        }
+        for stage in STAGES {
+            counts.insert(format!("removed_by_{stage}"), 0);
+        }
+        Ok(Builder {
+            spec,
+            counts,
+            kept: Vec::new(),
+            exact: HashSet::new(),
+            near: NearIndex::default(),
+            side: Vec::new(),
+            side_index: HashMap::new(),
+        })
+    }
+
+    /// Counts so far (train/eval/pairs are filled by `finish`).
+    pub fn counts(&self) -> &StageCounts {
+        &self.counts
+    }
+
+    fn bump(&mut self, key: &str) {
+        *self.counts.entry(key.to_string()).or_default() += 1;
+    }
+
+    fn removed(&mut self, stage: &str) {
+        self.bump(&format!("removed_by_{stage}"));
+    }
+
+    /// Runs one record through every stage; keeps it or counts its removal.
+    pub fn push(&mut self, r: Record) {
+        self.bump("scanned");
+        let answer = answer_message(&r);
+        if let Err(stage) = scope(&self.spec, &r, answer.as_ref()) {
+            self.removed(stage);
+            return;
+        }
+        let answer = answer.expect("scope rejects records without an answer");
+        let signals = Signals::of(&r.feedback);
+        let quality = quality_with(&r, &signals, Some(&answer));
+        let key = prompt_key(&r);
+        let split = split_hash(&self.spec.split.seed, &key);
+        if let Some(up) = signals.thumbs {
+            self.offer_vote(&r, &answer, quality, up, split);
+        }
+        if !feedback_ok(&self.spec.feedback, &signals) {
+            self.removed("feedback");
+            return;
+        }
+        if self.spec.min_quality.is_some_and(|m| quality < m) {
+            self.removed("quality");
+            return;
+        }
+        let exact = exact_key(&key);
+        if self.spec.dedupe.exact && self.exact.contains(&exact) {
+            self.removed("dedupe_exact");
+            return;
+        }
+        if self.spec.dedupe.near {
+            let sig = signature(&key);
+            if self
+                .near
+                .find(&sig, self.spec.dedupe.near_threshold)
+                .is_some()
+            {
+                self.removed("dedupe_near");
+                return;
+            }
+            self.near.insert(sig);
+        }
+        self.exact.insert(exact);
+        self.bump("kept");
+        let example = Example {
+            id: r.id,
+            version: r.version,
+            prompt: super::prompt_messages(&r.request),
+            tools: super::tools_of(&r.request),
+            answer,
+            correction: signals.correction,
+            thumbs: signals.thumbs,
+            quality,
+        };
+        self.kept.push((example, split));
+    }
+
+    fn offer_vote(&mut self, r: &Record, answer: &Value, quality: f64, up: bool, split: u64) {
+        let prompt = super::prompt_messages(&r.request);
+        let tools = super::tools_of(&r.request);
+        let id = exact_key(&json!([prompt, tools]).to_string());
+        let idx = *self.side_index.entry(id).or_insert_with(|| {
+            self.side.push(SideEntry {
+                prompt,
+                tools,
+                split,
+                up: None,
+                down: None,
+            });
+            self.side.len() - 1
+        });
+        let entry = &mut self.side[idx];
+        let slot = if up { &mut entry.up } else { &mut entry.down };
+        // Keep the strongest contrast: best up, worst down; first wins ties.
+        let better = slot.as_ref().is_none_or(|v| {
+            if up {
+                quality > v.quality
+            } else {
+                quality < v.quality
+            }
+        });
+        if better {
+            *slot = Some(Voted {
+                id: r.id.clone(),
+                answer: answer.clone(),
+                quality,
+            });
+        }
+    }
+
+    /// Splits the kept examples and builds the DPO pairs.
+    pub fn finish(mut self) -> Built {
+        let mut hashes: Vec<u64> = self.kept.iter().map(|(_, h)| *h).collect();
+        let bound = eval_bound(&self.spec.split, &mut hashes);
+        let is_eval = |h: u64| bound.is_some_and(|b| h <= b);
+
+        let mut built = Built {
+            train: Vec::new(),
+            eval: Vec::new(),
+            train_pairs: Vec::new(),
+            eval_pairs: Vec::new(),
+            counts: StageCounts::new(),
+        };
+        for (ex, h) in self.kept {
+            if let Some(c) = ex.correction.as_ref().filter(|c| **c != ex.answer) {
+                let pair = Pair {
+                    prompt: ex.prompt.clone(),
+                    tools: ex.tools.clone(),
+                    chosen: c.clone(),
+                    rejected: ex.answer.clone(),
+                    chosen_id: ex.id.clone(),
+                    rejected_id: ex.id.clone(),
+                    source: PairSource::Correction,
+                };
+                if is_eval(h) {
+                    built.eval_pairs.push(pair);
+                } else {
+                    built.train_pairs.push(pair);
+                }
+            }
+            if is_eval(h) {
+                built.eval.push(ex);
+            } else {
+                built.train.push(ex);
+            }
+        }
+        for e in self.side {
+            let (Some(up), Some(down)) = (e.up, e.down) else {
+                continue;
+            };
+            if up.answer == down.answer {
+                continue;
+            }
+            let pair = Pair {
+                prompt: e.prompt,
+                tools: e.tools,
+                chosen: up.answer,
+                rejected: down.answer,
+                chosen_id: up.id,
+                rejected_id: down.id,
+                source: PairSource::Thumbs,
+            };
+            if is_eval(e.split) {
+                built.eval_pairs.push(pair);
+            } else {
+                built.train_pairs.push(pair);
+            }
+        }
+        self.counts.insert("train".into(), built.train.len() as u64);
+        self.counts.insert("eval".into(), built.eval.len() as u64);
+        let pairs = built.train_pairs.len() + built.eval_pairs.len();
+        self.counts.insert("pairs".into(), pairs as u64);
+        built.counts = self.counts;
+        built
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+    use serde_json::json;
+
+    fn build(spec: Spec, records: Vec<Record>) -> Built {
+        let mut b = Builder::new(spec).unwrap();
+        records.into_iter().for_each(|r| b.push(r));
+        b.finish()
+    }
+
+    /// The one stage that removed the single record, or None if it was kept.
+    fn removed_by(spec: Spec, r: Record) -> Option<String> {
+        let built = build(spec, vec![r]);
+        let hit: Vec<_> = built
+            .counts
+            .iter()
+            .filter(|(k, v)| k.starts_with("removed_by_") && **v > 0)
+            .map(|(k, _)| k.trim_start_matches("removed_by_").to_string())
+            .collect();
+        assert!(hit.len() <= 1, "{hit:?}");
+        assert_eq!(built.counts["scanned"], 1);
+        assert_eq!(built.counts["kept"], u64::from(hit.is_empty()));
+        hit.into_iter().next()
+    }
+
+    fn spec(f: impl Fn(&mut Spec)) -> Spec {
+        let mut s = Spec::default();
+        f(&mut s);
+        s
+    }
+
+    type Mutate<T> = Box<dyn Fn(&mut T)>;
+
+    fn finish_reason(r: &mut Record, why: &str) {
+        r.response.as_mut().unwrap()["choices"][0]["finish_reason"] = json!(why);
+    }
+
+    #[test]
+    fn each_filter_counts_under_its_stage() {
+        let ok = || rec("a", "how do i reset my password", "click reset");
+        assert_eq!(removed_by(Spec::default(), ok()), None);
+
+        let cases: Vec<(Spec, Mutate<Record>, &str)> = vec![
+            (
+                spec(|s| s.route = Some("sales".into())),
+                Box::new(|_| {}),
+                "route",
+            ),
+            (
+                spec(|s| s.versions = vec!["v2".into()]),
+                Box::new(|_| {}),
+                "version",
+            ),
+            (spec(|s| s.since_ms = Some(2_000)), Box::new(|_| {}), "time"),
+            (spec(|s| s.until_ms = Some(1_000)), Box::new(|_| {}), "time"),
+            (
+                Spec::default(),
+                Box::new(|r| r.endpoint = "responses".into()),
+                "endpoint",
+            ),
+            (
+                Spec::default(),
+                Box::new(|r| r.outcome = "upstream_error".into()),
+                "status",
+            ),
+            (Spec::default(), Box::new(|r| r.status = 502), "status"),
+            (
+                Spec::default(),
+                Box::new(|r| r.redaction = "failed".into()),
+                "redaction",
+            ),
+            (
+                Spec::default(),
+                Box::new(|r| r.response = None),
+                "no_answer",
+            ),
+            (
+                spec(|s| s.min_prompt_tokens = Some(21)),
+                Box::new(|_| {}),
+                "prompt_tokens",
+            ),
+            (
+                spec(|s| s.max_prompt_tokens = Some(100)),
+                Box::new(|r| r.prompt_tokens = None),
+                "prompt_tokens",
+            ),
+            (
+                spec(|s| s.max_completion_tokens = Some(9)),
+                Box::new(|_| {}),
+                "completion_tokens",
+            ),
+            (
+                Spec::default(),
+                Box::new(|r| *r = rec("a", "q", " ")),
+                "empty",
+            ),
+            (
+                Spec::default(),
+                Box::new(|r| finish_reason(r, "length")),
+                "truncated",
+            ),
+            (
+                spec(|s| s.drop_refusals = true),
+                Box::new(|r| *r = rec("a", "q", "I'm sorry, but I can't do that.")),
+                "refusal",
+            ),
+            (
+                spec(|s| s.min_output_chars = Some(12)),
+                Box::new(|_| {}),
+                "output_chars",
+            ),
+            (
+                spec(|s| s.max_output_chars = Some(5)),
+                Box::new(|_| {}),
+                "output_chars",
+            ),
+            (
+                spec(|s| s.feedback.thumbs_up = true),
+                Box::new(|_| {}),
+                "feedback",
+            ),
+            (
+                spec(|s| s.min_quality = Some(0.6)),
+                Box::new(|_| {}),
+                "quality",
+            ),
+        ];
+        for (spec, mutate, want) in cases {
+            let mut r = ok();
+            mutate(&mut r);
+            assert_eq!(removed_by(spec, r).as_deref(), Some(want));
+        }
+
+        // Switched-off filters let the same records through.
+        let lax = spec(|s| {
+            s.require_ok = false;
+            s.drop_redaction_failed = false;
+            s.drop_truncated = false;
+            s.drop_empty = false;
+        });
+        let mut r = rec("a", "q", "");
+        r.outcome = "upstream_error".into();
+        r.status = 500;
+        r.redaction = "failed".into();
+        finish_reason(&mut r, "length");
+        assert_eq!(removed_by(lax, r), None);
+        let refusal = rec("a", "q", "I cannot help with that");
+        assert_eq!(removed_by(Spec::default(), refusal), None);
+        let mut thumbed = ok();
+        thumbed.feedback = vec![thumbs(true)];
+        let s = spec(|s| {
+            s.feedback.thumbs_up = true;
+            s.min_quality = Some(0.75);
+        });
+        assert_eq!(removed_by(s, thumbed), None);
+    }
+
+    #[test]
+    fn counts_show_the_funnel() {
+        let mut recs = vec![
+            rec("1", "alpha question one", "a"),
+            rec("2", "alpha question one", "b"),
+            rec("3", "beta question", "c"),
+        ];
+        recs[2].route = "other".into();
+        let built = build(spec(|s| s.route = Some("support".into())), recs);
+        let c = &built.counts;
+        assert_eq!(c["scanned"], 3);
+        assert_eq!(c["removed_by_route"], 1);
+        assert_eq!(c["removed_by_dedupe_exact"], 1);
+        assert_eq!(c["kept"], 1);
+        assert_eq!(c["train"] + c["eval"], 1);
+        assert_eq!(c["removed_by_truncated"], 0, "every stage is listed");
+    }
+
+    const P: &str = "please summarise the attached quarterly report for the board and highlight \
+        the three biggest risks to revenue growth along with any mitigation steps that the \
+        finance team proposed last month";
+
+    #[test]
+    fn near_dedupe_threshold() {
+        let recs = || {
+            vec![
+                rec("1", P, "a"),
+                rec("2", &P.replace("last month", "last week"), "b"),
+                rec("3", "write a haiku about autumn leaves on a pond", "c"),
+            ]
+        };
+        let at = |t: f64| build(spec(|s| s.dedupe.near_threshold = t), recs()).counts["kept"];
+        assert_eq!(at(0.8), 2, "near duplicate dropped, unrelated kept");
+        assert_eq!(at(0.99), 3, "near duplicate kept at a strict threshold");
+        let off = build(spec(|s| s.dedupe.near = false), recs());
+        assert_eq!(off.counts["kept"], 3);
+        let b = build(spec(|s| s.dedupe.near_threshold = 0.8), recs());
+        assert_eq!(b.counts["removed_by_dedupe_near"], 1);
+        let ids: Vec<_> = b
+            .train
+            .iter()
+            .chain(&b.eval)
+            .map(|e| e.id.as_str())
+            .collect();
+        assert!(
+            ids.contains(&"1") && !ids.contains(&"2"),
+            "the earlier one is kept"
+        );
+    }
+
+    #[test]
+    fn exact_dedupe_ignores_case_and_spacing() {
+        let recs = vec![
+            rec("1", "Reset  my password", "a"),
+            rec("2", "reset my\npassword", "b"),
+        ];
+        let b = build(spec(|s| s.dedupe.near = false), recs.clone());
+        assert_eq!(b.counts["removed_by_dedupe_exact"], 1);
+        let b = build(
+            spec(|s| {
+                s.dedupe.near = false;
+                s.dedupe.exact = false;
+            }),
+            recs,
+        );
+        assert_eq!(b.counts["kept"], 2);
+    }
+
+    fn many(n: usize) -> Vec<Record> {
+        (0..n)
+            .map(|i| {
+                rec(
+                    &format!("id{i}"),
+                    &format!("question number {i} about topic {}", i * 7919),
+                    "ok",
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn split_is_deterministic_and_leak_free() {
+        let mut input = many(300);
+        // Duplicates of early prompts arrive later with other answers.
+        input.extend((0..30).map(|i| {
+            rec(
+                &format!("dup{i}"),
+                &format!("question number {i} about topic {}", i * 7919),
+                "other",
+            )
+        }));
+        let a = build(Spec::default(), input.clone());
+        let b = build(Spec::default(), input.clone());
+        assert_eq!(a, b);
+        assert!(!a.eval.is_empty() && !a.train.is_empty());
+        let n_eval = a.eval.len();
+        assert!((10..60).contains(&n_eval), "{n_eval}");
+
+        // Order does not matter for which prompts land in eval.
+        let mut rev = input.clone();
+        rev.reverse();
+        let c = build(Spec::default(), rev);
+        let prompts = |v: &[Example]| {
+            let mut p: Vec<String> = v
+                .iter()
+                .map(|e| e.prompt[1]["content"].to_string())
+                .collect();
+            p.sort();
+            p
+        };
+        assert_eq!(prompts(&a.eval), prompts(&c.eval));
+
+        let train: HashSet<String> = prompts(&a.train).into_iter().collect();
+        assert!(
+            prompts(&a.eval).iter().all(|p| !train.contains(p)),
+            "no prompt on both sides"
+        );
+
+        let sized = build(spec(|s| s.split.eval_size = Some(25)), input.clone());
+        assert_eq!(sized.eval.len(), 25);
+        assert_eq!(sized.train.len() + 25, 300);
+        let reseeded = build(spec(|s| s.split.seed = "other".into()), input);
+        assert_ne!(prompts(&reseeded.eval), prompts(&a.eval));
+    }
+
+    #[test]
+    fn thumbs_pairs_survive_dedupe_and_feedback_filter() {
+        let mut good = rec("up", "what is 2+2", "4");
+        good.feedback = vec![thumbs(true)];
+        let mut bad = rec("down", "what is 2+2", "5");
+        bad.feedback = vec![thumbs(false)];
+        let mut worse = rec("down2", "what is 2+2", "22");
+        worse.feedback = vec![thumbs(false), fb("outcome", json!(false), None, 1)];
+        let mut other = rec("x", "different", "y");
+        other.feedback = vec![thumbs(false)];
+        let built = build(
+            spec(|s| {
+                s.feedback.thumbs_up = true;
+                s.split.eval_ratio = 0.0;
+            }),
+            vec![bad, good, worse, other],
+        );
+        assert_eq!(built.counts["kept"], 1);
+        assert_eq!(built.counts["removed_by_feedback"], 3);
+        assert_eq!(built.train_pairs.len(), 1);
+        let p = &built.train_pairs[0];
+        assert_eq!(p.source, PairSource::Thumbs);
+        assert_eq!(
+            (p.chosen_id.as_str(), p.rejected_id.as_str()),
+            ("up", "down2")
+        );
+        assert_eq!(p.chosen["content"], "4");
+        assert_eq!(built.counts["pairs"], 1);
+    }
+
+    #[test]
+    fn correction_pair_from_kept_example() {
+        let mut r = rec("c", "capital of australia", "Sydney");
+        r.feedback = vec![
+            thumbs(false),
+            fb("correction", json!("Canberra"), None, 3_000),
+        ];
+        let built = build(spec(|s| s.split.eval_ratio = 0.0), vec![r]);
+        assert_eq!(built.train.len(), 1);
+        let p = &built.train_pairs[0];
+        assert_eq!(p.source, PairSource::Correction);
+        assert_eq!(p.chosen["content"], "Canberra");
+        assert_eq!(p.rejected["content"], "Sydney");
+    }
+
+    #[test]
+    fn invalid_spec_is_refused() {
+        let err = Builder::new(spec(|s| s.split.eval_ratio = 0.9))
+            .err()
+            .unwrap();
+        assert!(err.starts_with("split.eval_ratio"));
+    }
+}

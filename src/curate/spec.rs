@@ -1,0 +1,319 @@
+//! The dataset spec: which interactions to select and how to clean, dedupe and
+//! split them. Deserialised from TOML (or JSON) by the caller; this module only
+//! defines defaults and validation and does no I/O.
+
+use serde::Deserialize;
+
+/// Selection and cleaning rules. Every key is optional; unknown keys are
+/// rejected so a typo cannot silently widen a selection.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Spec {
+    pub route: Option<String>,
+    /// Empty = every version.
+    pub versions: Vec<String>,
+    /// Inclusive lower bound on `created_at_ms`.
+    pub since_ms: Option<i64>,
+    /// Exclusive upper bound on `created_at_ms`.
+    pub until_ms: Option<i64>,
+    pub endpoint: Option<String>,
+    /// Keep only outcome "ok" with a 2xx status.
+    pub require_ok: bool,
+    pub min_prompt_tokens: Option<i64>,
+    pub max_prompt_tokens: Option<i64>,
+    pub min_completion_tokens: Option<i64>,
+    pub max_completion_tokens: Option<i64>,
+    pub min_output_chars: Option<usize>,
+    pub max_output_chars: Option<usize>,
+    pub feedback: FeedbackRule,
+    pub min_quality: Option<f64>,
+    pub drop_redaction_failed: bool,
+    /// finish_reason == "length".
+    pub drop_truncated: bool,
+    pub drop_empty: bool,
+    pub drop_refusals: bool,
+    pub dedupe: Dedupe,
+    pub split: Split,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            route: None,
+            versions: Vec::new(),
+            since_ms: None,
+            until_ms: None,
+            endpoint: Some("chat.completions".into()),
+            require_ok: true,
+            min_prompt_tokens: None,
+            max_prompt_tokens: None,
+            min_completion_tokens: None,
+            max_completion_tokens: None,
+            min_output_chars: None,
+            max_output_chars: None,
+            feedback: FeedbackRule::default(),
+            min_quality: None,
+            drop_redaction_failed: true,
+            drop_truncated: true,
+            drop_empty: true,
+            drop_refusals: false,
+            dedupe: Dedupe::default(),
+            split: Split::default(),
+        }
+    }
+}
+
+/// Feedback requirements. Only the rules that are set count; with none set
+/// every record passes. `any_of = false` needs all set rules, `true` needs one.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedbackRule {
+    pub thumbs_up: bool,
+    pub corrected: bool,
+    pub no_thumbs_down: bool,
+    /// Mean rating score (0..1) at least this.
+    pub min_rating: Option<f64>,
+    pub outcome_true: bool,
+    pub any_of: bool,
+}
+
+impl FeedbackRule {
+    pub fn is_empty(&self) -> bool {
+        !(self.thumbs_up
+            || self.corrected
+            || self.no_thumbs_down
+            || self.min_rating.is_some()
+            || self.outcome_true)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Dedupe {
+    /// Drop a record whose prompt key is identical to a kept one.
+    pub exact: bool,
+    /// Drop a record whose MinHash-estimated Jaccard similarity to a kept one
+    /// is at least `near_threshold`.
+    pub near: bool,
+    pub near_threshold: f64,
+}
+
+impl Default for Dedupe {
+    fn default() -> Self {
+        Dedupe {
+            exact: true,
+            near: true,
+            near_threshold: 0.9,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Split {
+    pub eval_ratio: f64,
+    /// When set, overrides `eval_ratio`: the prompts with the lowest split
+    /// hashes go to eval until this many are there.
+    pub eval_size: Option<usize>,
+    pub seed: String,
+}
+
+impl Default for Split {
+    fn default() -> Self {
+        Split {
+            eval_ratio: 0.1,
+            eval_size: None,
+            seed: "flywheel".into(),
+        }
+    }
+}
+
+fn unit(key: &str, v: f64) -> Result<(), String> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(format!("{key}: must be between 0 and 1, got {v}"))
+    }
+}
+
+fn ordered<T: PartialOrd + Copy + std::fmt::Display>(
+    name: &str,
+    min: Option<T>,
+    max: Option<T>,
+) -> Result<(), String> {
+    match (min, max) {
+        (Some(lo), Some(hi)) if lo > hi => Err(format!(
+            "min_{name}: must not exceed max_{name} ({lo} > {hi}); lower min_{name} or raise max_{name}"
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl Spec {
+    /// Checks values serde cannot; the message names the key and the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.route.as_deref().is_some_and(|r| r.trim().is_empty()) {
+            return Err("route: must not be empty; omit it to select every route".into());
+        }
+        if self.versions.iter().any(|v| v.trim().is_empty()) {
+            return Err("versions: entries must not be empty; remove the empty entry".into());
+        }
+        if self
+            .endpoint
+            .as_deref()
+            .is_some_and(|e| e.trim().is_empty())
+        {
+            return Err("endpoint: must not be empty; use e.g. \"chat.completions\"".into());
+        }
+        if let (Some(since), Some(until)) = (self.since_ms, self.until_ms) {
+            if since >= until {
+                return Err(format!(
+                    "since_ms: must be before until_ms ({since} >= {until}); swap or widen the window"
+                ));
+            }
+        }
+        for (key, v) in [
+            ("min_prompt_tokens", self.min_prompt_tokens),
+            ("max_prompt_tokens", self.max_prompt_tokens),
+            ("min_completion_tokens", self.min_completion_tokens),
+            ("max_completion_tokens", self.max_completion_tokens),
+        ] {
+            if let Some(n) = v.filter(|n| *n < 0) {
+                return Err(format!("{key}: must not be negative, got {n}"));
+            }
+        }
+        ordered(
+            "prompt_tokens",
+            self.min_prompt_tokens,
+            self.max_prompt_tokens,
+        )?;
+        ordered(
+            "completion_tokens",
+            self.min_completion_tokens,
+            self.max_completion_tokens,
+        )?;
+        ordered("output_chars", self.min_output_chars, self.max_output_chars)?;
+        if let Some(r) = self.feedback.min_rating {
+            unit("feedback.min_rating", r)?;
+        }
+        if let Some(q) = self.min_quality {
+            unit("min_quality", q)?;
+        }
+        // Below ~0.5 the 16x4 LSH banding misses most candidate pairs, so such
+        // a threshold would not do what it says.
+        let t = self.dedupe.near_threshold;
+        if !(0.5..=1.0).contains(&t) {
+            return Err(format!(
+                "dedupe.near_threshold: must be between 0.5 and 1, got {t}"
+            ));
+        }
+        let r = self.split.eval_ratio;
+        if !(0.0..=0.5).contains(&r) {
+            return Err(format!(
+                "split.eval_ratio: must be between 0 and 0.5, got {r}"
+            ));
+        }
+        if self.split.eval_size == Some(0) {
+            return Err(
+                "split.eval_size: must be at least 1; omit it to use split.eval_ratio".into(),
+            );
+        }
+        if self.split.seed.is_empty() {
+            return Err("split.seed: must not be empty; omit it to use \"flywheel\"".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_json_fills_defaults() {
+        let s: Spec = serde_json::from_value(serde_json::json!({
+            "route": "support",
+            "feedback": {"thumbs_up": true},
+            "split": {"eval_size": 50}
+        }))
+        .unwrap();
+        assert_eq!(s.route.as_deref(), Some("support"));
+        assert_eq!(s.endpoint.as_deref(), Some("chat.completions"));
+        assert!(s.require_ok && s.drop_truncated && s.drop_empty && s.drop_redaction_failed);
+        assert!(!s.drop_refusals);
+        assert!(s.feedback.thumbs_up && !s.feedback.any_of);
+        assert_eq!(s.dedupe, Dedupe::default());
+        assert_eq!(s.split.eval_size, Some(50));
+        assert_eq!(s.split.eval_ratio, 0.1);
+        assert_eq!(s.split.seed, "flywheel");
+        assert!(s.validate().is_ok());
+        let empty: Spec = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty, Spec::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = serde_json::from_str::<Spec>(r#"{"split": {"ratio": 0.2}}"#).unwrap_err();
+        assert!(err.to_string().contains("ratio"), "{err}");
+        assert!(serde_json::from_str::<Spec>(r#"{"routes": "x"}"#).is_err());
+    }
+
+    type Mutate = Box<dyn Fn(&mut Spec)>;
+
+    #[test]
+    fn validate_names_key_and_fix() {
+        let cases: Vec<(Mutate, &str)> = vec![
+            (
+                Box::new(|s| s.split.eval_ratio = 0.7),
+                "split.eval_ratio: must be between 0 and 0.5",
+            ),
+            (
+                Box::new(|s| s.split.eval_ratio = f64::NAN),
+                "split.eval_ratio",
+            ),
+            (Box::new(|s| s.split.eval_size = Some(0)), "split.eval_size"),
+            (Box::new(|s| s.split.seed.clear()), "split.seed"),
+            (
+                Box::new(|s| s.dedupe.near_threshold = 0.3),
+                "dedupe.near_threshold",
+            ),
+            (
+                Box::new(|s| s.feedback.min_rating = Some(4.0)),
+                "feedback.min_rating",
+            ),
+            (Box::new(|s| s.min_quality = Some(-0.1)), "min_quality"),
+            (
+                Box::new(|s| {
+                    s.since_ms = Some(10);
+                    s.until_ms = Some(5)
+                }),
+                "since_ms: must be before until_ms",
+            ),
+            (
+                Box::new(|s| {
+                    s.min_output_chars = Some(10);
+                    s.max_output_chars = Some(5)
+                }),
+                "min_output_chars: must not exceed max_output_chars",
+            ),
+            (
+                Box::new(|s| s.max_prompt_tokens = Some(-1)),
+                "max_prompt_tokens: must not be negative",
+            ),
+            (Box::new(|s| s.route = Some(" ".into())), "route:"),
+            (Box::new(|s| s.versions = vec!["".into()]), "versions:"),
+            (Box::new(|s| s.endpoint = Some("".into())), "endpoint:"),
+        ];
+        for (mutate, want) in cases {
+            let mut s = Spec::default();
+            mutate(&mut s);
+            let err = s.validate().unwrap_err();
+            assert!(err.starts_with(want), "{err:?} should start with {want:?}");
+            assert!(!err.ends_with('.'), "{err}");
+            assert_eq!(
+                err.chars().next().unwrap().to_lowercase().next(),
+                err.chars().next()
+            );
+        }
+    }
+}
