@@ -17,19 +17,7 @@ async fn feedback_the_instant_a_streamed_response_arrives() {
     use http_body_util::BodyExt;
     let m = mock().await;
     let gw = gateway(&m).await;
-    let body =
-        json!({"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}).to_string();
-    let req = http::Request::builder()
-        .method("POST")
-        .uri(format!("{}/v1/chat/completions", gw.url))
-        .header("x-mock", "chunks=10,chunk_delay_ms=30")
-        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-        .unwrap();
-    let resp = gw.client.request(req).await.unwrap();
-    let id = resp.headers()["x-flywheel-interaction-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let (id, body) = start_stream(&gw, "chunks=10,chunk_delay_ms=30").await;
     // The stream is still running: its record is not even queued yet.
     let early = send(
         &gw,
@@ -41,7 +29,7 @@ async fn feedback_the_instant_a_streamed_response_arrives() {
     let v = early.json();
     assert_eq!(v["object"], "feedback");
     assert_eq!(v["interaction_id"], id.as_str());
-    resp.into_body().collect().await.unwrap();
+    body.collect().await.unwrap();
     // And right after it ends.
     let late = send(
         &gw,

@@ -431,20 +431,7 @@ async fn client_leaving_mid_stream_is_captured_as_client_closed() {
     use http_body_util::BodyExt;
     let m = mock().await;
     let gw = gateway(&m).await;
-    let body =
-        json!({"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}).to_string();
-    let req = http::Request::builder()
-        .method("POST")
-        .uri(format!("{}/v1/chat/completions", gw.url))
-        .header("x-mock", "chunks=50,chunk_delay_ms=40")
-        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-        .unwrap();
-    let resp = gw.client.request(req).await.unwrap();
-    let id = resp.headers()["x-flywheel-interaction-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    let mut body = resp.into_body();
+    let (id, mut body) = start_stream(&gw, "chunks=50,chunk_delay_ms=40").await;
     // Read a couple of chunks, then hang up.
     for _ in 0..2 {
         body.frame().await.unwrap().unwrap();

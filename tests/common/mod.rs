@@ -250,3 +250,23 @@ pub async fn closed_port() -> u16 {
     drop(l);
     port
 }
+
+/// Starts a streamed chat through the gateway with the given mock directives;
+/// returns its interaction id and the body, still arriving.
+pub async fn start_stream(gw: &Gw, mock: &str) -> (String, Incoming) {
+    let body =
+        serde_json::json!({"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]})
+            .to_string();
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("{}/v1/chat/completions", gw.url))
+        .header("x-mock", mock)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let resp = gw.client.request(req).await.unwrap();
+    let id = resp.headers()["x-flywheel-interaction-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    (id, resp.into_body())
+}
