@@ -24,6 +24,8 @@ pub enum GatewayError {
     Forbidden(String),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: u64 },
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("invalid or missing API key; send it as `Authorization: Bearer <key>`")]
     Unauthorized,
     #[error("{0}")]
@@ -50,6 +52,7 @@ impl GatewayError {
             GatewayError::Forbidden(_) => StatusCode::FORBIDDEN,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
+            GatewayError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
             GatewayError::UpstreamUnreachable | GatewayError::UpstreamProtocol => {
                 StatusCode::BAD_GATEWAY
@@ -69,6 +72,7 @@ impl GatewayError {
             GatewayError::Forbidden(_) => ("permission_error", "forbidden"),
             GatewayError::PayloadTooLarge { .. } => ("invalid_request_error", "payload_too_large"),
             GatewayError::Unauthorized => ("invalid_request_error", "invalid_api_key"),
+            GatewayError::RequestTimeout => ("invalid_request_error", "request_timeout"),
             GatewayError::NotFound(_) => ("invalid_request_error", "not_found"),
             GatewayError::UpstreamUnreachable => ("upstream_error", "upstream_unreachable"),
             GatewayError::UpstreamTimeout(_) => ("upstream_error", "upstream_timeout"),

@@ -626,3 +626,29 @@ async fn client_leaving_before_the_answer_is_captured_and_cancels_upstream() {
     assert_eq!(rows[0]["status"], 499);
     assert!(rows[0]["latency_ms"].as_f64().unwrap() < 2500.0);
 }
+
+#[tokio::test]
+async fn a_client_trickling_its_body_gets_408_and_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let m = mock().await;
+    let gw = gateway_with(
+        &format!("http://{}/v1", m.addr),
+        "[server]\nbody_timeout_secs = 1\n",
+        &[],
+    )
+    .await;
+    let mut slow = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    slow.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"mo")
+        .await
+        .unwrap();
+    // Meanwhile the gateway serves everyone else.
+    assert_eq!(gw.post("/v1/chat/completions", CHAT, &[]).await.status, 200);
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut answer))
+        .await
+        .expect("the slow client is answered, not left hanging")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request_timeout"), "{text}");
+}

@@ -161,6 +161,9 @@ pub struct RawServer {
     pub max_body_bytes: Option<u64>,
     /// Seconds allowed on SIGTERM to finish in-flight requests and flush captures. Default 30.
     pub shutdown_grace_secs: Option<u64>,
+    /// Seconds allowed to receive a request body; a client that trickles it
+    /// slower gets 408 so it cannot hold a connection forever. Default 60.
+    pub body_timeout_secs: Option<u64>,
     /// PEM certificate chain; with `tls_key`, the listener speaks TLS (HTTP/1.1 and h2 by ALPN).
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
@@ -443,6 +446,7 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub max_body_bytes: u64,
     pub shutdown_grace: Duration,
+    pub body_timeout: Duration,
     pub tls: Option<TlsFiles>,
 }
 
@@ -659,6 +663,7 @@ impl RawConfig {
             listen,
             max_body_bytes,
             shutdown_grace: Duration::from_secs(s.shutdown_grace_secs.unwrap_or(30)),
+            body_timeout: Duration::from_secs(s.body_timeout_secs.unwrap_or(60).max(1)),
             tls,
         };
 

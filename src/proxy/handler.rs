@@ -161,6 +161,7 @@ async fn read_body(
     body: Incoming,
     headers: &http::HeaderMap,
     limit: u64,
+    timeout: std::time::Duration,
 ) -> Result<Bytes, GatewayError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -169,7 +170,10 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(GatewayError::PayloadTooLarge { limit });
     }
-    match Limited::new(body, limit as usize).collect().await {
+    let collected = tokio::time::timeout(timeout, Limited::new(body, limit as usize).collect())
+        .await
+        .map_err(|_| GatewayError::RequestTimeout)?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(GatewayError::PayloadTooLarge { limit })
@@ -198,7 +202,14 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
         }
         Err(e) => return fail(call, e),
     };
-    let body = match read_body(body, &parts.headers, gw.config.server.max_body_bytes).await {
+    let body = match read_body(
+        body,
+        &parts.headers,
+        gw.config.server.max_body_bytes,
+        gw.config.server.body_timeout,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(e) => return fail(call, e),
     };
@@ -378,7 +389,7 @@ async fn feedback(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBod
         Err(e) => return error_response(&e),
     };
     let limit = feedback::MAX_BODY_BYTES.min(gw.config.server.max_body_bytes);
-    let body = match read_body(body, &parts.headers, limit).await {
+    let body = match read_body(body, &parts.headers, limit, gw.config.server.body_timeout).await {
         Ok(b) => b,
         Err(e) => return error_response(&e),
     };
