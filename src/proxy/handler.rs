@@ -67,7 +67,11 @@ fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
 
 /// An OpenAI-shaped error response.
 pub fn error_response(err: &GatewayError) -> Response<ProxyBody> {
-    let mut r = Response::new(ProxyBody::full(err.body()));
+    json_error_response(err, err.body())
+}
+
+fn json_error_response(err: &GatewayError, body: Bytes) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(body));
     *r.status_mut() = err.status();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -76,12 +80,13 @@ pub fn error_response(err: &GatewayError) -> Response<ProxyBody> {
     r
 }
 
-/// Answers a call with a gateway error and captures it.
+/// Answers a call with a gateway error and captures it; the JSON body is made
+/// once and serves both.
 fn fail(mut call: Call, err: GatewayError) -> Response<ProxyBody> {
-    let mut resp = error_response(&err);
+    let body = err.body();
+    let mut resp = json_error_response(&err, body.clone());
     call.status = err.status().as_u16();
     add_gateway_headers(&mut resp, &call);
-    let body = err.body();
     call.finish(
         err.outcome(),
         vec![body],
