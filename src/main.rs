@@ -84,27 +84,23 @@ async fn dispatch(command: Command) -> ExitCode {
             kind,
         } => {
             let path = query(&format!("/admin/v1/events?limit={limit}"), [("kind", kind)]);
-            let v = match get(&gateway, &path).await {
+            let v = match table_data(&gateway, &path).await {
                 Ok(v) => v,
                 Err(code) => return code,
             };
-            if gateway.json {
-                print_json(&v);
-            } else {
+            println!(
+                "{:<36}  {:<10}  {:<18}  {:<36}  DETAIL",
+                "ID", "ACTOR", "KIND", "SUBJECT"
+            );
+            for e in v["data"].as_array().into_iter().flatten() {
                 println!(
-                    "{:<36}  {:<10}  {:<18}  {:<36}  DETAIL",
-                    "ID", "ACTOR", "KIND", "SUBJECT"
+                    "{:<36}  {:<10}  {:<18}  {:<36}  {}",
+                    s(e, "id"),
+                    s(e, "actor"),
+                    s(e, "kind"),
+                    s(e, "subject"),
+                    e["detail"]
                 );
-                for e in v["data"].as_array().into_iter().flatten() {
-                    println!(
-                        "{:<36}  {:<10}  {:<18}  {:<36}  {}",
-                        s(e, "id"),
-                        s(e, "actor"),
-                        s(e, "kind"),
-                        s(e, "subject"),
-                        e["detail"]
-                    );
-                }
             }
             ExitCode::SUCCESS
         }
@@ -186,6 +182,18 @@ async fn get(g: &GatewayArgs, path: &str) -> Result<Value, ExitCode> {
         .map_err(client_exit)
 }
 
+/// Fetches what a listing command shows. With `--json` it prints the answer
+/// and returns `Err(SUCCESS)`: nothing is left to do; failures return their
+/// exit code the same way. Otherwise the data comes back for a table.
+async fn table_data(g: &GatewayArgs, path: &str) -> Result<Value, ExitCode> {
+    let v = get(g, path).await?;
+    if g.json {
+        print_json(&v);
+        return Err(ExitCode::SUCCESS);
+    }
+    Ok(v)
+}
+
 fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
@@ -216,14 +224,10 @@ async fn interactions(cmd: InteractionsCommand) -> ExitCode {
                 &format!("/admin/v1/interactions?limit={limit}"),
                 [("before", before), ("route", route)],
             );
-            let v = match get(&gateway, &path).await {
+            let v = match table_data(&gateway, &path).await {
                 Ok(v) => v,
                 Err(code) => return code,
             };
-            if gateway.json {
-                print_json(&v);
-                return ExitCode::SUCCESS;
-            }
             println!(
                 "{:<36}  {:<16}  {:<10}  {:>6}  {:<14}  {:>10}  {:>7}  MODEL",
                 "ID", "ENDPOINT", "VERSION", "STATUS", "OUTCOME", "LATENCY_MS", "TOKENS"
@@ -269,14 +273,10 @@ async fn interactions(cmd: InteractionsCommand) -> ExitCode {
             ExitCode::SUCCESS
         }
         InteractionsCommand::Stats { gateway } => {
-            let v = match get(&gateway, "/admin/v1/stats").await {
+            let v = match table_data(&gateway, "/admin/v1/stats").await {
                 Ok(v) => v,
                 Err(code) => return code,
             };
-            if gateway.json {
-                print_json(&v);
-                return ExitCode::SUCCESS;
-            }
             println!("interactions_total  {}", num(&v, "interactions_total"));
             for key in ["by_outcome", "by_route", "by_endpoint"] {
                 for (k, n) in v[key].as_object().into_iter().flatten() {
@@ -341,14 +341,10 @@ async fn feedback(cmd: FeedbackCommand) -> ExitCode {
                     ("before", before),
                 ],
             );
-            let v = match get(&gateway, &path).await {
+            let v = match table_data(&gateway, &path).await {
                 Ok(v) => v,
                 Err(code) => return code,
             };
-            if gateway.json {
-                print_json(&v);
-                return ExitCode::SUCCESS;
-            }
             println!(
                 "{:<36}  {:<36}  {:<10}  {:<10}  VALUE",
                 "ID", "INTERACTION", "TYPE", "VERSION"
@@ -517,14 +513,10 @@ async fn admin_action(
 async fn models(cmd: ModelsCommand) -> ExitCode {
     match cmd {
         ModelsCommand::List { gateway } => {
-            let v = match get(&gateway, "/admin/v1/models").await {
+            let v = match table_data(&gateway, "/admin/v1/models").await {
                 Ok(v) => v,
                 Err(code) => return code,
             };
-            if gateway.json {
-                print_json(&v);
-                return ExitCode::SUCCESS;
-            }
             println!(
                 "{:<20}  {:<12}  {:<12}  {:>8}  {:<30}  UPSTREAM MODEL",
                 "ROUTE", "VERSION", "STATE", "TRAFFIC", "UPSTREAM"

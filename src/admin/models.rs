@@ -195,11 +195,7 @@ fn rollout_json(store: &dyn Store, r: &RolloutRow) -> Result<Value, RegistryErro
             "min_requests": step.map(|s| s.min_requests),
             "canary": obs.canary,
             "stable": obs.stable,
-            "decision": describe(&crate::rollout::decide::decide(&plan, &crate::rollout::decide::RolloutState {
-                status: if r.status == "running" { crate::rollout::decide::Status::Running } else { crate::rollout::decide::Status::Paused },
-                step: r.step.max(0) as usize,
-                step_started_ms: r.step_started_ms,
-            }, &obs, now)),
+            "decision": describe(&crate::rollout::decide::decide(&plan, &driver::state_of(r), &obs, now)),
         });
     }
     v["object"] = json!("rollout");

@@ -306,6 +306,19 @@ pub struct VersionConfig {
     pub state: String,
 }
 
+/// Whether `url` is an `http://` or `https://` base URL with a host and no
+/// query: the shape every upstream address must have.
+pub fn valid_base_url(url: &str) -> bool {
+    match url.trim_end_matches('/').parse::<http::Uri>() {
+        Ok(u) => {
+            matches!(u.scheme_str(), Some("http") | Some("https"))
+                && u.host().is_some()
+                && u.query().is_none()
+        }
+        Err(_) => false,
+    }
+}
+
 /// Whether a route or version name is usable: 1 to 64 visible ASCII characters
 /// without `/` (names appear in URLs and metric labels).
 pub fn valid_name(name: &str) -> bool {
@@ -343,14 +356,11 @@ fn validate_routes(raw: Vec<RawRoute>) -> Result<Vec<RouteConfig>, ConfigError> 
                     format!("version `{}` is listed twice", v.name),
                 ));
             }
-            match v.upstream.trim_end_matches('/').parse::<http::Uri>() {
-                Ok(u) if matches!(u.scheme_str(), Some("http") | Some("https")) && u.host().is_some() => {}
-                _ => {
-                    return Err(invalid(
-                        &format!("{vkey}.upstream"),
-                        format!("`{}` is not an http:// or https:// base URL; write e.g. http://127.0.0.1:9000/v1", v.upstream),
-                    ))
-                }
+            if !valid_base_url(&v.upstream) {
+                return Err(invalid(
+                    &format!("{vkey}.upstream"),
+                    format!("`{}` is not an http:// or https:// base URL; write e.g. http://127.0.0.1:9000/v1", v.upstream),
+                ));
             }
             let state = match v.state.as_deref() {
                 None if versions.is_empty() => "stable".to_string(),
@@ -675,17 +685,11 @@ impl RawConfig {
             )
         })?;
         let base_url = url.trim_end_matches('/').to_string();
-        match base_url.parse::<http::Uri>() {
-            Ok(uri)
-                if matches!(uri.scheme_str(), Some("http") | Some("https"))
-                    && uri.host().is_some()
-                    && uri.query().is_none() => {}
-            _ => {
-                return Err(invalid(
-                    "upstream.url",
-                    format!("`{url}` is not an http:// or https:// base URL; write e.g. http://127.0.0.1:9000/v1"),
-                ))
-            }
+        if !valid_base_url(&base_url) {
+            return Err(invalid(
+                "upstream.url",
+                format!("`{url}` is not an http:// or https:// base URL; write e.g. http://127.0.0.1:9000/v1"),
+            ));
         }
         let api_key = match u.api_key_env {
             Some(var) => Some(lookup_secret(env, &var).ok_or_else(|| {

@@ -241,7 +241,7 @@ impl Routing {
     /// Builds and swaps in a table from a registry snapshot. A version that
     /// cannot be built (say, its key's variable is unset) is left out with an
     /// error in the log; the rest of the table still applies.
-    pub fn rebuild(&self, snap: &RoutingSnapshot) -> Result<(), String> {
+    pub fn rebuild(&self, snap: &RoutingSnapshot) {
         let mut routes = HashMap::new();
         for r in &snap.routes {
             let mut stable = None;
@@ -304,7 +304,6 @@ impl Routing {
             routes,
             default,
         });
-        Ok(())
     }
 }
 

@@ -112,7 +112,7 @@ impl Gateway {
         .await
         .map_err(|e| RunError::Io(std::io::Error::other(e)))?
         .map_err(|e| RunError::Upstream(e.to_string()))?;
-        routing.rebuild(&snapshot).map_err(RunError::Upstream)?;
+        routing.rebuild(&snapshot);
         let client_keys = config
             .auth
             .keys
@@ -155,7 +155,7 @@ impl Gateway {
             return Ok(false);
         }
         let snapshot = self.store.load_routing().map_err(|e| e.to_string())?;
-        self.routing.rebuild(&snapshot)?;
+        self.routing.rebuild(&snapshot);
         Ok(true)
     }
 

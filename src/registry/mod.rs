@@ -139,14 +139,11 @@ pub fn register(
             "route and version names must be 1 to 64 visible characters without `/`".into(),
         ));
     }
-    match v.upstream.trim_end_matches('/').parse::<http::Uri>() {
-        Ok(u) if matches!(u.scheme_str(), Some("http") | Some("https")) && u.host().is_some() => {}
-        _ => {
-            return Err(RegistryError::Invalid(format!(
-                "upstream `{}` is not an http:// or https:// base URL; write e.g. http://10.0.0.5:8000/v1",
-                v.upstream
-            )))
-        }
+    if !crate::config::valid_base_url(&v.upstream) {
+        return Err(RegistryError::Invalid(format!(
+            "upstream `{}` is not an http:// or https:// base URL; write e.g. http://10.0.0.5:8000/v1",
+            v.upstream
+        )));
     }
     let snap = store.load_routing()?;
     let now = now_ms();

@@ -32,6 +32,15 @@ fn status_of(s: &str) -> Status {
     }
 }
 
+/// The decision's view of a stored rollout.
+pub fn state_of(r: &RolloutRow) -> RolloutState {
+    RolloutState {
+        status: status_of(&r.status),
+        step: r.step.max(0) as usize,
+        step_started_ms: r.step_started_ms,
+    }
+}
+
 /// Starts a rollout of an approved version against the route's stable one.
 pub fn start(
     store: &dyn Store,
@@ -287,11 +296,7 @@ pub fn tick(store: &dyn Store, now: i64) -> Result<Vec<RolloutRow>, RegistryErro
                 continue;
             }
         };
-        let state = RolloutState {
-            status: status_of(&r.status),
-            step: r.step.max(0) as usize,
-            step_started_ms: r.step_started_ms,
-        };
+        let state = state_of(&r);
         let obs = observe(store, &r)?;
         match decide(&plan, &state, &obs, now) {
             Action::Hold { .. } => {}
