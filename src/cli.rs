@@ -46,6 +46,10 @@ pub enum Command {
     /// Canary rollouts: start, watch, pause, resume, set the weight, promote, abort.
     #[command(subcommand)]
     Rollout(RolloutCommand),
+    /// Training datasets from captured traffic and feedback: build, list,
+    /// show, diff, export.
+    #[command(subcommand)]
+    Datasets(DatasetsCommand),
     /// Privacy actions: erase a user's data, sweep expired data.
     #[command(subcommand)]
     Privacy(PrivacyCommand),
@@ -226,6 +230,130 @@ pub enum FeedbackCommand {
         #[arg(long, env = "FLYWHEEL_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetsCommand {
+    /// Build a new dataset version from the gateway's store and print its id,
+    /// content hash and counts.
+    ///
+    /// The selection comes from a spec file (TOML; see config/curate.toml for
+    /// every key) and/or the flags below, which override the file. Progress
+    /// (rows scanned, kept, rate, ETA) goes to stderr; Ctrl-C cancels the build
+    /// and leaves no version behind. A spec that selects nothing creates no
+    /// version and says which filter emptied it (exit code 1). Building the same
+    /// spec over the same data gives the same id and content hash.
+    ///
+    /// Example: flywheel datasets build --route support-bot --since 7d --thumbs-up --out ./data
+    Build(DatasetBuildArgs),
+    /// Dataset versions, newest first.
+    List {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        /// Only datasets built for this route.
+        #[arg(long)]
+        route: Option<String>,
+        /// How many to show (1-1000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Print a dataset's manifest: spec, counts per stage (what each filter
+    /// removed), files with sha256, lineage (model versions, parent), created
+    /// at and by.
+    Show {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        id: String,
+        /// Also print every interaction it came from (id, version, split, role).
+        #[arg(long)]
+        ids: bool,
+    },
+    /// Compare two dataset versions: spec keys, counts, and which interactions
+    /// were added or dropped.
+    Diff {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        a: String,
+        b: String,
+    },
+    /// Download a dataset's files in one format into a directory, checking each
+    /// file's sha256 against the manifest. The manifest is copied beside them.
+    Export {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        id: String,
+        /// sft (OpenAI chat fine-tuning), dpo (OpenAI preference), dpo-trl (TRL
+        /// prompt/chosen/rejected) or kto (TRL prompt/completion/label).
+        #[arg(long)]
+        format: String,
+        /// Which split: train, eval (a held-out set for evaluation) or all.
+        #[arg(long, default_value = "all")]
+        split: String,
+        /// Directory to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DatasetBuildArgs {
+    #[command(flatten)]
+    pub gateway: GatewayArgs,
+    /// Spec file (TOML). Flags below override its keys.
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    /// Only this route.
+    #[arg(long)]
+    pub route: Option<String>,
+    /// Only these model versions (repeat the flag for several).
+    #[arg(long = "version")]
+    pub versions: Vec<String>,
+    /// Start of the time window: an age (7d, 24h), a date or an RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// End of the time window (exclusive), same forms as --since.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Keep only interactions with a thumbs-up.
+    #[arg(long)]
+    pub thumbs_up: bool,
+    /// Keep only interactions with a correction.
+    #[arg(long)]
+    pub corrected: bool,
+    /// Drop interactions with a thumbs-down.
+    #[arg(long)]
+    pub no_thumbs_down: bool,
+    /// Keep only interactions whose mean rating (0..1 scale) is at least this.
+    #[arg(long)]
+    pub min_rating: Option<f64>,
+    /// Keep only interactions whose task outcome was reported true.
+    #[arg(long)]
+    pub outcome_true: bool,
+    /// Keep only interactions whose quality score (0..1) is at least this.
+    #[arg(long)]
+    pub min_quality: Option<f64>,
+    /// Drop answers that open with a refusal.
+    #[arg(long)]
+    pub drop_refusals: bool,
+    /// Near-duplicate threshold (estimated Jaccard of prompt 3-word shingles, 0.5..1).
+    #[arg(long)]
+    pub near_threshold: Option<f64>,
+    /// Share of prompts held out for eval (0..0.5).
+    #[arg(long)]
+    pub eval_ratio: Option<f64>,
+    /// Exact number of examples held out for eval (overrides --eval-ratio).
+    #[arg(long)]
+    pub eval_size: Option<usize>,
+    /// Formats to write, comma-separated: sft, dpo, dpo-trl, kto.
+    #[arg(long, value_delimiter = ',')]
+    pub emit: Vec<String>,
+    /// The dataset this one derives from (default: the newest for the route).
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// After building, export every emitted format into this directory
+    /// (checked to be writable before the build starts).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

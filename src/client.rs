@@ -34,6 +34,52 @@ pub async fn call(
     path: &str,
     body: Option<&Value>,
 ) -> Result<Value, ClientError> {
+    let resp = open(base, token, method, path, body).await?;
+    let status = resp.status();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| unreachable(base, e.to_string()))?
+        .to_bytes();
+    let value: Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::from(String::from_utf8_lossy(&body).into_owned()));
+    if !status.is_success() {
+        return Err(api_error(status, &value));
+    }
+    Ok(value)
+}
+
+/// The error an unsuccessful answer means, with the gateway's message.
+pub fn api_error(status: http::StatusCode, value: &Value) -> ClientError {
+    let message = value
+        .pointer("/error/message")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("gateway answered {status}"));
+    ClientError::Api {
+        status: status.as_u16(),
+        message,
+    }
+}
+
+fn unreachable(base: &str, message: String) -> ClientError {
+    ClientError::Unreachable {
+        url: base.to_string(),
+        message,
+    }
+}
+
+/// Sends a request and returns the answer as it arrives, whatever its status:
+/// for long answers (build progress, file downloads). Only the wait for the
+/// response head is bounded (30 s).
+pub async fn open(
+    base: &str,
+    token: Option<&str>,
+    method: http::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
     let url = format!("{}{}", base.trim_end_matches('/'), path);
     let uri: http::Uri = url
         .parse()
@@ -58,35 +104,10 @@ pub async fn call(
     let req = req
         .body(Full::new(payload))
         .map_err(|_| ClientError::Url(base.to_string()))?;
-    let unreachable = |message: String| ClientError::Unreachable {
-        url: base.to_string(),
-        message,
-    };
-    let resp = tokio::time::timeout(std::time::Duration::from_secs(30), client.request(req))
+    tokio::time::timeout(std::time::Duration::from_secs(30), client.request(req))
         .await
-        .map_err(|_| unreachable("timed out after 30 s".into()))?
-        .map_err(|e| unreachable(error_chain(&e)))?;
-    let status = resp.status();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?
-        .to_bytes();
-    let value: Value = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| Value::from(String::from_utf8_lossy(&body).into_owned()));
-    if !status.is_success() {
-        let message = value
-            .pointer("/error/message")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("gateway answered {status}"));
-        return Err(ClientError::Api {
-            status: status.as_u16(),
-            message,
-        });
-    }
-    Ok(value)
+        .map_err(|_| unreachable(base, "timed out after 30 s".into()))?
+        .map_err(|e| unreachable(base, error_chain(&e)))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

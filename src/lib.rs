@@ -10,6 +10,7 @@
 //! - [`store`]: the storage trait, its SQLite implementation and versioned migrations.
 //! - [`feedback`]: validation and storage of feedback on interactions (`POST /v1/feedback`).
 //! - [`curate`]: the pure core of dataset curation: filters, quality score, dedupe, split, SFT/DPO/KTO lines.
+//! - [`datasets`]: dataset versions: streaming builds from the store, their files, manifests and lineage.
 //! - [`registry`]: routes, model versions and their lifecycle (registered, approved, canary, stable, ...).
 //! - [`rollout`]: canary rollouts: the pure decision and the driver that applies it.
 //! - [`admin`]: the admin HTTP API (`/admin/v1/...`) behind a bearer token.
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod curate;
+pub mod datasets;
 pub mod error;
 pub mod feedback;
 pub mod metrics;

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::ExitCode;
 
+mod cmd_datasets;
+
 use clap::Parser;
 use serde_json::Value;
 
@@ -76,6 +78,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Interactions(cmd) => interactions(cmd).await,
         Command::Feedback(cmd) => feedback(cmd).await,
         Command::Privacy(cmd) => privacy(cmd).await,
+        Command::Datasets(cmd) => cmd_datasets::run(cmd).await,
         Command::Models(cmd) => models(cmd).await,
         Command::Rollout(cmd) => rollout(cmd).await,
         Command::Events {

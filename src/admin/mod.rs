@@ -22,10 +22,11 @@ use crate::proxy::handler::error_response;
 use crate::proxy::server::Gateway;
 use crate::store::{FeedbackQuery, InteractionRow, ListQuery};
 
+mod datasets;
 mod models;
 mod privacy;
 mod time;
-pub use time::parse_since;
+pub use time::{format_time, parse_since};
 
 const MAX_LIMIT: usize = 1000;
 
@@ -70,6 +71,17 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request<Incoming>) -> Response<Proxy
         (&Method::POST, ["admin", "v1", "rollouts", id, op]) => {
             models::command(gw, id, op, body).await
         }
+        (&Method::GET, ["admin", "v1", "datasets"]) => datasets::list(gw, &query).await,
+        (&Method::POST, ["admin", "v1", "datasets"]) => datasets::create(gw, &query, body).await,
+        (&Method::GET, ["admin", "v1", "datasets", id]) => datasets::show(gw, id).await,
+        (&Method::GET, ["admin", "v1", "datasets", id, "files", name]) => {
+            datasets::file(gw, id, name).await
+        }
+        (_, ["admin", "v1", "datasets", ..]) => json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "datasets are immutable: POST /admin/v1/datasets builds one, GET reads them",
+            "method_not_allowed",
+        ),
         (&Method::POST, ["admin", "v1", "privacy", "forget"]) => privacy::forget(gw, body).await,
         (&Method::POST, ["admin", "v1", "privacy", "purge"]) => {
             let dry_run = query

@@ -35,7 +35,7 @@ fn registry_error(e: RegistryError) -> Resp {
 }
 
 /// Reads a JSON object body (up to 1 MiB); an empty body reads as `{}`.
-async fn read_json(body: Incoming) -> Result<Value, Resp> {
+pub(super) async fn read_json(body: Incoming) -> Result<Value, Resp> {
     let bytes = Limited::new(body, 1024 * 1024)
         .collect()
         .await

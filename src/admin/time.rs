@@ -87,6 +87,28 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// `2026-11-25T10:00:00Z` for unix milliseconds (UTC, whole seconds).
+pub fn format_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Inverse of days_from_civil (same algorithm, run backwards).
+    let z = days + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +130,10 @@ mod tests {
         assert_eq!(parse_since("1795564800", now), Some(1_795_564_800_000));
         assert_eq!(parse_since("1h", now), Some(1_000_000_000 - 3_600_000));
         assert_eq!(parse_since("7d", now), Some(1_000_000_000 - 7 * 86_400_000));
+        for ms in [0, 1_795_600_800_000, 951_782_400_000, -86_400_000] {
+            assert_eq!(parse_since(&format_time(ms), now), Some(ms), "{ms}");
+        }
+        assert_eq!(format_time(1_795_600_800_000), "2026-11-25T10:00:00Z");
         for bad in [
             "yesterday",
             "2026-13-01",

@@ -466,6 +466,32 @@ mod tests {
         ) -> Result<Vec<EventRow>, StoreError> {
             self.inner.list_events(limit, before, kind)
         }
+        fn count_scan(&self, q: &crate::store::ScanQuery) -> Result<u64, StoreError> {
+            self.inner.count_scan(q)
+        }
+        fn scan(
+            &self,
+            q: &crate::store::ScanQuery,
+            each: &mut dyn FnMut(crate::store::Scanned) -> bool,
+        ) -> Result<(), StoreError> {
+            self.inner.scan(q, each)
+        }
+        fn scan_ids(&self, ids: &[String]) -> Result<Vec<crate::store::Scanned>, StoreError> {
+            self.inner.scan_ids(ids)
+        }
+        fn insert_dataset(&self, row: &crate::store::DatasetRow) -> Result<(), StoreError> {
+            self.inner.insert_dataset(row)
+        }
+        fn list_datasets(
+            &self,
+            route: Option<&str>,
+            limit: usize,
+        ) -> Result<Vec<crate::store::DatasetRow>, StoreError> {
+            self.inner.list_datasets(route, limit)
+        }
+        fn get_dataset(&self, id: &str) -> Result<Option<crate::store::DatasetRow>, StoreError> {
+            self.inner.get_dataset(id)
+        }
     }
 
     fn maker(max_body: usize) -> RowMaker {

@@ -68,6 +68,8 @@ pub struct RawConfig {
     pub privacy: RawPrivacy,
     #[serde(default)]
     pub retention: RawRetention,
+    #[serde(default)]
+    pub datasets: RawDatasets,
     /// Logical models apps call, each with its versions. Seeds the registry at
     /// start (and on SIGHUP); the registry then owns each version's state.
     #[serde(default)]
@@ -137,6 +139,14 @@ pub struct RawRule {
     pub name: String,
     pub pattern: String,
     pub action: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDatasets {
+    /// Directory that holds built dataset versions, one subdirectory each.
+    /// Default: `<db file name without extension>-datasets` beside the database.
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -280,6 +290,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub privacy: PrivacyConfig,
     pub retention: RetentionConfig,
+    pub datasets: DatasetsConfig,
     pub routes: Vec<RouteConfig>,
     /// Where this config came from, so SIGHUP can read it again.
     pub source: Option<(PathBuf, Overrides)>,
@@ -444,6 +455,11 @@ impl std::fmt::Debug for PrivacyConfig {
 }
 
 #[derive(Debug, Clone)]
+pub struct DatasetsConfig {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
 pub struct RetentionConfig {
     pub raw_days: u64,
     pub capture_days: u64,
@@ -585,6 +601,7 @@ fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<
         "auth",
         "privacy",
         "retention",
+        "datasets",
     ];
     for (name, value) in env {
         let Some(rest) = name.strip_prefix("FLYWHEEL_") else {
@@ -849,6 +866,12 @@ impl RawConfig {
             interval: Duration::from_secs(r.interval_secs.unwrap_or(3600).max(1)),
             batch: r.batch.unwrap_or(1000).clamp(1, 100_000),
         };
+        let datasets = DatasetsConfig {
+            dir: self.datasets.dir.unwrap_or_else(|| {
+                let stem = capture.db.file_stem().unwrap_or_default().to_string_lossy();
+                capture.db.with_file_name(format!("{stem}-datasets"))
+            }),
+        };
         let routes = validate_routes(self.routes)?;
         Ok(Config {
             server,
@@ -858,6 +881,7 @@ impl RawConfig {
             auth,
             privacy,
             retention,
+            datasets,
             routes,
             source: None,
         })

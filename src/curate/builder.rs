@@ -1,17 +1,22 @@
 //! The staged, streaming dataset builder: filters, then exact and near dedupe
-//! against what was kept so far, then a deterministic split at `finish`. It
-//! counts what each stage removed. No I/O: records come in through `push`.
+//! against what was kept so far, then a deterministic split once everything
+//! has been seen. It counts what each stage removed. No I/O: records come in
+//! through [`Builder::push`], which hands each kept example straight back, so
+//! the caller can spill examples to disk and the builder itself holds only
+//! small per-record state (dedupe keys, split hashes, vote ids).
 //!
 //! DPO pairs come from two places:
-//! - a kept example with a correction: the correction beats the model's answer;
+//! - a kept example with a correction: the correction beats the model's answer
+//!   ([`correction_pair`]);
 //! - thumbs on the same exact prompt: the best-scored thumbs-up answer beats
 //!   the worst-scored thumbs-down answer. Dedupe (and the feedback and quality
 //!   filters, which usually select thumbs-up) would drop one side of such a
 //!   pair, so every record that passes the record filters and carries a thumbs
-//!   vote is also offered to a side table keyed by SHA-256 of its full prompt
+//!   vote is also offered to a side table keyed by a hash of its full prompt
 //!   (messages + tools, so both answers really answer the same conversation).
-//!   The table holds at most one up and one down answer per prompt; its memory
-//!   grows with the number of distinct voted prompts, not with all records.
+//!   The table holds at most one up and one down vote per prompt, by id; the
+//!   caller fetches the two records again and makes the pair with
+//!   [`thumbs_pair`].
 //!
 //! Pairs follow the split of their prompt key, like examples, so a DPO eval
 //! prompt is never trained on by exact key. (A thumbs pair whose prompt is only
@@ -31,7 +36,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 pub type StageCounts = BTreeMap<String, u64>;
 
 /// Why a DPO pair exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PairSource {
     Correction,
     Thumbs,
@@ -49,7 +55,40 @@ pub struct Pair {
     pub source: PairSource,
 }
 
-/// The builder's output.
+/// A kept example with the split hash of its prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kept {
+    pub example: Example,
+    pub split: u64,
+}
+
+/// A thumbs pair found by id: the caller loads both records again and calls
+/// [`thumbs_pair`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VotePair {
+    pub up_id: String,
+    pub down_id: String,
+    pub split: u64,
+}
+
+/// What is known once every record has been pushed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// The largest split hash that goes to eval (inclusive); `None`: no eval.
+    bound: Option<u64>,
+    pub vote_pairs: Vec<VotePair>,
+    /// The funnel; "train", "eval" and "pairs" are left for the caller, which
+    /// sees the examples and pairs as it writes them.
+    pub counts: StageCounts,
+}
+
+impl Finished {
+    pub fn is_eval(&self, split: u64) -> bool {
+        self.bound.is_some_and(|b| split <= b)
+    }
+}
+
+/// The in-memory result of [`build`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Built {
     pub train: Vec<Example>,
@@ -59,29 +98,26 @@ pub struct Built {
     pub counts: StageCounts,
 }
 
-struct Voted {
-    id: String,
-    answer: Value,
+struct Vote {
+    id: Box<str>,
     quality: f64,
 }
 
 struct SideEntry {
-    prompt: Vec<Value>,
-    tools: Option<Value>,
     split: u64,
-    up: Option<Voted>,
-    down: Option<Voted>,
+    up: Option<Vote>,
+    down: Option<Vote>,
 }
 
 pub struct Builder {
     spec: Spec,
     counts: StageCounts,
-    kept: Vec<(Example, u64)>,
-    exact: HashSet<[u8; 32]>,
+    hashes: Vec<u64>,
+    exact: HashSet<u128>,
     near: NearIndex,
     // Insertion-ordered so the pair output is deterministic.
     side: Vec<SideEntry>,
-    side_index: HashMap<[u8; 32], usize>,
+    side_index: HashMap<u128, u32>,
 }
 
 impl Builder {
@@ -98,7 +134,7 @@ impl Builder {
         Ok(Builder {
             spec,
             counts,
-            kept: Vec::new(),
+            hashes: Vec::new(),
             exact: HashSet::new(),
             near: NearIndex::default(),
             side: Vec::new(),
@@ -106,7 +142,7 @@ impl Builder {
         })
     }
 
-    /// Counts so far (train/eval/pairs are filled by `finish`).
+    /// Counts so far.
     pub fn counts(&self) -> &StageCounts {
         &self.counts
     }
@@ -119,13 +155,14 @@ impl Builder {
         self.bump(&format!("removed_by_{stage}"));
     }
 
-    /// Runs one record through every stage; keeps it or counts its removal.
-    pub fn push(&mut self, r: Record) {
+    /// Runs one record through every stage: returns it as an example when it
+    /// is kept, or counts its removal.
+    pub fn push(&mut self, r: Record) -> Option<Kept> {
         self.bump("scanned");
         let answer = answer_message(&r);
         if let Err(stage) = scope(&self.spec, &r, answer.as_ref()) {
             self.removed(stage);
-            return;
+            return None;
         }
         let answer = answer.expect("scope rejects records without an answer");
         let signals = Signals::of(&r.feedback);
@@ -133,20 +170,20 @@ impl Builder {
         let key = prompt_key(&r);
         let split = split_hash(&self.spec.split.seed, &key);
         if let Some(up) = signals.thumbs {
-            self.offer_vote(&r, &answer, quality, up, split);
+            self.offer_vote(&r, quality, up, split);
         }
         if !feedback_ok(&self.spec.feedback, &signals) {
             self.removed("feedback");
-            return;
+            return None;
         }
         if self.spec.min_quality.is_some_and(|m| quality < m) {
             self.removed("quality");
-            return;
+            return None;
         }
         let exact = exact_key(&key);
         if self.spec.dedupe.exact && self.exact.contains(&exact) {
             self.removed("dedupe_exact");
-            return;
+            return None;
         }
         if self.spec.dedupe.near {
             let sig = signature(&key);
@@ -156,12 +193,13 @@ impl Builder {
                 .is_some()
             {
                 self.removed("dedupe_near");
-                return;
+                return None;
             }
             self.near.insert(sig);
         }
         self.exact.insert(exact);
         self.bump("kept");
+        self.hashes.push(split);
         let example = Example {
             id: r.id,
             version: r.version,
@@ -172,24 +210,22 @@ impl Builder {
             thumbs: signals.thumbs,
             quality,
         };
-        self.kept.push((example, split));
+        Some(Kept { example, split })
     }
 
-    fn offer_vote(&mut self, r: &Record, answer: &Value, quality: f64, up: bool, split: u64) {
+    fn offer_vote(&mut self, r: &Record, quality: f64, up: bool, split: u64) {
         let prompt = super::prompt_messages(&r.request);
         let tools = super::tools_of(&r.request);
-        let id = exact_key(&json!([prompt, tools]).to_string());
-        let idx = *self.side_index.entry(id).or_insert_with(|| {
+        let key = exact_key(&json!([prompt, tools]).to_string());
+        let idx = *self.side_index.entry(key).or_insert_with(|| {
             self.side.push(SideEntry {
-                prompt,
-                tools,
                 split,
                 up: None,
                 down: None,
             });
-            self.side.len() - 1
+            (self.side.len() - 1) as u32
         });
-        let entry = &mut self.side[idx];
+        let entry = &mut self.side[idx as usize];
         let slot = if up { &mut entry.up } else { &mut entry.down };
         // Keep the strongest contrast: best up, worst down; first wins ties.
         let better = slot.as_ref().is_none_or(|v| {
@@ -200,79 +236,124 @@ impl Builder {
             }
         });
         if better {
-            *slot = Some(Voted {
-                id: r.id.clone(),
-                answer: answer.clone(),
+            *slot = Some(Vote {
+                id: r.id.as_str().into(),
                 quality,
             });
         }
     }
 
-    /// Splits the kept examples and builds the DPO pairs.
-    pub fn finish(mut self) -> Built {
-        let mut hashes: Vec<u64> = self.kept.iter().map(|(_, h)| *h).collect();
-        let bound = eval_bound(&self.spec.split, &mut hashes);
-        let is_eval = |h: u64| bound.is_some_and(|b| h <= b);
-
-        let mut built = Built {
-            train: Vec::new(),
-            eval: Vec::new(),
-            train_pairs: Vec::new(),
-            eval_pairs: Vec::new(),
-            counts: StageCounts::new(),
-        };
-        for (ex, h) in self.kept {
-            if let Some(c) = ex.correction.as_ref().filter(|c| **c != ex.answer) {
-                let pair = Pair {
-                    prompt: ex.prompt.clone(),
-                    tools: ex.tools.clone(),
-                    chosen: c.clone(),
-                    rejected: ex.answer.clone(),
-                    chosen_id: ex.id.clone(),
-                    rejected_id: ex.id.clone(),
-                    source: PairSource::Correction,
-                };
-                if is_eval(h) {
-                    built.eval_pairs.push(pair);
-                } else {
-                    built.train_pairs.push(pair);
-                }
-            }
-            if is_eval(h) {
-                built.eval.push(ex);
-            } else {
-                built.train.push(ex);
-            }
+    /// Fixes the split bound and lists the thumbs pairs to fetch.
+    pub fn finish(mut self) -> Finished {
+        let bound = eval_bound(&self.spec.split, &mut self.hashes);
+        let vote_pairs = self
+            .side
+            .into_iter()
+            .filter_map(|e| match (e.up, e.down) {
+                (Some(up), Some(down)) => Some(VotePair {
+                    up_id: up.id.into(),
+                    down_id: down.id.into(),
+                    split: e.split,
+                }),
+                _ => None,
+            })
+            .collect();
+        Finished {
+            bound,
+            vote_pairs,
+            counts: self.counts,
         }
-        for e in self.side {
-            let (Some(up), Some(down)) = (e.up, e.down) else {
-                continue;
-            };
-            if up.answer == down.answer {
-                continue;
-            }
-            let pair = Pair {
-                prompt: e.prompt,
-                tools: e.tools,
-                chosen: up.answer,
-                rejected: down.answer,
-                chosen_id: up.id,
-                rejected_id: down.id,
-                source: PairSource::Thumbs,
-            };
-            if is_eval(e.split) {
-                built.eval_pairs.push(pair);
-            } else {
-                built.train_pairs.push(pair);
-            }
-        }
-        self.counts.insert("train".into(), built.train.len() as u64);
-        self.counts.insert("eval".into(), built.eval.len() as u64);
-        let pairs = built.train_pairs.len() + built.eval_pairs.len();
-        self.counts.insert("pairs".into(), pairs as u64);
-        built.counts = self.counts;
-        built
     }
+}
+
+/// The pair a kept example's correction makes, if it differs from the answer.
+pub fn correction_pair(ex: &Example) -> Option<Pair> {
+    let c = ex.correction.as_ref().filter(|c| **c != ex.answer)?;
+    Some(Pair {
+        prompt: ex.prompt.clone(),
+        tools: ex.tools.clone(),
+        chosen: c.clone(),
+        rejected: ex.answer.clone(),
+        chosen_id: ex.id.clone(),
+        rejected_id: ex.id.clone(),
+        source: PairSource::Correction,
+    })
+}
+
+/// The pair a [`VotePair`]'s two records make; `None` when either has no
+/// answer any more or both answers are the same.
+pub fn thumbs_pair(up: &Record, down: &Record) -> Option<Pair> {
+    let chosen = answer_message(up)?;
+    let rejected = answer_message(down)?;
+    if chosen == rejected {
+        return None;
+    }
+    Some(Pair {
+        prompt: super::prompt_messages(&up.request),
+        tools: super::tools_of(&up.request),
+        chosen,
+        rejected,
+        chosen_id: up.id.clone(),
+        rejected_id: down.id.clone(),
+        source: PairSource::Thumbs,
+    })
+}
+
+/// Runs a whole selection in memory: for tests and small sets. Large builds
+/// stream kept examples to disk instead (see `crate::datasets`).
+pub fn build(spec: Spec, records: impl IntoIterator<Item = Record>) -> Result<Built, String> {
+    let mut b = Builder::new(spec)?;
+    let mut kept = Vec::new();
+    let mut voted = HashMap::new();
+    for r in records {
+        if r.feedback.iter().any(|f| f.kind == "thumbs") {
+            voted.insert(r.id.clone(), r.clone());
+        }
+        kept.extend(b.push(r));
+    }
+    let done = b.finish();
+    let mut built = Built {
+        train: Vec::new(),
+        eval: Vec::new(),
+        train_pairs: Vec::new(),
+        eval_pairs: Vec::new(),
+        counts: StageCounts::new(),
+    };
+    for Kept { example, split } in kept {
+        let eval = done.is_eval(split);
+        if let Some(p) = correction_pair(&example) {
+            if eval {
+                &mut built.eval_pairs
+            } else {
+                &mut built.train_pairs
+            }
+            .push(p);
+        }
+        if eval {
+            &mut built.eval
+        } else {
+            &mut built.train
+        }
+        .push(example);
+    }
+    for v in &done.vote_pairs {
+        if let Some(p) = thumbs_pair(&voted[&v.up_id], &voted[&v.down_id]) {
+            if done.is_eval(v.split) {
+                &mut built.eval_pairs
+            } else {
+                &mut built.train_pairs
+            }
+            .push(p);
+        }
+    }
+    built.counts = done.counts;
+    built
+        .counts
+        .insert("train".into(), built.train.len() as u64);
+    built.counts.insert("eval".into(), built.eval.len() as u64);
+    let pairs = built.train_pairs.len() + built.eval_pairs.len();
+    built.counts.insert("pairs".into(), pairs as u64);
+    Ok(built)
 }
 
 #[cfg(test)]
@@ -282,9 +363,7 @@ mod tests {
     use serde_json::json;
 
     fn build(spec: Spec, records: Vec<Record>) -> Built {
-        let mut b = Builder::new(spec).unwrap();
-        records.into_iter().for_each(|r| b.push(r));
-        b.finish()
+        super::build(spec, records).unwrap()
     }
 
     /// The one stage that removed the single record, or None if it was kept.

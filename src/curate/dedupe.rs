@@ -25,7 +25,11 @@ pub(crate) const HASHES: usize = 64;
 const BANDS: usize = 16;
 const ROWS: usize = HASHES / BANDS;
 
-pub(crate) type Signature = [u64; HASHES];
+/// One 32-bit slot per hash function: equal 64-bit minima stay equal, and two
+/// different minima collide in their low 32 bits with probability 2^-32, which
+/// moves an estimate by nothing measurable while halving the memory held per
+/// kept record.
+pub(crate) type Signature = [u32; HASHES];
 
 pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -43,9 +47,11 @@ pub(crate) fn splitmix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// SHA-256 of the prompt key: the exact-dedupe identity.
-pub(crate) fn exact_key(prompt_key: &str) -> [u8; 32] {
-    Sha256::digest(prompt_key.as_bytes()).into()
+/// The first 128 bits of SHA-256 of the prompt key: the exact-dedupe identity
+/// (a chance collision among a billion keys is about 10^-21).
+pub(crate) fn exact_key(prompt_key: &str) -> u128 {
+    let d = Sha256::digest(prompt_key.as_bytes());
+    u128::from_be_bytes(d[..16].try_into().expect("sha-256 has 32 bytes"))
 }
 
 pub(crate) fn signature(prompt_key: &str) -> Signature {
@@ -63,7 +69,7 @@ pub(crate) fn signature(prompt_key: &str) -> Signature {
     } else {
         words.windows(3).for_each(&mut add);
     }
-    sig
+    sig.map(|v| v as u32)
 }
 
 pub(crate) fn estimate(a: &Signature, b: &Signature) -> f64 {
@@ -71,37 +77,51 @@ pub(crate) fn estimate(a: &Signature, b: &Signature) -> f64 {
     same as f64 / HASHES as f64
 }
 
-fn band_key(band: usize, sig: &Signature) -> u64 {
-    let mut bytes = Vec::with_capacity(1 + ROWS * 8);
-    bytes.push(band as u8);
-    for v in &sig[band * ROWS..(band + 1) * ROWS] {
-        bytes.extend_from_slice(&v.to_le_bytes());
+fn band_key(band: usize, sig: &Signature) -> u32 {
+    let mut bytes = [0u8; 1 + ROWS * 4];
+    bytes[0] = band as u8;
+    for (i, v) in sig[band * ROWS..(band + 1) * ROWS].iter().enumerate() {
+        bytes[1 + i * 4..5 + i * 4].copy_from_slice(&v.to_le_bytes());
     }
-    fnv1a(&bytes)
+    fnv1a(&bytes) as u32
 }
 
-/// Signatures of kept records plus their LSH buckets (per kept record: the
-/// 512-byte signature and 16 bucket entries).
+const NONE: u32 = u32::MAX;
+
+/// Signatures of kept records plus their LSH buckets, laid out flat so that a
+/// kept record costs about 0.5 KB (its 256-byte signature, 16 chain links and
+/// 16 bucket-head entries) rather than 16 small vectors. A 32-bit band key can
+/// collide; that only adds a candidate, which `estimate` then rejects.
 #[derive(Default)]
 pub(crate) struct NearIndex {
     sigs: Vec<Signature>,
-    buckets: HashMap<u64, Vec<u32>>,
+    /// Band key -> the newest kept record in that bucket.
+    heads: HashMap<u32, u32>,
+    /// `next[i * BANDS + b]`: the previous record in record i's bucket of band b.
+    next: Vec<u32>,
 }
 
 impl NearIndex {
     /// Index of a kept signature with estimated Jaccard >= threshold.
     pub(crate) fn find(&self, sig: &Signature, threshold: f64) -> Option<usize> {
-        (0..BANDS)
-            .filter_map(|b| self.buckets.get(&band_key(b, sig)))
-            .flatten()
-            .map(|&i| i as usize)
-            .find(|&i| estimate(&self.sigs[i], sig) >= threshold)
+        (0..BANDS).find_map(|b| {
+            let mut at = self.heads.get(&band_key(b, sig)).copied().unwrap_or(NONE);
+            while at != NONE {
+                let i = at as usize;
+                if estimate(&self.sigs[i], sig) >= threshold {
+                    return Some(i);
+                }
+                at = self.next[i * BANDS + b];
+            }
+            None
+        })
     }
 
     pub(crate) fn insert(&mut self, sig: Signature) {
         let idx = self.sigs.len() as u32;
         for b in 0..BANDS {
-            self.buckets.entry(band_key(b, &sig)).or_default().push(idx);
+            let prev = self.heads.insert(band_key(b, &sig), idx).unwrap_or(NONE);
+            self.next.push(prev);
         }
         self.sigs.push(sig);
     }

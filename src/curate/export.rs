@@ -38,29 +38,33 @@ pub fn sft_line(ex: &Example) -> Option<String> {
 /// One line per pair (see `Builder` for where pairs come from); pairs with an
 /// empty prompt are skipped.
 pub fn dpo_lines(pairs: &[Pair], format: DpoFormat) -> Vec<String> {
-    pairs
-        .iter()
-        .filter(|p| !p.prompt.is_empty())
-        .map(|p| match format {
-            DpoFormat::OpenAI => {
-                let mut input = Map::new();
-                input.insert("messages".into(), Value::Array(p.prompt.clone()));
-                json!({
-                    "input": with_tools(input, &p.tools),
-                    "preferred_output": [p.chosen],
-                    "non_preferred_output": [p.rejected],
-                })
-                .to_string()
-            }
-            DpoFormat::Trl => {
-                let mut obj = Map::new();
-                obj.insert("prompt".into(), Value::Array(p.prompt.clone()));
-                obj.insert("chosen".into(), json!([p.chosen]));
-                obj.insert("rejected".into(), json!([p.rejected]));
-                with_tools(obj, &p.tools).to_string()
-            }
-        })
-        .collect()
+    pairs.iter().filter_map(|p| dpo_line(p, format)).collect()
+}
+
+/// One preference row; `None` when the pair has no prompt.
+pub fn dpo_line(p: &Pair, format: DpoFormat) -> Option<String> {
+    if p.prompt.is_empty() {
+        return None;
+    }
+    Some(match format {
+        DpoFormat::OpenAI => {
+            let mut input = Map::new();
+            input.insert("messages".into(), Value::Array(p.prompt.clone()));
+            json!({
+                "input": with_tools(input, &p.tools),
+                "preferred_output": [p.chosen],
+                "non_preferred_output": [p.rejected],
+            })
+            .to_string()
+        }
+        DpoFormat::Trl => {
+            let mut obj = Map::new();
+            obj.insert("prompt".into(), Value::Array(p.prompt.clone()));
+            obj.insert("chosen".into(), json!([p.chosen]));
+            obj.insert("rejected".into(), json!([p.rejected]));
+            with_tools(obj, &p.tools).to_string()
+        }
+    })
 }
 
 /// TRL KTO row labelled by the thumbs vote on the model's own answer; `None`
@@ -92,7 +96,7 @@ pub fn write_jsonl<W: std::io::Write>(
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
-    use super::super::{Builder, PairSource, Spec};
+    use super::super::{build, PairSource, Spec};
     use super::*;
 
     fn parse(line: &str) -> Value {
@@ -137,16 +141,14 @@ mod tests {
     fn dpo_both_formats_and_correction_wins() {
         let mut r = rec("c", "capital of australia?", "Sydney");
         r.feedback = vec![fb("correction", json!("Canberra"), None, 1)];
-        let mut b = Builder::new(Spec {
+        let spec = Spec {
             split: super::super::Split {
                 eval_ratio: 0.0,
                 ..Default::default()
             },
             ..Spec::default()
-        })
-        .unwrap();
-        b.push(r);
-        let built = b.finish();
+        };
+        let built = build(spec, vec![r]).unwrap();
         assert_eq!(built.train_pairs[0].source, PairSource::Correction);
 
         let open = dpo_lines(&built.train_pairs, DpoFormat::OpenAI);

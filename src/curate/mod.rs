@@ -13,10 +13,14 @@ mod quality;
 mod spec;
 mod split;
 
-pub use builder::{Builder, Built, Pair, PairSource, StageCounts};
-pub use export::{dpo_lines, kto_line, sft_line, write_jsonl, DpoFormat};
+pub use builder::{
+    build, correction_pair, thumbs_pair, Builder, Built, Finished, Kept, Pair, PairSource,
+    StageCounts, VotePair,
+};
+pub use export::{dpo_line, dpo_lines, kto_line, sft_line, write_jsonl, DpoFormat};
+pub use filter::STAGES;
 pub use quality::{quality, Signals};
-pub use spec::{Dedupe, FeedbackRule, Spec, Split};
+pub use spec::{Dedupe, FeedbackRule, Format, Spec, Split};
 
 use serde_json::{json, Value};
 
@@ -59,7 +63,7 @@ pub struct Feedback {
 
 /// What the exporters need from one kept interaction; nothing else is held so
 /// that the builder's memory stays proportional to what it keeps.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Example {
     pub id: String,
     pub version: String,

@@ -2,11 +2,11 @@
 //! split them. Deserialised from TOML (or JSON) by the caller; this module only
 //! defines defaults and validation and does no I/O.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Selection and cleaning rules. Every key is optional; unknown keys are
 /// rejected so a typo cannot silently widen a selection.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Spec {
     pub route: Option<String>,
@@ -34,6 +34,39 @@ pub struct Spec {
     pub drop_refusals: bool,
     pub dedupe: Dedupe,
     pub split: Split,
+    /// The training formats to write. Default: all of them.
+    pub emit: Vec<Format>,
+}
+
+/// A training-data layout (see `export`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// OpenAI chat fine-tuning: `{"messages":[...]}`.
+    Sft,
+    /// OpenAI preference fine-tuning: `input` / `preferred_output` / `non_preferred_output`.
+    Dpo,
+    /// TRL preference rows: `prompt` / `chosen` / `rejected`.
+    DpoTrl,
+    /// TRL unpaired labels: `prompt` / `completion` / `label`.
+    Kto,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Sft, Format::Dpo, Format::DpoTrl, Format::Kto];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Sft => "sft",
+            Format::Dpo => "dpo",
+            Format::DpoTrl => "dpo-trl",
+            Format::Kto => "kto",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.as_str() == text)
+    }
 }
 
 impl Default for Spec {
@@ -59,13 +92,14 @@ impl Default for Spec {
             drop_refusals: false,
             dedupe: Dedupe::default(),
             split: Split::default(),
+            emit: Format::ALL.to_vec(),
         }
     }
 }
 
 /// Feedback requirements. Only the rules that are set count; with none set
 /// every record passes. `any_of = false` needs all set rules, `true` needs one.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FeedbackRule {
     pub thumbs_up: bool,
@@ -87,7 +121,7 @@ impl FeedbackRule {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Dedupe {
     /// Drop a record whose prompt key is identical to a kept one.
@@ -108,7 +142,7 @@ impl Default for Dedupe {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Split {
     pub eval_ratio: f64,
@@ -216,6 +250,11 @@ impl Spec {
         if self.split.eval_size == Some(0) {
             return Err(
                 "split.eval_size: must be at least 1; omit it to use split.eval_ratio".into(),
+            );
+        }
+        if self.emit.is_empty() {
+            return Err(
+                "emit: must name at least one format; use any of \"sft\", \"dpo\", \"dpo-trl\", \"kto\"".into(),
             );
         }
         if self.split.seed.is_empty() {

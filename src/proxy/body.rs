@@ -22,6 +22,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub enum ProxyBody {
     Full(Option<Bytes>),
     Tee(Box<TeeBody>),
+    /// Chunks produced by a task as they come (admin progress, file downloads);
+    /// the task sees the receiver dropped when the client goes away.
+    Channel(tokio::sync::mpsc::Receiver<Result<Bytes, BoxError>>),
 }
 
 impl ProxyBody {
@@ -49,6 +52,7 @@ impl Body for ProxyBody {
                     .map(|b| Ok(Frame::data(b))),
             ),
             ProxyBody::Tee(t) => t.poll_tee(cx),
+            ProxyBody::Channel(rx) => rx.poll_recv(cx).map(|c| c.map(|c| c.map(Frame::data))),
         }
     }
 
@@ -56,13 +60,14 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(b) => b.as_ref().is_none_or(|b| b.is_empty()),
             ProxyBody::Tee(t) => t.done && t.out.is_none() && t.abort.is_none(),
+            ProxyBody::Channel(_) => false,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            ProxyBody::Tee(_) => SizeHint::default(),
+            ProxyBody::Tee(_) | ProxyBody::Channel(_) => SizeHint::default(),
         }
     }
 }

@@ -272,6 +272,39 @@ pub struct VersionStats {
     pub thumbs_down: u64,
 }
 
+/// Which interactions a dataset build reads, in id (time) order. The store
+/// applies these cheap filters; the curation pipeline applies the rest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScanQuery {
+    pub route: Option<String>,
+    /// Empty = every version.
+    pub versions: Vec<String>,
+    /// Inclusive lower bound on `created_at_ms`.
+    pub since_ms: Option<i64>,
+    /// Exclusive upper bound on `created_at_ms`.
+    pub until_ms: Option<i64>,
+    pub endpoint: Option<String>,
+}
+
+/// One interaction with its bodies and all its feedback (oldest first).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scanned {
+    pub interaction: InteractionRow,
+    pub feedback: Vec<FeedbackRow>,
+}
+
+/// A dataset version as stored; the manifest holds everything else.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct DatasetRow {
+    pub id: String,
+    pub created_at_ms: i64,
+    pub created_by: String,
+    pub route: Option<String>,
+    pub parent: Option<String>,
+    pub content_hash: String,
+    pub manifest: serde_json::Value,
+}
+
 /// What every storage backend provides.
 pub trait Store: Send + Sync + 'static {
     /// Writes all rows in one transaction: all land or none do.
@@ -333,5 +366,24 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<EventRow>, StoreError>;
     /// Returns the named secret, creating it with `init` on first use, so that a
     /// zero-config gateway keeps stable user hashes across restarts.
+    /// How many interactions `scan` would visit.
+    fn count_scan(&self, q: &ScanQuery) -> Result<u64, StoreError>;
+    /// Visits the selected interactions in id order with their feedback,
+    /// streaming (memory does not grow with the table). `each` returns false
+    /// to stop early. Reads run on their own connection and one snapshot, so a
+    /// long scan neither blocks nor sees the capture writer.
+    fn scan(&self, q: &ScanQuery, each: &mut dyn FnMut(Scanned) -> bool) -> Result<(), StoreError>;
+    /// The named interactions with bodies and feedback; missing ids are skipped.
+    fn scan_ids(&self, ids: &[String]) -> Result<Vec<Scanned>, StoreError>;
+    /// Records a finished dataset version; `Conflict` if the id exists.
+    fn insert_dataset(&self, row: &DatasetRow) -> Result<(), StoreError>;
+    /// Newest first.
+    fn list_datasets(
+        &self,
+        route: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DatasetRow>, StoreError>;
+    fn get_dataset(&self, id: &str) -> Result<Option<DatasetRow>, StoreError>;
+
     fn secret(&self, name: &str, init: &dyn Fn() -> Vec<u8>) -> Result<Vec<u8>, StoreError>;
 }
