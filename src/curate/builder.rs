@@ -186,7 +186,7 @@ impl Builder {
             return None;
         }
         if self.spec.dedupe.near {
-            let sig = signature(&key);
+            let sig = signature(&super::near_key(&r));
             if self
                 .near
                 .find(&sig, self.spec.dedupe.near_threshold)
@@ -534,6 +534,26 @@ mod tests {
     const P: &str = "please summarise the attached quarterly report for the board and highlight \
         the three biggest risks to revenue growth along with any mitigation steps that the \
         finance team proposed last month";
+
+    #[test]
+    fn near_dedupe_ignores_a_shared_system_prompt() {
+        let system: String = (0..200).map(|i| format!("rule{i} ")).collect();
+        let with = |id: &str, user: &str| {
+            let mut r = rec(id, user, "a");
+            r.request["messages"][0]["content"] = json!(system);
+            r
+        };
+        let b = build(
+            Spec::default(),
+            vec![
+                with("1", P),
+                with("2", "what does the enterprise plan cost per seat"),
+                with("3", &P.replace("last month", "last week")),
+            ],
+        );
+        assert_eq!(b.counts["kept"], 2, "{:?}", b.counts);
+        assert_eq!(b.counts["removed_by_dedupe_near"], 1);
+    }
 
     #[test]
     fn near_dedupe_threshold() {

@@ -105,11 +105,29 @@ impl Example {
     }
 }
 
-/// Normalised prompt text used by dedupe and split: the system, developer and
-/// user message texts joined, lowercased, whitespace collapsed. Assistant and
-/// tool turns are left out so that the same question asked twice matches even
-/// when the surrounding history differs only in what the model said.
+/// Normalised prompt text used by exact dedupe and split: the system,
+/// developer and user message texts joined, lowercased, whitespace collapsed.
+/// Assistant and tool turns are left out so that the same question asked twice
+/// matches even when the surrounding history differs only in what the model
+/// said.
 pub fn prompt_key(r: &Record) -> String {
+    key_of(r, &["system", "developer", "user"])
+}
+
+/// The text near dedupe compares: the user turns alone. A long system prompt
+/// shared by every request of a route would otherwise make any two requests
+/// look alike (their shingles are mostly the system prompt's). Falls back to
+/// [`prompt_key`] when there is no user text.
+pub fn near_key(r: &Record) -> String {
+    let k = key_of(r, &["user"]);
+    if k.is_empty() {
+        prompt_key(r)
+    } else {
+        k
+    }
+}
+
+fn key_of(r: &Record, roles: &[&str]) -> String {
     let mut out = String::new();
     let mut push = |text: &str| {
         for word in text.split_whitespace() {
@@ -123,7 +141,7 @@ pub fn prompt_key(r: &Record) -> String {
         Some(msgs) => {
             for m in msgs {
                 let role = m.get("role").and_then(Value::as_str).unwrap_or("");
-                if matches!(role, "system" | "developer" | "user") {
+                if roles.contains(&role) {
                     push(&text_of(m.get("content").unwrap_or(&Value::Null)));
                 }
             }
@@ -298,6 +316,9 @@ mod tests {
             prompt_key(&r),
             "you are helpful. how do i reset my password?"
         );
+        assert_eq!(near_key(&r), "how do i reset my password?");
+        r.request = json!({"messages": [{"role": "system", "content": "Only  System"}]});
+        assert_eq!(near_key(&r), "only system");
     }
 
     #[test]

@@ -667,6 +667,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_example_spec_file_shows_the_defaults() {
+        let text = include_str!("../../config/curate.toml");
+        let table: toml::Table = toml::from_str(text).unwrap();
+        let v = serde_json::to_value(table).unwrap();
+        let spec = parse_spec(v, std::time::SystemTime::now()).unwrap();
+        assert_eq!(spec, Spec::default());
+    }
+
+    #[test]
     fn ids_and_file_names_cannot_escape() {
         assert!(valid_id("ds-0123456789abcdef"));
         assert!(!valid_id("ds-0123456789ABCDEF"));
