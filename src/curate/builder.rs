@@ -123,6 +123,11 @@ pub struct Builder {
 impl Builder {
     /// Validates the spec; the error names the key and the fix.
     pub fn new(spec: Spec) -> Result<Builder, String> {
+        Builder::with_rows(spec, 0)
+    }
+
+    /// Like `new`, with the dedupe index sized for about `rows` records.
+    pub fn with_rows(spec: Spec, rows: usize) -> Result<Builder, String> {
         spec.validate()?;
         let mut counts = StageCounts::new();
         for key in ["scanned", "kept", "train", "eval", "pairs"] {
@@ -136,7 +141,7 @@ impl Builder {
             counts,
             hashes: Vec::new(),
             exact: HashSet::new(),
-            near: NearIndex::default(),
+            near: NearIndex::with_rows(rows),
             side: Vec::new(),
             side_index: HashMap::new(),
         })

@@ -19,17 +19,16 @@
 //! to catch single-word edits reliably.
 
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 
 pub(crate) const HASHES: usize = 64;
 const BANDS: usize = 16;
 const ROWS: usize = HASHES / BANDS;
 
-/// One 32-bit slot per hash function: equal 64-bit minima stay equal, and two
-/// different minima collide in their low 32 bits with probability 2^-32, which
-/// moves an estimate by nothing measurable while halving the memory held per
-/// kept record.
-pub(crate) type Signature = [u32; HASHES];
+/// One byte per hash function: equal 64-bit minima stay equal, and two
+/// different minima share their low byte with probability 1/256, which lifts
+/// an estimate by (1 - J) / 256 (under 0.002 at any threshold allowed) while
+/// keeping a signature to 64 bytes, the bulk of what dedupe holds per record.
+pub(crate) type Signature = [u8; HASHES];
 
 pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -69,7 +68,7 @@ pub(crate) fn signature(prompt_key: &str) -> Signature {
     } else {
         words.windows(3).for_each(&mut add);
     }
-    sig.map(|v| v as u32)
+    sig.map(|v| v as u8)
 }
 
 pub(crate) fn estimate(a: &Signature, b: &Signature) -> f64 {
@@ -77,40 +76,72 @@ pub(crate) fn estimate(a: &Signature, b: &Signature) -> f64 {
     same as f64 / HASHES as f64
 }
 
-fn band_key(band: usize, sig: &Signature) -> u32 {
-    let mut bytes = [0u8; 1 + ROWS * 4];
+fn band_key(band: usize, sig: &Signature) -> u64 {
+    let mut bytes = [0u8; 1 + ROWS];
     bytes[0] = band as u8;
-    for (i, v) in sig[band * ROWS..(band + 1) * ROWS].iter().enumerate() {
-        bytes[1 + i * 4..5 + i * 4].copy_from_slice(&v.to_le_bytes());
-    }
-    fnv1a(&bytes) as u32
+    bytes[1..].copy_from_slice(&sig[band * ROWS..(band + 1) * ROWS]);
+    splitmix64(fnv1a(&bytes))
 }
 
 const NONE: u32 = u32::MAX;
 
-/// Signatures of kept records plus their LSH buckets, laid out flat so that a
-/// kept record costs about 0.5 KB (its 256-byte signature, 16 chain links and
-/// 16 bucket-head entries) rather than 16 small vectors. A 32-bit band key can
-/// collide; that only adds a candidate, which `estimate` then rejects.
-#[derive(Default)]
+/// How many entries of one head slot a lookup visits, newest first. A family
+/// of similar prompts that are each kept (similar, but below the threshold)
+/// piles into the same buckets; without a bound each new member would be
+/// compared with all of them and a build would slow down quadratically. A near
+/// duplicate shares most of its 16 bands with the record it copies, so it is
+/// still found unless that record is older than this many entries in every
+/// shared band's slot.
+const MAX_BUCKET_WALK: usize = 16;
+
+/// Signatures of kept records and their LSH buckets, laid out flat: per kept
+/// record its 64-byte signature, 16 chain links and a share of the bucket-head
+/// table, about 0.2 KB. Bucket heads live in one table whose size is fixed up
+/// front from the expected number of records (several band keys may share a
+/// head slot; a walk skips members whose band differs).
 pub(crate) struct NearIndex {
     sigs: Vec<Signature>,
-    /// Band key -> the newest kept record in that bucket.
-    heads: HashMap<u32, u32>,
-    /// `next[i * BANDS + b]`: the previous record in record i's bucket of band b.
+    /// Head slot -> the newest kept record whose band key maps there.
+    heads: Vec<u32>,
+    /// `next[i * BANDS + b]`: the previous record in record i's chain of band b.
     next: Vec<u32>,
 }
 
+impl Default for NearIndex {
+    fn default() -> Self {
+        NearIndex::with_rows(0)
+    }
+}
+
 impl NearIndex {
+    /// An index sized for about `rows` records (more still work, with longer
+    /// chains).
+    pub(crate) fn with_rows(rows: usize) -> NearIndex {
+        let slots = rows.saturating_mul(BANDS / 2).clamp(1 << 12, 1 << 28);
+        NearIndex {
+            sigs: Vec::new(),
+            heads: vec![NONE; slots.next_power_of_two()],
+            next: Vec::new(),
+        }
+    }
+
+    fn slot(&self, band: usize, sig: &Signature) -> usize {
+        (band_key(band, sig) as usize) & (self.heads.len() - 1)
+    }
+
     /// Index of a kept signature with estimated Jaccard >= threshold.
     pub(crate) fn find(&self, sig: &Signature, threshold: f64) -> Option<usize> {
         (0..BANDS).find_map(|b| {
-            let mut at = self.heads.get(&band_key(b, sig)).copied().unwrap_or(NONE);
-            while at != NONE {
+            let rows = b * ROWS..(b + 1) * ROWS;
+            let mut at = self.heads[self.slot(b, sig)];
+            let mut walked = 0;
+            while at != NONE && walked < MAX_BUCKET_WALK {
                 let i = at as usize;
-                if estimate(&self.sigs[i], sig) >= threshold {
+                let other = &self.sigs[i];
+                if other[rows.clone()] == sig[rows.clone()] && estimate(other, sig) >= threshold {
                     return Some(i);
                 }
+                walked += 1;
                 at = self.next[i * BANDS + b];
             }
             None
@@ -120,8 +151,9 @@ impl NearIndex {
     pub(crate) fn insert(&mut self, sig: Signature) {
         let idx = self.sigs.len() as u32;
         for b in 0..BANDS {
-            let prev = self.heads.insert(band_key(b, &sig), idx).unwrap_or(NONE);
-            self.next.push(prev);
+            let slot = self.slot(b, &sig);
+            self.next.push(self.heads[slot]);
+            self.heads[slot] = idx;
         }
         self.sigs.push(sig);
     }
@@ -157,6 +189,24 @@ mod tests {
         assert!(j > 0.6 && j < 0.95, "{j}");
         let other = "write a haiku about autumn leaves falling on a quiet pond at dusk";
         assert!(estimate(&signature(P), &signature(other)) < 0.2);
+    }
+
+    #[test]
+    fn index_finds_a_near_duplicate_among_many() {
+        let mut idx = NearIndex::with_rows(10);
+        for i in 0..3000 {
+            idx.insert(signature(&format!(
+                "ticket {i} about printer model {} jams",
+                i * 7
+            )));
+        }
+        idx.insert(signature(P));
+        let near = signature(&P.replace("last month", "last week"));
+        assert_eq!(idx.find(&near, 0.8), Some(3000));
+        assert_eq!(
+            idx.find(&signature("an unrelated question on tax"), 0.5),
+            None
+        );
     }
 
     #[test]

@@ -424,7 +424,8 @@ fn build_in(
     let spec = &req.spec;
     let query = scan_query(spec);
     let total = store.count_scan(&query)?;
-    let mut builder = Builder::new(spec.clone()).map_err(BuildError::Invalid)?;
+    let mut builder =
+        Builder::with_rows(spec.clone(), total as usize).map_err(BuildError::Invalid)?;
     let mut spill = BufWriter::with_capacity(256 * 1024, File::create(staging.join("kept.spill"))?);
     let mut failure: Option<BuildError> = None;
     let mut last_report = Instant::now();
@@ -439,31 +440,59 @@ fn build_in(
         return Err(BuildError::Cancelled);
     }
     let (mut scanned, mut kept) = (0u64, 0u64);
-    store.scan(&query, &mut |row| {
-        scanned += 1;
-        if let Some(k) = builder.push(record_of(row)) {
-            kept += 1;
-            let line = json!({"s": k.split.to_string(), "e": k.example});
-            if let Err(e) = serde_json::to_writer(&mut spill, &line)
-                .map_err(std::io::Error::from)
-                .and_then(|()| spill.write_all(b"\n"))
-            {
-                failure = Some(e.into());
-                return false;
+    // Two stages on two threads: this one runs the pipeline while a reader
+    // steps through SQLite and parses the JSON bodies, handing over batches
+    // (one thread switch per batch, not per row). The bounded channel keeps
+    // memory flat; dropping its receiver stops the reader.
+    const BATCH: usize = 256;
+    let scan_result = std::thread::scope(|sc| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(8);
+        let reader = sc.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut open = true;
+            store.scan(&query, &mut |row| {
+                batch.push(record_of(row));
+                if batch.len() == BATCH {
+                    open = tx.send(std::mem::take(&mut batch)).is_ok();
+                }
+                open
+            })?;
+            if open && !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            Ok::<(), StoreError>(())
+        });
+        for record in rx.iter().flatten() {
+            scanned += 1;
+            if let Some(k) = builder.push(record) {
+                kept += 1;
+                let line = Spilled {
+                    s: k.split.to_string(),
+                    e: &k.example,
+                };
+                if let Err(e) = serde_json::to_writer(&mut spill, &line)
+                    .map_err(std::io::Error::from)
+                    .and_then(|()| spill.write_all(b"\n"))
+                {
+                    failure = Some(e.into());
+                    break;
+                }
+            }
+            if scanned % 4096 == 0 && last_report.elapsed().as_millis() >= 200 {
+                last_report = Instant::now();
+                if !progress(&report("scanning", scanned, kept)) {
+                    failure = Some(BuildError::Cancelled);
+                    break;
+                }
             }
         }
-        if scanned % 4096 == 0 && last_report.elapsed().as_millis() >= 200 {
-            last_report = Instant::now();
-            if !progress(&report("scanning", scanned, kept)) {
-                failure = Some(BuildError::Cancelled);
-                return false;
-            }
-        }
-        true
-    })?;
+        drop(rx);
+        reader.join().unwrap_or(Ok(()))
+    });
     if let Some(e) = failure {
         return Err(e);
     }
+    scan_result?;
     spill.flush()?;
     drop(spill);
     let finished = builder.finish();
@@ -549,6 +578,11 @@ fn build_in(
         ))[..16]
     );
     if let Some(existing) = store.get_dataset(&id)? {
+        // Same version; if its directory was lost, these files restore it.
+        let dir = version_dir(root, &id);
+        if !dir.exists() {
+            fs::rename(staging, &dir)?;
+        }
         return Ok(Built {
             manifest: existing.manifest,
             created: false,
@@ -605,14 +639,22 @@ fn build_in(
     })
 }
 
+/// One line of the spill file: a kept example and its split hash (as text,
+/// since JSON numbers lose u64 precision in some readers).
+#[derive(Serialize)]
+struct Spilled<'a> {
+    s: String,
+    e: &'a Example,
+}
+
 fn parse_spill(line: &str) -> Result<(Example, u64), BuildError> {
     #[derive(serde::Deserialize)]
-    struct Spilled {
+    struct Owned {
         s: String,
         e: Example,
     }
     let bad = |e: String| BuildError::Io(format!("spill file is corrupt: {e}"));
-    let s: Spilled = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+    let s: Owned = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
     let split =
         s.s.parse()
             .map_err(|e: std::num::ParseIntError| bad(e.to_string()))?;
