@@ -703,3 +703,60 @@ async fn cli_build_show_diff_export() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn no_labelled_pii_reaches_any_export() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let corpus = include_str!("data/pii_corpus.jsonl");
+    let mut values = Vec::new();
+    let mut sent = 0;
+    for line in corpus.lines() {
+        let row: Value = serde_json::from_str(line).unwrap();
+        let entities = row["entities"].as_array().unwrap();
+        if entities.is_empty() {
+            continue;
+        }
+        values.extend(
+            entities
+                .iter()
+                .map(|e| e["value"].as_str().unwrap().to_string()),
+        );
+        let text = row["text"].as_str().unwrap();
+        // PII in the prompt, and (echoed by the mock) in the answer; a
+        // correction carrying it too on every third row.
+        let id = chat(&gw, "support-bot", text, "").await;
+        if sent % 3 == 0 {
+            feedback(&gw, &id, "correction", json!(format!("Noted: {text}"))).await;
+        }
+        sent += 1;
+        if sent == 120 {
+            break;
+        }
+    }
+    gw.captured(sent).await;
+    let spec = json!({"dedupe": {"exact": false, "near": false}, "split": {"eval_ratio": 0.2}});
+    let r = admin_post(&gw, "/admin/v1/datasets", &json!({"spec": spec})).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let man = r.json();
+    assert_eq!(
+        man["counts"]["kept"], sent,
+        "every row is kept: {}",
+        man["counts"]
+    );
+    let mut all = String::new();
+    for f in man["files"].as_array().unwrap() {
+        all.push_str(
+            &file(
+                &gw,
+                man["id"].as_str().unwrap(),
+                f["name"].as_str().unwrap(),
+            )
+            .await,
+        );
+    }
+    assert!(all.contains("messages"), "the export is not empty");
+    for v in &values {
+        assert!(!all.contains(v.as_str()), "PII {v:?} reached an export");
+    }
+}
