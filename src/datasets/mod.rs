@@ -517,6 +517,9 @@ fn build_in(
             "train"
         };
         pairs += out.example(&ex, side)?;
+        if (train + eval) % 16_384 == 0 && !progress(&report("writing", scanned, kept)) {
+            return Err(BuildError::Cancelled);
+        }
     }
     fs::remove_file(staging.join("kept.spill"))?;
     for chunk in finished.vote_pairs.chunks(256) {
@@ -707,6 +710,85 @@ fn empty(store: &dyn Store, spec: &Spec, counts: &StageCounts) -> Result<BuildEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::InteractionRow;
+
+    fn store_with(n: usize) -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("f.db")).unwrap();
+        let rows: Vec<InteractionRow> = (0..n)
+            .map(|i| InteractionRow {
+                id: format!("0190a000-0000-7000-8000-{i:012}"),
+                created_at_ms: 1_000 + i as i64,
+                endpoint: "chat.completions".into(),
+                route: "support".into(),
+                version: "v1".into(),
+                status: 200,
+                outcome: "ok".into(),
+                redaction: "redacted".into(),
+                request_body: json!({"messages": [{"role": "user",
+                    "content": format!("question {i} about a thing {}", i * 31)}]})
+                .to_string(),
+                response_body: Some(
+                    json!({"choices": [{"message": {"role": "assistant", "content": "an answer"},
+                        "finish_reason": "stop"}]})
+                    .to_string(),
+                ),
+                ..Default::default()
+            })
+            .collect();
+        store.insert_interactions(&rows).unwrap();
+        (dir, store)
+    }
+
+    fn request() -> BuildRequest {
+        BuildRequest {
+            spec: Spec::default(),
+            parent: None,
+            created_by: "test".into(),
+        }
+    }
+
+    #[test]
+    fn a_cancelled_build_leaves_nothing_in_either_phase() {
+        let (dir, store) = store_with(50);
+        let root = dir.path().join("ds");
+        for phase in ["scanning", "writing"] {
+            let err = build(&store, &root, request(), &mut |p| p.phase != phase).unwrap_err();
+            assert!(matches!(err, BuildError::Cancelled), "{phase}: {err}");
+            assert_eq!(fs::read_dir(&root).unwrap().count(), 0, "{phase}");
+            assert!(store.list_datasets(None, 10).unwrap().is_empty());
+        }
+        let mut seen = Vec::new();
+        let built = build(&store, &root, request(), &mut |p| {
+            seen.push(p.clone());
+            true
+        })
+        .unwrap();
+        assert!(built.created);
+        assert_eq!(built.manifest["counts"]["kept"], 50);
+        assert_eq!(seen.first().unwrap().phase, "scanning");
+        assert_eq!(seen.last().unwrap().phase, "writing");
+        assert!(seen.iter().all(|p| p.total == 50));
+        let names: Vec<_> = fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [built.manifest["id"].as_str().unwrap()]);
+    }
+
+    #[test]
+    fn a_lost_version_directory_is_restored_by_the_same_build() {
+        let (dir, store) = store_with(5);
+        let root = dir.path().join("ds");
+        let first = build(&store, &root, request(), &mut |_| true).unwrap();
+        let id = first.manifest["id"].as_str().unwrap().to_string();
+        fs::remove_dir_all(root.join(&id)).unwrap();
+        let again = build(&store, &root, request(), &mut |_| true).unwrap();
+        assert!(!again.created);
+        assert!(root.join(&id).join("train.sft.jsonl").exists());
+    }
 
     #[test]
     fn the_example_spec_file_shows_the_defaults() {
