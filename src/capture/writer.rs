@@ -221,18 +221,18 @@ pub struct RowMaker {
 
 impl RowMaker {
     /// Assembles the response, counts tokens, hashes the user id, seals the raw
-    /// payload when configured and redacts the text. Each body is parsed once;
-    /// the summary, the raw payload and redaction share the parsed value.
+    /// payload when configured and redacts the text. Bodies are read as JSON
+    /// in passes over their bytes; a tree is built only for what needs one
+    /// (token estimates when the upstream reported none, raw payloads).
     pub fn row(&self, r: Interaction, metrics: &Metrics) -> InteractionRow {
         let max_body = self.max_body;
         let (response, response_cut) = join_capped(&r.response, max_body);
         let request_cut = r.request_body.len() > max_body;
         let request = &r.request_body[..r.request_body.len().min(max_body)];
-        let mut request_doc = Doc::parse(request);
         let summary = summarize(
             r.endpoint,
-            request_doc.json(),
-            &response,
+            request,
+            response,
             r.response_is_sse,
             r.outcome == Outcome::Ok,
         );
@@ -253,11 +253,11 @@ impl RowMaker {
         let privacy = &self.privacy;
         let raw = privacy.vault.as_ref().and_then(|vault| {
             let text = |d: &Doc| match d {
-                Doc::Json { value, .. } => value.clone(),
+                Doc::Json(_) => d.json().unwrap_or_default(),
                 Doc::Text(t) => serde_json::Value::from(t.as_str()),
             };
             let payload = serde_json::json!({
-                "request": text(&request_doc),
+                "request": text(&Doc::parse(request)),
                 "response": response_doc.as_ref().map(text),
                 "error": error,
             });
@@ -269,8 +269,8 @@ impl RowMaker {
                 }
             }
         });
-        let redacted = (|| -> Result<u32, RedactionFailed> {
-            let mut n = privacy.doc(&mut request_doc)?;
+        let redacted = (|| -> Result<(String, u32), RedactionFailed> {
+            let (request_body, mut n) = privacy.body(request)?;
             if let Some(d) = response_doc.as_mut() {
                 n += privacy.doc(d)?;
             }
@@ -284,16 +284,15 @@ impl RowMaker {
                 n += c;
                 *v = t;
             }
-            Ok(n)
+            Ok((request_body, n))
         })();
         let (request_body, response_body, pii_found, redaction) = match redacted {
-            Ok(n) => {
+            Ok((request_body, n)) => {
                 metrics.pii_redacted.fetch_add(n as u64, Ordering::Relaxed);
                 let state = if privacy.redacts() { "redacted" } else { "off" };
-                let response_body = response_doc.map(|d| d.into_text(&response));
                 (
-                    request_doc.into_text(request),
-                    response_body,
+                    request_body,
+                    response_doc.map(Doc::into_text),
                     n as i64,
                     state,
                 )
