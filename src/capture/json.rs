@@ -6,77 +6,13 @@
 //! and `deserialize_str` for object keys, as `Value` does), so a body counts
 //! as JSON exactly when `serde_json::from_slice::<Value>` would accept it.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-/// Accepts any JSON value and keeps nothing; calls `on_string` with every
-/// string value (object keys excluded), in document order.
-pub(crate) struct Strings<'f, F: FnMut(&str)> {
-    pub on_string: &'f mut F,
-}
-
-impl<'de, F: FnMut(&str)> DeserializeSeed<'de> for Strings<'_, F> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de, F: FnMut(&str)> Visitor<'de> for Strings<'_, F> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_str<E>(self, s: &str) -> Result<(), E> {
-        (self.on_string)(s);
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq
-            .next_element_seed(Strings {
-                on_string: &mut *self.on_string,
-            })?
-            .is_some()
-        {}
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while map.next_key_seed(Key(|_: &str| ()))?.is_some() {
-            map.next_value_seed(Strings {
-                on_string: &mut *self.on_string,
-            })?;
-        }
-        Ok(())
-    }
-}
-
-/// Any JSON value, kept nowhere: the validating counterpart of `IgnoredAny`
+/// Any JSON value, kept nowhere: the checking counterpart of `IgnoredAny`
 /// (which skips strings and numbers without checking them as `Value` does).
 pub(crate) struct Valid;
 
@@ -84,11 +20,14 @@ impl<'de> DeserializeSeed<'de> for Valid {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        Strings {
-            on_string: &mut |_: &str| (),
-        }
-        .deserialize(d)
+        Pick(Nothing).deserialize(d)
     }
+}
+
+struct Nothing;
+
+impl Picker<'_> for Nothing {
+    type Out = ();
 }
 
 /// An object key, read as `Value` reads keys; `F` sees it without a copy.
@@ -212,38 +151,32 @@ pub fn is_json(bytes: &[u8]) -> bool {
     Valid.deserialize(&mut de).and_then(|()| de.end()).is_ok()
 }
 
-/// Calls `f` with every string value of the JSON document `bytes` (object
-/// keys excluded), in document order. Fails when `bytes` is not JSON; `f`
-/// may have seen some strings by then.
-pub fn each_string(bytes: &[u8], mut f: impl FnMut(&str)) -> Result<(), serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    Strings { on_string: &mut f }.deserialize(&mut de)?;
-    de.end()
-}
-
-/// Rewrites string values of the JSON document `text`: `edits` holds, in
-/// increasing order, the position of a string value in the order
-/// [`each_string`] visits them and its new content. Everything else keeps its
-/// bytes. `text` must be JSON (as checked by [`each_string`]).
-pub fn replace_strings(text: &str, edits: &[(usize, String)]) -> String {
+/// The string values of the JSON document `text` (object keys excluded), in
+/// document order, each with the byte range of its token (quotes included)
+/// and its content. `text` must be JSON (checked with [`is_json`] or
+/// [`pick`]); the scan relies on it and checks nothing. A string with escapes
+/// is decoded by serde_json; `None` in its place would mean `text` was not JSON.
+pub fn string_values(text: &str) -> impl Iterator<Item = (Range<usize>, Option<Cow<'_, str>>)> {
     let b = text.as_bytes();
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut edits = edits.iter().peekable();
-    let mut copied = 0;
-    let mut ordinal = 0;
     let mut i = 0;
-    while i < b.len() && edits.peek().is_some() {
-        if b[i] != b'"' {
-            i += 1;
-            continue;
-        }
+    std::iter::from_fn(move || loop {
+        // Outside strings, a quote can only open one.
+        i += b.get(i..)?.iter().position(|&c| c == b'"')?;
         let start = i;
+        let mut escaped = false;
         i += 1;
-        while b[i] != b'"' {
-            i += if b[i] == b'\\' { 2 } else { 1 };
+        while let Some(&c) = b.get(i) {
+            match c {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    i += 2;
+                }
+                _ => i += 1,
+            }
         }
         i += 1;
-        let end = i;
+        let end = i.min(b.len());
         let is_key = b[end..]
             .iter()
             .find(|c| !c.is_ascii_whitespace())
@@ -251,16 +184,14 @@ pub fn replace_strings(text: &str, edits: &[(usize, String)]) -> String {
         if is_key {
             continue;
         }
-        if let Some((_, new)) = edits.next_if(|(at, _)| *at == ordinal) {
-            out.push_str(&text[copied..start]);
-            // A `str` always serializes.
-            out.push_str(&serde_json::to_string(new.as_str()).unwrap_or_default());
-            copied = end;
-        }
-        ordinal += 1;
-    }
-    out.push_str(&text[copied..]);
-    out
+        let token = &text[start..end];
+        let content = if escaped {
+            serde_json::from_str::<String>(token).ok().map(Cow::Owned)
+        } else {
+            token.get(1..token.len() - 1).map(Cow::Borrowed)
+        };
+        return Some((start..end, content));
+    })
 }
 
 #[cfg(test)]
@@ -298,17 +229,20 @@ mod tests {
     }
 
     #[test]
-    fn visits_string_values_in_order_and_replaces_them_in_place() {
-        let text = r#"{"k": "a", "arr" : ["b\"q", {"inner":"c"}, 1], "key2" :"d\u00e9" }"#;
-        let mut seen = Vec::new();
-        each_string(text.as_bytes(), |s| seen.push(s.to_string())).unwrap();
-        assert_eq!(seen, ["a", "b\"q", "c", "d\u{e9}"]);
-        let out = replace_strings(text, &[(1, "B\n".into()), (3, "D".into())]);
-        assert_eq!(
-            out,
-            r#"{"k": "a", "arr" : ["B\n", {"inner":"c"}, 1], "key2" :"D" }"#
-        );
-        assert_eq!(replace_strings(text, &[]), text);
-        assert_eq!(replace_strings("\"x\"", &[(0, "y".into())]), "\"y\"");
+    fn finds_string_values_in_order() {
+        let text = r#"{"k": "a", "arr" : ["b\"q", {"inner":"c"}, 1, ""], "key2" :"d\u00e9" }"#;
+        let found: Vec<(String, String)> = string_values(text)
+            .map(|(r, s)| (text[r].to_string(), s.unwrap().into_owned()))
+            .collect();
+        let expect = [
+            (r#""a""#, "a"),
+            (r#""b\"q""#, "b\"q"),
+            (r#""c""#, "c"),
+            (r#""""#, ""),
+            (r#""d\u00e9""#, "d\u{e9}"),
+        ];
+        assert_eq!(found, expect.map(|(t, s)| (t.to_string(), s.to_string())));
+        assert_eq!(string_values("[1, true]").count(), 0);
+        assert_eq!(string_values("\"x\"").count(), 1);
     }
 }

@@ -92,17 +92,13 @@ impl Privacy {
         let Some(r) = &self.redactor else {
             return Ok(0);
         };
-        let json = matches!(doc, Doc::Json(_));
-        let (Doc::Json(t) | Doc::Text(t)) = doc;
-        let (out, n) = guarded(|| {
-            if json {
-                // Checked JSON when the Doc was made, so this cannot fall through.
-                redact_json(r, t.as_bytes()).unwrap_or_else(|| redact_text(r, t))
-            } else {
-                redact_text(r, t)
-            }
-        })?;
+        let (out, n) = match doc {
+            // Checked JSON when the Doc was made.
+            Doc::Json(t) => guarded(|| redact_json(r, t))?.ok_or(RedactionFailed)?,
+            Doc::Text(t) => guarded(|| redact_text(r, t))?,
+        };
         if let Some(out) = out {
+            let (Doc::Json(t) | Doc::Text(t)) = doc;
             *t = out;
         }
         Ok(n)
@@ -111,20 +107,16 @@ impl Privacy {
     /// Redacts a body as received (a JSON body string by string, anything
     /// else as text) and returns the text to store.
     pub fn body(&self, bytes: &[u8]) -> Result<(String, u32), RedactionFailed> {
+        let text = String::from_utf8_lossy(bytes);
         let Some(r) = &self.redactor else {
-            return Ok((String::from_utf8_lossy(bytes).into_owned(), 0));
+            return Ok((text.into_owned(), 0));
         };
-        guarded(|| match redact_json(r, bytes) {
-            Some((out, n)) => (
-                out.unwrap_or_else(|| String::from_utf8_lossy(bytes).into_owned()),
-                n,
-            ),
-            None => {
-                let text = String::from_utf8_lossy(bytes);
-                let (out, n) = redact_text(r, &text);
-                (out.unwrap_or_else(|| text.into_owned()), n)
-            }
-        })
+        let (out, n) = if json::is_json(bytes) {
+            guarded(|| redact_json(r, &text))?.ok_or(RedactionFailed)?
+        } else {
+            guarded(|| redact_text(r, &text))?
+        };
+        Ok((out.unwrap_or_else(|| text.into_owned()), n))
     }
 
     /// Redacts every string inside a JSON value in place.
@@ -160,28 +152,31 @@ fn redact_text(r: &Redactor, text: &str) -> (Option<String>, u32) {
     (out.changed().then(|| out.text.into_owned()), n)
 }
 
-/// Redacts every string value of a JSON document, without building its tree:
-/// one pass finds what to replace, and only a body with findings is copied,
-/// with just those strings re-encoded. `None` when `bytes` is not JSON.
-fn redact_json(r: &Redactor, bytes: &[u8]) -> Option<(Option<String>, u32)> {
-    let mut edits: Vec<(usize, String)> = Vec::new();
+/// Redacts every string value of the JSON document `text` without building
+/// its tree: keys and everything between strings keep their bytes, and a
+/// changed string is re-encoded as serde_json writes strings. The text is
+/// `None` when nothing was found; `None` overall means `text` was not JSON.
+fn redact_json(r: &Redactor, text: &str) -> Option<(Option<String>, u32)> {
+    let mut out: Option<String> = None;
+    let mut copied = 0;
     let mut n = 0;
-    let mut at = 0;
-    json::each_string(bytes, |s| {
-        let out = r.redact(s);
-        if out.changed() {
-            n += out.total();
-            edits.push((at, out.text.into_owned()));
+    for (token, content) in json::string_values(text) {
+        let content = content?;
+        let found = r.redact(&content);
+        if !found.changed() {
+            continue;
         }
-        at += 1;
-    })
-    .ok()?;
-    if edits.is_empty() {
-        return Some((None, 0));
+        n += found.total();
+        let out = out.get_or_insert_with(|| String::with_capacity(text.len() + 16));
+        out.push_str(&text[copied..token.start]);
+        // A `str` always serializes.
+        out.push_str(&serde_json::to_string(&*found.text).unwrap_or_default());
+        copied = token.end;
     }
-    // JSON is UTF-8: the parser checked every string.
-    let text = std::str::from_utf8(bytes).ok()?;
-    Some((Some(json::replace_strings(text, &edits)), n))
+    if let Some(out) = out.as_mut() {
+        out.push_str(&text[copied..]);
+    }
+    Some((out, n))
 }
 
 fn redact_value(r: &Redactor, v: &mut Value) -> u32 {
