@@ -250,6 +250,17 @@ impl Metrics {
         }
     }
 
+    /// The counter `tokens` adds to, for a writer that keeps it; created on
+    /// first use, like every series.
+    pub fn token_counter(
+        &self,
+        route: &str,
+        version: &str,
+        kind: &str,
+    ) -> std::sync::Arc<AtomicU64> {
+        self.tokens.get(&[route, version, kind])
+    }
+
     /// Counts one piece of feedback. `value` is a fixed label (up, down,
     /// success, failure) or empty for types without one; never free text.
     pub fn feedback(&self, route: &str, version: &str, kind: &str, value: &str) {

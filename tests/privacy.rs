@@ -277,6 +277,14 @@ async fn forget_removes_one_users_data_and_nothing_else() {
     );
 }
 
+/// The same UUIDv7 id with its time moved `ms` milliseconds back.
+fn aged_id(id: &str, ms: i64) -> String {
+    let time = i64::from_str_radix(&id[..8], 16).unwrap() << 16
+        | i64::from_str_radix(&id[9..13], 16).unwrap();
+    let time = time - ms;
+    format!("{:08x}-{:04x}{}", time >> 16, time & 0xffff, &id[13..])
+}
+
 #[tokio::test]
 async fn retention_removes_expired_data_and_dry_run_only_counts() {
     let m = mock().await;
@@ -300,20 +308,25 @@ async fn retention_removes_expired_data_and_dry_run_only_counts() {
     gw.post("/v1/feedback", &fb.to_string(), &[]).await;
     gw.captured(6).await;
     // Age the data in place: two interactions are 40 days old (past capture
-    // retention), two more are 2 days old (past raw retention only).
+    // retention), two more are 2 days old (past raw retention only). An
+    // interaction's age is its UUIDv7 id's time, so the id is moved back too,
+    // and with it every row that refers to it.
     let conn = rusqlite::Connection::open(&gw.db).unwrap();
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .unwrap();
     let day = 86_400_000i64;
     for (id, days) in [(&ids[0], 40), (&ids[1], 40), (&ids[2], 2), (&ids[3], 2)] {
+        let aged = aged_id(id, days * day);
+        for sql in [
+            "UPDATE interactions SET created_at_ms = created_at_ms - ?1, id = ?3 WHERE id = ?2",
+            "UPDATE raw_payloads SET created_at_ms = created_at_ms - ?1, interaction_id = ?3 WHERE interaction_id = ?2",
+        ] {
+            conn.execute(sql, rusqlite::params![days * day, id, aged])
+                .unwrap();
+        }
         conn.execute(
-            "UPDATE interactions SET created_at_ms = created_at_ms - ?1 WHERE id = ?2",
-            rusqlite::params![days * day, id],
-        )
-        .unwrap();
-        conn.execute(
-            "UPDATE raw_payloads SET created_at_ms = created_at_ms - ?1 WHERE interaction_id = ?2",
-            rusqlite::params![days * day, id],
+            "UPDATE feedback SET interaction_id = ?2 WHERE interaction_id = ?1",
+            rusqlite::params![id, aged],
         )
         .unwrap();
     }

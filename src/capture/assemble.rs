@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
+use super::json;
 use super::Endpoint;
 
 /// Token counts of one interaction.
@@ -21,40 +22,37 @@ pub struct Usage {
     pub estimated: bool,
 }
 
-/// A body as the store keeps it, parsed once so that summarizing and redaction
-/// share the work.
+/// A body as the store keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Doc {
-    /// JSON. `received` says the value is exactly the body as received, so an
-    /// unchanged value can be stored as the original bytes without re-encoding.
-    Json { value: Value, received: bool },
+    /// JSON text (JSON exactly when `serde_json::Value` would parse it): the
+    /// body as received, or the response assembled from a stream.
+    Json(String),
     /// A body that is not JSON, as (lossy) UTF-8.
     Text(String),
 }
 
 impl Doc {
     pub fn parse(bytes: &[u8]) -> Doc {
-        match serde_json::from_slice::<Value>(bytes) {
-            Ok(value) => Doc::Json {
-                value,
-                received: true,
-            },
-            Err(_) => Doc::Text(String::from_utf8_lossy(bytes).into_owned()),
+        if json::is_json(bytes) {
+            Doc::Json(String::from_utf8_lossy(bytes).into_owned())
+        } else {
+            Doc::Text(String::from_utf8_lossy(bytes).into_owned())
         }
     }
 
-    /// The text to store: the received bytes when the value is unchanged.
-    pub fn into_text(self, received: &[u8]) -> String {
+    /// The text to store.
+    pub fn into_text(self) -> String {
         match self {
-            Doc::Json { received: true, .. } => String::from_utf8_lossy(received).into_owned(),
-            Doc::Json { value, .. } => value.to_string(),
-            Doc::Text(t) => t,
+            Doc::Json(t) | Doc::Text(t) => t,
         }
     }
 
-    pub fn json(&self) -> Option<&Value> {
+    /// The parsed value of a JSON body; built only where a reader needs the
+    /// whole tree (token estimates, raw payloads).
+    pub fn json(&self) -> Option<Value> {
         match self {
-            Doc::Json { value, .. } => Some(value),
+            Doc::Json(t) => serde_json::from_str(t).ok(),
             Doc::Text(_) => None,
         }
     }
@@ -76,13 +74,13 @@ pub struct Summary {
 /// nothing the client is billed for.
 pub fn summarize(
     endpoint: Endpoint,
-    request: Option<&Value>,
-    response: &[u8],
+    request: &[u8],
+    response: Vec<u8>,
     is_sse: bool,
     ok: bool,
 ) -> Summary {
     let mut summary = if is_sse {
-        summarize_sse(endpoint, response)
+        summarize_sse(endpoint, &response)
     } else {
         summarize_json(response)
     };
@@ -94,7 +92,8 @@ pub fn summarize(
             | Endpoint::Embeddings
     );
     if summary.usage.is_none() && ok && estimable {
-        let prompt = request.map_or(0, |r| estimate_tokens(&request_text(r)));
+        let prompt = serde_json::from_slice::<Value>(request)
+            .map_or(0, |r| estimate_tokens(&request_text(&r)));
         let completion = if endpoint == Endpoint::Embeddings {
             0
         } else {
@@ -102,7 +101,7 @@ pub fn summarize(
                 .response
                 .as_ref()
                 .and_then(Doc::json)
-                .map_or(0, |v| estimate_tokens(&output_text(v)))
+                .map_or(0, |v| estimate_tokens(&output_text(&v)))
         };
         summary.usage = Some(Usage {
             prompt,
@@ -128,23 +127,40 @@ pub fn estimate_tokens(text: &str) -> i64 {
 fn usage_from(v: &Value) -> Option<Usage> {
     let u = v.as_object()?;
     let get = |k: &str| u.get(k).and_then(Value::as_i64);
+    usage_of(
+        get("prompt_tokens"),
+        get("input_tokens"),
+        get("completion_tokens"),
+        get("output_tokens"),
+        get("total_tokens"),
+    )
+}
+
+fn usage_of(
+    prompt: Option<i64>,
+    input: Option<i64>,
+    completion: Option<i64>,
+    output: Option<i64>,
+    total: Option<i64>,
+) -> Option<Usage> {
     // Chat/completions/embeddings report prompt/completion; the Responses API
     // reports input/output.
-    let prompt = get("prompt_tokens").or_else(|| get("input_tokens"))?;
-    let completion = get("completion_tokens")
-        .or_else(|| get("output_tokens"))
-        .unwrap_or(0);
-    let total = get("total_tokens").unwrap_or(prompt + completion);
+    let prompt = prompt.or(input)?;
+    let completion = completion.or(output).unwrap_or(0);
     Some(Usage {
         prompt,
         completion,
-        total,
+        total: total.unwrap_or(prompt + completion),
         estimated: false,
     })
 }
 
 fn error_message(v: &Value) -> Option<String> {
-    let e = v.get("error")?;
+    v.get("error").and_then(error_text)
+}
+
+/// The text of an `error` member: its message, else the whole value as JSON.
+fn error_text(e: &Value) -> Option<String> {
     if e.is_null() {
         return None;
     }
@@ -156,34 +172,168 @@ fn error_message(v: &Value) -> Option<String> {
     )
 }
 
-fn summarize_json(body: &[u8]) -> Summary {
+/// Reads what a JSON response says about itself in one pass over its bytes,
+/// with no tree: `/choices/0/finish_reason`, `/incomplete_details/reason`,
+/// `usage` and `error`, with the meaning `Value::pointer` and `Value::get`
+/// give them (a repeated key counts by its last value, as in a `Value`).
+mod fields {
+    use serde::de::{MapAccess, SeqAccess};
+    use serde_json::Value;
+
+    use super::super::json::{Key, Pick, Picker, Valid};
+    use super::{error_text, usage_of, Usage};
+
+    #[derive(Default)]
+    pub(super) struct Fields {
+        pub finish_reason: Option<String>,
+        pub incomplete_reason: Option<String>,
+        pub usage: Option<Usage>,
+        pub error: Option<String>,
+    }
+
+    pub(super) struct Top;
+
+    impl<'de> Picker<'de> for Top {
+        type Out = Fields;
+
+        fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+            let mut f = Fields::default();
+            while let Some(key) = map.next_key_seed(Key(|k: &str| match k {
+                "choices" => 1,
+                "incomplete_details" => 2,
+                "usage" => 3,
+                "error" => 4,
+                _ => 0,
+            }))? {
+                match key {
+                    1 => f.finish_reason = map.next_value_seed(Pick(FirstChoice))?,
+                    2 => f.incomplete_reason = map.next_value_seed(Pick(Member("reason")))?,
+                    3 => f.usage = map.next_value_seed(Pick(UsageObject))?,
+                    // Rare and small: read whole, since an error without a
+                    // message is stored as its JSON.
+                    4 => f.error = error_text(&map.next_value::<Value>()?),
+                    _ => map.next_value_seed(Valid)?,
+                }
+            }
+            Ok(f)
+        }
+    }
+
+    /// `/0/finish_reason` of the `choices` value (an array's first element,
+    /// or an object's member "0", as a JSON pointer reads it).
+    struct FirstChoice;
+
+    impl<'de> Picker<'de> for FirstChoice {
+        type Out = Option<String>;
+
+        fn array<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<String>, A::Error> {
+            let first = seq
+                .next_element_seed(Pick(Member("finish_reason")))?
+                .flatten();
+            while seq.next_element_seed(Valid)?.is_some() {}
+            Ok(first)
+        }
+
+        fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+            let mut found = None;
+            while let Some(is_zero) = map.next_key_seed(Key(|k: &str| k == "0"))? {
+                if is_zero {
+                    found = map.next_value_seed(Pick(Member("finish_reason")))?;
+                } else {
+                    map.next_value_seed(Valid)?;
+                }
+            }
+            Ok(found)
+        }
+    }
+
+    /// The string member of an object with this name.
+    struct Member(&'static str);
+
+    impl<'de> Picker<'de> for Member {
+        type Out = Option<String>;
+
+        fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+            let mut found = None;
+            while let Some(hit) = map.next_key_seed(Key(|k: &str| k == self.0))? {
+                if hit {
+                    found = map.next_value_seed(Pick(Str))?;
+                } else {
+                    map.next_value_seed(Valid)?;
+                }
+            }
+            Ok(found)
+        }
+    }
+
+    struct Str;
+
+    impl Picker<'_> for Str {
+        type Out = Option<String>;
+
+        fn string(self, s: &str) -> Option<String> {
+            Some(s.to_string())
+        }
+    }
+
+    /// An integer as `Value::as_i64` reads it.
+    struct Int;
+
+    impl Picker<'_> for Int {
+        type Out = Option<i64>;
+
+        fn signed(self, n: i64) -> Option<i64> {
+            Some(n)
+        }
+
+        fn unsigned(self, n: u64) -> Option<i64> {
+            i64::try_from(n).ok()
+        }
+    }
+
+    struct UsageObject;
+
+    impl<'de> Picker<'de> for UsageObject {
+        type Out = Option<Usage>;
+
+        fn object<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Usage>, A::Error> {
+            let mut n: [Option<i64>; 5] = [None; 5];
+            while let Some(slot) = map.next_key_seed(Key(|k: &str| match k {
+                "prompt_tokens" => Some(0),
+                "input_tokens" => Some(1),
+                "completion_tokens" => Some(2),
+                "output_tokens" => Some(3),
+                "total_tokens" => Some(4),
+                _ => None,
+            }))? {
+                match slot {
+                    Some(i) => n[i] = map.next_value_seed(Pick(Int))?,
+                    None => map.next_value_seed(Valid)?,
+                }
+            }
+            Ok(usage_of(n[0], n[1], n[2], n[3], n[4]))
+        }
+    }
+}
+
+fn summarize_json(body: Vec<u8>) -> Summary {
     if body.is_empty() {
         return Summary::default();
     }
-    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+    let Ok(f) = json::pick(&body, fields::Top) else {
         return Summary {
-            response: Some(Doc::Text(String::from_utf8_lossy(body).into_owned())),
+            response: Some(Doc::Text(String::from_utf8_lossy(&body).into_owned())),
             ..Default::default()
         };
     };
-    let finish_reason = v
-        .pointer("/choices/0/finish_reason")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .or_else(|| {
-            // Responses API: an incomplete response names its reason.
-            v.pointer("/incomplete_details/reason")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        });
+    // JSON is UTF-8 (the parser checked every string), so this does not copy.
+    let text = String::from_utf8(body)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     Summary {
-        usage: v.get("usage").and_then(usage_from),
-        error: error_message(&v),
-        finish_reason,
-        response: Some(Doc::Json {
-            value: v,
-            received: true,
-        }),
+        usage: f.usage,
+        error: f.error,
+        finish_reason: f.finish_reason.or(f.incomplete_reason),
+        response: Some(Doc::Json(text)),
     }
 }
 
@@ -344,10 +494,7 @@ fn summarize_sse(endpoint: Endpoint, body: &[u8]) -> Summary {
             .and_then(Value::as_str)
             .or_else(|| response.get("status").and_then(Value::as_str))
             .map(str::to_string);
-        summary.response = Some(Doc::Json {
-            value: response,
-            received: false,
-        });
+        summary.response = Some(Doc::Json(response.to_string()));
         return summary;
     }
 
@@ -413,10 +560,7 @@ fn summarize_sse(endpoint: Endpoint, body: &[u8]) -> Summary {
             json!({"prompt_tokens": u.prompt, "completion_tokens": u.completion, "total_tokens": u.total}),
         );
     }
-    summary.response = Some(Doc::Json {
-        value: Value::Object(out),
-        received: false,
-    });
+    summary.response = Some(Doc::Json(Value::Object(out).to_string()));
     summary
 }
 
@@ -505,7 +649,6 @@ mod tests {
         s.response
             .as_ref()
             .and_then(Doc::json)
-            .cloned()
             .expect("a JSON response")
     }
 
@@ -529,7 +672,13 @@ mod tests {
             json!({"id":"c1","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}),
         );
         body += "data: [DONE]\n\n";
-        let s = summarize(Endpoint::ChatCompletions, None, body.as_bytes(), true, true);
+        let s = summarize(
+            Endpoint::ChatCompletions,
+            b"",
+            body.into_bytes(),
+            true,
+            true,
+        );
         let v = text(&s);
         assert_eq!(v["choices"][0]["message"]["content"], "Hello");
         assert_eq!(v["object"], "chat.completion");
@@ -558,7 +707,13 @@ mod tests {
         body += &chunk(
             json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]},"finish_reason":"tool_calls"}]}),
         );
-        let s = summarize(Endpoint::ChatCompletions, None, body.as_bytes(), true, true);
+        let s = summarize(
+            Endpoint::ChatCompletions,
+            b"",
+            body.into_bytes(),
+            true,
+            true,
+        );
         let v = text(&s);
         let call = &v["choices"][0]["message"]["tool_calls"][0];
         assert_eq!(call["function"]["name"], "get_weather");
@@ -575,8 +730,8 @@ mod tests {
         let req = br#"{"messages":[{"role":"user","content":"abcdefghijkl"}]}"#;
         let s = summarize(
             Endpoint::ChatCompletions,
-            Some(&serde_json::from_slice(req).unwrap()),
-            body.as_bytes(),
+            req,
+            body.into_bytes(),
             true,
             true,
         );
@@ -598,8 +753,8 @@ mod tests {
         body += "\n\ndata: {\"error\":{\"message\":\"upstream died\"}}\n\n";
         let s = summarize(
             Endpoint::ChatCompletions,
-            None,
-            body.as_bytes(),
+            b"",
+            body.into_bytes(),
             true,
             false,
         );
@@ -613,7 +768,7 @@ mod tests {
     fn legacy_completion_stream() {
         let body = chunk(json!({"choices":[{"index":0,"text":"foo","finish_reason":null}]}))
             + &chunk(json!({"choices":[{"index":0,"text":"bar","finish_reason":"length"}]}));
-        let s = summarize(Endpoint::Completions, None, body.as_bytes(), true, true);
+        let s = summarize(Endpoint::Completions, b"", body.into_bytes(), true, true);
         let v = text(&s);
         assert_eq!(v["choices"][0]["text"], "foobar");
         assert_eq!(s.finish_reason.as_deref(), Some("length"));
@@ -623,7 +778,13 @@ mod tests {
     fn responses_stream_uses_completed_event() {
         let body = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n\
                     event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"status\":\"completed\",\"output\":[],\"usage\":{\"input_tokens\":3,\"output_tokens\":1,\"total_tokens\":4}}}\n\n";
-        let s = summarize(Endpoint::Responses, None, body.as_bytes(), true, true);
+        let s = summarize(
+            Endpoint::Responses,
+            b"",
+            body.as_bytes().to_vec(),
+            true,
+            true,
+        );
         assert_eq!(
             s.usage,
             Some(Usage {
@@ -640,22 +801,88 @@ mod tests {
     fn json_response_usage_and_error() {
         let s = summarize(
             Endpoint::ChatCompletions,
-            None,
-            br#"{"choices":[{"finish_reason":"stop","message":{"content":"x"}}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#,
+            b"",
+            br#"{"choices":[{"finish_reason":"stop","message":{"content":"x"}}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#.to_vec(),
             false,
             true,
         );
         assert_eq!(s.usage.unwrap().total, 3);
         let s = summarize(
             Endpoint::ChatCompletions,
-            None,
-            br#"{"error":{"message":"bad"}}"#,
+            b"",
+            br#"{"error":{"message":"bad"}}"#.to_vec(),
             false,
             false,
         );
         assert_eq!(s.error.as_deref(), Some("bad"));
-        let s = summarize(Endpoint::Passthrough, None, b"not json", false, true);
+        let s = summarize(
+            Endpoint::Passthrough,
+            b"",
+            b"not json".to_vec(),
+            false,
+            true,
+        );
         assert_eq!(s.response, Some(Doc::Text("not json".into())));
         assert!(s.usage.is_none());
+    }
+
+    /// The one-pass reading of a JSON response agrees with reading it as a
+    /// `Value`, on odd shapes too.
+    #[test]
+    fn json_fields_match_the_value_reading() {
+        type Read = (Option<String>, Option<Usage>, Option<String>);
+        let value_reading = |body: &str| -> Read {
+            let Ok(v) = serde_json::from_str::<Value>(body) else {
+                return (None, None, None);
+            };
+            let finish = v
+                .pointer("/choices/0/finish_reason")
+                .and_then(Value::as_str)
+                .or_else(|| {
+                    v.pointer("/incomplete_details/reason")
+                        .and_then(Value::as_str)
+                })
+                .map(str::to_string);
+            (
+                finish,
+                v.get("usage").and_then(usage_from),
+                error_message(&v),
+            )
+        };
+        for body in [
+            r#"{"choices":[{"finish_reason":"stop"},{"finish_reason":"length"}]}"#,
+            r#"{"choices":{"0":{"finish_reason":"x"},"1":{}}}"#,
+            r#"{"choices":[{"finish_reason":7}],"incomplete_details":{"reason":"max_output_tokens"}}"#,
+            r#"{"choices":[],"incomplete_details":["reason"]}"#,
+            r#"{"choices":[{"finish_reason":"a"}],"choices":[{}]}"#,
+            r#"{"usage":{"input_tokens":3,"output_tokens":1}}"#,
+            r#"{"usage":{"prompt_tokens":-3,"total_tokens":18446744073709551615,"x":[1,{"y":null}]}}"#,
+            r#"{"usage":{"prompt_tokens":1.5}}"#,
+            r#"{"usage":{"prompt_tokens":2,"prompt_tokens":null}}"#,
+            r#"{"usage":[1]}"#,
+            r#"{"error":null}"#,
+            r#"{"error":{"message":"m","code":1}}"#,
+            r#"{"error":{"code":1,"type":"x"}}"#,
+            r#"{"error":"plain"}"#,
+            r#"[{"choices":[{"finish_reason":"stop"}]}]"#,
+            r#""text""#,
+            r#"{"x":"\ud800"}"#,
+            r#"{"x":1e999}"#,
+        ] {
+            let s = summarize(
+                Endpoint::Passthrough,
+                b"",
+                body.as_bytes().to_vec(),
+                false,
+                false,
+            );
+            assert_eq!(
+                (s.finish_reason, s.usage, s.error),
+                value_reading(body),
+                "{body}"
+            );
+            let is_json = serde_json::from_str::<Value>(body).is_ok();
+            assert_eq!(matches!(s.response, Some(Doc::Json(_))), is_json, "{body}");
+        }
     }
 }

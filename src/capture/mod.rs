@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 pub mod assemble;
 pub mod hash;
 pub mod issued;
+pub mod json;
 pub mod privacy;
 pub mod redact;
 pub mod retention;

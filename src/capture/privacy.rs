@@ -11,6 +11,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use serde_json::Value;
 
 use super::assemble::Doc;
+use super::json;
 use super::redact::{Action, CustomRule, KindActions, RedactError, Redactor, RedactorConfig};
 use super::vault::Vault;
 use crate::config::{PrivacyConfig, RedactAction};
@@ -85,25 +86,37 @@ impl Privacy {
         self.redactor.is_some()
     }
 
-    /// Redacts a parsed body in place; a JSON value that changed is no longer
-    /// the body as received.
+    /// Redacts a body in place: every string value of a JSON body (keys and
+    /// the rest of its bytes stay as they are), or the whole of a text body.
     pub fn doc(&self, doc: &mut Doc) -> Result<u32, RedactionFailed> {
-        match doc {
-            Doc::Json { value, received } => {
-                let n = self.value(value)?;
-                if n > 0 {
-                    *received = false;
-                }
-                Ok(n)
-            }
-            Doc::Text(t) => {
-                let (out, n) = self.text(t)?;
-                if n > 0 {
-                    *t = out;
-                }
-                Ok(n)
-            }
+        let Some(r) = &self.redactor else {
+            return Ok(0);
+        };
+        let (out, n) = match doc {
+            // Checked JSON when the Doc was made.
+            Doc::Json(t) => guarded(|| redact_json(r, t))?.ok_or(RedactionFailed)?,
+            Doc::Text(t) => guarded(|| redact_text(r, t))?,
+        };
+        if let Some(out) = out {
+            let (Doc::Json(t) | Doc::Text(t)) = doc;
+            *t = out;
         }
+        Ok(n)
+    }
+
+    /// Redacts a body as received (a JSON body string by string, anything
+    /// else as text) and returns the text to store.
+    pub fn body(&self, bytes: &[u8]) -> Result<(String, u32), RedactionFailed> {
+        let text = String::from_utf8_lossy(bytes);
+        let Some(r) = &self.redactor else {
+            return Ok((text.into_owned(), 0));
+        };
+        let (out, n) = if json::is_json(bytes) {
+            guarded(|| redact_json(r, &text))?.ok_or(RedactionFailed)?
+        } else {
+            guarded(|| redact_text(r, &text))?
+        };
+        Ok((out.unwrap_or_else(|| text.into_owned()), n))
     }
 
     /// Redacts every string inside a JSON value in place.
@@ -111,7 +124,7 @@ impl Privacy {
         let Some(r) = &self.redactor else {
             return Ok(0);
         };
-        catch_unwind(AssertUnwindSafe(|| redact_value(r, v))).map_err(|_| RedactionFailed)
+        guarded(|| redact_value(r, v))
     }
 
     /// Redacts one string.
@@ -119,13 +132,51 @@ impl Privacy {
         let Some(r) = &self.redactor else {
             return Ok((text.to_string(), 0));
         };
-        catch_unwind(AssertUnwindSafe(|| {
-            let out = r.redact(text);
-            let n = out.total();
-            (out.text.into_owned(), n)
-        }))
-        .map_err(|_| RedactionFailed)
+        guarded(|| {
+            let (out, n) = redact_text(r, text);
+            (out.unwrap_or_else(|| text.to_string()), n)
+        })
     }
+}
+
+/// Runs redaction so that a bug in it (a panic) fails the record closed
+/// rather than the writer thread.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, RedactionFailed> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|_| RedactionFailed)
+}
+
+/// The redacted text, if anything was found, and the count.
+fn redact_text(r: &Redactor, text: &str) -> (Option<String>, u32) {
+    let out = r.redact(text);
+    let n = out.total();
+    (out.changed().then(|| out.text.into_owned()), n)
+}
+
+/// Redacts every string value of the JSON document `text` without building
+/// its tree: keys and everything between strings keep their bytes, and a
+/// changed string is re-encoded as serde_json writes strings. The text is
+/// `None` when nothing was found; `None` overall means `text` was not JSON.
+fn redact_json(r: &Redactor, text: &str) -> Option<(Option<String>, u32)> {
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut n = 0;
+    for (token, content) in json::string_values(text) {
+        let content = content?;
+        let found = r.redact(&content);
+        if !found.changed() {
+            continue;
+        }
+        n += found.total();
+        let out = out.get_or_insert_with(|| String::with_capacity(text.len() + 16));
+        out.push_str(&text[copied..token.start]);
+        // A `str` always serializes.
+        out.push_str(&serde_json::to_string(&*found.text).unwrap_or_default());
+        copied = token.end;
+    }
+    if let Some(out) = out.as_mut() {
+        out.push_str(&text[copied..]);
+    }
+    Some((out, n))
 }
 
 fn redact_value(r: &Redactor, v: &mut Value) -> u32 {
@@ -153,7 +204,9 @@ mod tests {
     fn body(p: &Privacy, text: &str) -> (String, u32) {
         let mut doc = Doc::parse(text.as_bytes());
         let n = p.doc(&mut doc).unwrap();
-        (doc.into_text(text.as_bytes()), n)
+        let out = doc.into_text();
+        assert_eq!(p.body(text.as_bytes()).unwrap(), (out.clone(), n));
+        (out, n)
     }
 
     fn privacy() -> Privacy {
@@ -198,5 +251,51 @@ mod tests {
         let p = Privacy::off();
         assert_eq!(body(&p, "bob@example.com").0, "bob@example.com");
         assert!(!p.redacts());
+    }
+
+    /// Redacting a JSON body string by string in its bytes gives the same
+    /// JSON, and the same count, as redacting every string of its parsed
+    /// tree: checked on every line of the labelled PII corpus, placed in
+    /// request and response shapes (with escapes, tool arguments, keys that
+    /// look like PII, and whitespace).
+    #[test]
+    fn bytes_and_tree_redaction_agree_on_the_corpus() {
+        let p = privacy();
+        let r = p.redactor.as_ref().unwrap();
+        let corpus = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/pii_corpus.jsonl"
+        ))
+        .unwrap();
+        let mut lines = 0;
+        for line in corpus.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let text = v["text"].as_str().unwrap();
+            let bodies = [
+                serde_json::json!({"model": "m", "messages": [{"role": "user", "content": text}]})
+                    .to_string(),
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "choices": [{"message": {"content": text, "tool_calls": [
+                        {"function": {"arguments": serde_json::json!({"q": text}).to_string()}}
+                    ]}}],
+                    text: [text, 1, null],
+                }))
+                .unwrap(),
+                serde_json::to_string(text).unwrap(),
+            ];
+            for body in bodies {
+                let mut tree: Value = serde_json::from_str(&body).unwrap();
+                let n_tree = redact_value(r, &mut tree);
+                let (out, n) = p.body(body.as_bytes()).unwrap();
+                let from_bytes: Value = serde_json::from_str(&out).unwrap();
+                assert_eq!(from_bytes, tree, "{body}");
+                assert_eq!(n, n_tree, "{body}");
+                if n == 0 {
+                    assert_eq!(out, body, "clean bodies keep their bytes");
+                }
+            }
+            lines += 1;
+        }
+        assert!(lines > 100, "the corpus was read");
     }
 }

@@ -9,7 +9,8 @@
 //! runtime, so a slow disk can fill the queue (drops are counted) but can never
 //! stall a request.
 
-use std::sync::atomic::Ordering;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -65,6 +66,7 @@ pub fn start(
                 config: &config,
                 metrics: &metrics,
                 issued: &issued,
+                tokens: Default::default(),
             };
             writer.run(rx)
         })?;
@@ -109,6 +111,68 @@ struct Writer<'a> {
     config: &'a WriterConfig,
     metrics: &'a Metrics,
     issued: &'a Issued,
+    tokens: RefCell<TokenCounters>,
+}
+
+/// The token counters of the (route, version) pairs the writer has seen, so
+/// that counting a record's tokens neither builds label strings nor searches
+/// the metrics map. Records of one routing target share its `Arc`s, which
+/// makes the usual lookup two pointer comparisons; a routing rebuild brings
+/// new `Arc`s with the same names, found by name. Counters are made on the
+/// first non-zero count, as `Metrics::tokens` makes them.
+#[derive(Default)]
+struct TokenCounters {
+    seen: Vec<SeenTarget>,
+}
+
+struct SeenTarget {
+    route: Arc<str>,
+    version: Arc<str>,
+    /// Prompt, completion.
+    counters: [Option<Arc<AtomicU64>>; 2],
+}
+
+impl TokenCounters {
+    /// More pairs than any registry holds at once: past it, pairs of versions
+    /// long gone are forgotten.
+    const MAX: usize = 256;
+
+    fn add(&mut self, metrics: &Metrics, route: &Arc<str>, version: &Arc<str>, n: [i64; 2]) {
+        let found = self
+            .seen
+            .iter()
+            .position(|t| Arc::ptr_eq(&t.route, route) && Arc::ptr_eq(&t.version, version))
+            .or_else(|| {
+                self.seen
+                    .iter()
+                    .position(|t| t.route == *route && t.version == *version)
+            });
+        let i = found.unwrap_or_else(|| {
+            if self.seen.len() >= Self::MAX {
+                self.seen.clear();
+            }
+            self.seen.push(SeenTarget {
+                route: route.clone(),
+                version: version.clone(),
+                counters: [None, None],
+            });
+            self.seen.len() - 1
+        });
+        let target = &mut self.seen[i];
+        // Later lookups by pointer find the newest `Arc`s of these names.
+        target.route = route.clone();
+        target.version = version.clone();
+        for (slot, (kind, n)) in target
+            .counters
+            .iter_mut()
+            .zip([("prompt", n[0]), ("completion", n[1])])
+        {
+            if n > 0 {
+                slot.get_or_insert_with(|| metrics.token_counter(route, version, kind))
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 impl Writer<'_> {
@@ -159,10 +223,19 @@ impl Writer<'_> {
         }
         let metrics = self.metrics;
         let ids: Vec<uuid::Uuid> = batch.iter().map(|r| r.id).collect();
+        let mut tokens = self.tokens.borrow_mut();
         let rows: Vec<InteractionRow> = batch
             .drain(..)
-            .map(|r| self.maker.row(r, metrics))
+            .map(|r| {
+                let (route, version) = (r.route.clone(), r.version.clone());
+                let row = self.maker.row(r, metrics);
+                if let (Some(p), Some(c)) = (row.prompt_tokens, row.completion_tokens) {
+                    tokens.add(metrics, &route, &version, [p, c]);
+                }
+                row
+            })
             .collect();
+        drop(tokens);
         self.write_rows(&rows);
         // Committed or given up: either way the ids are no longer pending.
         for id in ids {
@@ -220,32 +293,26 @@ pub struct RowMaker {
 }
 
 impl RowMaker {
-    /// Assembles the response, counts tokens, hashes the user id, seals the raw
-    /// payload when configured and redacts the text. Each body is parsed once;
-    /// the summary, the raw payload and redaction share the parsed value.
+    /// Assembles the response, reads its token usage, hashes the user id, seals the raw
+    /// payload when configured and redacts the text. Bodies are read as JSON
+    /// in passes over their bytes; a tree is built only for what needs one
+    /// (token estimates when the upstream reported none, raw payloads).
     pub fn row(&self, r: Interaction, metrics: &Metrics) -> InteractionRow {
         let max_body = self.max_body;
         let (response, response_cut) = join_capped(&r.response, max_body);
         let request_cut = r.request_body.len() > max_body;
         let request = &r.request_body[..r.request_body.len().min(max_body)];
-        let mut request_doc = Doc::parse(request);
         let summary = summarize(
             r.endpoint,
-            request_doc.json(),
-            &response,
+            request,
+            response,
             r.response_is_sse,
             r.outcome == Outcome::Ok,
         );
-        if let Some(u) = summary.usage {
-            metrics.tokens(&r.route, &r.version, "prompt", u.prompt.max(0) as u64);
-            metrics.tokens(
-                &r.route,
-                &r.version,
-                "completion",
-                u.completion.max(0) as u64,
-            );
-        }
-        let id = r.id.to_string();
+        let id =
+            r.id.hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer())
+                .to_string();
         let mut response_doc = summary.response;
         let mut error = r.error.or(summary.error);
         let mut metadata: std::collections::BTreeMap<String, String> =
@@ -253,11 +320,11 @@ impl RowMaker {
         let privacy = &self.privacy;
         let raw = privacy.vault.as_ref().and_then(|vault| {
             let text = |d: &Doc| match d {
-                Doc::Json { value, .. } => value.clone(),
+                Doc::Json(_) => d.json().unwrap_or_default(),
                 Doc::Text(t) => serde_json::Value::from(t.as_str()),
             };
             let payload = serde_json::json!({
-                "request": text(&request_doc),
+                "request": text(&Doc::parse(request)),
                 "response": response_doc.as_ref().map(text),
                 "error": error,
             });
@@ -269,8 +336,8 @@ impl RowMaker {
                 }
             }
         });
-        let redacted = (|| -> Result<u32, RedactionFailed> {
-            let mut n = privacy.doc(&mut request_doc)?;
+        let redacted = (|| -> Result<(String, u32), RedactionFailed> {
+            let (request_body, mut n) = privacy.body(request)?;
             if let Some(d) = response_doc.as_mut() {
                 n += privacy.doc(d)?;
             }
@@ -284,16 +351,15 @@ impl RowMaker {
                 n += c;
                 *v = t;
             }
-            Ok(n)
+            Ok((request_body, n))
         })();
         let (request_body, response_body, pii_found, redaction) = match redacted {
-            Ok(n) => {
+            Ok((request_body, n)) => {
                 metrics.pii_redacted.fetch_add(n as u64, Ordering::Relaxed);
                 let state = if privacy.redacts() { "redacted" } else { "off" };
-                let response_body = response_doc.map(|d| d.into_text(&response));
                 (
-                    request_doc.into_text(request),
-                    response_body,
+                    request_body,
+                    response_doc.map(Doc::into_text),
                     n as i64,
                     state,
                 )
@@ -588,6 +654,23 @@ mod tests {
         let hash = row.user_hash.unwrap();
         assert_eq!(hash, UserHasher::new(b"k").hash("alice@example.com"));
         assert!(!hash.contains("alice"));
+    }
+
+    #[test]
+    fn token_counts_match_metrics_tokens() {
+        let (cached, direct) = (Metrics::default(), Metrics::default());
+        let mut counters = TokenCounters::default();
+        let (route, version): (Arc<str>, Arc<str>) = ("r".into(), "v1".into());
+        counters.add(&cached, &route, &version, [5, 0]);
+        // The same names in new `Arc`s, as after a routing rebuild.
+        counters.add(&cached, &"r".into(), &"v1".into(), [2, 3]);
+        counters.add(&cached, &route, &"v2".into(), [-1, 4]);
+        for (v, p, c) in [("v1", 5, 0), ("v1", 2, 3), ("v2", -1, 4)] {
+            direct.tokens("r", v, "prompt", i64::max(p, 0) as u64);
+            direct.tokens("r", v, "completion", c as u64);
+        }
+        assert_eq!(cached.render(), direct.render());
+        assert_eq!(counters.seen.len(), 2);
     }
 
     #[test]

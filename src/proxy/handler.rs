@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -98,11 +98,16 @@ fn fail(mut call: Call, err: GatewayError) -> Response<ProxyBody> {
 }
 
 fn add_gateway_headers(resp: &mut Response<ProxyBody>, call: &Call) {
+    // Names made at compile time and the id written without `fmt`: this runs
+    // on every response.
+    const INTERACTION_ID_NAME: HeaderName = HeaderName::from_static(INTERACTION_ID);
+    const MODEL_VERSION_NAME: HeaderName = HeaderName::from_static(MODEL_VERSION);
     let headers = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&call.id().to_string()) {
-        headers.insert(INTERACTION_ID, v);
+    let mut id = uuid::Uuid::encode_buffer();
+    if let Ok(v) = HeaderValue::from_str(call.id().hyphenated().encode_lower(&mut id)) {
+        headers.insert(INTERACTION_ID_NAME, v);
     }
-    headers.insert(MODEL_VERSION, call.target.version_header.clone());
+    headers.insert(MODEL_VERSION_NAME, call.target.version_header.clone());
 }
 
 /// Checks the client key when keys are configured; returns the app's name and

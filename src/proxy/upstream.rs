@@ -40,6 +40,14 @@ const HOP_BY_HOP: [HeaderName; 7] = [
 ];
 
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none of these: one look at each name present is
+    // cheaper than a hashed removal of every listed one.
+    let any = headers
+        .keys()
+        .any(|k| k == header::TRAILER || HOP_BY_HOP.contains(k));
+    if !any {
+        return;
+    }
     // A Connection header may name further per-hop headers.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -266,5 +274,21 @@ mod tests {
         let (parts, _) = req().into_parts();
         let out = u.request(parts, Bytes::new(), true, false).unwrap();
         assert_eq!(out.headers().get("authorization").unwrap(), "Bearer client");
+    }
+
+    #[test]
+    fn strips_each_per_hop_header_alone_and_leaves_the_rest() {
+        for name in ["te", "trailer", "keep-alive", "upgrade", "proxy-connection"] {
+            let mut h = HeaderMap::new();
+            h.insert(name, HeaderValue::from_static("x"));
+            h.insert("x-keep", HeaderValue::from_static("yes"));
+            strip_hop_by_hop(&mut h);
+            assert!(h.get(name).is_none(), "{name}");
+            assert_eq!(h.len(), 1);
+        }
+        let mut h = HeaderMap::new();
+        h.insert("content-type", HeaderValue::from_static("application/json"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
     }
 }

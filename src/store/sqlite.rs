@@ -44,6 +44,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "datasets",
         include_str!("migrations/sqlite/0005_datasets.sql"),
     ),
+    (
+        6,
+        "lean_interaction_indexes",
+        include_str!("migrations/sqlite/0006_lean_interaction_indexes.sql"),
+    ),
 ];
 
 pub struct SqliteStore {
@@ -157,23 +162,30 @@ fn dataset_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<DatasetRow> {
 }
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    apply_migrations(conn, MIGRATIONS)
+}
+
+fn apply_migrations(conn: &Connection, migrations: &[(i64, &str, &str)]) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)",
     )?;
-    let current: i64 = conn.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-        [],
-        |r| r.get(0),
-    )?;
-    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    let applied: Vec<i64> = conn
+        .prepare("SELECT version FROM schema_migrations")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let current = applied.iter().copied().max().unwrap_or(0);
+    let known = migrations.last().map_or(0, |m| m.0);
     if current > known {
         return Err(StoreError::SchemaTooNew {
             found: current,
             known,
         });
     }
-    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+    // Every migration not yet applied runs, not only those above the highest
+    // applied: a migration numbered below one that a build without it already
+    // applied (branches merged in either order) still gets its turn.
+    for (version, name, sql) in migrations.iter().filter(|m| !applied.contains(&m.0)) {
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
         tx.execute(
@@ -184,6 +196,16 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         tracing::info!(version, name, "applied database migration");
     }
     Ok(())
+}
+
+/// The smallest interaction id minted at or after `ms`: ids are UUIDv7 in
+/// lowercase hex, whose first 12 digits are the Unix time in milliseconds, so
+/// `id < ids_before(ms)` selects exactly the interactions received before `ms`
+/// and is a range of the primary key. Retention measures age this way rather
+/// than by `created_at_ms`, which would need an index written on every insert.
+fn ids_before(ms: i64) -> String {
+    let ms = ms.clamp(0, (1 << 48) - 1);
+    format!("{:08x}-{:04x}", ms >> 16, ms & 0xffff)
 }
 
 fn now_ms() -> i64 {
@@ -542,10 +564,10 @@ impl Store for SqliteStore {
             let conn = self.reader();
             if let Some(before) = cutoffs.capture_before_ms {
                 let (i, f): (i64, i64) = conn.query_row(
-                    "SELECT (SELECT COUNT(*) FROM interactions WHERE created_at_ms < ?1),
+                    "SELECT (SELECT COUNT(*) FROM interactions WHERE id < ?1),
                             (SELECT COUNT(*) FROM feedback WHERE interaction_id IN
-                                (SELECT id FROM interactions WHERE created_at_ms < ?1))",
-                    params![before],
+                                (SELECT id FROM interactions WHERE id < ?1))",
+                    params![ids_before(before)],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
                 removed.interactions = i as u64;
@@ -590,8 +612,8 @@ impl Store for SqliteStore {
                     )?;
                     tx.execute("DELETE FROM purge_ids", [])?;
                     tx.execute(
-                        "INSERT INTO purge_ids SELECT id FROM interactions WHERE created_at_ms < ?1 LIMIT ?2",
-                        params![before, batch],
+                        "INSERT INTO purge_ids SELECT id FROM interactions WHERE id < ?1 ORDER BY id LIMIT ?2",
+                        params![ids_before(before), batch],
                     )?;
                     let f = tx.execute(
                         "DELETE FROM feedback WHERE interaction_id IN (SELECT id FROM purge_ids)",
@@ -1111,6 +1133,65 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.stats().unwrap().interactions_total, 1);
         assert_eq!(store.secret("k", &|| vec![9]).unwrap(), first);
+    }
+
+    #[test]
+    fn ids_before_bounds_uuid_v7_ids_by_time() {
+        let at = |ms: u64| {
+            let ts = uuid::Timestamp::from_unix(
+                uuid::NoContext,
+                ms / 1000,
+                (ms % 1000) as u32 * 1_000_000,
+            );
+            uuid::Uuid::new_v7(ts).to_string()
+        };
+        let t = 1_764_000_000_123;
+        let bound = ids_before(t as i64);
+        assert!(at(t - 1) < bound);
+        assert!(at(t) >= bound);
+        assert!(at(t + 1) >= bound);
+        assert!(at(1) < bound);
+        assert_eq!(ids_before(-5), "00000000-0000");
+    }
+
+    #[test]
+    fn purge_walks_the_primary_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("f.db")).unwrap();
+        let conn = store.reader();
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT id FROM interactions WHERE id < ?1 ORDER BY id LIMIT ?2",
+            )
+            .unwrap()
+            .query_map(params!["x", 1], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("SEARCH") && p.contains("id<?")),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn a_migration_numbered_below_an_applied_one_still_runs() {
+        let conn = Connection::open_in_memory().unwrap();
+        let one = (1, "one", "CREATE TABLE a (x)");
+        let two = (2, "two", "CREATE TABLE b (x)");
+        let three = (3, "three", "CREATE TABLE c (x)");
+        apply_migrations(&conn, &[one, three]).unwrap();
+        apply_migrations(&conn, &[one, two, three]).unwrap();
+        let versions: Vec<i64> = conn
+            .prepare("SELECT version FROM schema_migrations ORDER BY version")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(versions, [1, 2, 3]);
+        conn.execute("INSERT INTO b VALUES (1)", []).unwrap();
     }
 
     #[test]
