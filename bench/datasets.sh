@@ -22,7 +22,8 @@ DB="$DIR/bench.db"
 if [ "${KEEP:-}" != 1 ] || [ ! -f "$DB" ]; then
   rm -rf "$DB" "$DB-wal" "$DB-shm" "$DIR/bench-datasets"
   echo "seeding $ROWS interactions into $DB" >&2
-  target/release/examples/seed --db "$DB" --rows "$ROWS" --seed 42
+  # A fixed seed and end of window: every run seeds the same database.
+  target/release/examples/seed --db "$DB" --rows "$ROWS" --seed 42 --until-ms 1795600000000
 fi
 rm -rf "$DIR/bench-datasets"
 
