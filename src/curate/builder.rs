@@ -22,7 +22,7 @@
 //! prompt is never trained on by exact key. (A thumbs pair whose prompt is only
 //! a near duplicate of a kept example may land on the other side.)
 
-use super::dedupe::{exact_key, signature, NearIndex};
+use super::dedupe::{exact_key, signature, NearIndex, Signature};
 use super::filter::{feedback_ok, scope, STAGES};
 use super::quality::quality_with;
 use super::split::{eval_bound, split_hash};
@@ -163,35 +163,37 @@ impl Builder {
     /// Runs one record through every stage: returns it as an example when it
     /// is kept, or counts its removal.
     pub fn push(&mut self, r: Record) -> Option<Kept> {
+        let p = Prepared::new(&self.spec, r);
+        self.push_prepared(p)
+    }
+
+    /// The sequential half of `push`: counting, votes, dedupe against what was
+    /// kept so far.
+    pub fn push_prepared(&mut self, p: Prepared) -> Option<Kept> {
         self.bump("scanned");
-        let answer = answer_message(&r);
-        if let Err(stage) = scope(&self.spec, &r, answer.as_ref()) {
-            self.removed(stage);
-            return None;
+        let c = match p.0 {
+            Err(stage) => {
+                self.removed(stage);
+                return None;
+            }
+            Ok(c) => c,
+        };
+        if let Some((key, up)) = c.vote {
+            self.offer_vote(key, &c.example.id, c.example.quality, up, c.split);
         }
-        let answer = answer.expect("scope rejects records without an answer");
-        let signals = Signals::of(&r.feedback);
-        let quality = quality_with(&r, &signals, Some(&answer));
-        let key = prompt_key(&r);
-        let split = split_hash(&self.spec.split.seed, &key);
-        if let Some(up) = signals.thumbs {
-            self.offer_vote(&r, quality, up, split);
-        }
-        if !feedback_ok(&self.spec.feedback, &signals) {
+        if !c.feedback_ok {
             self.removed("feedback");
             return None;
         }
-        if self.spec.min_quality.is_some_and(|m| quality < m) {
+        if self.spec.min_quality.is_some_and(|m| c.example.quality < m) {
             self.removed("quality");
             return None;
         }
-        let exact = exact_key(&key);
-        if self.spec.dedupe.exact && self.exact.contains(&exact) {
+        if self.spec.dedupe.exact && self.exact.contains(&c.exact) {
             self.removed("dedupe_exact");
             return None;
         }
-        if self.spec.dedupe.near {
-            let sig = signature(&super::near_key(&r));
+        if let Some(sig) = c.near {
             if self
                 .near
                 .find(&sig, self.spec.dedupe.near_threshold)
@@ -202,26 +204,16 @@ impl Builder {
             }
             self.near.insert(sig);
         }
-        self.exact.insert(exact);
+        self.exact.insert(c.exact);
         self.bump("kept");
-        self.hashes.push(split);
-        let example = Example {
-            id: r.id,
-            version: r.version,
-            prompt: super::prompt_messages(&r.request),
-            tools: super::tools_of(&r.request),
-            answer,
-            correction: signals.correction,
-            thumbs: signals.thumbs,
-            quality,
-        };
-        Some(Kept { example, split })
+        self.hashes.push(c.split);
+        Some(Kept {
+            example: c.example,
+            split: c.split,
+        })
     }
 
-    fn offer_vote(&mut self, r: &Record, quality: f64, up: bool, split: u64) {
-        let prompt = super::prompt_messages(&r.request);
-        let tools = super::tools_of(&r.request);
-        let key = exact_key(&json!([prompt, tools]).to_string());
+    fn offer_vote(&mut self, key: u128, id: &str, quality: f64, up: bool, split: u64) {
         let idx = *self.side_index.entry(key).or_insert_with(|| {
             self.side.push(SideEntry {
                 split,
@@ -242,7 +234,7 @@ impl Builder {
         });
         if better {
             *slot = Some(Vote {
-                id: r.id.as_str().into(),
+                id: id.into(),
                 quality,
             });
         }
@@ -268,6 +260,71 @@ impl Builder {
             vote_pairs,
             counts: self.counts,
         }
+    }
+}
+
+/// One record with everything computed that does not depend on the records
+/// before it (filters, quality, keys, the MinHash signature). Preparing is the
+/// costly part of a push and needs only the spec, so a caller may prepare on
+/// other threads and push the results in order.
+pub struct Prepared(Result<Candidate, &'static str>);
+
+struct Candidate {
+    example: Example,
+    feedback_ok: bool,
+    split: u64,
+    exact: u128,
+    near: Option<Signature>,
+    /// (hash of the full prompt, vote is up) when the record has a thumbs vote.
+    vote: Option<(u128, bool)>,
+}
+
+impl Prepared {
+    pub fn new(spec: &Spec, r: Record) -> Prepared {
+        let answer = answer_message(&r);
+        if let Err(stage) = scope(spec, &r, answer.as_ref()) {
+            return Prepared(Err(stage));
+        }
+        let answer = answer.expect("scope rejects records without an answer");
+        let signals = Signals::of(&r.feedback);
+        let quality = quality_with(&r, &signals, Some(&answer));
+        let key = prompt_key(&r);
+        let split = split_hash(&spec.split.seed, &key);
+        let near = spec.dedupe.near.then(|| signature(&super::near_key(&r)));
+        let feedback_ok = feedback_ok(&spec.feedback, &signals);
+        let prompt = super::prompt_messages(&r.request);
+        let tools = super::tools_of(&r.request);
+        let vote = signals
+            .thumbs
+            .map(|up| (exact_key(&json!([prompt, tools]).to_string()), up));
+        Prepared(Ok(Candidate {
+            example: Example {
+                id: r.id,
+                version: r.version,
+                prompt,
+                tools,
+                answer,
+                correction: signals.correction,
+                thumbs: signals.thumbs,
+                quality,
+            },
+            feedback_ok,
+            split,
+            exact: exact_key(&key),
+            near,
+            vote,
+        }))
+    }
+
+    /// The example this record becomes if it is kept (`None`: a record filter
+    /// already removed it).
+    pub fn example(&self) -> Option<&Example> {
+        self.0.as_ref().ok().map(|c| &c.example)
+    }
+
+    /// The split hash of its prompt, when it passed the record filters.
+    pub fn split(&self) -> Option<u64> {
+        self.0.as_ref().ok().map(|c| c.split)
     }
 }
 

@@ -15,7 +15,7 @@ mod split;
 
 pub use builder::{
     build, correction_pair, thumbs_pair, Builder, Built, Finished, Kept, Pair, PairSource,
-    StageCounts, VotePair,
+    Prepared, StageCounts, VotePair,
 };
 pub use export::{dpo_line, dpo_lines, kto_line, sft_line, write_jsonl, DpoFormat};
 pub use filter::STAGES;

@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 
 use crate::curate::{
     correction_pair, dpo_line, kto_line, sft_line, thumbs_pair, Builder, DpoFormat, Example,
-    Feedback, Format, Pair, Record, Spec, StageCounts,
+    Feedback, Format, Pair, Prepared, Record, Spec, StageCounts,
 };
 use crate::store::{DatasetRow, ScanQuery, Scanned, Store, StoreError};
 
@@ -446,12 +446,20 @@ fn build_in(
     // memory flat; dropping its receiver stops the reader.
     const BATCH: usize = 256;
     let scan_result = std::thread::scope(|sc| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(8);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Prepared, Vec<u8>)>>(8);
+        let reader_spec = spec;
         let reader = sc.spawn(move || {
             let mut batch = Vec::with_capacity(BATCH);
             let mut open = true;
             store.scan(&query, &mut |row| {
-                batch.push(record_of(row));
+                let p = Prepared::new(reader_spec, record_of(row));
+                // The spill line is written here too, in case it is kept:
+                // this thread has time to spare, the pipeline's does not.
+                let line = match (p.example(), p.split()) {
+                    (Some(e), Some(split)) => spill_line(e, split),
+                    _ => Vec::new(),
+                };
+                batch.push((p, line));
                 if batch.len() == BATCH {
                     open = tx.send(std::mem::take(&mut batch)).is_ok();
                 }
@@ -462,18 +470,15 @@ fn build_in(
             }
             Ok::<(), StoreError>(())
         });
-        for record in rx.iter().flatten() {
+        for (prepared, line) in rx.iter().flatten() {
             scanned += 1;
-            if let Some(k) = builder.push(record) {
+            if builder.push_prepared(prepared).is_some() {
                 kept += 1;
-                let line = Spilled {
-                    s: k.split.to_string(),
-                    e: &k.example,
-                };
-                if let Err(e) = serde_json::to_writer(&mut spill, &line)
-                    .map_err(std::io::Error::from)
-                    .and_then(|()| spill.write_all(b"\n"))
-                {
+                if line.is_empty() {
+                    failure = Some(BuildError::Io("an example could not be serialised".into()));
+                    break;
+                }
+                if let Err(e) = spill.write_all(&line) {
                     failure = Some(e.into());
                     break;
                 }
@@ -648,6 +653,16 @@ fn build_in(
 struct Spilled<'a> {
     s: String,
     e: &'a Example,
+}
+
+fn spill_line(e: &Example, split: u64) -> Vec<u8> {
+    let mut line = serde_json::to_vec(&Spilled {
+        s: split.to_string(),
+        e,
+    })
+    .unwrap_or_default();
+    line.push(b'\n');
+    line
 }
 
 fn parse_spill(line: &str) -> Result<(Example, u64), BuildError> {
