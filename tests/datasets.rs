@@ -394,7 +394,15 @@ async fn bad_specs_and_empty_selections_create_nothing() {
     traffic(&gw).await;
     for (spec, want) in [
         (json!({"split": {"eval_ratio": 0.9}}), "split.eval_ratio"),
-        (json!({"split": {"ratio": 0.2}}), "unknown field `ratio`"),
+        (
+            json!({"split": {"ratio": 0.2}}),
+            "split: unknown field `ratio`",
+        ),
+        (
+            json!({"feedback": {"thumbs": true}}),
+            "feedback: unknown field `thumbs`",
+        ),
+        (json!({"route": 7}), "spec: invalid type"),
         (json!({"since": "last tuesday"}), "since:"),
         (json!({"emit": ["csv"]}), "unknown variant `csv`"),
     ] {

@@ -163,7 +163,22 @@ pub fn parse_spec(mut v: Value, now: std::time::SystemTime) -> Result<Spec, Stri
             })?;
         obj.insert(ms_key.into(), ms.into());
     }
-    let spec: Spec = serde_json::from_value(v).map_err(|e| format!("spec: {e}"))?;
+    let spec: Spec = serde_json::from_value(v.clone()).map_err(|e| {
+        // Name the table a wrong key sits in ("split: unknown field ...").
+        let section = |name: &str| -> Option<String> {
+            let sub = v.get(name)?.clone();
+            let err = match name {
+                "feedback" => serde_json::from_value::<crate::curate::FeedbackRule>(sub).err(),
+                "dedupe" => serde_json::from_value::<crate::curate::Dedupe>(sub).err(),
+                _ => serde_json::from_value::<crate::curate::Split>(sub).err(),
+            }?;
+            Some(format!("{name}: {err}"))
+        };
+        ["feedback", "dedupe", "split"]
+            .into_iter()
+            .find_map(section)
+            .unwrap_or_else(|| format!("spec: {e}"))
+    })?;
     spec.validate()?;
     Ok(spec)
 }
@@ -391,6 +406,20 @@ pub fn build(
         let _ = fs::remove_dir_all(&staging);
     }
     result
+}
+
+/// Removes what builds interrupted by a crash left behind; the gateway runs
+/// this once at start (a build also sweeps before it begins).
+pub fn clean(store: &dyn Store, root: &Path) {
+    if !root.is_dir() {
+        return;
+    }
+    let Some(_slot) = Slot::take(root) else {
+        return; // a build is running, and it sweeps first
+    };
+    if let Err(e) = sweep(store, root) {
+        tracing::warn!(error = %e, dir = %root.display(), "cleaning the datasets directory failed");
+    }
 }
 
 /// Removes what interrupted builds left: staging directories, and version
@@ -791,6 +820,25 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, [built.manifest["id"].as_str().unwrap()]);
+    }
+
+    #[test]
+    fn clean_removes_crash_debris_and_keeps_versions() {
+        let (dir, store) = store_with(3);
+        let root = dir.path().join("ds");
+        let kept = build(&store, &root, request(), &mut |_| true).unwrap();
+        let id = kept.manifest["id"].as_str().unwrap().to_string();
+        fs::create_dir_all(root.join(".staging-0123/x")).unwrap();
+        fs::create_dir_all(root.join("ds-00000000000000aa")).unwrap();
+        fs::write(root.join("notes.txt"), "an operator's file").unwrap();
+        clean(&store, &root);
+        let mut names: Vec<String> = fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [id, "notes.txt".to_string()]);
+        clean(&store, &dir.path().join("missing"));
     }
 
     #[test]

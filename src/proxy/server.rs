@@ -240,6 +240,10 @@ pub async fn run(
         gw.config.retention.clone(),
         stop_rx.clone(),
     ));
+    {
+        let (store, dir) = (gw.store.clone(), gw.config.datasets.dir.clone());
+        tokio::task::spawn_blocking(move || crate::datasets::clean(store.as_ref(), &dir));
+    }
     // Rollout decisions and routing reloads, twice a second: a weight change
     // made anywhere reaches new requests within one second.
     let controller = tokio::spawn(crate::rollout::driver::run(
