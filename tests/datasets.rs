@@ -333,6 +333,9 @@ async fn build_then_read_every_format_back() {
     // Listed, shown, immutable.
     let list = gw.admin("/admin/v1/datasets").await;
     assert_eq!(list["data"][0]["id"], id.as_str());
+    let events = gw.admin("/admin/v1/events?kind=dataset_built").await;
+    assert_eq!(events["data"][0]["subject"], id.as_str());
+    assert_eq!(events["data"][0]["actor"], "ml-eng");
     let shown = gw.admin(&format!("/admin/v1/datasets/{id}")).await;
     assert_eq!(shown, man);
     let del = gw

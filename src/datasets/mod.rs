@@ -670,6 +670,15 @@ fn build_in(
         let _ = fs::remove_dir_all(&dir);
         return Err(e.into());
     }
+    let event = crate::registry::event(
+        &req.created_by,
+        "dataset_built",
+        id.clone(),
+        json!({"route": spec.route, "content_hash": row.content_hash, "counts": counts}),
+    );
+    if let Err(e) = store.record_event(&event) {
+        tracing::warn!(error = %e, dataset = %id, "recording the dataset_built event failed");
+    }
     Ok(Built {
         manifest,
         created: true,
