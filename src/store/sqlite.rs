@@ -475,8 +475,8 @@ impl Store for SqliteStore {
         if let Some(key) = &row.idempotency_key {
             let sql = format!("SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE COALESCE(app, '') = ?1 AND idempotency_key = ?2");
             let existing = tx
+                .prepare_cached(&sql)?
                 .query_row(
-                    &sql,
                     params![row.app.as_deref().unwrap_or(""), key],
                     feedback_from,
                 )
@@ -487,9 +487,10 @@ impl Store for SqliteStore {
         }
         let metadata = (!row.metadata.is_empty())
             .then(|| serde_json::Value::Object(row.metadata.clone()).to_string());
-        tx.execute(
+        tx.prepare_cached(
             &format!("INSERT INTO feedback ({FEEDBACK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
-            params![
+        )?
+        .execute(params![
                 row.id,
                 row.interaction_id,
                 row.created_at_ms,
