@@ -155,6 +155,24 @@ impl Upstream {
         url.parse()
     }
 
+    /// [`Upstream::uri_for`] in origin form (path and query only), as the
+    /// in-task pool sends it. With a base path of `/v1`, the common case,
+    /// the client's path is used as it is.
+    fn origin_form(&self, uri: &Uri) -> Result<Uri, http::uri::InvalidUri> {
+        let Some(pq) = uri.path_and_query() else {
+            return Ok(Uri::from_static("/"));
+        };
+        match pq.as_str().strip_prefix("/v1") {
+            Some(rest)
+                if self.base_path != "/v1"
+                    && (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')) =>
+            {
+                format!("{}{}", self.base_path, rest).parse()
+            }
+            _ => Ok(Uri::from(pq.clone())),
+        }
+    }
+
     /// Builds the upstream request: the client's method, path and headers minus
     /// per-hop and gateway headers, with the credential the config calls for.
     /// It takes the client's parts by value so their headers move over rather
@@ -166,8 +184,10 @@ impl Upstream {
         keep_client_auth: bool,
         plain_response: bool,
     ) -> Result<Request<Full<Bytes>>, http::uri::InvalidUri> {
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let uri = self.uri_for(path)?;
+        let uri = match &self.h1 {
+            Some(_) => self.origin_form(&parts.uri)?,
+            None => self.uri_for(parts.uri.path_and_query().map_or("/", |p| p.as_str()))?,
+        };
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
         headers.remove(header::HOST);
@@ -183,6 +203,10 @@ impl Upstream {
         if plain_response {
             // Captured bodies must be readable, so ask for them uncompressed.
             headers.remove(header::ACCEPT_ENCODING);
+        }
+        if self.h1.is_some() {
+            // The general client adds Host itself; the in-task pool does not.
+            headers.insert(header::HOST, self.host.clone());
         }
         match &self.authorization {
             Some(auth) => {
@@ -204,7 +228,7 @@ impl Upstream {
     /// response head.
     pub async fn send(
         &self,
-        mut req: Request<Full<Bytes>>,
+        req: Request<Full<Bytes>>,
     ) -> Result<Response<UpstreamBody>, h1::SendError> {
         let Some(pool) = &self.h1 else {
             return match self.client.request(req).await {
@@ -213,11 +237,6 @@ impl Upstream {
                 Err(e) => Err(h1::SendError::Other(e.to_string())),
             };
         };
-        // A connection of our own is sent the request line in origin form,
-        // with the Host header the general client would have added.
-        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        *req.uri_mut() = Uri::try_from(path).unwrap_or_else(|_| Uri::from_static("/"));
-        req.headers_mut().insert(header::HOST, self.host.clone());
         let resp = pool.send(req).await?;
         Ok(resp.map(UpstreamBody::Pooled))
     }
@@ -323,6 +342,31 @@ mod tests {
         );
         assert_eq!(u.uri_for("/health").unwrap(), "http://h:9/health");
         assert_eq!(u.uri_for("/v1beta/x").unwrap(), "http://h:9/v1beta/x");
+    }
+
+    #[test]
+    fn own_connections_get_origin_form_targets_and_a_host() {
+        let u = upstream("http://h:9/openai/v1");
+        let (parts, _) = http::Request::builder()
+            .uri("/v1/chat/completions?x=1")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let out = u.request(parts, Bytes::new(), false, true).unwrap();
+        assert_eq!(out.uri(), "/openai/v1/chat/completions?x=1");
+        assert_eq!(out.headers().get("host").unwrap(), "h:9");
+        let u = upstream("http://h:9/v1");
+        for path in ["/v1/chat/completions", "/health", "/v1beta/x"] {
+            let (parts, _) = http::Request::builder()
+                .uri(path)
+                .body(())
+                .unwrap()
+                .into_parts();
+            assert_eq!(
+                u.request(parts, Bytes::new(), false, true).unwrap().uri(),
+                path
+            );
+        }
     }
 
     #[test]
