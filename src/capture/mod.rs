@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 
 pub mod assemble;
 pub mod hash;
+pub mod id;
 pub mod issued;
 pub mod json;
 pub mod privacy;

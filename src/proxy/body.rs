@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 
 use super::call::Call;
+use super::upstream::UpstreamBody;
 use crate::capture::Outcome;
 use crate::error::GatewayError;
 
@@ -74,7 +74,7 @@ impl Body for ProxyBody {
 
 /// Forwards an upstream body while teeing it into the call's capture record.
 pub struct TeeBody {
-    upstream: Incoming,
+    upstream: UpstreamBody,
     call: Call,
     deadline: Pin<Box<tokio::time::Sleep>>,
     sse: bool,
@@ -93,7 +93,7 @@ pub struct TeeBody {
 
 impl TeeBody {
     pub fn new(
-        upstream: Incoming,
+        upstream: UpstreamBody,
         call: Call,
         deadline: Instant,
         sse: bool,

@@ -50,7 +50,7 @@ impl Call {
             .metrics
             .in_flight
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let id = uuid::Uuid::now_v7();
+        let id = crate::capture::id::new_v7();
         gateway.capture.issue(
             id,
             Served {
@@ -99,7 +99,7 @@ impl Call {
     /// interaction (its own id and record) with the same request, user,
     /// session, app and metadata, timed from the original start.
     pub fn fork(&self, target: Arc<VersionTarget>) -> Call {
-        let id = uuid::Uuid::now_v7();
+        let id = crate::capture::id::new_v7();
         let record = self.record.as_ref().map(|r| Interaction {
             id,
             received_at: r.received_at,

@@ -13,11 +13,12 @@ use hyper::body::Incoming;
 
 use super::body::{ProxyBody, TeeBody};
 use super::call::Call;
+use super::h1::SendError;
 use super::request;
 use super::request::RequestMeta;
 use super::routing::{PinError, RoutingTable, VersionTarget};
 use super::server::Gateway;
-use super::upstream::strip_hop_by_hop;
+use super::upstream::{strip_hop_by_hop, UpstreamBody};
 use crate::capture::{hash, Endpoint, Outcome};
 use crate::error::GatewayError;
 
@@ -522,7 +523,7 @@ async fn send(
     body: Bytes,
     keep_client_auth: bool,
     plain: bool,
-) -> Result<Response<Incoming>, GatewayError> {
+) -> Result<Response<UpstreamBody>, GatewayError> {
     let upstream = &target.upstream;
     let mut req = upstream
         .request(parts, body, keep_client_auth, plain)
@@ -539,11 +540,10 @@ async fn send(
     {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => {
-            tracing::debug!(error = %e, connect = e.is_connect(), "upstream request failed");
-            Err(if e.is_connect() {
-                GatewayError::UpstreamUnreachable
-            } else {
-                GatewayError::UpstreamProtocol
+            tracing::debug!(error = %e, "upstream request failed");
+            Err(match e {
+                SendError::Connect(_) => GatewayError::UpstreamUnreachable,
+                SendError::Protocol(_) | SendError::Other(_) => GatewayError::UpstreamProtocol,
             })
         }
         Err(_) => Err(GatewayError::UpstreamTimeout("the first-byte time limit")),

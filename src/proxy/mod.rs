@@ -1,12 +1,13 @@
 //! The data plane: the listener ([`server`]), the request path ([`handler`]),
 //! the record of one call ([`call`]), request-body reading ([`request`]), the
-//! upstream client ([`upstream`]) and streaming bodies with the SSE tee ([`body`]).
+//! upstream client ([`upstream`], with its in-task HTTP/1.1 pool in [`h1`]) and streaming bodies with the SSE tee ([`body`]).
 //!
 //! Invariant: nothing here waits on the database. Capture is a non-blocking
 //! hand-off to a bounded queue; a full queue costs a record, never a request.
 
 pub mod body;
 pub mod call;
+pub mod h1;
 pub mod handler;
 pub mod request;
 pub mod routing;

@@ -140,7 +140,7 @@ pub fn bucket(route: &str, key: &str) -> u64 {
 }
 
 fn random_bucket() -> u64 {
-    (uuid::Uuid::new_v4().as_u128() % BUCKETS as u128) as u64
+    crate::capture::id::random_u64() % BUCKETS
 }
 
 /// The shared, swappable table plus the upstream clients it is built from,

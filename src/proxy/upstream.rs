@@ -1,17 +1,24 @@
 //! The client side: one keep-alive connection pool per gateway toward the
 //! upstream model servers (HTTP/1.1, or HTTP/2 by ALPN over TLS or by prior
 //! knowledge), and how a client request becomes an upstream request.
+//!
+//! Plain `http://` upstreams spoken to in HTTP/1.1 use the pool in [`super::h1`],
+//! whose connections are driven by the call that holds them; HTTPS and HTTP/2
+//! upstreams use hyper-util's general client.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Uri};
+use http::{Request, Response, Uri};
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::h1::{self, PooledBody};
 use crate::config::UpstreamConfig;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -20,6 +27,10 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 pub struct Upstream {
     pub config: UpstreamConfig,
     client: Client<Connector, Full<Bytes>>,
+    /// The in-task pool, for plain-TCP HTTP/1.1 upstreams.
+    h1: Option<Arc<h1::Pool>>,
+    /// The `Host` header requests to this upstream carry.
+    host: HeaderValue,
     /// `scheme://authority`, for paths outside the base URL's prefix.
     origin: String,
     /// The base URL's path, e.g. `/v1`, without a trailing slash.
@@ -80,6 +91,17 @@ impl Upstream {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
         http.set_keepalive(Some(std::time::Duration::from_secs(60)));
+        let host = HeaderValue::from_str(uri.authority().map_or("", |a| a.as_str()))
+            .map_err(|_| "upstream url: the host is not a valid header value".to_string())?;
+        let h1 = (uri.scheme() == Some(&http::uri::Scheme::HTTP) && !config.http2_prior_knowledge)
+            .then(|| {
+                Arc::new(h1::Pool::new(
+                    http.clone(),
+                    origin.parse().expect("an origin taken from a valid URI"),
+                    config.pool_max_idle_per_host,
+                    config.pool_idle_timeout,
+                ))
+            });
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -112,6 +134,8 @@ impl Upstream {
             label: Arc::from(config.base_url.as_str()),
             config,
             client,
+            h1,
+            host,
             origin,
             base_path,
             authorization,
@@ -131,6 +155,24 @@ impl Upstream {
         url.parse()
     }
 
+    /// [`Upstream::uri_for`] in origin form (path and query only), as the
+    /// in-task pool sends it. With a base path of `/v1`, the common case,
+    /// the client's path is used as it is.
+    fn origin_form(&self, uri: &Uri) -> Result<Uri, http::uri::InvalidUri> {
+        let Some(pq) = uri.path_and_query() else {
+            return Ok(Uri::from_static("/"));
+        };
+        match pq.as_str().strip_prefix("/v1") {
+            Some(rest)
+                if self.base_path != "/v1"
+                    && (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')) =>
+            {
+                format!("{}{}", self.base_path, rest).parse()
+            }
+            _ => Ok(Uri::from(pq.clone())),
+        }
+    }
+
     /// Builds the upstream request: the client's method, path and headers minus
     /// per-hop and gateway headers, with the credential the config calls for.
     /// It takes the client's parts by value so their headers move over rather
@@ -142,8 +184,10 @@ impl Upstream {
         keep_client_auth: bool,
         plain_response: bool,
     ) -> Result<Request<Full<Bytes>>, http::uri::InvalidUri> {
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let uri = self.uri_for(path)?;
+        let uri = match &self.h1 {
+            Some(_) => self.origin_form(&parts.uri)?,
+            None => self.uri_for(parts.uri.path_and_query().map_or("/", |p| p.as_str()))?,
+        };
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
         headers.remove(header::HOST);
@@ -159,6 +203,10 @@ impl Upstream {
         if plain_response {
             // Captured bodies must be readable, so ask for them uncompressed.
             headers.remove(header::ACCEPT_ENCODING);
+        }
+        if self.h1.is_some() {
+            // The general client adds Host itself; the in-task pool does not.
+            headers.insert(header::HOST, self.host.clone());
         }
         match &self.authorization {
             Some(auth) => {
@@ -176,8 +224,56 @@ impl Upstream {
         Ok(req)
     }
 
-    pub fn send(&self, req: Request<Full<Bytes>>) -> hyper_util::client::legacy::ResponseFuture {
-        self.client.request(req)
+    /// Sends a request made by [`Upstream::request`] and waits for the
+    /// response head.
+    pub async fn send(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<UpstreamBody>, h1::SendError> {
+        let Some(pool) = &self.h1 else {
+            return match self.client.request(req).await {
+                Ok(resp) => Ok(resp.map(UpstreamBody::Shared)),
+                Err(e) if e.is_connect() => Err(h1::SendError::Connect(e.to_string())),
+                Err(e) => Err(h1::SendError::Other(e.to_string())),
+            };
+        };
+        let resp = pool.send(req).await?;
+        Ok(resp.map(UpstreamBody::Pooled))
+    }
+}
+
+/// An upstream response body, from either kind of connection.
+pub enum UpstreamBody {
+    Shared(Incoming),
+    Pooled(PooledBody),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            UpstreamBody::Shared(b) => std::pin::Pin::new(b).poll_frame(cx),
+            UpstreamBody::Pooled(b) => std::pin::Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Shared(b) => b.is_end_stream(),
+            UpstreamBody::Pooled(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Shared(b) => b.size_hint(),
+            UpstreamBody::Pooled(b) => b.size_hint(),
+        }
     }
 }
 
@@ -246,6 +342,31 @@ mod tests {
         );
         assert_eq!(u.uri_for("/health").unwrap(), "http://h:9/health");
         assert_eq!(u.uri_for("/v1beta/x").unwrap(), "http://h:9/v1beta/x");
+    }
+
+    #[test]
+    fn own_connections_get_origin_form_targets_and_a_host() {
+        let u = upstream("http://h:9/openai/v1");
+        let (parts, _) = http::Request::builder()
+            .uri("/v1/chat/completions?x=1")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let out = u.request(parts, Bytes::new(), false, true).unwrap();
+        assert_eq!(out.uri(), "/openai/v1/chat/completions?x=1");
+        assert_eq!(out.headers().get("host").unwrap(), "h:9");
+        let u = upstream("http://h:9/v1");
+        for path in ["/v1/chat/completions", "/health", "/v1beta/x"] {
+            let (parts, _) = http::Request::builder()
+                .uri(path)
+                .body(())
+                .unwrap()
+                .into_parts();
+            assert_eq!(
+                u.request(parts, Bytes::new(), false, true).unwrap().uri(),
+                path
+            );
+        }
     }
 
     #[test]
