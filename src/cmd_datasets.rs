@@ -571,7 +571,7 @@ async fn export(
             .into_inner()
             .map_err(|e| e.into_error())
             .and_then(|f| f.sync_all());
-        let sum: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let sum = flywheel::capture::hash::hex(&hash.finalize());
         if let Err(code) = got {
             let _ = std::fs::remove_file(&partial);
             return code;

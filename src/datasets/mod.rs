@@ -28,6 +28,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::capture::hash::hex;
 use crate::curate::{
     correction_pair, dpo_line, kto_line, sft_line, thumbs_pair, Builder, DpoFormat, Example,
     Feedback, Format, Pair, Prepared, Record, Spec, StageCounts,
@@ -292,10 +293,6 @@ struct FileEntry {
     rows: u64,
     bytes: u64,
     sha256: String,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The training files of one version, by format and split.
