@@ -55,6 +55,18 @@ fn served(r: &Reply) -> String {
     r.header("x-flywheel-model-version").unwrap_or_default()
 }
 
+/// Starts a rollout of `version` on route `bot`; returns its id.
+async fn start_rollout(gw: &Gw, version: &str, plan: Value) -> String {
+    let started = admin_post(
+        gw,
+        "/admin/v1/rollouts",
+        json!({"route": "bot", "version": version, "plan": plan}),
+    )
+    .await;
+    assert_eq!(started.status, 201, "{}", started.text());
+    started.json()["id"].as_str().unwrap().to_string()
+}
+
 /// Sends traffic from many users until the rollout reaches `status` or time runs out.
 async fn drive_until(gw: &Gw, id: &str, status: &str, secs: u64) -> Value {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -160,14 +172,7 @@ async fn a_healthy_canary_walks_the_plan_and_is_promoted() {
     let gw = gateway_with(&format!("http://{}/v1", m.addr), &routes(&m), &[]).await;
     register(&gw, &m, "v2", "new-model").await;
     let plan: Value = serde_json::from_str(FAST_PLAN).unwrap();
-    let started = admin_post(
-        &gw,
-        "/admin/v1/rollouts",
-        json!({"route": "bot", "version": "v2", "plan": plan}),
-    )
-    .await;
-    assert_eq!(started.status, 201, "{}", started.text());
-    let id = started.json()["id"].as_str().unwrap().to_string();
+    let id = start_rollout(&gw, "v2", plan).await;
     let done = drive_until(&gw, &id, "promoted", 30).await;
     assert_eq!(done["reason"], "every step of the plan passed");
     let models = gw.admin("/admin/v1/models").await;
@@ -211,13 +216,7 @@ async fn a_failing_canary_is_rolled_back_within_its_first_step() {
     let gw = gateway_with(&format!("http://{}/v1", m.addr), &routes(&m), &[]).await;
     register(&gw, &m, "v3", "mock:status=500").await;
     let plan = json!({"steps": [{"weight_percent": 50, "min_duration_secs": 600, "min_requests": 1000}], "min_requests_to_judge": 5});
-    let started = admin_post(
-        &gw,
-        "/admin/v1/rollouts",
-        json!({"route": "bot", "version": "v3", "plan": plan}),
-    )
-    .await;
-    let id = started.json()["id"].as_str().unwrap().to_string();
+    let id = start_rollout(&gw, "v3", plan).await;
     let t0 = Instant::now();
     let done = drive_until(&gw, &id, "rolled_back", 20).await;
     assert!(t0.elapsed() < Duration::from_secs(20));
@@ -241,13 +240,7 @@ async fn thumbs_down_on_the_canary_rolls_it_back() {
     register(&gw, &m, "v2", "new-model").await;
     let plan = json!({"steps": [{"weight_percent": 50, "min_duration_secs": 600, "min_requests": 1000}],
                       "min_requests_to_judge": 1000, "min_feedback_to_judge": 8});
-    let started = admin_post(
-        &gw,
-        "/admin/v1/rollouts",
-        json!({"route": "bot", "version": "v2", "plan": plan}),
-    )
-    .await;
-    let id = started.json()["id"].as_str().unwrap().to_string();
+    let id = start_rollout(&gw, "v2", plan).await;
     let (mut canary_votes, mut stable_votes) = (0, 0);
     for i in 0..400 {
         let r = chat(&gw, &format!("voter-{i}")).await;
@@ -286,13 +279,7 @@ async fn the_split_is_sticky_and_weight_changes_apply_at_once() {
     // Nothing is judged here: this test is about the split, not the verdict.
     let plan = json!({"steps": [{"weight_percent": 20, "min_duration_secs": 600, "min_requests": 100000}],
                       "min_requests_to_judge": 1000000, "min_feedback_to_judge": 1000000});
-    let started = admin_post(
-        &gw,
-        "/admin/v1/rollouts",
-        json!({"route": "bot", "version": "v2", "plan": plan}),
-    )
-    .await;
-    let id = started.json()["id"].as_str().unwrap().to_string();
+    let id = start_rollout(&gw, "v2", plan).await;
     let users: Vec<String> = (0..200).map(|i| format!("sticky-{i}")).collect();
     let mut on_canary = Vec::new();
     for u in &users {
@@ -423,13 +410,7 @@ async fn a_restart_mid_rollout_resumes_it() {
     let gw = gateway_with(&upstream, &routes(&m), &[]).await;
     register(&gw, &m, "v2", "new-model").await;
     let plan: Value = serde_json::from_str(FAST_PLAN).unwrap();
-    let started = admin_post(
-        &gw,
-        "/admin/v1/rollouts",
-        json!({"route": "bot", "version": "v2", "plan": plan}),
-    )
-    .await;
-    let id = started.json()["id"].as_str().unwrap().to_string();
+    let id = start_rollout(&gw, "v2", plan).await;
     for i in 0..10 {
         chat(&gw, &format!("pre-{i}")).await;
     }
@@ -554,13 +535,7 @@ async fn a_failed_canary_call_is_retried_on_stable_and_counted_against_the_canar
     register(&gw, &m, "v2", "mock:status=503").await;
     let plan = json!({"steps": [{"weight_percent": 100, "min_duration_secs": 600, "min_requests": 100000}],
                       "min_requests_to_judge": 100000});
-    let started = admin_post(
-        &gw,
-        "/admin/v1/rollouts",
-        json!({"route": "bot", "version": "v2", "plan": plan}),
-    )
-    .await;
-    let id = started.json()["id"].as_str().unwrap().to_string();
+    let id = start_rollout(&gw, "v2", plan).await;
     for i in 0..10 {
         let r = chat(&gw, &format!("r-{i}")).await;
         assert_eq!(
