@@ -111,7 +111,10 @@ struct SideEntry {
 
 pub struct Builder {
     spec: Spec,
-    counts: StageCounts,
+    scanned: u64,
+    /// Records removed, by stage, in the order of `STAGES`.
+    removed: [u64; STAGES.len()],
+    /// Split hashes of the kept examples (so also how many were kept).
     hashes: Vec<u64>,
     exact: HashSet<u128>,
     near: NearIndex,
@@ -129,16 +132,10 @@ impl Builder {
     /// Like `new`, with the dedupe index sized for about `rows` records.
     pub fn with_rows(spec: Spec, rows: usize) -> Result<Builder, String> {
         spec.validate()?;
-        let mut counts = StageCounts::new();
-        for key in ["scanned", "kept", "train", "eval", "pairs"] {
-            counts.insert(key.into(), 0);
-        }
-        for stage in STAGES {
-            counts.insert(format!("removed_by_{stage}"), 0);
-        }
         Ok(Builder {
             spec,
-            counts,
+            scanned: 0,
+            removed: [0; STAGES.len()],
             hashes: Vec::new(),
             exact: HashSet::new(),
             near: NearIndex::with_rows(rows),
@@ -147,17 +144,26 @@ impl Builder {
         })
     }
 
-    /// Counts so far.
-    pub fn counts(&self) -> &StageCounts {
-        &self.counts
-    }
-
-    fn bump(&mut self, key: &str) {
-        *self.counts.entry(key.to_string()).or_default() += 1;
-    }
-
     fn removed(&mut self, stage: &str) {
-        self.bump(&format!("removed_by_{stage}"));
+        let i = STAGES
+            .iter()
+            .position(|s| *s == stage)
+            .expect("every stage is listed in STAGES");
+        self.removed[i] += 1;
+    }
+
+    /// The funnel so far; "train", "eval" and "pairs" are left at zero.
+    fn counts(&self) -> StageCounts {
+        let mut counts = StageCounts::new();
+        counts.insert("scanned".into(), self.scanned);
+        counts.insert("kept".into(), self.hashes.len() as u64);
+        for key in ["train", "eval", "pairs"] {
+            counts.insert(key.into(), 0);
+        }
+        for (stage, n) in STAGES.iter().zip(self.removed) {
+            counts.insert(format!("removed_by_{stage}"), n);
+        }
+        counts
     }
 
     /// Runs one record through every stage: returns it as an example when it
@@ -170,7 +176,7 @@ impl Builder {
     /// The sequential half of `push`: counting, votes, dedupe against what was
     /// kept so far.
     pub fn push_prepared(&mut self, p: Prepared) -> Option<Kept> {
-        self.bump("scanned");
+        self.scanned += 1;
         let c = match p.0 {
             Err(stage) => {
                 self.removed(stage);
@@ -205,7 +211,6 @@ impl Builder {
             self.near.insert(sig);
         }
         self.exact.insert(c.exact);
-        self.bump("kept");
         self.hashes.push(c.split);
         Some(Kept {
             example: c.example,
@@ -242,6 +247,7 @@ impl Builder {
 
     /// Fixes the split bound and lists the thumbs pairs to fetch.
     pub fn finish(mut self) -> Finished {
+        let counts = self.counts();
         let bound = eval_bound(&self.spec.split, &mut self.hashes);
         let vote_pairs = self
             .side
@@ -258,7 +264,7 @@ impl Builder {
         Finished {
             bound,
             vote_pairs,
-            counts: self.counts,
+            counts,
         }
     }
 }

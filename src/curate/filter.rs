@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// Every stage name, in the order the builder applies them, so counts can be
 /// pre-filled with zeros and read as a funnel.
-pub const STAGES: &[&str] = &[
+pub const STAGES: [&str; 17] = [
     "route",
     "version",
     "time",
