@@ -335,7 +335,7 @@ pub struct DatasetBuildArgs {
     /// Drop answers that open with a refusal.
     #[arg(long)]
     pub drop_refusals: bool,
-    /// Near-duplicate threshold (estimated Jaccard of prompt 3-word shingles, 0.5..1).
+    /// Near-duplicate threshold (estimated Jaccard of the user turns' 3-word shingles, 0.5..1).
     #[arg(long)]
     pub near_threshold: Option<f64>,
     /// Share of prompts held out for eval (0..0.5).

@@ -2,8 +2,9 @@
 //! no I/O.
 //!
 //! Near dedupe is MinHash with LSH banding:
-//! - the prompt key is cut into word 3-shingles (a key of fewer than three
-//!   words is one shingle), each hashed with 64-bit FNV-1a;
+//! - the near key (the user turns, `super::near_key`) is cut into word
+//!   3-shingles (a key of fewer than three words is one shingle), each hashed
+//!   with 64-bit FNV-1a;
 //! - hash function i is `splitmix64(shingle_hash ^ SALT[i])`, for 64 functions;
 //!   the signature keeps each function's minimum, so the fraction of equal
 //!   slots between two signatures estimates their Jaccard similarity
@@ -12,7 +13,9 @@
 //!   band are candidates (probability 1-(1-J^4)^16: 0.9998 at J = 0.8, 0.64 at
 //!   J = 0.5, which is why thresholds below 0.5 are refused);
 //! - a candidate whose estimated Jaccard is >= the threshold makes the newer
-//!   record a duplicate. The first one seen is kept.
+//!   record a duplicate. The first one seen is kept. Each bucket is searched
+//!   newest first and only so far (`MAX_BUCKET_WALK`), which bounds the cost
+//!   of large families of similar prompts.
 //!
 //! Scale: one changed word at the end of a 30-word prompt gives J ~ 0.93; in
 //! the middle it touches three shingles and gives J ~ 0.81, so use about 0.75
