@@ -41,6 +41,7 @@ STREAM_CONTROL_REQUESTS=${STREAM_CONTROL_REQUESTS:-100}  # same, client asks for
 STREAM_MOCK=${STREAM_MOCK:-chunks=20,chunk_delay_ms=5}
 PROFILE=${PROFILE:-0}                 # 1: extra closed-loop run on flywheel under `perf record`
 SKIP_BUILD=${SKIP_BUILD:-0}           # 1: use the existing target/release/flywheel
+# FW_BIN=path: run that flywheel binary (gateway and mock) instead of building one
 OHA_VERSION=${OHA_VERSION:-1.16.0}
 TOOLS=${TOOLS:-$BENCH_DIR/.tools}
 OUT=${OUT:-$BENCH_DIR/out}
@@ -85,8 +86,8 @@ if [ ! -x "$OHA" ] || ! "$OHA" --version 2>/dev/null | grep -q " $OHA_VERSION\$"
 fi
 
 # ---- 2. build ----------------------------------------------------------------
-FW=$REPO/target/release/flywheel
-if [ "$SKIP_BUILD" != 1 ]; then
+FW=${FW_BIN:-$REPO/target/release/flywheel}
+if [ "$SKIP_BUILD" != 1 ] && [ -z "${FW_BIN:-}" ]; then
     log "building flywheel (release)"
     (cd "$REPO" && cargo build --release --quiet)
 fi

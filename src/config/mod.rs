@@ -174,6 +174,9 @@ pub struct RawServer {
     /// Seconds allowed to receive a request body; a client that trickles it
     /// slower gets 408 so it cannot hold a connection forever. Default 60.
     pub body_timeout_secs: Option<u64>,
+    /// Threads serving client connections, each with its own event loop.
+    /// Default 0: one per CPU.
+    pub workers: Option<usize>,
     /// PEM certificate chain; with `tls_key`, the listener speaks TLS (HTTP/1.1 and h2 by ALPN).
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
@@ -474,6 +477,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     pub body_timeout: Duration,
     pub tls: Option<TlsFiles>,
+    /// Shard threads serving connections (resolved: at least 1).
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -686,12 +691,23 @@ impl RawConfig {
                 ))
             }
         };
+        let workers = match s.workers.unwrap_or(0) {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n if n > 1024 => {
+                return Err(invalid(
+                    "server.workers",
+                    "must be at most 1024 (0 means one per CPU)",
+                ))
+            }
+            n => n,
+        };
         let server = ServerConfig {
             listen,
             max_body_bytes,
             shutdown_grace: Duration::from_secs(s.shutdown_grace_secs.unwrap_or(30)),
             body_timeout: Duration::from_secs(s.body_timeout_secs.unwrap_or(60).max(1)),
             tls,
+            workers,
         };
 
         let u = self.upstream;

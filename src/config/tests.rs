@@ -257,3 +257,21 @@ fn previous_user_hash_keys_need_their_secret() {
     ));
     assert!(msg.contains("user_hash_key_id"), "{msg}");
 }
+
+#[test]
+fn workers_default_to_one_per_cpu_and_are_bounded() {
+    let c = load_str("[upstream]\nurl = \"http://a/v1\"\n", &[]).unwrap();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(c.server.workers, cpus);
+    let c = load_str(
+        "[upstream]\nurl = \"http://a/v1\"\n",
+        &[("FLYWHEEL_SERVER_WORKERS", "3")],
+    )
+    .unwrap();
+    assert_eq!(c.server.workers, 3);
+    let msg = err_text(load_str(
+        "[server]\nworkers = 5000\n[upstream]\nurl = \"http://a/v1\"\n",
+        &[],
+    ));
+    assert!(msg.contains("server.workers"), "{msg}");
+}

@@ -60,6 +60,8 @@ pub struct Pool {
 struct Idle {
     conn: Conn,
     since: Instant,
+    /// The shard whose runtime the socket belongs to (see `super::shard`).
+    home: u32,
 }
 
 /// One connection: the handle requests are sent through and the state
@@ -154,10 +156,16 @@ impl Pool {
         }
     }
 
-    /// The most recently used idle connection that is still open.
+    /// The most recently used idle connection of this shard that is still
+    /// open. Another shard's connections stay: their sockets wake that
+    /// shard's thread, not this one.
     fn checkout(&self) -> Option<Conn> {
+        let home = super::shard::current();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(Idle { mut conn, since }) = idle.pop() {
+        while let Some(at) = idle.iter().rposition(|i| i.home == home) {
+            let Idle {
+                mut conn, since, ..
+            } = idle.remove(at);
             if since.elapsed() < self.idle_timeout && conn.reusable() {
                 return Some(conn);
             }
@@ -176,7 +184,11 @@ impl Pool {
             // The oldest goes: the newest is the likeliest to still be open.
             idle.remove(0);
         }
-        idle.push(Idle { conn, since: now });
+        idle.push(Idle {
+            conn,
+            since: now,
+            home: super::shard::current(),
+        });
     }
 
     async fn connect(&self) -> Result<Conn, SendError> {

@@ -12,4 +12,5 @@ pub mod handler;
 pub mod request;
 pub mod routing;
 pub mod server;
+pub mod shard;
 pub mod upstream;

@@ -10,9 +10,10 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use super::routing::Routing;
+use super::shard::Shards;
 use crate::capture::hash::UserHasher;
 use crate::capture::privacy::Privacy;
 use crate::capture::writer::{self, RowMaker, WriterConfig, WriterHandle};
@@ -233,6 +234,7 @@ pub async fn run(
         .header_read_timeout(Duration::from_secs(30));
     http.http2().timer(TokioTimer::new());
     let http = Arc::new(http);
+    let mut shards = Shards::start(gw.config.server.workers)?;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let retention = tokio::spawn(crate::capture::retention::run(
@@ -270,44 +272,22 @@ pub async fn run(
             },
         };
         let _ = stream.set_nodelay(true);
-        let gw_conn = gw.clone();
-        let service = service_fn(move |req| super::handler::handle(gw_conn.clone(), req));
-        let http = http.clone();
-        match &tls {
-            None => {
-                let conn = http
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
+        // The connection moves to a shard: off this runtime's reactor here,
+        // onto the shard's when the shard picks it up.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot hand a connection to a shard");
+                continue;
             }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let tls_stream = match tokio::time::timeout(
-                        Duration::from_secs(10),
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => return tracing::debug!(error = %e, "tls handshake failed"),
-                        Err(_) => return tracing::debug!("tls handshake timed out"),
-                    };
-                    let conn = http
-                        .serve_connection_with_upgrades(TokioIo::new(tls_stream), service)
-                        .into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
+        };
+        let (gw, http, tls, watcher) = (gw.clone(), http.clone(), tls.clone(), graceful.watcher());
+        shards.spawn(async move {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => serve_connection(gw, &http, tls, stream, watcher).await,
+                Err(e) => tracing::warn!(error = %e, "a shard cannot take a connection"),
             }
-        }
+        });
     }
 
     drop(listener);
@@ -326,6 +306,9 @@ pub async fn run(
     if !drained {
         tracing::warn!("grace period over with requests still in flight; closing them");
     }
+    // Whatever still runs is cancelled with its shard; its calls are recorded
+    // as they are dropped, before the queue is flushed below.
+    shards.stop().await;
     let queued = gw.metrics.capture_queue_depth.load(Ordering::Relaxed);
     tracing::info!(queued, "flushing capture queue");
     let flushed = writer.close(grace.max(Duration::from_secs(5))).await;
@@ -337,6 +320,42 @@ pub async fn run(
         "capture writer stopped"
     );
     Ok(())
+}
+
+type Http = auto::Builder<TokioExecutor>;
+
+/// Serves one client connection (after the TLS handshake, if any) until it
+/// closes or the graceful shutdown has it finish.
+async fn serve_connection(
+    gw: Arc<Gateway>,
+    http: &Http,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stream: TcpStream,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let service = service_fn(move |req| super::handler::handle(gw.clone(), req));
+    let result =
+        match tls {
+            None => {
+                let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                watcher.watch(conn.into_owned()).await
+            }
+            Some(acceptor) => {
+                let tls_stream =
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => return tracing::debug!(error = %e, "tls handshake failed"),
+                        Err(_) => return tracing::debug!("tls handshake timed out"),
+                    };
+                let conn = http.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+                watcher.watch(conn.into_owned()).await
+            }
+        };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 /// On SIGHUP, reads the config file again and seeds any new routes and
