@@ -105,13 +105,14 @@ impl Privacy {
     }
 
     /// Redacts a body as received (a JSON body string by string, anything
-    /// else as text) and returns the text to store.
-    pub fn body(&self, bytes: &[u8]) -> Result<(String, u32), RedactionFailed> {
+    /// else as text) and returns the text to store. `known_json` says the
+    /// body has already been parsed as JSON, which spares checking it again.
+    pub fn body(&self, bytes: &[u8], known_json: bool) -> Result<(String, u32), RedactionFailed> {
         let text = String::from_utf8_lossy(bytes);
         let Some(r) = &self.redactor else {
             return Ok((text.into_owned(), 0));
         };
-        let (out, n) = if json::is_json(bytes) {
+        let (out, n) = if known_json || json::is_json(bytes) {
             guarded(|| redact_json(r, &text))?.ok_or(RedactionFailed)?
         } else {
             guarded(|| redact_text(r, &text))?
@@ -160,9 +161,12 @@ fn redact_json(r: &Redactor, text: &str) -> Option<(Option<String>, u32)> {
     let mut out: Option<String> = None;
     let mut copied = 0;
     let mut n = 0;
+    // Without escapes every string's content is its bytes in the document, so
+    // one search of the whole document can rule out secrets in all of them.
+    let secrets = text.contains('\\') || r.may_hold_secrets(text);
     for (token, content) in json::string_values(text) {
         let content = content?;
-        let found = r.redact(&content);
+        let found = r.redact_with(&content, secrets);
         if !found.changed() {
             continue;
         }
@@ -205,7 +209,7 @@ mod tests {
         let mut doc = Doc::parse(text.as_bytes());
         let n = p.doc(&mut doc).unwrap();
         let out = doc.into_text();
-        assert_eq!(p.body(text.as_bytes()).unwrap(), (out.clone(), n));
+        assert_eq!(p.body(text.as_bytes(), false).unwrap(), (out.clone(), n));
         (out, n)
     }
 
@@ -244,6 +248,25 @@ mod tests {
         let (out, n) = p.text("call me at +44 20 7946 0958").unwrap();
         assert_eq!(n, 1);
         assert!(out.contains("<PHONE>"), "{out}");
+    }
+
+    #[test]
+    fn secrets_are_found_in_documents_with_and_without_escapes() {
+        let p = privacy();
+        let token = "abcdefghijklmnopqrstuvwxyz0123456789";
+        // The whole-document search sees this one as it is stored.
+        let plain = format!(r#"{{"messages":[{{"role":"user","content":"use Bearer {token}"}}]}}"#);
+        // Only the decoded string reads "Bearer <token>": the document has
+        // `\u0020` where the space is, so it must be searched string by string.
+        let escaped =
+            format!(r#"{{"messages":[{{"role":"user","content":"use Bearer\u0020{token}"}}]}}"#);
+        for text in [plain, escaped] {
+            for known_json in [false, true] {
+                let (out, n) = p.body(text.as_bytes(), known_json).unwrap();
+                assert_eq!(n, 1, "{text} -> {out}");
+                assert!(!out.contains(token), "{out}");
+            }
+        }
     }
 
     #[test]
@@ -286,7 +309,7 @@ mod tests {
             for body in bodies {
                 let mut tree: Value = serde_json::from_str(&body).unwrap();
                 let n_tree = redact_value(r, &mut tree);
-                let (out, n) = p.body(body.as_bytes()).unwrap();
+                let (out, n) = p.body(body.as_bytes(), false).unwrap();
                 let from_bytes: Value = serde_json::from_str(&out).unwrap();
                 assert_eq!(from_bytes, tree, "{body}");
                 assert_eq!(n, n_tree, "{body}");

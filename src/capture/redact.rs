@@ -448,8 +448,25 @@ impl Redactor {
     /// Redacts every detected entity. Returns the input borrowed, without
     /// allocating, when nothing is found.
     pub fn redact<'a>(&self, text: &'a str) -> Redacted<'a> {
+        self.redact_with(text, true)
+    }
+
+    /// Whether a secret pattern matches anywhere in `text`. The patterns have
+    /// no anchors, and their word boundaries see a quote as they see the edge
+    /// of a text, so a secret inside any string of a JSON document without
+    /// escapes also matches in the document: a document where nothing
+    /// matches needs no secret search string by string.
+    pub fn may_hold_secrets(&self, text: &str) -> bool {
+        self.secrets.is_match(text)
+    }
+
+    /// [`Redactor::redact`], skipping the secret patterns when `secrets` is
+    /// false (the caller has ruled them out, see [`Redactor::may_hold_secrets`]).
+    pub fn redact_with<'a>(&self, text: &'a str, secrets: bool) -> Redacted<'a> {
         let mut found = Vec::new();
-        self.find_secrets(text, &mut found);
+        if secrets {
+            self.find_secrets(text, &mut found);
+        }
         for (i, rule) in self.custom.iter().enumerate() {
             for m in rule.re.find_iter(text) {
                 // An empty match would redact nothing and loop forever in a
