@@ -13,7 +13,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::routing::Routing;
-use super::shard::Shards;
+use super::shard::{Balance, Shards};
 use crate::capture::hash::UserHasher;
 use crate::capture::privacy::Privacy;
 use crate::capture::writer::{self, RowMaker, WriterConfig, WriterHandle};
@@ -234,8 +234,7 @@ pub async fn run(
         .header_read_timeout(Duration::from_secs(30));
     http.http2().timer(TokioTimer::new());
     let http = Arc::new(http);
-    let mut shards = Shards::start(gw.config.server.workers)?;
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let shards = Shards::start(gw.config.server.workers)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let retention = tokio::spawn(crate::capture::retention::run(
         gw.store.clone(),
@@ -253,46 +252,31 @@ pub async fn run(
         Duration::from_millis(500),
         stop_rx.clone(),
     ));
-    let reloader = tokio::spawn(reload_on_sighup(gw.clone(), stop_rx));
+    let reloader = tokio::spawn(reload_on_sighup(gw.clone(), stop_rx.clone()));
 
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _peer) = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Running out of file descriptors must not end the server:
-                    // wait a moment and keep accepting.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+    // Every shard accepts on its own copy of the listening socket, so a new
+    // connection is taken by a shard's thread directly and never moves.
+    let listener = listener.into_std()?;
+    let balance = Arc::new(Balance::new(shards.len()));
+    let mut accepting = Vec::with_capacity(shards.len());
+    for i in 0..shards.len() {
+        let acceptor = Acceptor {
+            shard: i,
+            listener: listener.try_clone()?,
+            balance: balance.clone(),
+            gw: gw.clone(),
+            http: http.clone(),
+            tls: tls.clone(),
+            grace,
         };
-        let _ = stream.set_nodelay(true);
-        // The connection moves to a shard: off this runtime's reactor here,
-        // onto the shard's when the shard picks it up.
-        let stream = match stream.into_std() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot hand a connection to a shard");
-                continue;
-            }
-        };
-        let (gw, http, tls, watcher) = (gw.clone(), http.clone(), tls.clone(), graceful.watcher());
-        shards.spawn(async move {
-            match TcpStream::from_std(stream) {
-                Ok(stream) => serve_connection(gw, &http, tls, stream, watcher).await,
-                Err(e) => tracing::warn!(error = %e, "a shard cannot take a connection"),
-            }
-        });
+        accepting.push(shards.spawn_on(i, acceptor.run(stop_rx.clone())));
     }
 
-    drop(listener);
+    shutdown.await;
     gw.draining.store(true, Ordering::Relaxed);
     let _ = stop_tx.send(true);
+    // The shards close their copies of the socket as they stop accepting.
+    drop(listener);
     let _ = retention.await;
     let _ = controller.await;
     let _ = reloader.await;
@@ -300,9 +284,13 @@ pub async fn run(
         grace_secs = grace.as_secs_f64(),
         "shutting down: draining in-flight requests"
     );
-    let drained = tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_ok();
+    let mut drained = true;
+    for shard in accepting {
+        drained &= matches!(
+            tokio::time::timeout(grace + Duration::from_secs(1), shard).await,
+            Ok(Ok(true))
+        );
+    }
     if !drained {
         tracing::warn!("grace period over with requests still in flight; closing them");
     }
@@ -323,6 +311,72 @@ pub async fn run(
 }
 
 type Http = auto::Builder<TokioExecutor>;
+
+/// One shard's accept loop and what its connections need.
+struct Acceptor {
+    shard: usize,
+    listener: std::net::TcpListener,
+    balance: Arc<Balance>,
+    gw: Arc<Gateway>,
+    http: Arc<Http>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    grace: Duration,
+}
+
+impl Acceptor {
+    /// Accepts connections while this shard holds no more of them than any
+    /// other, until `stop`; then gives its connections the grace period to
+    /// finish. True when they all did.
+    async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) -> bool {
+        let listener = match TcpListener::from_std(self.listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, shard = self.shard, "shard cannot listen");
+                return true;
+            }
+        };
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        while !*stop.borrow_and_update() {
+            let turn = self.balance.turn(self.shard);
+            tokio::pin!(turn);
+            turn.as_mut().enable();
+            if !self.balance.may_accept(self.shard) {
+                // Another shard has fewer connections and takes the next one;
+                // look again when the counts change.
+                tokio::select! {
+                    () = turn => continue,
+                    _ = stop.changed() => break,
+                }
+            }
+            let stream = tokio::select! {
+                biased;
+                _ = stop.changed() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _peer)) => stream,
+                    Err(e) => {
+                        // Running out of file descriptors must not end the
+                        // server: wait a moment and keep accepting.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let open = self.balance.opened(self.shard);
+            let (gw, http, tls) = (self.gw.clone(), self.http.clone(), self.tls.clone());
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                let _open = open;
+                serve_connection(gw, &http, tls, stream, watcher).await;
+            });
+        }
+        drop(listener);
+        tokio::time::timeout(self.grace, graceful.shutdown())
+            .await
+            .is_ok()
+    }
+}
 
 /// Serves one client connection (after the TLS handshake, if any) until it
 /// closes or the graceful shutdown has it finish.

@@ -1,13 +1,16 @@
 //! Shards: the threads that serve client connections, one single-threaded
 //! runtime each.
 //!
-//! The listener's loop hands each accepted connection to the next shard in
-//! turn, and from then on everything that connection does, its requests, their
-//! upstream calls and the upstream connections they use, runs on that shard's
-//! thread. A request never waits for another thread to be woken, and no
-//! runtime looks for work to steal: on a small machine where the load, the
-//! upstream and the gateway share the cores, those wake-ups cost as much as
-//! the proxying itself.
+//! Every shard accepts on its own copy of the listening socket, and from then
+//! on everything a connection does, its requests, their upstream calls and
+//! the upstream connections they use, runs on that shard's thread. A request
+//! never waits for another thread to be woken, and no runtime looks for work
+//! to steal: on a small machine where the load, the upstream and the gateway
+//! share the cores, those wake-ups cost as much as the proxying itself.
+//!
+//! [`Balance`] keeps the shards' connection counts even: a shard accepts only
+//! while no other shard holds fewer connections, so a burst of new clients is
+//! dealt out in turn instead of landing on whichever thread woke first.
 //!
 //! Each shard thread has a process-unique id ([`current`]; 0 on any other
 //! thread). A socket belongs to the runtime that opened it, so the upstream
@@ -15,7 +18,10 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
 
 thread_local! {
     static CURRENT: Cell<u32> = const { Cell::new(0) };
@@ -31,7 +37,6 @@ pub fn current() -> u32 {
 /// The running shards and the way to stop them.
 pub struct Shards {
     shards: Vec<Shard>,
-    next: usize,
 }
 
 struct Shard {
@@ -65,7 +70,7 @@ impl Shards {
                 thread: Some(thread),
             });
         }
-        Ok(Shards { shards, next: 0 })
+        Ok(Shards { shards })
     }
 
     pub fn len(&self) -> usize {
@@ -76,15 +81,14 @@ impl Shards {
         self.shards.is_empty()
     }
 
-    /// Runs `task` on the next shard in turn. Anything the task opens (sockets,
-    /// timers, spawned tasks) belongs to that shard.
-    pub fn spawn<F>(&mut self, task: F)
+    /// Runs `task` on shard `index` (modulo the count). Anything the task
+    /// opens (sockets, timers, spawned tasks) belongs to that shard.
+    pub fn spawn_on<F>(&self, index: usize, task: F) -> tokio::task::JoinHandle<F::Output>
     where
-        F: Future<Output = ()> + Send + 'static,
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
     {
-        let shard = &self.shards[self.next];
-        self.next = (self.next + 1) % self.shards.len();
-        drop(shard.handle.spawn(task));
+        self.shards[index % self.shards.len()].handle.spawn(task)
     }
 
     /// Stops every shard, cancelling the tasks still running there, and waits
@@ -119,20 +123,89 @@ impl Drop for Shards {
     }
 }
 
+/// Open connections per shard, and a signal to each shard when it may take
+/// connections again.
+pub struct Balance {
+    open: Box<[AtomicUsize]>,
+    turn: Box<[Notify]>,
+}
+
+impl Balance {
+    pub fn new(shards: usize) -> Balance {
+        Balance {
+            open: (0..shards.max(1)).map(|_| AtomicUsize::new(0)).collect(),
+            turn: (0..shards.max(1)).map(|_| Notify::new()).collect(),
+        }
+    }
+
+    /// Whether `shard` may take the next connection: no shard has fewer. Some
+    /// shard always may, so connections never wait for a turn.
+    pub fn may_accept(&self, shard: usize) -> bool {
+        let mine = self.open[shard].load(Ordering::Relaxed);
+        self.open.iter().all(|n| mine <= n.load(Ordering::Relaxed))
+    }
+
+    /// Resolves when `shard` may have become free to accept again. Create it
+    /// (and `enable` it) before asking [`Balance::may_accept`], so that no
+    /// change is missed between.
+    pub fn turn(&self, shard: usize) -> tokio::sync::futures::Notified<'_> {
+        self.turn[shard].notified()
+    }
+
+    /// Counts a connection on `shard` until the returned guard is dropped.
+    pub fn opened(self: &Arc<Self>, shard: usize) -> Open {
+        let before = self.open[shard].fetch_add(1, Ordering::Relaxed);
+        // Only when this shard held the fewest alone does the least count
+        // rise, and the shards now at it get their turn: a wake-up of another
+        // thread only then, not for every connection.
+        let others = (0..self.open.len()).filter(|&s| s != shard);
+        let least_other = others
+            .clone()
+            .map(|s| self.open[s].load(Ordering::Relaxed))
+            .min();
+        if let Some(least) = least_other.filter(|&least| before < least) {
+            if before + 1 >= least {
+                for s in others.filter(|&s| self.open[s].load(Ordering::Relaxed) == least) {
+                    self.turn[s].notify_one();
+                }
+            }
+        }
+        Open {
+            balance: self.clone(),
+            shard,
+        }
+    }
+}
+
+/// One open connection, counted in its shard's [`Balance`] while it lives.
+pub struct Open {
+    balance: Arc<Balance>,
+    shard: usize,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        let b = &self.balance;
+        b.open[self.shard].fetch_sub(1, Ordering::Relaxed);
+        // A falling count can only give this shard its turn; the connection
+        // ends on this shard's thread, so this wake-up stays on it.
+        b.turn[self.shard].notify_one();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn tasks_go_round_robin_and_each_shard_has_its_own_id() {
-        let mut shards = Shards::start(2).unwrap();
+    async fn each_shard_is_one_thread_with_its_own_id() {
+        let shards = Shards::start(2).unwrap();
         let mut seen = Vec::new();
-        for _ in 0..4 {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            shards.spawn(async move {
-                let _ = tx.send((current(), std::thread::current().name().map(String::from)));
+        for i in 0..4 {
+            let who = shards.spawn_on(i, async {
+                (current(), std::thread::current().name().map(String::from))
             });
-            seen.push(rx.await.unwrap());
+            seen.push(who.await.unwrap());
         }
         assert_eq!(current(), 0, "the test's own thread is no shard");
         assert_ne!(seen[0].0, 0);
@@ -143,11 +216,41 @@ mod tests {
         shards.stop().await;
     }
 
+    #[test]
+    fn only_the_least_loaded_shards_may_accept() {
+        let balance = Arc::new(Balance::new(3));
+        assert!((0..3).all(|s| balance.may_accept(s)));
+        let a = balance.opened(0);
+        assert!(!balance.may_accept(0) && balance.may_accept(1) && balance.may_accept(2));
+        let _b = balance.opened(1);
+        let _c = balance.opened(2);
+        assert!((0..3).all(|s| balance.may_accept(s)));
+        let _d = balance.opened(2);
+        drop(a);
+        assert!(balance.may_accept(0) && !balance.may_accept(1) && !balance.may_accept(2));
+    }
+
+    #[tokio::test]
+    async fn a_shard_waiting_for_its_turn_is_told_when_it_comes() {
+        let balance = Arc::new(Balance::new(2));
+        let _a = balance.opened(0);
+        assert!(!balance.may_accept(0));
+        let turn = balance.turn(0);
+        tokio::pin!(turn);
+        turn.as_mut().enable();
+        // Shard 1 catches up: the least count rises to shard 0's.
+        let _b = balance.opened(1);
+        tokio::time::timeout(std::time::Duration::from_secs(1), turn)
+            .await
+            .expect("shard 0 is told");
+        assert!(balance.may_accept(0));
+    }
+
     #[tokio::test]
     async fn stopping_cancels_what_is_still_running() {
-        let mut shards = Shards::start(1).unwrap();
+        let shards = Shards::start(1).unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        shards.spawn(async move {
+        shards.spawn_on(0, async move {
             let _keep = tx;
             std::future::pending::<()>().await;
         });
