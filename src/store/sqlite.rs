@@ -341,55 +341,103 @@ fn row_from(r: &rusqlite::Row<'_>, with_bodies: bool) -> rusqlite::Result<Intera
     Ok(row)
 }
 
+/// Interactions per multi-row INSERT statement.
+const ROWS_PER_INSERT: usize = 16;
+/// Values bound per interaction row, in [`bind_interaction`]'s order.
+const INSERT_COLUMNS: usize = 29;
+
+/// `INSERT OR IGNORE INTO interactions ... VALUES (...), ...` for `rows` rows.
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT OR IGNORE INTO interactions (id, created_at_ms, endpoint, method, path, route, requested_model, version, upstream, status, outcome, stream, truncated, finish_reason, latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, tokens_estimated, app, user_hash, session_id, metadata, error, redaction, pii_found, request_body, response_body) VALUES ",
+    );
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 1..=INSERT_COLUMNS {
+            if c > 1 {
+                sql.push_str(", ");
+            }
+            sql.push('?');
+            sql.push_str(&(r * INSERT_COLUMNS + c).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Binds one row's values from parameter `offset + 1` on.
+fn bind_interaction(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    offset: usize,
+    row: &InteractionRow,
+) -> rusqlite::Result<()> {
+    let metadata = if row.metadata.is_empty() {
+        None
+    } else {
+        serde_json::to_string(&row.metadata).ok()
+    };
+    let values: [&dyn rusqlite::ToSql; INSERT_COLUMNS] = [
+        &row.id,
+        &row.created_at_ms,
+        &row.endpoint,
+        &row.method,
+        &row.path,
+        &row.route,
+        &row.requested_model,
+        &row.version,
+        &row.upstream,
+        &row.status,
+        &row.outcome,
+        &row.stream,
+        &row.truncated,
+        &row.finish_reason,
+        &row.latency_ms,
+        &row.ttft_ms,
+        &row.prompt_tokens,
+        &row.completion_tokens,
+        &row.total_tokens,
+        &row.tokens_estimated,
+        &row.app,
+        &row.user_hash,
+        &row.session_id,
+        &metadata,
+        &row.error,
+        &row.redaction,
+        &row.pii_found,
+        &row.request_body,
+        &row.response_body,
+    ];
+    for (i, v) in values.into_iter().enumerate() {
+        stmt.raw_bind_parameter(offset + i + 1, v)?;
+    }
+    Ok(())
+}
+
 impl Store for SqliteStore {
     fn insert_interactions(&self, rows: &[InteractionRow]) -> Result<(), StoreError> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
         {
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO interactions (id, created_at_ms, endpoint, method, path, route, requested_model, version, upstream, status, outcome, stream, truncated, finish_reason, latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, tokens_estimated, app, user_hash, session_id, metadata, error, redaction, pii_found, request_body, response_body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
-            )?;
+            // Rows go in statements of ROWS_PER_INSERT rows, the rest one by
+            // one: a statement's fixed cost (reset, step, program start) is
+            // then paid once per many rows.
+            let mut many = tx.prepare_cached(&insert_sql(ROWS_PER_INSERT))?;
+            let mut one = tx.prepare_cached(&insert_sql(1))?;
             let mut raw_stmt = tx.prepare_cached(
                 "INSERT OR IGNORE INTO raw_payloads (interaction_id, created_at_ms, key_id, nonce, ciphertext) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
+            let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
+            for chunk in chunks.by_ref() {
+                for (i, row) in chunk.iter().enumerate() {
+                    bind_interaction(&mut many, i * INSERT_COLUMNS, row)?;
+                }
+                many.raw_execute()?;
+            }
+            for row in chunks.remainder() {
+                bind_interaction(&mut one, 0, row)?;
+                one.raw_execute()?;
+            }
             for row in rows {
-                let metadata = if row.metadata.is_empty() {
-                    None
-                } else {
-                    serde_json::to_string(&row.metadata).ok()
-                };
-                stmt.execute(params![
-                    row.id,
-                    row.created_at_ms,
-                    row.endpoint,
-                    row.method,
-                    row.path,
-                    row.route,
-                    row.requested_model,
-                    row.version,
-                    row.upstream,
-                    row.status,
-                    row.outcome,
-                    row.stream,
-                    row.truncated,
-                    row.finish_reason,
-                    row.latency_ms,
-                    row.ttft_ms,
-                    row.prompt_tokens,
-                    row.completion_tokens,
-                    row.total_tokens,
-                    row.tokens_estimated,
-                    row.app,
-                    row.user_hash,
-                    row.session_id,
-                    metadata,
-                    row.error,
-                    row.redaction,
-                    row.pii_found,
-                    row.request_body,
-                    row.response_body,
-                ])?;
                 if let Some(raw) = &row.raw {
                     raw_stmt.execute(params![
                         row.id,
@@ -1084,6 +1132,32 @@ mod tests {
             metadata: [("k".to_string(), "v".to_string())].into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn batches_of_any_size_keep_every_row_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("f.db")).unwrap();
+        store.insert_interactions(&[row("005", "a")]).unwrap();
+        // Two full multi-row statements and a remainder, with an id already
+        // stored and one repeated inside the batch: both ignored, not errors.
+        let mut rows: Vec<InteractionRow> = (0..37).map(|i| row(&format!("{i:03}"), "a")).collect();
+        rows.push(row("020", "b"));
+        store.insert_interactions(&rows).unwrap();
+        let all = store
+            .list_interactions(&ListQuery {
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap();
+        let ids: Vec<String> = all.iter().rev().map(|r| r.id.clone()).collect();
+        let want: Vec<String> = (0..37).map(|i| format!("{i:03}")).collect();
+        assert_eq!(ids, want);
+        let got = store.get_interaction("036").unwrap().unwrap();
+        assert_eq!(got.request_body, "{\"model\":\"m\"}");
+        assert_eq!(got.metadata.get("k").map(String::as_str), Some("v"));
+        assert_eq!(got.total_tokens, Some(7));
+        assert_eq!(store.get_interaction("020").unwrap().unwrap().route, "a");
     }
 
     #[test]
