@@ -421,8 +421,11 @@ impl Store for SqliteStore {
             // Rows go in statements of ROWS_PER_INSERT rows, the rest one by
             // one: a statement's fixed cost (reset, step, program start) is
             // then paid once per many rows.
-            let mut many = tx.prepare_cached(&insert_sql(ROWS_PER_INSERT))?;
-            let mut one = tx.prepare_cached(&insert_sql(1))?;
+            static MANY: std::sync::LazyLock<String> =
+                std::sync::LazyLock::new(|| insert_sql(ROWS_PER_INSERT));
+            static ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| insert_sql(1));
+            let mut many = tx.prepare_cached(&MANY)?;
+            let mut one = tx.prepare_cached(&ONE)?;
             let mut raw_stmt = tx.prepare_cached(
                 "INSERT OR IGNORE INTO raw_payloads (interaction_id, created_at_ms, key_id, nonce, ciphertext) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
