@@ -28,9 +28,14 @@ fn spawn_gateway(upstream: &str, db: &std::path::Path) -> Proc {
 }
 
 fn spawn_with(extra: &[&str]) -> Proc {
+    spawn_with_env(extra, &[])
+}
+
+fn spawn_with_env(extra: &[&str], env: &[(&str, &str)]) -> Proc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flywheel"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(extra)
+        .envs(env.iter().copied())
         .env("FLYWHEEL_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("FLYWHEEL_LOG_FORMAT", "json")
         .env("FLYWHEEL_LOG", "info")
@@ -203,4 +208,73 @@ async fn sighup_reloads_routes_and_refuses_a_bad_config() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(model_ids(&client, &gw.url).await, ["bot", "helper"]);
     sigterm(&gw);
+}
+
+/// A call still running when the grace period ends is cut, and recorded: the
+/// gateway exits on time and the restarted one lists the call as the client's
+/// loss, not as a success and not missing.
+#[tokio::test]
+async fn a_call_outliving_the_grace_period_is_cut_and_still_captured() {
+    let m = mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    let upstream = format!("http://{}/v1", m.addr);
+    let args = [
+        "--upstream",
+        upstream.as_str(),
+        "--db",
+        db.to_str().unwrap(),
+    ];
+    let mut gw = spawn_with_env(&args, &[("FLYWHEEL_SERVER_SHUTDOWN_GRACE_SECS", "1")]);
+    let client = client();
+    // 100 chunks 100 ms apart: ten seconds, far past the grace period.
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("{}/v1/chat/completions", gw.url))
+        .header("x-mock", "chunks=100,chunk_delay_ms=100")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            json!({"model":"m","stream":true,"messages":[{"role":"user","content":"long"}]})
+                .to_string(),
+        )))
+        .unwrap();
+    let resp = client.request(req).await.expect("request");
+    assert_eq!(resp.status(), 200);
+    let reading = tokio::spawn(async move {
+        use http_body_util::BodyExt;
+        resp.into_body().collect().await.map(|b| b.to_bytes())
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopped_at = std::time::Instant::now();
+    sigterm(&gw);
+    let status = loop {
+        if let Some(s) = gw.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            stopped_at.elapsed() < Duration::from_secs(8),
+            "the gateway outlived its grace period"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "gateway exit status {status}");
+    // The client sees the stream end early: cut off, or closed without [DONE].
+    if let Ok(body) = reading.await.unwrap() {
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("[DONE]"), "the stream was not cut: {text}");
+    }
+
+    let gw = spawn_gateway(&upstream, &db);
+    let r = client
+        .request(
+            http::Request::builder()
+                .uri(format!("{}/admin/v1/stats", gw.url))
+                .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let stats = read(r).await.json();
+    assert_eq!(stats["interactions_total"], 1, "{stats}");
+    assert_eq!(stats["by_outcome"]["client_closed"], 1, "{stats}");
 }

@@ -284,12 +284,11 @@ pub async fn run(
         grace_secs = grace.as_secs_f64(),
         "shutting down: draining in-flight requests"
     );
+    // The shards drain side by side, each within the grace period.
+    let deadline = tokio::time::Instant::now() + grace + Duration::from_secs(1);
     let mut drained = true;
     for shard in accepting {
-        drained &= matches!(
-            tokio::time::timeout(grace + Duration::from_secs(1), shard).await,
-            Ok(Ok(true))
-        );
+        drained &= matches!(tokio::time::timeout_at(deadline, shard).await, Ok(Ok(true)));
     }
     if !drained {
         tracing::warn!("grace period over with requests still in flight; closing them");
