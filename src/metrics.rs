@@ -200,6 +200,8 @@ pub struct Metrics {
     pub redaction_failures: AtomicU64,
     pub pii_redacted: AtomicU64,
     pub in_flight: AtomicI64,
+    /// Open client connections per shard, once the shards run.
+    pub connections: std::sync::OnceLock<std::sync::Arc<crate::proxy::shard::Balance>>,
 }
 
 impl Default for Metrics {
@@ -221,6 +223,7 @@ impl Default for Metrics {
             redaction_failures: AtomicU64::new(0),
             pii_redacted: AtomicU64::new(0),
             in_flight: AtomicI64::new(0),
+            connections: std::sync::OnceLock::new(),
         }
     }
 }
@@ -453,6 +456,17 @@ impl Metrics {
         for (name, kind, help, v) in gauges {
             header(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {v}");
+        }
+        if let Some(balance) = self.connections.get() {
+            header(
+                &mut out,
+                "flywheel_connections_open",
+                "gauge",
+                "Open client connections, by the shard (thread) serving them.",
+            );
+            for (shard, n) in balance.open_counts().into_iter().enumerate() {
+                let _ = writeln!(out, "flywheel_connections_open{{shard=\"{shard}\"}} {n}");
+            }
         }
         let counters: [(&str, &str, u64); 6] = [
             (

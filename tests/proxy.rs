@@ -581,6 +581,14 @@ async fn metrics_health_and_readiness() {
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
+    // One series per shard; the connection asking for the metrics is open.
+    let open: Vec<u64> = text
+        .lines()
+        .filter(|l| l.starts_with("flywheel_connections_open{shard=\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(!open.is_empty(), "no flywheel_connections_open in\n{text}");
+    assert!(open.iter().sum::<u64>() >= 1, "{open:?}");
 }
 
 #[tokio::test]

@@ -258,6 +258,7 @@ pub async fn run(
     // connection is taken by a shard's thread directly and never moves.
     let listener = listener.into_std()?;
     let balance = Arc::new(Balance::new(shards.len()));
+    let _ = gw.metrics.connections.set(balance.clone());
     let mut accepting = Vec::with_capacity(shards.len());
     for i in 0..shards.len() {
         let acceptor = Acceptor {

@@ -138,6 +138,14 @@ impl Balance {
         }
     }
 
+    /// The open connections of each shard.
+    pub fn open_counts(&self) -> Vec<usize> {
+        self.open
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .collect()
+    }
+
     /// Whether `shard` may take the next connection: no shard has fewer. Some
     /// shard always may, so connections never wait for a turn.
     pub fn may_accept(&self, shard: usize) -> bool {
