@@ -378,6 +378,43 @@ async fn malformed_json_is_400_and_captured() {
         .all(|r| r["outcome"] == "rejected" && r["status"] == 400));
 }
 
+/// Bodies past 256 KiB are read on the blocking pool; the gateway still reads
+/// every field it needs from them, and still refuses a broken one.
+#[tokio::test]
+async fn large_bodies_are_read_the_same_way() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let long = "lorem ipsum ".repeat(30_000);
+    let body = json!({"model":"gpt-big","stream":true,"stream_options":{"include_usage":true},
+        "user":"u-large","messages":[{"role":"user","content":long}]})
+    .to_string();
+    assert!(body.len() > 256 * 1024);
+    let r = gw
+        .post("/v1/chat/completions", &body, &[("x-mock", "chunks=3")])
+        .await;
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    assert!(text.trim_end().ends_with("data: [DONE]"));
+    // The client asked for usage itself, so its usage chunk is kept.
+    assert!(
+        sse_data(&text)
+            .iter()
+            .any(|e| e["usage"]["total_tokens"].as_i64() > Some(0)),
+        "no usage chunk"
+    );
+    let rec = gw.interaction(&r.interaction_id()).await;
+    assert_eq!(rec["requested_model"], "gpt-big");
+    assert_eq!(rec["stream"], true);
+    assert!(rec["user_hash"]
+        .as_str()
+        .is_some_and(|h| !h.contains("u-large")));
+
+    let broken = &body[..body.len() - 10];
+    let r = gw.post("/v1/chat/completions", broken, &[]).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+}
+
 #[tokio::test]
 async fn upstream_errors_pass_through_as_they_are() {
     let m = mock().await;

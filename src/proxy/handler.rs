@@ -230,7 +230,16 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
     let mut hide_usage = false;
     let mut retry: Option<(Arc<VersionTarget>, Bytes)> = None;
     if endpoint.reads_body() {
-        let meta = match request::parse(&body) {
+        let owned = if body.len() >= request::OFF_THREAD_BYTES {
+            Some(request::parse_off_thread(body.clone()).await)
+        } else {
+            None
+        };
+        let parsed = match &owned {
+            Some(result) => result.as_ref().map(|m| m.view()).map_err(String::clone),
+            None => request::parse(&body),
+        };
+        let meta = match parsed {
             Ok(m) => m,
             Err(msg) => return fail(call, GatewayError::BadRequest(msg)),
         };

@@ -42,6 +42,46 @@ pub fn parse(body: &[u8]) -> Result<RequestMeta<'_>, String> {
     })
 }
 
+/// Bodies at least this large are parsed on the blocking pool
+/// ([`parse_off_thread`]), so that one big request does not hold up the other
+/// connections of its shard for the milliseconds a parse takes.
+pub const OFF_THREAD_BYTES: usize = 256 * 1024;
+
+/// The fields of [`RequestMeta`], owned, to come back from another thread.
+#[derive(Debug, Default)]
+pub struct OwnedMeta {
+    model: Option<String>,
+    stream: Option<bool>,
+    user: Option<String>,
+    stream_options: Option<Box<RawValue>>,
+}
+
+impl OwnedMeta {
+    /// A [`RequestMeta`] reading these fields.
+    pub fn view(&self) -> RequestMeta<'_> {
+        RequestMeta {
+            model: self.model.as_deref().map(Cow::Borrowed),
+            stream: self.stream,
+            user: self.user.as_deref().map(Cow::Borrowed),
+            stream_options: self.stream_options.as_deref(),
+        }
+    }
+}
+
+/// [`parse`] on the blocking pool.
+pub async fn parse_off_thread(body: Bytes) -> Result<OwnedMeta, String> {
+    let parsed = tokio::task::spawn_blocking(move || {
+        parse(&body).map(|m| OwnedMeta {
+            model: m.model.map(Cow::into_owned),
+            stream: m.stream,
+            user: m.user.map(Cow::into_owned),
+            stream_options: m.stream_options.map(ToOwned::to_owned),
+        })
+    })
+    .await;
+    parsed.unwrap_or_else(|e| Err(format!("request body could not be read: {e}")))
+}
+
 impl RequestMeta<'_> {
     /// Whether the client itself asked for the usage chunk of a stream.
     pub fn wants_usage(&self) -> bool {
