@@ -1138,24 +1138,6 @@ mod tests {
     }
 
     #[test]
-    fn the_bundled_sqlite_is_built_with_the_project_options() {
-        // .cargo/config.toml sets them; without them every SQLite allocation
-        // takes a mutex to keep statistics nothing reads.
-        let conn = Connection::open_in_memory().unwrap();
-        let options: Vec<String> = conn
-            .prepare("PRAGMA compile_options")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert!(
-            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
-            "{options:?}"
-        );
-    }
-
-    #[test]
     fn batches_of_any_size_keep_every_row_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("f.db")).unwrap();
