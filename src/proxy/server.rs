@@ -261,9 +261,16 @@ pub async fn run(
     let _ = gw.metrics.connections.set(balance.clone());
     let mut accepting = Vec::with_capacity(shards.len());
     for i in 0..shards.len() {
+        // The copy joins the shard's reactor there; a failure stops the start
+        // rather than leave a shard that never accepts.
+        let copy = listener.try_clone()?;
+        let listener = shards
+            .spawn_on(i, async move { TcpListener::from_std(copy) })
+            .await
+            .map_err(std::io::Error::other)??;
         let acceptor = Acceptor {
             shard: i,
-            listener: listener.try_clone()?,
+            listener,
             balance: balance.clone(),
             gw: gw.clone(),
             http: http.clone(),
@@ -315,7 +322,8 @@ type Http = auto::Builder<TokioExecutor>;
 /// One shard's accept loop and what its connections need.
 struct Acceptor {
     shard: usize,
-    listener: std::net::TcpListener,
+    /// Registered with this shard's runtime.
+    listener: TcpListener,
     balance: Arc<Balance>,
     gw: Arc<Gateway>,
     http: Arc<Http>,
@@ -328,13 +336,7 @@ impl Acceptor {
     /// other, until `stop`; then gives its connections the grace period to
     /// finish. True when they all did.
     async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) -> bool {
-        let listener = match TcpListener::from_std(self.listener) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, shard = self.shard, "shard cannot listen");
-                return true;
-            }
-        };
+        let listener = self.listener;
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         while !*stop.borrow_and_update() {
             let turn = self.balance.turn(self.shard);

@@ -124,7 +124,10 @@ impl Drop for Shards {
 }
 
 /// Open connections per shard, and a signal to each shard when it may take
-/// connections again.
+/// connections again. The counts are read and written sequentially
+/// consistent: two shards counting a connection at the same moment must each
+/// see the other's count, or both could decide it is not their turn and wait
+/// with nobody to wake them. It costs nothing per request, only per connection.
 pub struct Balance {
     open: Box<[AtomicUsize]>,
     turn: Box<[Notify]>,
@@ -140,17 +143,14 @@ impl Balance {
 
     /// The open connections of each shard.
     pub fn open_counts(&self) -> Vec<usize> {
-        self.open
-            .iter()
-            .map(|n| n.load(Ordering::Relaxed))
-            .collect()
+        self.open.iter().map(|n| n.load(Ordering::SeqCst)).collect()
     }
 
     /// Whether `shard` may take the next connection: no shard has fewer. Some
     /// shard always may, so connections never wait for a turn.
     pub fn may_accept(&self, shard: usize) -> bool {
-        let mine = self.open[shard].load(Ordering::Relaxed);
-        self.open.iter().all(|n| mine <= n.load(Ordering::Relaxed))
+        let mine = self.open[shard].load(Ordering::SeqCst);
+        self.open.iter().all(|n| mine <= n.load(Ordering::SeqCst))
     }
 
     /// Resolves when `shard` may have become free to accept again. Create it
@@ -162,18 +162,18 @@ impl Balance {
 
     /// Counts a connection on `shard` until the returned guard is dropped.
     pub fn opened(self: &Arc<Self>, shard: usize) -> Open {
-        let before = self.open[shard].fetch_add(1, Ordering::Relaxed);
+        let before = self.open[shard].fetch_add(1, Ordering::SeqCst);
         // Only when this shard held the fewest alone does the least count
         // rise, and the shards now at it get their turn: a wake-up of another
         // thread only then, not for every connection.
         let others = (0..self.open.len()).filter(|&s| s != shard);
         let least_other = others
             .clone()
-            .map(|s| self.open[s].load(Ordering::Relaxed))
+            .map(|s| self.open[s].load(Ordering::SeqCst))
             .min();
         if let Some(least) = least_other.filter(|&least| before < least) {
             if before + 1 >= least {
-                for s in others.filter(|&s| self.open[s].load(Ordering::Relaxed) == least) {
+                for s in others.filter(|&s| self.open[s].load(Ordering::SeqCst) == least) {
                     self.turn[s].notify_one();
                 }
             }
@@ -194,7 +194,7 @@ pub struct Open {
 impl Drop for Open {
     fn drop(&mut self) {
         let b = &self.balance;
-        b.open[self.shard].fetch_sub(1, Ordering::Relaxed);
+        b.open[self.shard].fetch_sub(1, Ordering::SeqCst);
         // A falling count can only give this shard its turn; the connection
         // ends on this shard's thread, so this wake-up stays on it.
         b.turn[self.shard].notify_one();
