@@ -13,8 +13,8 @@
 #   open-loop rate limiting with coordinated-omission correction (-q with
 #   --latency-correction) and POST bodies without a Lua script.
 # - nginx runs with `worker_processes auto` (= nproc), the usual deployment, and
-#   flywheel runs its default multi-threaded tokio runtime (= nproc workers) plus
-#   its capture writer thread. Both may use every core. nginx has access_log off
+#   flywheel runs its default of one serving thread per CPU (server.workers, each
+#   a single-threaded tokio runtime) plus its capture writer thread. Both may use every core. nginx has access_log off
 #   (the leanest plain proxy; NGINX_ACCESS_LOG=1 turns on a buffered access log)
 #   and keepalive_requests raised so neither side closes client connections
 #   mid-run.

@@ -25,7 +25,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     // `serve` runs its connections on shard threads of their own (see
-    // `proxy::shard`); this thread only accepts and runs the control loops.
+    // `proxy::shard`), which also accept them; this thread runs the control
+    // loops and the shutdown sequence.
     let mut builder = match cli.command {
         Command::Serve(_) => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),
