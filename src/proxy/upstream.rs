@@ -142,15 +142,22 @@ impl Upstream {
         })
     }
 
+    /// The rest of a `/v1` client path (`""`, `/...` or `?...`), which goes
+    /// under the base URL's path; `None` for any other path, which goes to
+    /// the upstream's origin unchanged.
+    fn under_base(path_and_query: &str) -> Option<&str> {
+        path_and_query
+            .strip_prefix("/v1")
+            .filter(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
+    }
+
     /// Where a client path goes: `/v1/...` is mapped under the base URL's path
     /// (so a base of `http://host/openai/v1` works); any other path goes to the
     /// upstream's origin unchanged.
     pub fn uri_for(&self, path_and_query: &str) -> Result<Uri, http::uri::InvalidUri> {
-        let url = match path_and_query.strip_prefix("/v1") {
-            Some(rest) if rest.is_empty() || rest.starts_with('/') || rest.starts_with('?') => {
-                format!("{}{}{}", self.origin, self.base_path, rest)
-            }
-            _ => format!("{}{}", self.origin, path_and_query),
+        let url = match Self::under_base(path_and_query) {
+            Some(rest) => format!("{}{}{}", self.origin, self.base_path, rest),
+            None => format!("{}{}", self.origin, path_and_query),
         };
         url.parse()
     }
@@ -162,12 +169,15 @@ impl Upstream {
         let Some(pq) = uri.path_and_query() else {
             return Ok(Uri::from_static("/"));
         };
-        match pq.as_str().strip_prefix("/v1") {
-            Some(rest)
-                if self.base_path != "/v1"
-                    && (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')) =>
-            {
-                format!("{}{}", self.base_path, rest).parse()
+        match Self::under_base(pq.as_str()) {
+            Some(rest) if self.base_path != "/v1" => {
+                let path = format!("{}{}", self.base_path, rest);
+                // A base URL without a path maps `/v1` to the root.
+                if path.starts_with('/') {
+                    path.parse()
+                } else {
+                    format!("/{path}").parse()
+                }
             }
             _ => Ok(Uri::from(pq.clone())),
         }
@@ -365,6 +375,23 @@ mod tests {
             assert_eq!(
                 u.request(parts, Bytes::new(), false, true).unwrap().uri(),
                 path
+            );
+        }
+        // A base URL without a path: `/v1` itself maps to the root.
+        let u = upstream("http://h:9");
+        for (path, want) in [
+            ("/v1", "/"),
+            ("/v1?x=1", "/?x=1"),
+            ("/v1/models", "/models"),
+        ] {
+            let (parts, _) = http::Request::builder()
+                .uri(path)
+                .body(())
+                .unwrap()
+                .into_parts();
+            assert_eq!(
+                u.request(parts, Bytes::new(), false, true).unwrap().uri(),
+                want
             );
         }
     }
