@@ -242,7 +242,8 @@ pub enum DatasetsCommand {
     /// (rows scanned, kept, rate, ETA) goes to stderr; Ctrl-C cancels the build
     /// and leaves no version behind. A spec that selects nothing creates no
     /// version and says which filter emptied it (exit code 1). Building the same
-    /// spec over the same data gives the same id and content hash.
+    /// resolved spec (relative times such as 7d resolve to dates) over the same
+    /// data gives the same id and content hash.
     ///
     /// Example: flywheel datasets build --route support-bot --since 7d --thumbs-up --out ./data
     Build(DatasetBuildArgs),

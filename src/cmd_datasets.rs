@@ -351,13 +351,8 @@ fn status_of(status: http::StatusCode, last: &Value) -> http::StatusCode {
     if !status.is_success() {
         return status;
     }
-    match last.pointer("/error/code").and_then(Value::as_str) {
-        Some("empty_dataset") => http::StatusCode::UNPROCESSABLE_ENTITY,
-        Some("invalid_spec") => http::StatusCode::BAD_REQUEST,
-        Some("not_found") => http::StatusCode::NOT_FOUND,
-        Some("build_running") => http::StatusCode::CONFLICT,
-        _ => http::StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    let code = last.pointer("/error/code").and_then(Value::as_str);
+    flywheel::datasets::status_of_code(code.unwrap_or_default())
 }
 
 /// The funnel, in pipeline order: scanned, each stage that removed something,

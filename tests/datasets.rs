@@ -476,7 +476,10 @@ async fn an_interrupted_build_leaves_no_version() {
         )
         .await;
     assert_eq!(r.status, 404);
-    // A streamed build whose client goes away at the first progress line.
+    // A streamed build whose client hangs up without reading. With so few rows
+    // it may finish before it notices, so this checks only what must hold
+    // either way: no staging debris, and one whole version afterwards
+    // (cancelling itself is tested in `datasets::tests`).
     let req = http::Request::post(format!("{}/admin/v1/datasets?stream=true", gw.url))
         .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
         .body(Full::new(Bytes::from(r#"{"spec":{}}"#)))

@@ -24,16 +24,8 @@ use crate::proxy::server::Gateway;
 type Resp = Response<ProxyBody>;
 
 fn build_error_json(e: &BuildError) -> (StatusCode, Value) {
-    let (status, code) = match e {
-        BuildError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_spec"),
-        BuildError::Empty { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "empty_dataset"),
-        BuildError::Busy => (StatusCode::CONFLICT, "build_running"),
-        BuildError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-        BuildError::Cancelled => (StatusCode::BAD_REQUEST, "cancelled"),
-        BuildError::Io(_) | BuildError::Store(_) => {
-            (StatusCode::INTERNAL_SERVER_ERROR, "build_failed")
-        }
-    };
+    let code = e.code();
+    let status = crate::datasets::status_of_code(code);
     let kind = if status.is_server_error() {
         "server_error"
     } else {

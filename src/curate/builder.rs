@@ -90,6 +90,7 @@ impl Finished {
 
 /// The in-memory result of [`build`].
 #[derive(Debug, Clone, PartialEq)]
+#[cfg(test)]
 pub struct Built {
     pub train: Vec<Example>,
     pub eval: Vec<Example>,
@@ -369,6 +370,7 @@ pub fn thumbs_pair(up: &Record, down: &Record) -> Option<Pair> {
 
 /// Runs a whole selection in memory: for tests and small sets. Large builds
 /// stream kept examples to disk instead (see `crate::datasets`).
+#[cfg(test)]
 pub fn build(spec: Spec, records: impl IntoIterator<Item = Record>) -> Result<Built, String> {
     let mut b = Builder::new(spec)?;
     let mut kept = Vec::new();

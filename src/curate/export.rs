@@ -37,6 +37,7 @@ pub fn sft_line(ex: &Example) -> Option<String> {
 
 /// One line per pair (see `Builder` for where pairs come from); pairs with an
 /// empty prompt are skipped.
+#[cfg(test)]
 pub fn dpo_lines(pairs: &[Pair], format: DpoFormat) -> Vec<String> {
     pairs.iter().filter_map(|p| dpo_line(p, format)).collect()
 }
@@ -82,6 +83,7 @@ pub fn kto_line(ex: &Example) -> Option<String> {
 }
 
 /// Writes lines as JSONL into any writer the caller owns.
+#[cfg(test)]
 pub fn write_jsonl<W: std::io::Write>(
     w: &mut W,
     lines: impl IntoIterator<Item = String>,

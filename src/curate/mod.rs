@@ -13,11 +13,15 @@ mod quality;
 mod spec;
 mod split;
 
+#[cfg(test)]
+pub use builder::{build, Built};
 pub use builder::{
-    build, correction_pair, thumbs_pair, Builder, Built, Finished, Kept, Pair, PairSource,
-    Prepared, StageCounts, VotePair,
+    correction_pair, thumbs_pair, Builder, Finished, Kept, Pair, PairSource, Prepared, StageCounts,
+    VotePair,
 };
-pub use export::{dpo_line, dpo_lines, kto_line, sft_line, write_jsonl, DpoFormat};
+pub use export::{dpo_line, kto_line, sft_line, DpoFormat};
+#[cfg(test)]
+pub use export::{dpo_lines, write_jsonl};
 pub use filter::STAGES;
 pub use quality::{quality, Signals};
 pub use spec::{Dedupe, FeedbackRule, Format, Spec, Split};

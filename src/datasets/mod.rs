@@ -104,6 +104,33 @@ pub enum BuildError {
     Store(#[from] StoreError),
 }
 
+impl BuildError {
+    /// The error's `code` in API answers.
+    pub fn code(&self) -> &'static str {
+        match self {
+            BuildError::Invalid(_) => "invalid_spec",
+            BuildError::Empty { .. } => "empty_dataset",
+            BuildError::Busy => "build_running",
+            BuildError::NotFound(_) => "not_found",
+            BuildError::Cancelled => "cancelled",
+            BuildError::Io(_) | BuildError::Store(_) => "build_failed",
+        }
+    }
+}
+
+/// The HTTP status that goes with a build error's code: the API answers with
+/// it, and the CLI reads it back from an error that ends a progress stream
+/// (which itself was a 200).
+pub fn status_of_code(code: &str) -> http::StatusCode {
+    match code {
+        "invalid_spec" | "cancelled" => http::StatusCode::BAD_REQUEST,
+        "empty_dataset" => http::StatusCode::UNPROCESSABLE_ENTITY,
+        "build_running" => http::StatusCode::CONFLICT,
+        "not_found" => http::StatusCode::NOT_FOUND,
+        _ => http::StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<std::io::Error> for BuildError {
     fn from(e: std::io::Error) -> Self {
         BuildError::Io(e.to_string())

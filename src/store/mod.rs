@@ -364,8 +364,6 @@ pub trait Store: Send + Sync + 'static {
         before: Option<&str>,
         kind: Option<&str>,
     ) -> Result<Vec<EventRow>, StoreError>;
-    /// Returns the named secret, creating it with `init` on first use, so that a
-    /// zero-config gateway keeps stable user hashes across restarts.
     /// How many interactions `scan` would visit.
     fn count_scan(&self, q: &ScanQuery) -> Result<u64, StoreError>;
     /// Visits the selected interactions in id order with their feedback,
@@ -384,6 +382,7 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<DatasetRow>, StoreError>;
     fn get_dataset(&self, id: &str) -> Result<Option<DatasetRow>, StoreError>;
-
+    /// Returns the named secret, creating it with `init` on first use, so that a
+    /// zero-config gateway keeps stable user hashes across restarts.
     fn secret(&self, name: &str, init: &dyn Fn() -> Vec<u8>) -> Result<Vec<u8>, StoreError>;
 }
