@@ -127,8 +127,6 @@ pub struct Interaction {
     pub outcome: Outcome,
     pub stream: bool,
     pub request_body: Bytes,
-    /// The request body parsed as JSON on the request path.
-    pub request_json: bool,
     /// The response body as received (JSON, SSE text or other), up to the capture limit.
     pub response: Vec<Bytes>,
     pub response_is_sse: bool,

@@ -105,14 +105,16 @@ impl Privacy {
     }
 
     /// Redacts a body as received (a JSON body string by string, anything
-    /// else as text) and returns the text to store. `known_json` says the
-    /// body has already been parsed as JSON, which spares checking it again.
-    pub fn body(&self, bytes: &[u8], known_json: bool) -> Result<(String, u32), RedactionFailed> {
+    /// else as text) and returns the text to store. The request path's own
+    /// parse is no substitute for the check here: it skips the fields it does
+    /// not read without checking their strings as `Value` would (a lone
+    /// surrogate passes it), and such a body must be redacted as text.
+    pub fn body(&self, bytes: &[u8]) -> Result<(String, u32), RedactionFailed> {
         let text = String::from_utf8_lossy(bytes);
         let Some(r) = &self.redactor else {
             return Ok((text.into_owned(), 0));
         };
-        let (out, n) = if known_json || json::is_json(bytes) {
+        let (out, n) = if json::is_json(bytes) {
             guarded(|| redact_json(r, &text))?.ok_or(RedactionFailed)?
         } else {
             guarded(|| redact_text(r, &text))?
@@ -209,7 +211,7 @@ mod tests {
         let mut doc = Doc::parse(text.as_bytes());
         let n = p.doc(&mut doc).unwrap();
         let out = doc.into_text();
-        assert_eq!(p.body(text.as_bytes(), false).unwrap(), (out.clone(), n));
+        assert_eq!(p.body(text.as_bytes()).unwrap(), (out.clone(), n));
         (out, n)
     }
 
@@ -261,12 +263,27 @@ mod tests {
         let escaped =
             format!(r#"{{"messages":[{{"role":"user","content":"use Bearer\u0020{token}"}}]}}"#);
         for text in [plain, escaped] {
-            for known_json in [false, true] {
-                let (out, n) = p.body(text.as_bytes(), known_json).unwrap();
-                assert_eq!(n, 1, "{text} -> {out}");
-                assert!(!out.contains(token), "{out}");
-            }
+            let (out, n) = p.body(text.as_bytes()).unwrap();
+            assert_eq!(n, 1, "{text} -> {out}");
+            assert!(!out.contains(token), "{out}");
         }
+    }
+
+    #[test]
+    fn a_body_the_request_path_accepts_but_value_refuses_is_redacted_as_text() {
+        // A lone surrogate (a string cut inside an emoji) passes the request
+        // path's parse, which skips unread fields, but is not JSON to `Value`.
+        let p = privacy();
+        let text =
+            r#"{"model":"m","messages":[{"role":"user","content":"mail bob@example.com \ud83d"}]}"#;
+        assert!(crate::proxy::request::parse(text.as_bytes()).is_ok());
+        assert!(!json::is_json(text.as_bytes()));
+        let (out, n) = p.body(text.as_bytes()).unwrap();
+        assert_eq!(n, 1, "{out}");
+        assert!(
+            !out.contains("bob@example.com") && out.contains("<EMAIL>"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -309,7 +326,7 @@ mod tests {
             for body in bodies {
                 let mut tree: Value = serde_json::from_str(&body).unwrap();
                 let n_tree = redact_value(r, &mut tree);
-                let (out, n) = p.body(body.as_bytes(), false).unwrap();
+                let (out, n) = p.body(body.as_bytes()).unwrap();
                 let from_bytes: Value = serde_json::from_str(&out).unwrap();
                 assert_eq!(from_bytes, tree, "{body}");
                 assert_eq!(n, n_tree, "{body}");

@@ -337,7 +337,7 @@ impl RowMaker {
             }
         });
         let redacted = (|| -> Result<(String, u32), RedactionFailed> {
-            let (request_body, mut n) = privacy.body(request, r.request_json && !request_cut)?;
+            let (request_body, mut n) = privacy.body(request)?;
             if let Some(d) = response_doc.as_mut() {
                 n += privacy.doc(d)?;
             }
@@ -583,7 +583,6 @@ mod tests {
             outcome: Outcome::Ok,
             stream: false,
             request_body: Bytes::from_static(br#"{"messages":[{"role":"user","content":"hi"}]}"#),
-            request_json: true,
             response: vec![Bytes::from_static(
                 br#"{"choices":[{"finish_reason":"stop","message":{"content":"yo"}}],"usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3}}"#,
             )],

@@ -245,7 +245,6 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
         };
         let stream = meta.stream.unwrap_or(false);
         let record = call.record();
-        record.request_json = true;
         record.requested_model = meta.model.as_deref().map(str::to_string);
         record.stream = stream;
         if record.user.is_none() {
