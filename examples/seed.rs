@@ -2024,15 +2024,6 @@ fn placeholders(text: &str) -> i64 {
         .sum()
 }
 
-/// The gateway re-encodes a body whose text redaction changed (serde_json's
-/// map sorts keys); an unchanged body is stored as the bytes received.
-fn as_redacted(body: String) -> String {
-    match serde_json::from_str::<Value>(&body) {
-        Ok(v) => v.to_string(),
-        Err(_) => body,
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The generator.
 
@@ -2545,17 +2536,10 @@ impl Generator {
             serde_json::to_string(&completion).expect("responses serialize")
         };
         let (req_pii, resp_pii) = (placeholders(&request_body), placeholders(&response_body));
-        row.request_body = if req_pii > 0 {
-            as_redacted(request_body)
-        } else {
-            request_body
-        };
-        // An assembled stream answer is already re-encoded.
-        row.response_body = Some(if resp_pii > 0 && !stream {
-            as_redacted(response_body)
-        } else {
-            response_body
-        });
+        // The gateway keeps a redacted body's bytes and rewrites only the
+        // strings that changed, which here already hold their placeholders.
+        row.request_body = request_body;
+        row.response_body = Some(response_body);
         row.pii_found = req_pii + resp_pii;
         row.stream = stream;
         row.status = 200;
@@ -2593,11 +2577,7 @@ impl Generator {
         };
         let body = serde_json::to_string(&request).expect("requests serialize");
         row.pii_found = placeholders(&body);
-        row.request_body = if row.pii_found > 0 {
-            as_redacted(body)
-        } else {
-            body
-        };
+        row.request_body = body;
         row.stream = stream;
         if self.rng.chance(FAILED_500) {
             // The upstream's error passes through; its message becomes the error.
