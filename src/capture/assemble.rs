@@ -33,6 +33,7 @@ pub enum Doc {
 }
 
 impl Doc {
+    #[cfg(test)]
     pub fn parse(bytes: &[u8]) -> Doc {
         if json::is_json(bytes) {
             Doc::Json(String::from_utf8_lossy(bytes).into_owned())

@@ -324,7 +324,9 @@ impl RowMaker {
                 Doc::Text(t) => serde_json::Value::from(t.as_str()),
             };
             let payload = serde_json::json!({
-                "request": text(&Doc::parse(request)),
+                // One parse: JSON as its tree, anything else as a string.
+                "request": serde_json::from_slice::<serde_json::Value>(request)
+                    .unwrap_or_else(|_| String::from_utf8_lossy(request).into()),
                 "response": response_doc.as_ref().map(text),
                 "error": error,
             });
