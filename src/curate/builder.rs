@@ -130,9 +130,12 @@ impl Builder {
         Builder::with_rows(spec, 0)
     }
 
-    /// Like `new`, with the dedupe index sized for about `rows` records.
+    /// Like `new`, with the near-dedupe index sized for about `rows` records
+    /// (its table of bucket heads, 32–64 bytes per row, made up front); a
+    /// spec without near dedupe gets the smallest.
     pub fn with_rows(spec: Spec, rows: usize) -> Result<Builder, String> {
         spec.validate()?;
+        let rows = if spec.dedupe.near { rows } else { 0 };
         Ok(Builder {
             spec,
             scanned: 0,
