@@ -70,6 +70,38 @@ fn sigterm(p: &Proc) {
     assert!(ok.success());
 }
 
+/// Waits for the gateway to exit, failing the test past `deadline`.
+async fn exit_status(
+    p: &mut Proc,
+    deadline: Option<std::time::Instant>,
+) -> std::process::ExitStatus {
+    loop {
+        if let Some(s) = p.child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            deadline.is_none_or(|d| std::time::Instant::now() < d),
+            "the gateway outlived its grace period"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `GET /admin/v1/stats` of a running gateway.
+async fn stats(p: &Proc) -> Value {
+    let r = client()
+        .request(
+            http::Request::builder()
+                .uri(format!("{}/admin/v1/stats", p.url))
+                .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    read(r).await.json()
+}
+
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_and_loses_no_capture() {
     let m = mock().await;
@@ -122,26 +154,11 @@ async fn sigterm_drains_in_flight_requests_and_loses_no_capture() {
             "stream cut by shutdown: {text}"
         );
     }
-    let status = loop {
-        if let Some(s) = gw.child.try_wait().unwrap() {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = exit_status(&mut gw, None).await;
     assert!(status.success(), "gateway exit status {status}");
 
     let gw = spawn_gateway(&upstream, &db);
-    let r = client
-        .request(
-            http::Request::builder()
-                .uri(format!("{}/admin/v1/stats", gw.url))
-                .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
-                .body(http_body_util::Full::new(bytes::Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let stats = read(r).await.json();
+    let stats = stats(&gw).await;
     assert_eq!(stats["interactions_total"], (FAST + SLOW) as u64, "{stats}");
     assert_eq!(stats["by_outcome"]["ok"], (FAST + SLOW) as u64, "{stats}");
 }
@@ -246,16 +263,7 @@ async fn a_call_outliving_the_grace_period_is_cut_and_still_captured() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stopped_at = std::time::Instant::now();
     sigterm(&gw);
-    let status = loop {
-        if let Some(s) = gw.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            stopped_at.elapsed() < Duration::from_secs(8),
-            "the gateway outlived its grace period"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = exit_status(&mut gw, Some(stopped_at + Duration::from_secs(8))).await;
     assert!(status.success(), "gateway exit status {status}");
     // The client sees the stream end early: cut off, or closed without [DONE].
     if let Ok(body) = reading.await.unwrap() {
@@ -264,17 +272,7 @@ async fn a_call_outliving_the_grace_period_is_cut_and_still_captured() {
     }
 
     let gw = spawn_gateway(&upstream, &db);
-    let r = client
-        .request(
-            http::Request::builder()
-                .uri(format!("{}/admin/v1/stats", gw.url))
-                .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
-                .body(http_body_util::Full::new(bytes::Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let stats = read(r).await.json();
+    let stats = stats(&gw).await;
     assert_eq!(stats["interactions_total"], 1, "{stats}");
     assert_eq!(stats["by_outcome"]["client_closed"], 1, "{stats}");
 }
