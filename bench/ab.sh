@@ -14,6 +14,8 @@
 # and oha (bench/run.sh installs both; TOOLS as there).
 set -uo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 A=${1:?usage: bench/ab.sh BUILD_A BUILD_B [ROUNDS] [SECONDS]}
 B=${2:?usage: bench/ab.sh BUILD_A BUILD_B [ROUNDS] [SECONDS]}
 ROUNDS=${3:-3}
@@ -28,34 +30,13 @@ KEEP=()
 
 W=$(mktemp -d /tmp/flywheel-ab.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-MOCK_PORT=$(port); NGINX_PORT=$(port); A_PORT=$(port); B_PORT=$(port)
+MOCK_PORT=$(free_port); NGINX_PORT=$(free_port); A_PORT=$(free_port); B_PORT=$(free_port)
 BODY='{"model":"m","messages":[{"role":"user","content":"hello"}]}'
 export FLYWHEEL_LOG=warn
 
 "$A" mock-upstream --listen "127.0.0.1:$MOCK_PORT" >"$W/mock.log" 2>&1 &
 MOCK=$!
-mkdir -p "$W/tmp"
-USER_LINE=
-[ "$(id -u)" -eq 0 ] && USER_LINE="user root;"
-cat >"$W/nginx.conf" <<EOF
-$USER_LINE
-worker_processes auto;
-pid $W/nginx.pid;
-error_log $W/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $W/tmp/body; proxy_temp_path $W/tmp/proxy;
-    fastcgi_temp_path $W/tmp/fastcgi; uwsgi_temp_path $W/tmp/uwsgi; scgi_temp_path $W/tmp/scgi;
-    keepalive_requests 1000000;
-    upstream mock { server 127.0.0.1:$MOCK_PORT; keepalive 64; keepalive_requests 1000000; }
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        location / { proxy_pass http://mock; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
-    }
-}
-EOF
+nginx_conf "$W" "$MOCK_PORT" "$NGINX_PORT"
 "$NGINX" -e "$W/nginx-error.log" -p "$W" -c "$W/nginx.conf" -g 'daemon off;' &
 NG=$!
 env ${AENV:+"$AENV"} "$A" serve --listen "127.0.0.1:$A_PORT" --upstream "http://127.0.0.1:$MOCK_PORT/v1" --db "$W/a.db" >"$W/a.log" 2>&1 &
@@ -71,10 +52,10 @@ declare -A PID=([nginx]=$NG [A]=$PA [B]=$PB)
 declare -A REQ USR SYS MOCKCPU
 # user and system clock ticks of a process and its children (nginx's workers)
 ticks() {
-    local u=0 s=0 q
+    local u=0 s=0 q uu ss
     for q in $1 $(pgrep -P "$1"); do
-        read -r uu ss < <(awk '{print $14, $15}' "/proc/$q/stat")
-        u=$((u + uu)); s=$((s + ss))
+        read -r uu ss < <(proc_ticks "$q"; echo) || true
+        u=$((u + ${uu:-0})); s=$((s + ${ss:-0}))
     done
     echo "$u $s"
 }

@@ -26,6 +26,8 @@
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 REPO=$(cd "$BENCH_DIR/.." && pwd)
 
 # ---- knobs -------------------------------------------------------------------
@@ -121,9 +123,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 wait_http() { # url: wait up to 10 s for any HTTP answer
     for _ in $(seq 100); do
         curl -s -o /dev/null -m 1 "$1" && return 0
@@ -142,41 +141,9 @@ log "mock upstream on 127.0.0.1:$MOCK_PORT"
 MOCK_PID=$!
 wait_http "http://127.0.0.1:$MOCK_PORT/v1/models"
 
-mkdir -p "$WORK/nginx-tmp"
-NGINX_USER=
-[ "$(id -u)" -eq 0 ] && NGINX_USER="user root;"
 ACCESS_LOG="access_log off;"
 [ "${NGINX_ACCESS_LOG:-0}" = 1 ] && ACCESS_LOG="access_log $WORK/nginx-access.log combined buffer=64k flush=1s;"
-cat >"$WORK/nginx.conf" <<EOF
-$NGINX_USER
-worker_processes auto;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-    $ACCESS_LOG
-    client_body_temp_path $WORK/nginx-tmp/body;
-    proxy_temp_path $WORK/nginx-tmp/proxy;
-    fastcgi_temp_path $WORK/nginx-tmp/fastcgi;
-    uwsgi_temp_path $WORK/nginx-tmp/uwsgi;
-    scgi_temp_path $WORK/nginx-tmp/scgi;
-    keepalive_requests 1000000;
-    upstream mock {
-        server 127.0.0.1:$MOCK_PORT;
-        keepalive 64;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        location / {
-            proxy_pass http://mock;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-        }
-    }
-}
-EOF
+nginx_conf "$WORK" "$MOCK_PORT" "$NGINX_PORT" "$ACCESS_LOG"
 log "nginx on 127.0.0.1:$NGINX_PORT (worker_processes auto)"
 "$NGINX" -e "$WORK/nginx-error.log" -p "$WORK" -c "$WORK/nginx.conf" -g 'daemon off;' \
     >"$RAW/nginx.out" 2>&1 &
@@ -209,12 +176,10 @@ proxy_pids() {
     esac
 }
 cpu_ticks() { # sum of utime+stime (fields 14, 15 of /proc/PID/stat) over PIDs
-    local total=0 pid rest
+    local total=0 pid u s
     for pid in "$@"; do
-        rest=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
-        rest=${rest##*) }            # drop "pid (comm) ": comm may hold spaces
-        set -- $rest                 # $1 is field 3 (state), so utime=$12, stime=$13
-        total=$((total + ${12} + ${13}))
+        read -r u s < <(proc_ticks "$pid"; echo) || true
+        total=$((total + ${u:-0} + ${s:-0}))
     done
     echo "$total"
 }
