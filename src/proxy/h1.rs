@@ -177,9 +177,12 @@ impl Pool {
         if self.max_idle == 0 || !conn.reusable() {
             return;
         }
-        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.retain(|i| now.duration_since(i.since) < self.idle_timeout);
+        // Stamped under the lock, entries stay in `since` order (checkout
+        // removes without reordering), so the expired ones are a prefix.
+        let now = Instant::now();
+        let expired = idle.partition_point(|i| now.duration_since(i.since) >= self.idle_timeout);
+        idle.drain(..expired);
         if idle.len() >= self.max_idle {
             // The oldest goes: the newest is the likeliest to still be open.
             idle.remove(0);
