@@ -9,7 +9,6 @@
 //! runtime, so a slow disk can fill the queue (drops are counted) but can never
 //! stall a request.
 
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
 use std::sync::Arc;
@@ -60,7 +59,7 @@ pub fn start(
     let thread = std::thread::Builder::new()
         .name("flywheel-capture-writer".into())
         .spawn(move || {
-            let writer = Writer {
+            let mut writer = Writer {
                 store: store.as_ref(),
                 maker: &maker,
                 config: &config,
@@ -111,7 +110,7 @@ struct Writer<'a> {
     config: &'a WriterConfig,
     metrics: &'a Metrics,
     issued: &'a Issued,
-    tokens: RefCell<TokenCounters>,
+    tokens: TokenCounters,
 }
 
 /// The token counters of the (route, version) pairs the writer has seen, so
@@ -176,7 +175,7 @@ impl TokenCounters {
 }
 
 impl Writer<'_> {
-    fn run(&self, rx: Receiver<Message>) {
+    fn run(&mut self, rx: Receiver<Message>) {
         let (config, metrics) = (self.config, self.metrics);
         let mut batch: Vec<Interaction> = Vec::with_capacity(config.batch_max);
         let mut closing: Option<std::sync::mpsc::Sender<()>> = None;
@@ -217,25 +216,24 @@ impl Writer<'_> {
         }
     }
 
-    fn write_batch(&self, batch: &mut Vec<Interaction>) {
+    fn write_batch(&mut self, batch: &mut Vec<Interaction>) {
         if batch.is_empty() {
             return;
         }
-        let metrics = self.metrics;
+        let (metrics, maker) = (self.metrics, self.maker);
         let ids: Vec<uuid::Uuid> = batch.iter().map(|r| r.id).collect();
-        let mut tokens = self.tokens.borrow_mut();
+        let tokens = &mut self.tokens;
         let rows: Vec<InteractionRow> = batch
             .drain(..)
             .map(|r| {
                 let (route, version) = (r.route.clone(), r.version.clone());
-                let row = self.maker.row(r, metrics);
+                let row = maker.row(r, metrics);
                 if let (Some(p), Some(c)) = (row.prompt_tokens, row.completion_tokens) {
                     tokens.add(metrics, &route, &version, [p, c]);
                 }
                 row
             })
             .collect();
-        drop(tokens);
         self.write_rows(&rows);
         // Committed or given up: either way the ids are no longer pending.
         for id in ids {
