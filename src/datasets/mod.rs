@@ -345,19 +345,20 @@ impl Outputs {
         })
     }
 
+    /// Writes the line `make` gives, if this split and format are emitted
+    /// (a format not asked for is never serialized).
     fn write(
         &mut self,
         split: &str,
         format: Format,
-        line: Option<String>,
+        make: impl FnOnce() -> Option<String>,
     ) -> std::io::Result<bool> {
-        let Some(line) = line else { return Ok(false) };
         let sink = self
             .sinks
             .iter_mut()
             .find(|s| s.split == Some(split) && s.format == Some(format));
-        match sink {
-            Some(s) => s.line(&line).map(|()| true),
+        match sink.and_then(|s| Some((s, make()?))) {
+            Some((s, line)) => s.line(&line).map(|()| true),
             None => Ok(false),
         }
     }
@@ -371,8 +372,8 @@ impl Outputs {
     /// Writes an example in every format emitted; returns the pairs it made.
     fn example(&mut self, ex: &Example, split: &str) -> std::io::Result<u64> {
         self.lineage(&ex.id, &ex.version, split, "example")?;
-        self.write(split, Format::Sft, sft_line(ex))?;
-        self.write(split, Format::Kto, kto_line(ex))?;
+        self.write(split, Format::Sft, || sft_line(ex))?;
+        self.write(split, Format::Kto, || kto_line(ex))?;
         match correction_pair(ex) {
             Some(p) => self.pair(&p, split).map(u64::from),
             None => Ok(0),
@@ -382,8 +383,8 @@ impl Outputs {
     /// Writes a pair in every preference layout emitted; false when the pair
     /// has no prompt and so is no training row.
     fn pair(&mut self, p: &Pair, split: &str) -> std::io::Result<bool> {
-        self.write(split, Format::Dpo, dpo_line(p, DpoFormat::OpenAI))?;
-        self.write(split, Format::DpoTrl, dpo_line(p, DpoFormat::Trl))?;
+        self.write(split, Format::Dpo, || dpo_line(p, DpoFormat::OpenAI))?;
+        self.write(split, Format::DpoTrl, || dpo_line(p, DpoFormat::Trl))?;
         Ok(!p.prompt.is_empty())
     }
 }
