@@ -332,6 +332,15 @@ impl Prepared {
         self.0.as_ref().ok().map(|c| &c.example)
     }
 
+    /// Whether it can still be kept: it passed the record filters, the
+    /// feedback rule and the quality floor (dedupe alone is left to decide).
+    pub fn may_be_kept(&self, spec: &Spec) -> bool {
+        self.0.as_ref().is_ok_and(|c| {
+            // Exactly the negation of `push_prepared`'s two checks.
+            c.feedback_ok && !spec.min_quality.is_some_and(|m| c.example.quality < m)
+        })
+    }
+
     /// The split hash of its prompt, when it passed the record filters.
     pub fn split(&self) -> Option<u64> {
         self.0.as_ref().ok().map(|c| c.split)

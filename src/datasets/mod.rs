@@ -510,7 +510,7 @@ fn build_in(
                 // The spill line is written here too, in case it is kept:
                 // this thread has time to spare, the pipeline's does not.
                 let line = match (p.example(), p.split()) {
-                    (Some(e), Some(split)) => spill_line(e, split),
+                    (Some(e), Some(split)) if p.may_be_kept(reader_spec) => spill_line(e, split),
                     _ => Vec::new(),
                 };
                 batch.push((p, line));
