@@ -361,6 +361,56 @@ async fn oversized_body_is_413() {
     assert_eq!(gw.post("/v1/chat/completions", CHAT, &[]).await.status, 200);
 }
 
+/// The capture limit cuts what is stored, never what the client gets.
+#[tokio::test]
+async fn bodies_past_the_capture_limit_are_cut_and_flagged_in_the_record_only() {
+    let m = mock().await;
+    let gw = gateway_with(
+        &format!("http://{}/v1", m.addr),
+        "",
+        &[("FLYWHEEL_CAPTURE_MAX_BODY_BYTES", "150")],
+    )
+    .await;
+    let r = gw.post("/v1/chat/completions", CHAT, &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().len() > 150, "{}", r.text());
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        "mock reply: hello there"
+    );
+    let rec = gw.interaction(&r.interaction_id()).await;
+    assert_eq!(rec["truncated"], true);
+    assert_eq!(rec["request"]["messages"][1]["content"], "hello there");
+    let stored = rec["response"]
+        .as_str()
+        .expect("a cut JSON body is kept as text");
+    assert_eq!(stored, &r.text()[..150]);
+
+    let stream = json!({"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]});
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            &stream.to_string(),
+            &[("x-mock", "chunks=12")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().trim_end().ends_with("data: [DONE]"));
+    let rec = gw.interaction(&r.interaction_id()).await;
+    assert_eq!(rec["truncated"], true);
+    assert_eq!(rec["outcome"], "ok");
+
+    let long_request =
+        json!({"model":"m","messages":[{"role":"user","content":"y".repeat(400)}]}).to_string();
+    let r = gw.post("/v1/chat/completions", &long_request, &[]).await;
+    assert_eq!(r.status, 200);
+    let rec = gw.interaction(&r.interaction_id()).await;
+    assert_eq!(
+        rec["truncated"], true,
+        "a request past the limit is cut too"
+    );
+}
+
 #[tokio::test]
 async fn malformed_json_is_400_and_captured() {
     let m = mock().await;

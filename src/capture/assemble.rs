@@ -321,15 +321,24 @@ fn summarize_json(body: Vec<u8>) -> Summary {
     if body.is_empty() {
         return Summary::default();
     }
-    let Ok(f) = json::pick(&body, fields::Top) else {
+    let text = match String::from_utf8(body) {
+        Ok(text) => text,
+        // Not UTF-8, so not JSON.
+        Err(e) => {
+            return Summary {
+                response: Some(Doc::Text(
+                    String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                )),
+                ..Default::default()
+            };
+        }
+    };
+    let Ok(f) = json::pick(&text, fields::Top) else {
         return Summary {
-            response: Some(Doc::Text(String::from_utf8_lossy(&body).into_owned())),
+            response: Some(Doc::Text(text)),
             ..Default::default()
         };
     };
-    // JSON is UTF-8 (the parser checked every string), so this does not copy.
-    let text = String::from_utf8(body)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     Summary {
         usage: f.usage,
         error: f.error,

@@ -5,6 +5,11 @@
 //! Every walk here goes through serde_json's own parser (`deserialize_any`,
 //! and `deserialize_str` for object keys, as `Value` does), so a body counts
 //! as JSON exactly when `serde_json::from_slice::<Value>` would accept it.
+//!
+//! Walks read a `str`: the caller checks a body's UTF-8 once, as a whole,
+//! where a walk over bytes would check each string on its own (a call per
+//! string that costs more than the check itself for short ones). Bytes that
+//! are not UTF-8 are never JSON, so nothing is lost.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -134,12 +139,9 @@ impl<'de, P: Picker<'de>> Visitor<'de> for Pick<P> {
     }
 }
 
-/// Reads the JSON document `bytes` with a [`Picker`]; fails when it is not JSON.
-pub(crate) fn pick<'de, P: Picker<'de>>(
-    bytes: &'de [u8],
-    p: P,
-) -> Result<P::Out, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+/// Reads the JSON document `text` with a [`Picker`]; fails when it is not JSON.
+pub(crate) fn pick<'de, P: Picker<'de>>(text: &'de str, p: P) -> Result<P::Out, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
     let out = Pick(p).deserialize(&mut de)?;
     de.end()?;
     Ok(out)
@@ -147,7 +149,12 @@ pub(crate) fn pick<'de, P: Picker<'de>>(
 
 /// Whether `bytes` is one JSON document.
 pub fn is_json(bytes: &[u8]) -> bool {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    std::str::from_utf8(bytes).is_ok_and(is_json_str)
+}
+
+/// Whether `text` is one JSON document.
+pub fn is_json_str(text: &str) -> bool {
+    let mut de = serde_json::Deserializer::from_str(text);
     Valid.deserialize(&mut de).and_then(|()| de.end()).is_ok()
 }
 

@@ -110,8 +110,15 @@ impl Endpoint {
     }
 }
 
-/// Everything the hot path knows about one finished call. Bodies are the bytes
-/// already held (reference-counted, not copied).
+/// Everything the hot path knows about one finished call.
+///
+/// The bodies are copies, not slices of what the connections read: a record
+/// waits in the queue for up to a flush interval, and a slice would keep the
+/// whole read buffer of its client or upstream connection alive that long, so
+/// the connection would allocate a new buffer for its next message, and the
+/// writer thread would free the old one (a free across threads, the costly
+/// kind for the allocator). Only a large request body, assembled into its own
+/// buffer anyway, is shared instead of copied.
 #[derive(Debug)]
 pub struct Interaction {
     pub id: uuid::Uuid,
@@ -128,7 +135,7 @@ pub struct Interaction {
     pub stream: bool,
     pub request_body: Bytes,
     /// The response body as received (JSON, SSE text or other), up to the capture limit.
-    pub response: Vec<Bytes>,
+    pub response: Vec<u8>,
     pub response_is_sse: bool,
     pub truncated: bool,
     pub latency: Duration,
@@ -139,6 +146,23 @@ pub struct Interaction {
     pub session: Option<String>,
     pub metadata: Vec<(String, String)>,
     pub error: Option<String>,
+}
+
+/// Request bodies up to this size are copied into their record (see [`Interaction`]).
+pub const COPY_REQUEST_BODY_MAX: usize = 64 * 1024;
+
+/// The record's copy of a request body.
+pub fn request_copy(body: &Bytes) -> Bytes {
+    if body.len() <= COPY_REQUEST_BODY_MAX {
+        Bytes::copy_from_slice(body)
+    } else {
+        body.clone()
+    }
+}
+
+/// The first `cap` bytes of `data`, copied, and whether that cut it.
+pub fn capped_copy(data: &[u8], cap: usize) -> (Vec<u8>, bool) {
+    (data[..data.len().min(cap)].to_vec(), data.len() > cap)
 }
 
 pub(crate) enum Message {

@@ -6,6 +6,7 @@
 //! not written (the row says `redaction: failed`) and the failure is counted.
 //! Nothing unredacted is written anywhere except, sealed, in `raw_payloads`.
 
+use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde_json::Value;
@@ -114,7 +115,8 @@ impl Privacy {
         let Some(r) = &self.redactor else {
             return Ok((text.into_owned(), 0));
         };
-        let (out, n) = if json::is_json(bytes) {
+        // Lossy text is borrowed exactly when the bytes were UTF-8.
+        let (out, n) = if matches!(&text, Cow::Borrowed(t) if json::is_json_str(t)) {
             guarded(|| redact_json(r, &text))?.ok_or(RedactionFailed)?
         } else {
             guarded(|| redact_text(r, &text))?

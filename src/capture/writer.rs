@@ -14,8 +14,6 @@ use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use bytes::Bytes;
-
 use super::assemble::{summarize, Doc};
 use super::hash::UserHasher;
 use super::issued::Issued;
@@ -271,17 +269,6 @@ impl Writer<'_> {
     }
 }
 
-/// Joins the captured chunks, cutting at `max` bytes.
-fn join_capped(chunks: &[Bytes], max: usize) -> (Vec<u8>, bool) {
-    let total: usize = chunks.iter().map(Bytes::len).sum();
-    let mut out = Vec::with_capacity(total.min(max));
-    for c in chunks {
-        let room = max - out.len();
-        out.extend_from_slice(&c[..c.len().min(room)]);
-    }
-    (out, total > max)
-}
-
 /// Turns hot-path records into stored rows.
 pub struct RowMaker {
     pub hasher: UserHasher,
@@ -297,7 +284,11 @@ impl RowMaker {
     /// (token estimates when the upstream reported none, raw payloads).
     pub fn row(&self, r: Interaction, metrics: &Metrics) -> InteractionRow {
         let max_body = self.max_body;
-        let (response, response_cut) = join_capped(&r.response, max_body);
+        // The hot path cuts at the same limit; this keeps a record from any
+        // other source within it too.
+        let mut response = r.response;
+        let response_cut = response.len() > max_body;
+        response.truncate(max_body);
         let request_cut = r.request_body.len() > max_body;
         let request = &r.request_body[..r.request_body.len().min(max_body)];
         let summary = summarize(
@@ -419,6 +410,7 @@ mod tests {
         EventRow, FeedbackInsert, FeedbackQuery, FeedbackRow, ListQuery, PurgeCutoffs, Removed,
         Stats, StoreError,
     };
+    use bytes::Bytes;
     use std::sync::{Condvar, Mutex};
     use std::time::SystemTime;
 
@@ -583,9 +575,7 @@ mod tests {
             outcome: Outcome::Ok,
             stream: false,
             request_body: Bytes::from_static(br#"{"messages":[{"role":"user","content":"hi"}]}"#),
-            response: vec![Bytes::from_static(
-                br#"{"choices":[{"finish_reason":"stop","message":{"content":"yo"}}],"usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3}}"#,
-            )],
+            response: br#"{"choices":[{"finish_reason":"stop","message":{"content":"yo"}}],"usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3}}"#.to_vec(),
             response_is_sse: false,
             truncated: false,
             latency: Duration::from_millis(5),

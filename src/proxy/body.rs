@@ -79,8 +79,8 @@ pub struct TeeBody {
     deadline: Pin<Box<tokio::time::Sleep>>,
     sse: bool,
     filter: Option<UsageFilter>,
-    captured: Vec<Bytes>,
-    captured_len: usize,
+    /// A copy of what the client was sent, up to `cap` (see [`crate::capture::Interaction`]).
+    captured: Vec<u8>,
     cap: usize,
     truncated: bool,
     ttft: Option<Duration>,
@@ -108,7 +108,6 @@ impl TeeBody {
             sse,
             filter: (sse && hide_usage).then(UsageFilter::default),
             captured: Vec::new(),
-            captured_len: 0,
             cap,
             truncated: false,
             ttft,
@@ -119,19 +118,12 @@ impl TeeBody {
     }
 
     fn tee(&mut self, data: &Bytes) {
-        if self.captured_len >= self.cap {
+        let room = self.cap - self.captured.len();
+        if data.len() > room {
             self.truncated = true;
-            return;
         }
-        let room = self.cap - self.captured_len;
-        let piece = if data.len() > room {
-            self.truncated = true;
-            data.slice(..room)
-        } else {
-            data.clone()
-        };
-        self.captured_len += piece.len();
-        self.captured.push(piece);
+        self.captured
+            .extend_from_slice(&data[..data.len().min(room)]);
     }
 
     fn finish(&mut self, outcome: Outcome, error: Option<String>) {

@@ -174,11 +174,25 @@ impl Call {
         self.record.is_none()
     }
 
+    /// Completes the record with a copy of a whole response body (cut at the
+    /// capture limit) and hands it to the capture queue.
+    pub fn finish_with_body(
+        &mut self,
+        outcome: Outcome,
+        body: &[u8],
+        ttft: Option<std::time::Duration>,
+        error: Option<String>,
+    ) {
+        let (response, cut) =
+            crate::capture::capped_copy(body, self.gateway.config.capture.max_body_bytes);
+        self.finish(outcome, response, cut, ttft, error);
+    }
+
     /// Completes the record and hands it to the capture queue. Later calls do nothing.
     pub fn finish(
         &mut self,
         outcome: Outcome,
-        response: Vec<Bytes>,
+        response: Vec<u8>,
         truncated: bool,
         ttft: Option<std::time::Duration>,
         error: Option<String>,

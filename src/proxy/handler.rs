@@ -88,13 +88,7 @@ fn fail(mut call: Call, err: GatewayError) -> Response<ProxyBody> {
     let mut resp = json_error_response(&err, body.clone());
     call.status = err.status().as_u16();
     add_gateway_headers(&mut resp, &call);
-    call.finish(
-        err.outcome(),
-        vec![body],
-        false,
-        None,
-        Some(err.to_string()),
-    );
+    call.finish_with_body(err.outcome(), &body, None, Some(err.to_string()));
     resp
 }
 
@@ -164,7 +158,7 @@ fn list_routes(mut call: Call, table: &RoutingTable) -> Response<ProxyBody> {
     );
     call.status = 200;
     add_gateway_headers(&mut resp, &call);
-    call.finish(Outcome::Ok, vec![body], false, None, None);
+    call.finish_with_body(Outcome::Ok, &body, None, None);
     resp
 }
 
@@ -224,7 +218,7 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
         Ok(b) => b,
         Err(e) => return fail(call, e),
     };
-    call.record().request_body = body.clone();
+    call.record().request_body = crate::capture::request_copy(&body);
 
     let mut forward = body.clone();
     let mut hide_usage = false;
@@ -394,7 +388,7 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
     };
     let mut resp = Response::from_parts(rparts, ProxyBody::full(collected.clone()));
     add_gateway_headers(&mut resp, &call);
-    call.finish(outcome, vec![collected], false, Some(headers_at), None);
+    call.finish_with_body(outcome, &collected, Some(headers_at), None);
     resp
 }
 
