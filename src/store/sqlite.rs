@@ -8,6 +8,8 @@
 use std::path::Path;
 use std::sync::Mutex;
 
+mod insert;
+
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
@@ -53,8 +55,36 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 
 pub struct SqliteStore {
     path: std::path::PathBuf,
-    writer: Mutex<Connection>,
+    writer: Mutex<WriterConn>,
     reader: Mutex<Connection>,
+}
+
+/// The writer connection and the capture inserts prepared on it (on first
+/// use). Fields drop in declaration order, so the statements are finalized
+/// before the connection closes, as [`insert`] requires.
+struct WriterConn {
+    inserts: Option<Inserts>,
+    conn: Connection,
+}
+
+/// One statement of [`ROWS_PER_INSERT`] rows and one of a single row.
+struct Inserts {
+    many: insert::Insert,
+    one: insert::Insert,
+}
+
+impl std::ops::Deref for WriterConn {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriterConn {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
 }
 
 impl SqliteStore {
@@ -86,12 +116,15 @@ impl SqliteStore {
             .map_err(open_err)?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
-            writer: Mutex::new(writer),
+            writer: Mutex::new(WriterConn {
+                inserts: None,
+                conn: writer,
+            }),
             reader: Mutex::new(reader),
         })
     }
 
-    fn writer(&self) -> std::sync::MutexGuard<'_, Connection> {
+    fn writer(&self) -> std::sync::MutexGuard<'_, WriterConn> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -343,7 +376,7 @@ fn row_from(r: &rusqlite::Row<'_>, with_bodies: bool) -> rusqlite::Result<Intera
 
 /// Interactions per multi-row INSERT statement.
 const ROWS_PER_INSERT: usize = 16;
-/// Values bound per interaction row, in [`bind_interaction`]'s order.
+/// Values bound per interaction row, in [`row_values`]'s order.
 const INSERT_COLUMNS: usize = 29;
 
 /// `INSERT OR IGNORE INTO interactions ... VALUES (...), ...` for `rows` rows.
@@ -365,80 +398,85 @@ fn insert_sql(rows: usize) -> String {
     sql
 }
 
-/// Binds one row's values from parameter `offset + 1` on.
-fn bind_interaction(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    offset: usize,
-    row: &InteractionRow,
-) -> rusqlite::Result<()> {
-    let metadata = if row.metadata.is_empty() {
+/// The stored form of a row's metadata: a JSON object, or NULL when empty.
+fn metadata_json(row: &InteractionRow) -> Option<String> {
+    if row.metadata.is_empty() {
         None
     } else {
         serde_json::to_string(&row.metadata).ok()
-    };
-    let values: [&dyn rusqlite::ToSql; INSERT_COLUMNS] = [
-        &row.id,
-        &row.created_at_ms,
-        &row.endpoint,
-        &row.method,
-        &row.path,
-        &row.route,
-        &row.requested_model,
-        &row.version,
-        &row.upstream,
-        &row.status,
-        &row.outcome,
-        &row.stream,
-        &row.truncated,
-        &row.finish_reason,
-        &row.latency_ms,
-        &row.ttft_ms,
-        &row.prompt_tokens,
-        &row.completion_tokens,
-        &row.total_tokens,
-        &row.tokens_estimated,
-        &row.app,
-        &row.user_hash,
-        &row.session_id,
-        &metadata,
-        &row.error,
-        &row.redaction,
-        &row.pii_found,
-        &row.request_body,
-        &row.response_body,
-    ];
-    for (i, v) in values.into_iter().enumerate() {
-        stmt.raw_bind_parameter(offset + i + 1, v)?;
     }
-    Ok(())
+}
+
+/// One row's values, in [`insert_sql`]'s column order.
+fn row_values<'a>(
+    row: &'a InteractionRow,
+    metadata: Option<&'a str>,
+) -> [insert::Value<'a>; INSERT_COLUMNS] {
+    [
+        (&row.id).into(),
+        row.created_at_ms.into(),
+        (&row.endpoint).into(),
+        (&row.method).into(),
+        (&row.path).into(),
+        (&row.route).into(),
+        row.requested_model.as_deref().into(),
+        (&row.version).into(),
+        (&row.upstream).into(),
+        i64::from(row.status).into(),
+        (&row.outcome).into(),
+        row.stream.into(),
+        row.truncated.into(),
+        row.finish_reason.as_deref().into(),
+        row.latency_ms.into(),
+        row.ttft_ms.into(),
+        row.prompt_tokens.into(),
+        row.completion_tokens.into(),
+        row.total_tokens.into(),
+        row.tokens_estimated.into(),
+        row.app.as_deref().into(),
+        row.user_hash.as_deref().into(),
+        row.session_id.as_deref().into(),
+        metadata.into(),
+        row.error.as_deref().into(),
+        (&row.redaction).into(),
+        row.pii_found.into(),
+        (&row.request_body).into(),
+        row.response_body.as_deref().into(),
+    ]
 }
 
 impl Store for SqliteStore {
     fn insert_interactions(&self, rows: &[InteractionRow]) -> Result<(), StoreError> {
-        let mut conn = self.writer();
-        let tx = conn.transaction()?;
+        let mut guard = self.writer();
+        let w = &mut *guard;
+        if w.inserts.is_none() {
+            w.inserts = Some(Inserts {
+                many: insert::Insert::prepare(&w.conn, &insert_sql(ROWS_PER_INSERT))?,
+                one: insert::Insert::prepare(&w.conn, &insert_sql(1))?,
+            });
+        }
+        let inserts = w.inserts.as_mut().expect("prepared above");
+        let tx = w.conn.transaction()?;
         {
             // Rows go in statements of ROWS_PER_INSERT rows, the rest one by
             // one: a statement's fixed cost (reset, step, program start) is
             // then paid once per many rows.
-            static MANY: std::sync::LazyLock<String> =
-                std::sync::LazyLock::new(|| insert_sql(ROWS_PER_INSERT));
-            static ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| insert_sql(1));
-            let mut many = tx.prepare_cached(&MANY)?;
-            let mut one = tx.prepare_cached(&ONE)?;
             let mut raw_stmt = tx.prepare_cached(
                 "INSERT OR IGNORE INTO raw_payloads (interaction_id, created_at_ms, key_id, nonce, ciphertext) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
             for chunk in chunks.by_ref() {
-                for (i, row) in chunk.iter().enumerate() {
-                    bind_interaction(&mut many, i * INSERT_COLUMNS, row)?;
-                }
-                many.raw_execute()?;
+                let metadata: Vec<Option<String>> = chunk.iter().map(metadata_json).collect();
+                inserts.many.run(
+                    chunk
+                        .iter()
+                        .zip(&metadata)
+                        .flat_map(|(row, m)| row_values(row, m.as_deref())),
+                )?;
             }
             for row in chunks.remainder() {
-                bind_interaction(&mut one, 0, row)?;
-                one.raw_execute()?;
+                let metadata = metadata_json(row);
+                inserts.one.run(row_values(row, metadata.as_deref()))?;
             }
             for row in rows {
                 if let Some(raw) = &row.raw {
@@ -1161,6 +1199,54 @@ mod tests {
         assert_eq!(got.metadata.get("k").map(String::as_str), Some("v"));
         assert_eq!(got.total_tokens, Some(7));
         assert_eq!(store.get_interaction("020").unwrap().unwrap().route, "a");
+    }
+
+    /// Every column, NULL or set, reads back as written, through the
+    /// multi-row statement and the single-row one; the rows are dropped
+    /// before they are read, so nothing of them can linger in a statement.
+    #[test]
+    fn every_column_round_trips_through_both_inserts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("f.db")).unwrap();
+        let full = |i: usize| InteractionRow {
+            id: format!("{i:03}"),
+            created_at_ms: 1_700_000_000_000 + i as i64,
+            requested_model: Some(format!("gpt-{i}")),
+            status: 503,
+            outcome: "upstream_error".into(),
+            stream: true,
+            request_body: format!("{{\"content\":\"h\u{e9}llo {i} \u{1f600}\"}}"),
+            response_body: Some("x".repeat(5000 + i)),
+            truncated: true,
+            finish_reason: Some("length".into()),
+            ttft_ms: Some(0.25),
+            tokens_estimated: true,
+            app: Some("app-a".into()),
+            user_hash: Some("hash".into()),
+            session_id: Some("s-1".into()),
+            metadata: [("a".into(), "1".into()), ("b".into(), "\"q\"".into())].into(),
+            error: Some("upstream said no".into()),
+            redaction: "redacted".into(),
+            pii_found: 2,
+            ..row(&format!("{i:03}"), "r")
+        };
+        let sparse = |i: usize| InteractionRow {
+            response_body: None,
+            metadata: Default::default(),
+            ..row(&format!("{i:03}"), "r")
+        };
+        let make = || -> Vec<InteractionRow> {
+            (0..ROWS_PER_INSERT + 2)
+                .map(|i| if i % 2 == 0 { full(i) } else { sparse(i) })
+                .collect()
+        };
+        let rows = make();
+        store.insert_interactions(&rows).unwrap();
+        drop(rows);
+        for (i, want) in make().into_iter().enumerate() {
+            let got = store.get_interaction(&want.id).unwrap().unwrap();
+            assert_eq!(got, want, "row {i}");
+        }
     }
 
     #[test]
