@@ -43,6 +43,8 @@ async fn chat_completion_is_forwarded_and_captured() {
 
     let rec = gw.interaction(&id).await;
     assert_eq!(rec["endpoint"], "chat.completions");
+    assert_eq!(rec["method"], "POST");
+    assert_eq!(rec["path"], "/v1/chat/completions");
     assert_eq!(rec["requested_model"], "gpt-test");
     assert_eq!(rec["route"], "default");
     assert_eq!(rec["version"], "default");
@@ -240,6 +242,8 @@ async fn other_paths_pass_through_untouched() {
     );
     let rec = gw.interaction(&r.interaction_id()).await;
     assert_eq!(rec["endpoint"], "passthrough");
+    assert_eq!(rec["method"], "POST");
+    assert_eq!(rec["path"], "/v1/_echo/files");
     assert!(rec["user_hash"].is_string());
 }
 

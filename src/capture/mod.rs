@@ -87,6 +87,18 @@ impl Endpoint {
         }
     }
 
+    /// The path of a known endpoint: [`Endpoint::classify`] matches it exactly.
+    pub fn path(self) -> Option<&'static str> {
+        match self {
+            Endpoint::ChatCompletions => Some("/v1/chat/completions"),
+            Endpoint::Completions => Some("/v1/completions"),
+            Endpoint::Embeddings => Some("/v1/embeddings"),
+            Endpoint::Responses => Some("/v1/responses"),
+            Endpoint::Models => Some("/v1/models"),
+            Endpoint::Passthrough => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Endpoint::ChatCompletions => "chat.completions",
@@ -125,7 +137,8 @@ pub struct Interaction {
     pub received_at: SystemTime,
     pub endpoint: Endpoint,
     pub method: http::Method,
-    pub path: String,
+    /// Borrowed for the endpoints the gateway knows (see [`Endpoint::path`]).
+    pub path: std::borrow::Cow<'static, str>,
     pub route: Arc<str>,
     pub version: Arc<str>,
     pub upstream: Arc<str>,
@@ -218,6 +231,36 @@ impl CaptureQueue {
                     tracing::warn!(dropped_total = dropped, reason, "capture record dropped");
                 }
                 false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A known endpoint's static path is the one its classification matched,
+    /// so a record's path reads the same borrowed or owned.
+    #[test]
+    fn known_endpoints_have_the_path_they_were_classified_by() {
+        let all = [
+            Endpoint::ChatCompletions,
+            Endpoint::Completions,
+            Endpoint::Embeddings,
+            Endpoint::Responses,
+            Endpoint::Models,
+            Endpoint::Passthrough,
+        ];
+        for e in all {
+            let method = if e == Endpoint::Models {
+                http::Method::GET
+            } else {
+                http::Method::POST
+            };
+            match e.path() {
+                Some(path) => assert_eq!(Endpoint::classify(&method, path), e),
+                None => assert_eq!(e, Endpoint::Passthrough),
             }
         }
     }

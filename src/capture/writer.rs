@@ -9,6 +9,7 @@
 //! runtime, so a slow disk can fill the queue (drops are counted) but can never
 //! stall a request.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
 use std::sync::Arc;
@@ -269,6 +270,18 @@ impl Writer<'_> {
     }
 }
 
+/// A method's name, without an allocation for the usual ones.
+fn method_name(m: &http::Method) -> Cow<'static, str> {
+    match m.as_str() {
+        "GET" => "GET".into(),
+        "POST" => "POST".into(),
+        "PUT" => "PUT".into(),
+        "DELETE" => "DELETE".into(),
+        "PATCH" => "PATCH".into(),
+        other => other.to_string().into(),
+    }
+}
+
 /// Turns hot-path records into stored rows.
 pub struct RowMaker {
     pub hasher: UserHasher,
@@ -370,15 +383,15 @@ impl RowMaker {
                 .received_at
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64),
-            endpoint: r.endpoint.as_str().to_string(),
-            method: r.method.to_string(),
+            endpoint: r.endpoint.as_str().into(),
+            method: method_name(&r.method),
             path: r.path,
             route: r.route.to_string(),
             requested_model: r.requested_model,
             version: r.version.to_string(),
             upstream: r.upstream.to_string(),
             status: r.status,
-            outcome: r.outcome.as_str().to_string(),
+            outcome: r.outcome.as_str().into(),
             stream: r.stream,
             request_body,
             response_body,
@@ -395,7 +408,7 @@ impl RowMaker {
             session_id: r.session,
             metadata,
             error,
-            redaction: redaction.to_string(),
+            redaction: redaction.into(),
             pii_found,
             raw,
         }

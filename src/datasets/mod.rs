@@ -236,10 +236,10 @@ pub fn record_of(s: Scanned) -> Record {
         created_at_ms: i.created_at_ms,
         route: i.route,
         version: i.version,
-        endpoint: i.endpoint,
-        outcome: i.outcome,
+        endpoint: i.endpoint.into_owned(),
+        outcome: i.outcome.into_owned(),
         status: i.status,
-        redaction: i.redaction,
+        redaction: i.redaction.into_owned(),
         prompt_tokens: i.prompt_tokens,
         completion_tokens: i.completion_tokens,
         feedback: s

@@ -64,7 +64,10 @@ impl Call {
                 received_at: SystemTime::now(),
                 endpoint,
                 method: parts.method.clone(),
-                path: parts.uri.path().to_string(),
+                path: endpoint.path().map_or_else(
+                    || parts.uri.path().to_string().into(),
+                    std::borrow::Cow::Borrowed,
+                ),
                 route: target.route.clone(),
                 version: target.version.clone(),
                 upstream: target.upstream.label.clone(),

@@ -7,6 +7,7 @@
 //! on a blocking thread (`tokio::task::spawn_blocking`) or on the writer thread;
 //! the request hot path never calls a store.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -33,9 +34,11 @@ pub struct InteractionRow {
     /// Unix time in milliseconds when the request arrived.
     pub created_at_ms: i64,
     /// `chat.completions`, `completions`, `embeddings`, `responses`, `models` or `passthrough`.
-    pub endpoint: String,
-    pub method: String,
-    pub path: String,
+    /// (This and the other fields of few values are `Cow`: the capture writer
+    /// fills them with constants, without an allocation per row.)
+    pub endpoint: Cow<'static, str>,
+    pub method: Cow<'static, str>,
+    pub path: Cow<'static, str>,
     /// The logical route that served it (`default` in zero-config mode).
     pub route: String,
     /// The `model` field exactly as the client sent it.
@@ -46,7 +49,7 @@ pub struct InteractionRow {
     pub upstream: String,
     pub status: u16,
     /// `ok`, `upstream_error`, `client_closed`, `timeout` or `rejected`.
-    pub outcome: String,
+    pub outcome: Cow<'static, str>,
     pub stream: bool,
     /// The request body as the client sent it (JSON text; other bodies as lossy UTF-8).
     #[serde(skip)]
@@ -75,7 +78,7 @@ pub struct InteractionRow {
     /// The gateway's error message when it answered for the upstream.
     pub error: Option<String>,
     /// `redacted`, `failed` (bodies not stored) or `off`.
-    pub redaction: String,
+    pub redaction: Cow<'static, str>,
     /// How many PII matches redaction replaced.
     pub pii_found: i64,
     /// The encrypted unredacted payload, when `privacy.keep_raw` is on.

@@ -5,6 +5,7 @@
 //! behind a write transaction. Both sit behind `std::sync::Mutex` because every
 //! call is blocking work done off the async runtime.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -338,15 +339,15 @@ fn row_from(r: &rusqlite::Row<'_>, with_bodies: bool) -> rusqlite::Result<Intera
     let mut row = InteractionRow {
         id: r.get(0)?,
         created_at_ms: r.get(1)?,
-        endpoint: r.get(2)?,
-        method: r.get(3)?,
-        path: r.get(4)?,
+        endpoint: Cow::Owned(r.get(2)?),
+        method: Cow::Owned(r.get(3)?),
+        path: Cow::Owned(r.get(4)?),
         route: r.get(5)?,
         requested_model: r.get(6)?,
         version: r.get(7)?,
         upstream: r.get(8)?,
         status: r.get(9)?,
-        outcome: r.get(10)?,
+        outcome: Cow::Owned(r.get(10)?),
         stream: r.get(11)?,
         truncated: r.get(12)?,
         finish_reason: r.get(13)?,
@@ -363,7 +364,7 @@ fn row_from(r: &rusqlite::Row<'_>, with_bodies: bool) -> rusqlite::Result<Intera
             .and_then(|m| serde_json::from_str(&m).ok())
             .unwrap_or_default(),
         error: r.get(24)?,
-        redaction: r.get(25)?,
+        redaction: Cow::Owned(r.get(25)?),
         pii_found: r.get(26)?,
         ..Default::default()
     };

@@ -41,6 +41,12 @@ impl<'a> From<&'a String> for Value<'a> {
     }
 }
 
+impl<'a> From<&'a std::borrow::Cow<'_, str>> for Value<'a> {
+    fn from(s: &'a std::borrow::Cow<'_, str>) -> Self {
+        Value::Text(s)
+    }
+}
+
 impl<'a> From<Option<&'a str>> for Value<'a> {
     fn from(s: Option<&'a str>) -> Self {
         s.map_or(Value::Null, Value::Text)
