@@ -129,8 +129,10 @@ impl Endpoint {
 /// whole read buffer of its client or upstream connection alive that long, so
 /// the connection would allocate a new buffer for its next message, and the
 /// writer thread would free the old one (a free across threads, the costly
-/// kind for the allocator). Only a large request body, assembled into its own
-/// buffer anyway, is shared instead of copied.
+/// kind for the allocator). A request body over [`COPY_REQUEST_BODY_MAX`] is
+/// shared instead: copying it would cost more than the buffer it may keep
+/// alive, and such a body mostly arrives in several reads, joined into a
+/// buffer of its own already.
 #[derive(Debug)]
 pub struct Interaction {
     pub id: uuid::Uuid,

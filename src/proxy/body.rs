@@ -79,7 +79,8 @@ pub struct TeeBody {
     deadline: Pin<Box<tokio::time::Sleep>>,
     sse: bool,
     filter: Option<UsageFilter>,
-    /// A copy of what the client was sent, up to `cap` (see [`crate::capture::Interaction`]).
+    /// A copy of the upstream's body as it arrived (a usage chunk hidden from
+    /// the client included), up to `cap` (see [`crate::capture::Interaction`]).
     captured: Vec<u8>,
     cap: usize,
     truncated: bool,
