@@ -29,21 +29,9 @@ pub(super) enum Value<'a> {
     Text(&'a str),
 }
 
-impl<'a> From<&'a str> for Value<'a> {
-    fn from(s: &'a str) -> Self {
-        Value::Text(s)
-    }
-}
-
-impl<'a> From<&'a String> for Value<'a> {
-    fn from(s: &'a String) -> Self {
-        Value::Text(s)
-    }
-}
-
-impl<'a> From<&'a std::borrow::Cow<'_, str>> for Value<'a> {
-    fn from(s: &'a std::borrow::Cow<'_, str>) -> Self {
-        Value::Text(s)
+impl<'a, S: AsRef<str> + ?Sized> From<&'a S> for Value<'a> {
+    fn from(s: &'a S) -> Self {
+        Value::Text(s.as_ref())
     }
 }
 
