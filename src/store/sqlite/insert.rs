@@ -35,9 +35,10 @@ impl<'a, S: AsRef<str> + ?Sized> From<&'a S> for Value<'a> {
     }
 }
 
-impl<'a> From<Option<&'a str>> for Value<'a> {
-    fn from(s: Option<&'a str>) -> Self {
-        s.map_or(Value::Null, Value::Text)
+/// `None` is NULL.
+impl<'a, T: Into<Value<'a>>> From<Option<T>> for Value<'a> {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
     }
 }
 
@@ -47,21 +48,9 @@ impl From<i64> for Value<'_> {
     }
 }
 
-impl From<Option<i64>> for Value<'_> {
-    fn from(n: Option<i64>) -> Self {
-        n.map_or(Value::Null, Value::Integer)
-    }
-}
-
 impl From<f64> for Value<'_> {
     fn from(x: f64) -> Self {
         Value::Real(x)
-    }
-}
-
-impl From<Option<f64>> for Value<'_> {
-    fn from(x: Option<f64>) -> Self {
-        x.map_or(Value::Null, Value::Real)
     }
 }
 
