@@ -54,6 +54,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// Page size of a new database file, in bytes.
+const PAGE_SIZE: u32 = 16384;
+
 pub struct SqliteStore {
     path: std::path::PathBuf,
     writer: Mutex<WriterConn>,
@@ -102,6 +105,16 @@ impl SqliteStore {
             })?;
         }
         let writer = Connection::open(path).map_err(open_err)?;
+        // 16 KiB pages for a new database: a captured row is written twice
+        // (into the WAL, then by the checkpoint into the file), each page with
+        // a frame header and its own write calls, and with four times fewer
+        // pages the capture insert costs a third less CPU per row
+        // (`examples/insert_bench`: 2.6 against 3.9 µs). Bodies up to about
+        // 4 KiB also stay in their row instead of overflow pages. A database
+        // made with other pages keeps them: WAL mode cannot change the size.
+        writer
+            .execute_batch(&format!("PRAGMA page_size={PAGE_SIZE};"))
+            .map_err(open_err)?;
         // WAL lets the admin reader run beside the writer; synchronous=NORMAL
         // keeps every committed transaction across a process crash (kill -9) and
         // only risks the last commits on power loss, which ARCHITECTURE.md states.
@@ -1291,6 +1304,30 @@ mod tests {
         assert_eq!(stats.interactions_total, 3);
         assert_eq!(stats.by_route["a"], 2);
         assert_eq!(stats.prompt_tokens, 9);
+    }
+
+    #[test]
+    fn new_databases_get_large_pages_and_old_ones_keep_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let page_size = |store: &SqliteStore| -> i64 {
+            store
+                .reader()
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .unwrap()
+        };
+        let new = SqliteStore::open(&dir.path().join("new.db")).unwrap();
+        assert_eq!(page_size(&new), i64::from(PAGE_SIZE));
+        // A database made before, with SQLite's default 4 KiB pages, opens and
+        // takes rows as it is.
+        let old_path = dir.path().join("old.db");
+        Connection::open(&old_path)
+            .unwrap()
+            .execute_batch("PRAGMA page_size=4096; PRAGMA journal_mode=WAL; CREATE TABLE t (x);")
+            .unwrap();
+        let old = SqliteStore::open(&old_path).unwrap();
+        assert_eq!(page_size(&old), 4096);
+        old.insert_interactions(&[row("01", "a")]).unwrap();
+        assert_eq!(old.stats().unwrap().interactions_total, 1);
     }
 
     #[test]
