@@ -1840,6 +1840,10 @@ fn iban_checksum_ok(iban: &[u8]) -> bool {
     rem == 1
 }
 
+/// The labelled PII corpus (`tests/data/pii_corpus.jsonl`), for unit tests.
+#[cfg(test)]
+pub(crate) const TEST_CORPUS: &str = include_str!("../../tests/data/pii_corpus.jsonl");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1856,19 +1860,13 @@ mod tests {
             .collect()
     }
 
-    /// The scanners are skipped for text without `@`, `:`, `-` or a digit;
+    /// The scanners are skipped for text without `@`, `:`, `-` or a digit:
     /// every non-secret entity of the labelled corpus holds one, and the
-    /// scanners find nothing in text without (checked against a redactor
-    /// that runs them anyway).
+    /// scanners, run directly, find nothing in corpus text stripped of them.
     #[test]
     fn the_scan_trigger_bytes_cover_every_built_in_entity() {
-        let corpus = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/pii_corpus.jsonl"
-        ))
-        .unwrap();
         let mut seen = 0;
-        for line in corpus.lines() {
+        for line in TEST_CORPUS.lines() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             for e in v["entities"].as_array().unwrap() {
                 if e["type"] == "SECRET" {

@@ -354,28 +354,25 @@ mod tests {
         assert_eq!(u.uri_for("/v1beta/x").unwrap(), "http://h:9/v1beta/x");
     }
 
-    #[test]
-    fn own_connections_get_origin_form_targets_and_a_host() {
-        let u = upstream("http://h:9/openai/v1");
+    /// The request `u` makes of a client's request for `path`.
+    fn request_for(u: &Upstream, path: &str) -> Request<Full<Bytes>> {
         let (parts, _) = http::Request::builder()
-            .uri("/v1/chat/completions?x=1")
+            .uri(path)
             .body(())
             .unwrap()
             .into_parts();
-        let out = u.request(parts, Bytes::new(), false, true).unwrap();
+        u.request(parts, Bytes::new(), false, true).unwrap()
+    }
+
+    #[test]
+    fn own_connections_get_origin_form_targets_and_a_host() {
+        let u = upstream("http://h:9/openai/v1");
+        let out = request_for(&u, "/v1/chat/completions?x=1");
         assert_eq!(out.uri(), "/openai/v1/chat/completions?x=1");
         assert_eq!(out.headers().get("host").unwrap(), "h:9");
         let u = upstream("http://h:9/v1");
         for path in ["/v1/chat/completions", "/health", "/v1beta/x"] {
-            let (parts, _) = http::Request::builder()
-                .uri(path)
-                .body(())
-                .unwrap()
-                .into_parts();
-            assert_eq!(
-                u.request(parts, Bytes::new(), false, true).unwrap().uri(),
-                path
-            );
+            assert_eq!(request_for(&u, path).uri(), path);
         }
         // A base URL without a path: `/v1` itself maps to the root.
         let u = upstream("http://h:9");
@@ -384,15 +381,7 @@ mod tests {
             ("/v1?x=1", "/?x=1"),
             ("/v1/models", "/models"),
         ] {
-            let (parts, _) = http::Request::builder()
-                .uri(path)
-                .body(())
-                .unwrap()
-                .into_parts();
-            assert_eq!(
-                u.request(parts, Bytes::new(), false, true).unwrap().uri(),
-                want
-            );
+            assert_eq!(request_for(&u, path).uri(), want);
         }
     }
 
