@@ -8,7 +8,12 @@
 #   ENVX="env FLYWHEEL_PRIVACY_REDACT=false" bench/instructions.sh
 #
 # It runs N1 and then N2 requests (small non-streaming chat, 4 connections) and
-# prints (Ir(N2) - Ir(N1)) / (N2 - N1): the per-request cost without startup.
+# prints (Ir(N2) - Ir(N1)) / (N2 - N1): the per-request cost without startup,
+# in all and split between the serving threads and the capture writer. The
+# serving threads' count repeats within a few hundred instructions; the
+# writer's moves by a few thousand with the size of its batches (a commit
+# costs as much as many rows), which follows the machine's timing, so judge a
+# writer change by several runs or by examples/insert_bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${B:-target/release/flywheel}
@@ -23,7 +28,8 @@ count() {
   local n=$1 dir
   dir=$(mktemp -d)
   "$B" mock-upstream --listen 127.0.0.1:19300 >/dev/null 2>&1 & local mock=$!
-  FLYWHEEL_LOG=warn ${ENVX:-} valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" \
+  FLYWHEEL_LOG=warn ${ENVX:-} valgrind --tool=callgrind --separate-threads=yes \
+    --callgrind-out-file="$dir/cg.out" \
     "$B" serve --listen 127.0.0.1:19301 --upstream http://127.0.0.1:19300/v1 --db "$dir/f.db" \
     >/dev/null 2>"$dir/vg.log" & local gw=$!
   for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:19301/healthz && break; sleep 0.3; done
@@ -32,10 +38,21 @@ count() {
     http://127.0.0.1:19301/v1/chat/completions >/dev/null
   kill -TERM "$gw"; wait "$gw" || true
   kill "$mock"; wait "$mock" 2>/dev/null || true
-  grep -E '^(summary|totals):' "$dir/cg.out" | head -1 | awk '{print $2}'
+  # One file per thread: the writer's is the one that ran the writer loop.
+  local f t serving=0 writer=0
+  for f in "$dir"/cg.out-*; do
+    t=$(grep -E '^(summary|totals):' "$f" | head -1 | awk '{print $2}')
+    if grep -q 'capture::writer::Writer::run' "$f"; then
+      writer=$((writer + t))
+    else
+      serving=$((serving + t))
+    fi
+  done
+  echo "$serving $writer"
   rm -rf "$dir"
 }
 
-a=$(count "$N1")
-b=$(count "$N2")
-echo "instructions per request: $(( (b - a) / (N2 - N1) ))  (Ir $N1 req: $a, $N2 req: $b)"
+read -r sa wa < <(count "$N1")
+read -r sb wb < <(count "$N2")
+per() { echo $(( ($2 - $1) / (N2 - N1) )); }
+echo "instructions per request: $(per $((sa + wa)) $((sb + wb)))  (serving threads $(per "$sa" "$sb"), capture writer $(per "$wa" "$wb"))"

@@ -314,7 +314,7 @@ impl RowMaker {
         let id =
             r.id.hyphenated()
                 .encode_lower(&mut uuid::Uuid::encode_buffer())
-                .to_string();
+                .to_owned();
         let mut response_doc = summary.response;
         let mut error = r.error.or(summary.error);
         let mut metadata: std::collections::BTreeMap<String, String> =
@@ -386,10 +386,10 @@ impl RowMaker {
             endpoint: r.endpoint.as_str().into(),
             method: method_name(&r.method),
             path: r.path,
-            route: r.route.to_string(),
+            route: String::from(&*r.route),
             requested_model: r.requested_model,
-            version: r.version.to_string(),
-            upstream: r.upstream.to_string(),
+            version: String::from(&*r.version),
+            upstream: String::from(&*r.upstream),
             status: r.status,
             outcome: r.outcome.as_str().into(),
             stream: r.stream,
@@ -403,7 +403,7 @@ impl RowMaker {
             completion_tokens: summary.usage.map(|u| u.completion),
             total_tokens: summary.usage.map(|u| u.total),
             tokens_estimated: summary.usage.is_some_and(|u| u.estimated),
-            app: r.app.map(|a| a.to_string()),
+            app: r.app.map(|a| String::from(&*a)),
             user_hash: r.user.as_deref().map(|u| self.hasher.hash(u)),
             session_id: r.session,
             metadata,
