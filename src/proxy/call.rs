@@ -30,8 +30,11 @@ pub struct Call {
 
 impl Call {
     pub fn new(gateway: Arc<Gateway>, start: Instant, endpoint: Endpoint, parts: &Parts) -> Call {
+        // Names made at compile time: a lookup by `&str` parses the name first.
+        const USER: http::HeaderName = http::HeaderName::from_static("x-flywheel-user");
+        const SESSION: http::HeaderName = http::HeaderName::from_static("x-flywheel-session");
         let headers = &parts.headers;
-        let header = |name: &str| {
+        let header = |name: http::HeaderName| {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
@@ -82,8 +85,8 @@ impl Call {
                 latency: Default::default(),
                 ttft: None,
                 app: None,
-                user: header("x-flywheel-user"),
-                session: header("x-flywheel-session"),
+                user: header(USER),
+                session: header(SESSION),
                 metadata,
                 error: None,
             }),

@@ -248,7 +248,8 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
                 .filter(|u| !u.is_empty())
                 .map(str::to_string);
         }
-        let pin = parts.headers.get(PIN_VERSION).and_then(|v| v.to_str().ok());
+        const PIN: HeaderName = HeaderName::from_static(PIN_VERSION);
+        let pin = parts.headers.get(PIN).and_then(|v| v.to_str().ok());
         if pin.is_some() && !may_pin {
             return fail(
                 call,
