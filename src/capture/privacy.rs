@@ -6,7 +6,6 @@
 //! not written (the row says `redaction: failed`) and the failure is counted.
 //! Nothing unredacted is written anywhere except, sealed, in `raw_payloads`.
 
-use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde_json::Value;
@@ -110,18 +109,23 @@ impl Privacy {
     /// parse is no substitute for the check here: it skips the fields it does
     /// not read without checking their strings as `Value` would (a lone
     /// surrogate passes it), and such a body must be redacted as text.
-    pub fn body(&self, bytes: &[u8]) -> Result<(String, u32), RedactionFailed> {
-        let text = String::from_utf8_lossy(bytes);
-        let Some(r) = &self.redactor else {
-            return Ok((text.into_owned(), 0));
+    ///
+    /// The body is taken by value: text that needs no change is returned in
+    /// the body's own buffer, without a copy.
+    pub fn body(&self, bytes: Vec<u8>) -> Result<(String, u32), RedactionFailed> {
+        let (text, utf8) = match String::from_utf8(bytes) {
+            Ok(text) => (text, true),
+            Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), false),
         };
-        // Lossy text is borrowed exactly when the bytes were UTF-8.
-        let (out, n) = if matches!(&text, Cow::Borrowed(t) if json::is_json_str(t)) {
+        let Some(r) = &self.redactor else {
+            return Ok((text, 0));
+        };
+        let (out, n) = if utf8 && json::is_json_str(&text) {
             guarded(|| redact_json(r, &text))?.ok_or(RedactionFailed)?
         } else {
             guarded(|| redact_text(r, &text))?
         };
-        Ok((out.unwrap_or_else(|| text.into_owned()), n))
+        Ok((out.unwrap_or(text), n))
     }
 
     /// Redacts every string inside a JSON value in place.
@@ -213,7 +217,7 @@ mod tests {
         let mut doc = Doc::parse(text.as_bytes());
         let n = p.doc(&mut doc).unwrap();
         let out = doc.into_text();
-        assert_eq!(p.body(text.as_bytes()).unwrap(), (out.clone(), n));
+        assert_eq!(p.body(text.as_bytes().to_vec()).unwrap(), (out.clone(), n));
         (out, n)
     }
 
@@ -265,7 +269,7 @@ mod tests {
         let escaped =
             format!(r#"{{"messages":[{{"role":"user","content":"use Bearer\u0020{token}"}}]}}"#);
         for text in [plain, escaped] {
-            let (out, n) = p.body(text.as_bytes()).unwrap();
+            let (out, n) = p.body(text.as_bytes().to_vec()).unwrap();
             assert_eq!(n, 1, "{text} -> {out}");
             assert!(!out.contains(token), "{out}");
         }
@@ -280,7 +284,7 @@ mod tests {
             r#"{"model":"m","messages":[{"role":"user","content":"mail bob@example.com \ud83d"}]}"#;
         assert!(crate::proxy::request::parse(text.as_bytes()).is_ok());
         assert!(!json::is_json(text.as_bytes()));
-        let (out, n) = p.body(text.as_bytes()).unwrap();
+        let (out, n) = p.body(text.as_bytes().to_vec()).unwrap();
         assert_eq!(n, 1, "{out}");
         assert!(
             !out.contains("bob@example.com") && out.contains("<EMAIL>"),
@@ -323,7 +327,7 @@ mod tests {
             for body in bodies {
                 let mut tree: Value = serde_json::from_str(&body).unwrap();
                 let n_tree = redact_value(r, &mut tree);
-                let (out, n) = p.body(body.as_bytes()).unwrap();
+                let (out, n) = p.body(body.as_bytes().to_vec()).unwrap();
                 let from_bytes: Value = serde_json::from_str(&out).unwrap();
                 assert_eq!(from_bytes, tree, "{body}");
                 assert_eq!(n, n_tree, "{body}");

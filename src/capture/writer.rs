@@ -302,11 +302,14 @@ impl RowMaker {
         let mut response = r.response;
         let response_cut = response.len() > max_body;
         response.truncate(max_body);
-        let request_cut = r.request_body.len() > max_body;
-        let request = &r.request_body[..r.request_body.len().min(max_body)];
+        // The record's copy of the body becomes the stored text without
+        // another copy when redaction leaves it as it is.
+        let mut request = Vec::from(r.request_body);
+        let request_cut = request.len() > max_body;
+        request.truncate(max_body);
         let summary = summarize(
             r.endpoint,
-            request,
+            &request,
             response,
             r.response_is_sse,
             r.outcome == Outcome::Ok,
@@ -327,8 +330,8 @@ impl RowMaker {
             };
             let payload = serde_json::json!({
                 // One parse: JSON as its tree, anything else as a string.
-                "request": serde_json::from_slice::<serde_json::Value>(request)
-                    .unwrap_or_else(|_| String::from_utf8_lossy(request).into()),
+                "request": serde_json::from_slice::<serde_json::Value>(&request)
+                    .unwrap_or_else(|_| String::from_utf8_lossy(&request).into()),
                 "response": response_doc.as_ref().map(text),
                 "error": error,
             });
@@ -341,7 +344,7 @@ impl RowMaker {
             }
         });
         let redacted = (|| -> Result<(String, u32), RedactionFailed> {
-            let (request_body, mut n) = privacy.body(request)?;
+            let (request_body, mut n) = privacy.body(std::mem::take(&mut request))?;
             if let Some(d) = response_doc.as_mut() {
                 n += privacy.doc(d)?;
             }
