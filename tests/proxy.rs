@@ -750,3 +750,66 @@ async fn a_client_trickling_its_body_gets_408_and_others_are_served() {
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("request_timeout"), "{text}");
 }
+
+#[tokio::test]
+async fn connections_without_a_request_are_closed_and_long_streams_are_not() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let m = mock().await;
+    let gw = gateway_with(
+        &format!("http://{}/v1", m.addr),
+        "[server]\nheader_timeout_secs = 1\n",
+        &[],
+    )
+    .await;
+    // Bytes read until the gateway closes the connection, and how long that took.
+    async fn until_closed(conn: &mut tokio::net::TcpStream) -> (Vec<u8>, Duration) {
+        let start = std::time::Instant::now();
+        let mut seen = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut seen))
+            .await
+            .expect("the connection is closed, not left open")
+            .unwrap();
+        (seen, start.elapsed())
+    }
+
+    // Request headers that never end: closed after one period, unanswered.
+    let mut slow = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    slow.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let (seen, took) = until_closed(&mut slow).await;
+    assert!(seen.is_empty(), "{}", String::from_utf8_lossy(&seen));
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+
+    // A keep-alive connection after its answer: closed within two periods.
+    let mut idle = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{CHAT}",
+        CHAT.len()
+    );
+    idle.write_all(head.as_bytes()).await.unwrap();
+    let (seen, took) = until_closed(&mut idle).await;
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+
+    // A stream that runs three periods long is delivered whole.
+    let started = std::time::Instant::now();
+    let (id, body) = start_stream(&gw, "chunks=30,chunk_delay_ms=100").await;
+    let text = String::from_utf8(
+        http_body_util::BodyExt::collect(body)
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    let rows = gw.captured(2).await;
+    let row = rows.iter().find(|r| r["id"] == id.as_str()).unwrap();
+    assert_eq!(row["outcome"], "ok");
+}

@@ -174,6 +174,10 @@ pub struct RawServer {
     /// Seconds allowed to receive a request body; a client that trickles it
     /// slower gets 408 so it cannot hold a connection forever. Default 60.
     pub body_timeout_secs: Option<u64>,
+    /// Seconds an HTTP/1 connection may go without starting a request (idle
+    /// between requests, or trickling request headers) before it is closed.
+    /// Default 30.
+    pub header_timeout_secs: Option<u64>,
     /// Threads serving client connections, each with its own event loop.
     /// Default 0: one per CPU.
     pub workers: Option<usize>,
@@ -476,6 +480,7 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     pub shutdown_grace: Duration,
     pub body_timeout: Duration,
+    pub header_timeout: Duration,
     pub tls: Option<TlsFiles>,
     /// Shard threads serving connections (resolved: at least 1).
     pub workers: usize,
@@ -706,6 +711,7 @@ impl RawConfig {
             max_body_bytes,
             shutdown_grace: Duration::from_secs(s.shutdown_grace_secs.unwrap_or(30)),
             body_timeout: Duration::from_secs(s.body_timeout_secs.unwrap_or(60).max(1)),
+            header_timeout: Duration::from_secs(s.header_timeout_secs.unwrap_or(30).max(1)),
             tls,
             workers,
         };

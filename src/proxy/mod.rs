@@ -1,5 +1,5 @@
 //! The data plane: the listener ([`server`]), the request path ([`handler`]),
-//! the record of one call ([`call`]), request-body reading ([`request`]), the
+//! the record of one call ([`call`]), closing idle connections ([`idle`]), request-body reading ([`request`]), the
 //! upstream client ([`upstream`], with its in-task HTTP/1.1 pool in [`h1`]) and streaming bodies with the SSE tee ([`body`]).
 //!
 //! Invariant: nothing here waits on the database. Capture is a non-blocking
@@ -9,6 +9,7 @@ pub mod body;
 pub mod call;
 pub mod h1;
 pub mod handler;
+pub mod idle;
 pub mod request;
 pub mod routing;
 pub mod server;

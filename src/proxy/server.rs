@@ -12,6 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 
+use super::idle::{Activity, Watched};
 use super::routing::Routing;
 use super::shard::{Balance, Shards};
 use crate::capture::hash::UserHasher;
@@ -229,9 +230,9 @@ pub async fn run(
         "flywheel listening"
     );
     let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+    // Connections that send no request are closed by `idle::Activity`
+    // instead of hyper's per-request header timer.
+    http.http1().header_read_timeout(None);
     http.http2().timer(TokioTimer::new());
     let http = Arc::new(http);
     let shards = Shards::start(gw.config.server.workers)?;
@@ -370,7 +371,17 @@ impl Acceptor {
             let watcher = graceful.watcher();
             tokio::spawn(async move {
                 let _open = open;
-                serve_connection(gw, &http, tls, stream, watcher).await;
+                let timeout = gw.config.server.header_timeout;
+                let activity = Arc::new(Activity::default());
+                tokio::select! {
+                    // The connection first: a request head it has read starts
+                    // its request before the watch can look.
+                    biased;
+                    () = serve_connection(gw, &http, tls, stream, watcher, activity.clone()) => {}
+                    () = activity.idle(timeout) => {
+                        tracing::debug!("closing a connection that sent no request within the header timeout");
+                    }
+                }
             });
         }
         drop(listener);
@@ -388,8 +399,16 @@ async fn serve_connection(
     tls: Option<tokio_rustls::TlsAcceptor>,
     stream: TcpStream,
     watcher: hyper_util::server::graceful::Watcher,
+    activity: Arc<Activity>,
 ) {
-    let service = service_fn(move |req| super::handler::handle(gw.clone(), req));
+    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let busy = activity.enter(req.version());
+        let gw = gw.clone();
+        async move {
+            let resp = super::handler::handle(gw, req).await?;
+            Ok::<_, std::convert::Infallible>(resp.map(|body| Watched::new(body, busy)))
+        }
+    });
     let result =
         match tls {
             None => {
