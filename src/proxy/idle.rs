@@ -7,7 +7,9 @@
 //! for every request, which costs a timer insert and removal per request. This
 //! watch wakes once per period per connection, and a request only counts
 //! itself in and out with atomic adds on its connection's [`Activity`].
-//! (Measured: 1.5k fewer instructions per request, `bench/instructions.sh`.)
+//! Measured with `bench/instructions.sh`: hyper's timer cost 1.5k instructions
+//! per request, this watch 0.7k (most of it polling the watch's timer beside
+//! the connection each time the connection's task wakes), so 0.76k fewer.
 //!
 //! A connection is closed between one and two periods after its last request
 //! ended, and one period after it was accepted if it never completed a
