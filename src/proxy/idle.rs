@@ -16,10 +16,11 @@
 //! request head. HTTP/2 connections, whose streams and pings hyper manages,
 //! are left alone once a request shows they are HTTP/2.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use http_body::{Body, Frame, SizeHint};
@@ -47,23 +48,107 @@ impl Activity {
         Busy(self.clone())
     }
 
-    /// Resolves when the connection has gone a whole `period` with no request
-    /// in flight and none started; never for an HTTP/2 connection.
-    pub async fn idle(&self, period: Duration) {
+    /// One look at the connection, a period after the last: whether it has
+    /// gone the whole period with no request in flight and none started.
+    /// `last_idle` carries what the previous look saw.
+    fn quiet_since(&self, last_idle: &mut Option<u64>) -> bool {
+        let started = self.started.load(Relaxed);
+        let idle = self.busy.load(Relaxed) == 0;
+        let quiet = idle && *last_idle == Some(started);
+        *last_idle = idle.then_some(started);
+        quiet
+    }
+}
+
+/// Serves a connection until it ends, or until its [`Activity`] has been
+/// quiet for a whole `period` (then the connection is dropped, which closes
+/// it).
+pub fn close_when_idle<F: Future<Output = ()>>(
+    conn: F,
+    activity: Arc<Activity>,
+    period: Duration,
+) -> CloseWhenIdle<F> {
+    CloseWhenIdle {
+        conn: Box::pin(conn),
+        activity,
+        period,
+        sleep: Box::pin(tokio::time::sleep(period)),
+        alarm: Arc::new(Alarm::default()),
         // Accepting counts as a look that found the connection idle.
-        let mut last_idle = Some(0);
-        loop {
-            tokio::time::sleep(period).await;
-            if self.http2.load(Relaxed) {
-                return std::future::pending().await;
-            }
-            let started = self.started.load(Relaxed);
-            let idle = self.busy.load(Relaxed) == 0;
-            if idle && last_idle == Some(started) {
-                return;
-            }
-            last_idle = idle.then_some(started);
+        last_idle: Some(0),
+        armed: false,
+    }
+}
+
+/// See [`close_when_idle`]. The timer is polled only when it has fired: it
+/// is registered with the [`Alarm`]'s waker, not the task's, so the many
+/// wake-ups of a busy connection cost one atomic swap here, not a poll of
+/// the timer.
+pub struct CloseWhenIdle<F> {
+    conn: Pin<Box<F>>,
+    activity: Arc<Activity>,
+    period: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    alarm: Arc<Alarm>,
+    last_idle: Option<u64>,
+    armed: bool,
+}
+
+/// Wakes the connection's task when its timer fires, and says so.
+#[derive(Default)]
+struct Alarm {
+    fired: AtomicBool,
+    task: Mutex<Option<Waker>>,
+}
+
+impl Wake for Alarm {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Relaxed);
+        if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            task.wake_by_ref();
         }
+    }
+}
+
+impl<F: Future<Output = ()>> Future for CloseWhenIdle<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        // The connection first: a request head it has read starts its
+        // request before the look below.
+        if this.conn.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        if this.armed && !this.alarm.fired.swap(false, Relaxed) {
+            return Poll::Pending;
+        }
+        if this.activity.http2.load(Relaxed) {
+            // Left to hyper: the timer is not armed again.
+            return Poll::Pending;
+        }
+        if !this.armed {
+            *this.alarm.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+            this.armed = true;
+        }
+        let alarm = Waker::from(this.alarm.clone());
+        while this
+            .sleep
+            .as_mut()
+            .poll(&mut Context::from_waker(&alarm))
+            .is_ready()
+        {
+            if this.activity.quiet_since(&mut this.last_idle) {
+                return Poll::Ready(());
+            }
+            let next = this.sleep.deadline() + this.period;
+            this.sleep.as_mut().reset(next);
+        }
+        Poll::Pending
     }
 }
 
@@ -113,16 +198,24 @@ impl Body for Watched {
 mod tests {
     use super::*;
 
+    /// A connection that never ends by itself, and how long until the watch
+    /// closed it.
+    async fn closed_after(activity: &Arc<Activity>, period: Duration) -> Duration {
+        let start = tokio::time::Instant::now();
+        close_when_idle(std::future::pending(), activity.clone(), period).await;
+        start.elapsed()
+    }
+
     /// The watch closes a connection only after a full period without any
     /// request, and never while a response is still being sent.
     #[tokio::test(start_paused = true)]
-    async fn idle_only_after_a_whole_quiet_period() {
+    async fn closes_only_after_a_whole_quiet_period() {
         let period = Duration::from_secs(30);
-        let activity = Arc::new(Activity::default());
-        let start = tokio::time::Instant::now();
         // Never a request: one period.
-        activity.idle(period).await;
-        assert_eq!(start.elapsed(), period);
+        assert_eq!(
+            closed_after(&Arc::new(Activity::default()), period).await,
+            period
+        );
 
         // A response in flight for three periods, then quiet: closed between
         // one and two periods after it ended.
@@ -130,7 +223,7 @@ mod tests {
         let busy = activity.enter(http::Version::HTTP_11);
         let watch = {
             let a = activity.clone();
-            tokio::spawn(async move { a.idle(period).await })
+            tokio::spawn(async move { closed_after(&a, period).await })
         };
         tokio::time::sleep(period * 3 + Duration::from_secs(1)).await;
         assert!(
@@ -143,10 +236,33 @@ mod tests {
         let quiet = ended.elapsed();
         assert!(quiet >= period && quiet <= period * 2, "{quiet:?}");
 
+        // Requests one after another, each starting within a period of the
+        // last one's end: never closed.
+        let activity = Arc::new(Activity::default());
+        let watch = {
+            let a = activity.clone();
+            tokio::spawn(async move { closed_after(&a, period).await })
+        };
+        for _ in 0..10 {
+            tokio::time::sleep(period / 2).await;
+            drop(activity.enter(http::Version::HTTP_11));
+        }
+        assert!(!watch.is_finished(), "closed although requests kept coming");
+        watch.abort();
+
         // HTTP/2: left to hyper.
         let activity = Arc::new(Activity::default());
         drop(activity.enter(http::Version::HTTP_2));
-        let h2 = tokio::time::timeout(period * 10, activity.idle(period)).await;
+        let h2 = tokio::time::timeout(period * 10, closed_after(&activity, period)).await;
         assert!(h2.is_err(), "an HTTP/2 connection was closed as idle");
+    }
+
+    /// The connection's own end ends the watch at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_ends_is_not_held() {
+        let start = tokio::time::Instant::now();
+        let conn = tokio::time::sleep(Duration::from_secs(5));
+        close_when_idle(conn, Arc::new(Activity::default()), Duration::from_secs(30)).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
     }
 }

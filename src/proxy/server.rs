@@ -12,7 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::idle::{Activity, Watched};
+use super::idle::{self, Activity, Watched};
 use super::routing::Routing;
 use super::shard::{Balance, Shards};
 use crate::capture::hash::UserHasher;
@@ -373,15 +373,8 @@ impl Acceptor {
                 let _open = open;
                 let timeout = gw.config.server.header_timeout;
                 let activity = Arc::new(Activity::default());
-                tokio::select! {
-                    // The connection first: a request head it has read starts
-                    // its request before the watch can look.
-                    biased;
-                    () = serve_connection(gw, &http, tls, stream, watcher, activity.clone()) => {}
-                    () = activity.idle(timeout) => {
-                        tracing::debug!("closing a connection that sent no request within the header timeout");
-                    }
-                }
+                let conn = serve_connection(gw, &http, tls, stream, watcher, activity.clone());
+                idle::close_when_idle(conn, activity, timeout).await;
             });
         }
         drop(listener);
