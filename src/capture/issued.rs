@@ -7,9 +7,37 @@
 //! the map never holds more than the in-flight calls plus the queue.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 
 const SHARDS: usize = 16;
+
+/// Keys are UUIDv7s, whose low 62 bits are random: those bits are the hash,
+/// turned so that random bits also land at its top (where the map keeps its
+/// tag bits). The default SipHash costs more than the rest of an insert or
+/// removal, and the map needs no protection from chosen keys: the gateway
+/// makes the ids.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u128` is used; this keeps any other key well spread.
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_u128(&mut self, id: u128) {
+        self.0 = (id as u64).rotate_left(32);
+    }
+}
+
+type IdMap = HashMap<u128, Served, BuildHasherDefault<IdHasher>>;
 
 /// Where an issued interaction was served, for feedback metrics and filtering.
 #[derive(Debug, Clone)]
@@ -20,21 +48,23 @@ pub struct Served {
 
 /// A sharded map so concurrent calls rarely touch the same lock.
 pub struct Issued {
-    shards: [Mutex<HashMap<u128, Served>>; SHARDS],
+    shards: [Mutex<IdMap>; SHARDS],
 }
 
 impl Default for Issued {
     fn default() -> Self {
         Issued {
-            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            shards: std::array::from_fn(|_| Mutex::new(IdMap::default())),
         }
     }
 }
 
 impl Issued {
-    fn shard(&self, id: u128) -> std::sync::MutexGuard<'_, HashMap<u128, Served>> {
-        // UUIDv7's low bits are random, so they spread ids evenly.
-        self.shards[(id as usize) % SHARDS]
+    fn shard(&self, id: u128) -> std::sync::MutexGuard<'_, IdMap> {
+        // UUIDv7's low bits are random, so they spread ids evenly; the bits
+        // above them pick the shard, so that the low bits still spread the
+        // ids of one shard over its map's buckets.
+        self.shards[((id >> 56) as usize) % SHARDS]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }
@@ -60,5 +90,36 @@ impl Issued {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ids made by the gateway are found, removed, and spread over every shard.
+    #[test]
+    fn ids_round_trip_and_spread_over_the_shards() {
+        let issued = Issued::default();
+        let served = Served {
+            route: "r".into(),
+            version: "v1".into(),
+        };
+        let ids: Vec<uuid::Uuid> = (0..4096).map(|_| crate::capture::id::new_v7()).collect();
+        for id in &ids {
+            issued.insert(*id, served.clone());
+        }
+        assert_eq!(issued.len(), ids.len());
+        for shard in &issued.shards {
+            let n = shard.lock().unwrap().len();
+            // 256 expected per shard; a shard choice on fixed bits would leave most empty.
+            assert!((128..=384).contains(&n), "{n}");
+        }
+        for id in &ids[..2048] {
+            assert_eq!(&*issued.get(*id).unwrap().version, "v1");
+            issued.remove(*id);
+            assert!(issued.get(*id).is_none());
+        }
+        assert_eq!(issued.len(), 2048);
     }
 }
