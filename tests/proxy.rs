@@ -321,6 +321,38 @@ async fn slow_upstream_is_504_and_the_gateway_keeps_serving() {
     assert_eq!(rec["outcome"], "timeout");
 }
 
+/// Pooled upstream connections keep one first-byte timer across their
+/// requests: it must hold each request to the limit, whether the last one's
+/// timer was still pending or had already fired while the connection sat idle.
+#[tokio::test]
+async fn the_first_byte_limit_holds_for_every_request_on_a_pooled_connection() {
+    let m = mock().await;
+    let gw = gateway_with(
+        &format!("http://{}/v1", m.addr),
+        "first_byte_timeout_ms = 300\n",
+        &[],
+    )
+    .await;
+    let status = |mock: &'static str| {
+        let gw = &gw;
+        async move {
+            gw.post("/v1/chat/completions", CHAT, &[("x-mock", mock)])
+                .await
+                .status
+        }
+    };
+    assert_eq!(status("delay_ms=0").await, 200);
+    assert_eq!(status("delay_ms=100").await, 200);
+    // The last timer fires while the connection waits in the pool.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(status("delay_ms=200").await, 200);
+    let started = std::time::Instant::now();
+    assert_eq!(status("delay_ms=2000").await, 504);
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    assert_eq!(status("delay_ms=0").await, 200);
+}
+
 #[tokio::test]
 async fn total_timeout_ends_a_stream_with_an_error_event() {
     let m = mock().await;

@@ -536,20 +536,20 @@ async fn send(
         req.headers_mut().insert(k.clone(), v.clone());
     }
     let limits = &upstream.config;
-    match tokio::time::timeout(
-        limits.first_byte_timeout.min(limits.total_timeout),
-        upstream.send(req),
-    )
-    .await
+    match upstream
+        .send(req, limits.first_byte_timeout.min(limits.total_timeout))
+        .await
     {
-        Ok(Ok(r)) => Ok(r),
-        Ok(Err(e)) => {
+        Ok(r) => Ok(r),
+        Err(SendError::TimedOut) => Err(GatewayError::UpstreamTimeout("the first-byte time limit")),
+        Err(e) => {
             tracing::debug!(error = %e, "upstream request failed");
             Err(match e {
                 SendError::Connect(_) => GatewayError::UpstreamUnreachable,
-                SendError::Protocol(_) | SendError::Other(_) => GatewayError::UpstreamProtocol,
+                SendError::Protocol(_) | SendError::Other(_) | SendError::TimedOut => {
+                    GatewayError::UpstreamProtocol
+                }
             })
         }
-        Err(_) => Err(GatewayError::UpstreamTimeout("the first-byte time limit")),
     }
 }

@@ -235,19 +235,21 @@ impl Upstream {
     }
 
     /// Sends a request made by [`Upstream::request`] and waits for the
-    /// response head.
+    /// response head, for at most `limit`.
     pub async fn send(
         &self,
         req: Request<Full<Bytes>>,
+        limit: std::time::Duration,
     ) -> Result<Response<UpstreamBody>, h1::SendError> {
         let Some(pool) = &self.h1 else {
-            return match self.client.request(req).await {
-                Ok(resp) => Ok(resp.map(UpstreamBody::Shared)),
-                Err(e) if e.is_connect() => Err(h1::SendError::Connect(e.to_string())),
-                Err(e) => Err(h1::SendError::Other(e.to_string())),
+            return match tokio::time::timeout(limit, self.client.request(req)).await {
+                Ok(Ok(resp)) => Ok(resp.map(UpstreamBody::Shared)),
+                Ok(Err(e)) if e.is_connect() => Err(h1::SendError::Connect(e.to_string())),
+                Ok(Err(e)) => Err(h1::SendError::Other(e.to_string())),
+                Err(_) => Err(h1::SendError::TimedOut),
             };
         };
-        let resp = pool.send(req).await?;
+        let resp = pool.send(req, limit).await?;
         Ok(resp.map(UpstreamBody::Pooled))
     }
 }
