@@ -353,6 +353,36 @@ async fn the_first_byte_limit_holds_for_every_request_on_a_pooled_connection() {
     assert_eq!(status("delay_ms=0").await, 200);
 }
 
+/// Timeouts have no upper bound in the config: the longest possible ones
+/// must mean "never", not a deadline that overflows (a grace period of
+/// i64::MAX seconds did, at shutdown).
+#[tokio::test]
+async fn the_longest_timeouts_are_accepted_and_serve() {
+    let m = mock().await;
+    let gw = gateway_with(
+        &format!("http://{}/v1", m.addr),
+        "first_byte_timeout_ms = 9223372036854775807\ntotal_timeout_ms = 9223372036854775807\n[server]\nheader_timeout_secs = 9223372036854775807\nshutdown_grace_secs = 9223372036854775807\n",
+        &[],
+    )
+    .await;
+    assert_eq!(gw.post("/v1/chat/completions", CHAT, &[]).await.status, 200);
+    let body = json!({"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]});
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            &body.to_string(),
+            &[("x-mock", "chunks=3")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.text().trim_end().ends_with("data: [DONE]"),
+        "{}",
+        r.text()
+    );
+    gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn total_timeout_ends_a_stream_with_an_error_event() {
     let m = mock().await;

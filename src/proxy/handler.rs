@@ -348,7 +348,13 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
             }
         }
     };
-    let deadline = start + call.target.upstream.config.total_timeout;
+    let deadline = start
+        + call
+            .target
+            .upstream
+            .config
+            .total_timeout
+            .min(super::FOREVER);
     let headers_at = start.elapsed();
     let (mut rparts, rbody) = resp.into_parts();
     call.status = rparts.status.as_u16();

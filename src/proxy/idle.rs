@@ -145,7 +145,7 @@ impl<F: Future<Output = ()>> Future for CloseWhenIdle<F> {
             if this.activity.quiet_since(&mut this.last_idle) {
                 return Poll::Ready(());
             }
-            let next = this.sleep.deadline() + this.period;
+            let next = this.sleep.deadline() + this.period.min(super::FOREVER);
             this.sleep.as_mut().reset(next);
         }
         Poll::Pending
