@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use super::body::{ProxyBody, TeeBody};
 use super::call::Call;
 use super::h1::SendError;
+use super::idle::{Busy, Watched};
 use super::request;
 use super::request::RequestMeta;
 use super::routing::{PinError, RoutingTable, VersionTarget};
@@ -26,11 +27,17 @@ pub const INTERACTION_ID: &str = "x-flywheel-interaction-id";
 pub const MODEL_VERSION: &str = "x-flywheel-model-version";
 pub const PIN_VERSION: &str = "x-flywheel-version";
 
-/// Entry point for every request on the public listener.
+/// Entry point for every request on the public listener. `busy` counts the
+/// request in on its connection until the response has been sent.
+///
+/// The service calls this directly, with no async wrapper around it: each
+/// layer of futures moves the one inside it when it starts, and the proxy
+/// path's future is 4 KB.
 pub async fn handle(
     gw: Arc<Gateway>,
     req: Request<Incoming>,
-) -> Result<Response<ProxyBody>, Infallible> {
+    busy: Busy,
+) -> Result<Response<Watched>, Infallible> {
     let path = req.uri().path();
     let resp = match (req.method(), path) {
         (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
@@ -53,7 +60,7 @@ pub async fn handle(
         (&Method::POST, "/v1/feedback") => feedback(gw, req).await,
         _ => proxy(gw, req).await,
     };
-    Ok(resp)
+    Ok(resp.map(|body| Watched::new(body, busy)))
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {

@@ -12,7 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::idle::{self, Activity, Watched};
+use super::idle::{self, Activity};
 use super::routing::Routing;
 use super::shard::{Balance, Shards};
 use crate::capture::hash::UserHasher;
@@ -396,11 +396,7 @@ async fn serve_connection(
 ) {
     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let busy = activity.enter(req.version());
-        let gw = gw.clone();
-        async move {
-            let resp = super::handler::handle(gw, req).await?;
-            Ok::<_, std::convert::Infallible>(resp.map(|body| Watched::new(body, busy)))
-        }
+        super::handler::handle(gw.clone(), req, busy)
     });
     let result =
         match tls {
