@@ -53,7 +53,8 @@ impl Call {
             .metrics
             .in_flight
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let id = crate::capture::id::new_v7();
+        let received_at = SystemTime::now();
+        let id = crate::capture::id::new_v7_at(received_at);
         gateway.capture.issue(
             id,
             Served {
@@ -64,7 +65,7 @@ impl Call {
         Call {
             record: Some(Interaction {
                 id,
-                received_at: SystemTime::now(),
+                received_at,
                 endpoint,
                 method: parts.method.clone(),
                 path: endpoint.path().map_or_else(

@@ -2,7 +2,9 @@
 //! read and check the body, forward, and answer — every call captured.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -182,9 +184,15 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(GatewayError::PayloadTooLarge { limit });
     }
-    let collected = tokio::time::timeout(timeout, Limited::new(body, limit as usize).collect())
-        .await
-        .map_err(|_| GatewayError::RequestTimeout)?;
+    // A small body has mostly arrived with the head: one look before a timer
+    // is set up for it (which reads the clock and makes a timer entry).
+    let mut collect = std::pin::pin!(Limited::new(body, limit as usize).collect());
+    let collected = match std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await {
+        Poll::Ready(c) => c,
+        Poll::Pending => tokio::time::timeout(timeout, collect)
+            .await
+            .map_err(|_| GatewayError::RequestTimeout)?,
+    };
     match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
