@@ -145,7 +145,9 @@ impl<F: Future<Output = ()>> Future for CloseWhenIdle<F> {
             if this.activity.quiet_since(&mut this.last_idle) {
                 return Poll::Ready(());
             }
-            let next = this.sleep.deadline() + this.period.min(super::FOREVER);
+            // From now, not from the last deadline: looks stay a whole period
+            // apart even when this task was not polled for a while.
+            let next = tokio::time::Instant::now() + this.period.min(super::FOREVER);
             this.sleep.as_mut().reset(next);
         }
         Poll::Pending
@@ -255,6 +257,34 @@ mod tests {
         drop(activity.enter(http::Version::HTTP_2));
         let h2 = tokio::time::timeout(period * 10, closed_after(&activity, period)).await;
         assert!(h2.is_err(), "an HTTP/2 connection was closed as idle");
+    }
+
+    /// A watch whose task was not polled for several periods (a stalled
+    /// thread) still needs a whole quiet period after a request: its looks
+    /// are a period apart from the time it looked, not from a stale deadline.
+    #[tokio::test(start_paused = true)]
+    async fn looks_stay_a_period_apart_after_a_stall() {
+        let period = Duration::from_secs(30);
+        let activity = Arc::new(Activity::default());
+        let mut watch = Box::pin(close_when_idle(
+            std::future::pending(),
+            activity.clone(),
+            period,
+        ));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(watch.as_mut().poll(&mut cx).is_pending());
+        // Three periods without a poll, and a request just before the next.
+        tokio::time::advance(period * 3).await;
+        drop(activity.enter(http::Version::HTTP_11));
+        assert!(
+            watch.as_mut().poll(&mut cx).is_pending(),
+            "closed at once after a request"
+        );
+        tokio::time::advance(period).await;
+        assert!(
+            watch.as_mut().poll(&mut cx).is_ready(),
+            "a quiet period later it closes"
+        );
     }
 
     /// The connection's own end ends the watch at once.
