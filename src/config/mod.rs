@@ -474,6 +474,17 @@ pub struct RetentionConfig {
     pub batch: usize,
 }
 
+/// The longest duration a setting in seconds stands for. An `Instant` plus
+/// `i64::MAX` seconds (the largest TOML integer) overflows and panics where
+/// a deadline is computed; thirty years is as good as never. (Settings in
+/// milliseconds stay far below the overflow.)
+pub const FOREVER: Duration = Duration::from_secs(30 * 365 * 86_400);
+
+/// A setting in seconds, capped at [`FOREVER`].
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n).min(FOREVER)
+}
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
@@ -709,9 +720,9 @@ impl RawConfig {
         let server = ServerConfig {
             listen,
             max_body_bytes,
-            shutdown_grace: Duration::from_secs(s.shutdown_grace_secs.unwrap_or(30)),
-            body_timeout: Duration::from_secs(s.body_timeout_secs.unwrap_or(60).max(1)),
-            header_timeout: Duration::from_secs(s.header_timeout_secs.unwrap_or(30).max(1)),
+            shutdown_grace: secs(s.shutdown_grace_secs.unwrap_or(30)),
+            body_timeout: secs(s.body_timeout_secs.unwrap_or(60).max(1)),
+            header_timeout: secs(s.header_timeout_secs.unwrap_or(30).max(1)),
             tls,
             workers,
         };
@@ -764,7 +775,7 @@ impl RawConfig {
             )?,
             total_timeout: positive("upstream.total_timeout_ms", u.total_timeout_ms, 600_000)?,
             pool_max_idle_per_host: u.pool_max_idle_per_host.unwrap_or(512),
-            pool_idle_timeout: Duration::from_secs(u.pool_idle_timeout_secs.unwrap_or(90)),
+            pool_idle_timeout: secs(u.pool_idle_timeout_secs.unwrap_or(90)),
             http2_prior_knowledge: u.http2_prior_knowledge.unwrap_or(false),
             extra_roots: match &u.ca_file {
                 None => Vec::new(),
@@ -885,7 +896,7 @@ impl RawConfig {
         let retention = RetentionConfig {
             raw_days: r.raw_days.unwrap_or(7),
             capture_days: r.capture_days.unwrap_or(0),
-            interval: Duration::from_secs(r.interval_secs.unwrap_or(3600).max(1)),
+            interval: secs(r.interval_secs.unwrap_or(3600).max(1)),
             batch: r.batch.unwrap_or(1000).clamp(1, 100_000),
         };
         let datasets = DatasetsConfig {

@@ -126,7 +126,7 @@ impl Pool {
         mut req: Request<Full<Bytes>>,
         limit: Duration,
     ) -> Result<Response<PooledBody>, SendError> {
-        let deadline = tokio::time::Instant::now() + limit.min(super::FOREVER);
+        let deadline = tokio::time::Instant::now() + limit;
         if let Some(conn) = self.checkout() {
             match self.exchange(conn, req, deadline).await {
                 Ok(resp) => return Ok(resp),

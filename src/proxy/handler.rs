@@ -363,13 +363,7 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
             }
         }
     };
-    let deadline = start
-        + call
-            .target
-            .upstream
-            .config
-            .total_timeout
-            .min(super::FOREVER);
+    let deadline = start + call.target.upstream.config.total_timeout;
     let headers_at = start.elapsed();
     let (mut rparts, rbody) = resp.into_parts();
     call.status = rparts.status.as_u16();

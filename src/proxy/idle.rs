@@ -147,7 +147,7 @@ impl<F: Future<Output = ()>> Future for CloseWhenIdle<F> {
             }
             // From now, not from the last deadline: looks stay a whole period
             // apart even when this task was not polled for a while.
-            let next = tokio::time::Instant::now() + this.period.min(super::FOREVER);
+            let next = tokio::time::Instant::now() + this.period;
             this.sleep.as_mut().reset(next);
         }
         Poll::Pending

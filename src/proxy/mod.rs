@@ -15,8 +15,3 @@ pub mod routing;
 pub mod server;
 pub mod shard;
 pub mod upstream;
-
-/// The longest wait a deadline is set for. Timeouts come from the config and
-/// the registry without an upper bound, and an `Instant` plus a duration
-/// centuries long would overflow; thirty years is as good as never.
-pub(crate) const FOREVER: std::time::Duration = std::time::Duration::from_secs(30 * 365 * 86_400);

@@ -294,7 +294,7 @@ pub async fn run(
         "shutting down: draining in-flight requests"
     );
     // The shards drain side by side, each within the grace period.
-    let deadline = tokio::time::Instant::now() + grace.min(super::FOREVER) + Duration::from_secs(1);
+    let deadline = tokio::time::Instant::now() + grace + Duration::from_secs(1);
     let mut drained = true;
     for shard in accepting {
         drained &= matches!(tokio::time::timeout_at(deadline, shard).await, Ok(Ok(true)));
