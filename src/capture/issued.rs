@@ -61,10 +61,9 @@ impl Default for Issued {
 
 impl Issued {
     fn shard(&self, id: u128) -> std::sync::MutexGuard<'_, IdMap> {
-        // UUIDv7's low bits are random, so they spread ids evenly; the bits
-        // above them pick the shard, so that the low bits still spread the
-        // ids of one shard over its map's buckets.
-        self.shards[((id >> 56) as usize) % SHARDS]
+        // UUIDv7's low bits are random, so they spread ids evenly (the map's
+        // hash takes its bucket bits from higher up, see `IdHasher`).
+        self.shards[(id as usize) % SHARDS]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }
