@@ -78,8 +78,8 @@ struct Conn {
     /// every request the connection carries: moving a registered timer's
     /// deadline later is one atomic update in tokio, where a timer per
     /// request costs an insert into the timer wheel and a removal (about 800
-    /// instructions a request, `bench/instructions.sh`). Made on first use.
-    limit: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// instructions a request, `bench/instructions.sh`).
+    limit: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Conn {
@@ -152,20 +152,14 @@ impl Pool {
         req: Request<Full<Bytes>>,
         deadline: tokio::time::Instant,
     ) -> Result<Response<PooledBody>, Refused> {
-        match &mut conn.limit {
-            Some(limit) => limit.as_mut().reset(deadline),
-            None => conn.limit = Some(Box::pin(tokio::time::sleep_until(deadline))),
-        }
+        conn.limit.as_mut().reset(deadline);
         let mut response = std::pin::pin!(conn.sender.try_send_request(req));
         let result = poll_fn(|cx| {
             conn.drive(cx);
             if let Poll::Ready(r) = response.as_mut().poll(cx) {
                 return Poll::Ready(Some(r));
             }
-            match conn.limit.as_mut().map(|l| l.as_mut().poll(cx)) {
-                Some(Poll::Ready(())) => Poll::Ready(None),
-                _ => Poll::Pending,
-            }
+            conn.limit.as_mut().poll(cx).map(|()| None)
         })
         .await;
         match result {
@@ -233,7 +227,8 @@ impl Pool {
             sender,
             driver: Box::pin(driver),
             ended: false,
-            limit: None,
+            // Set for each request before it is sent.
+            limit: Box::pin(tokio::time::sleep(Duration::ZERO)),
         })
     }
 }

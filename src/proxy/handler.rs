@@ -551,20 +551,15 @@ async fn send(
         req.headers_mut().insert(k.clone(), v.clone());
     }
     let limits = &upstream.config;
-    match upstream
+    upstream
         .send(req, limits.first_byte_timeout.min(limits.total_timeout))
         .await
-    {
-        Ok(r) => Ok(r),
-        Err(SendError::TimedOut) => Err(GatewayError::UpstreamTimeout("the first-byte time limit")),
-        Err(e) => {
+        .map_err(|e| {
             tracing::debug!(error = %e, "upstream request failed");
-            Err(match e {
+            match e {
                 SendError::Connect(_) => GatewayError::UpstreamUnreachable,
-                SendError::Protocol(_) | SendError::Other(_) | SendError::TimedOut => {
-                    GatewayError::UpstreamProtocol
-                }
-            })
-        }
-    }
+                SendError::TimedOut => GatewayError::UpstreamTimeout("the first-byte time limit"),
+                SendError::Protocol(_) | SendError::Other(_) => GatewayError::UpstreamProtocol,
+            }
+        })
 }
