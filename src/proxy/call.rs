@@ -9,6 +9,7 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use http::request::Parts;
 
+use super::handler::{SESSION_HEADER, USER_HEADER};
 use super::routing::VersionTarget;
 use super::server::Gateway;
 use crate::capture::issued::Served;
@@ -30,9 +31,6 @@ pub struct Call {
 
 impl Call {
     pub fn new(gateway: Arc<Gateway>, start: Instant, endpoint: Endpoint, parts: &Parts) -> Call {
-        // Names made at compile time: a lookup by `&str` parses the name first.
-        const USER: http::HeaderName = http::HeaderName::from_static("x-flywheel-user");
-        const SESSION: http::HeaderName = http::HeaderName::from_static("x-flywheel-session");
         let headers = &parts.headers;
         let header = |name: http::HeaderName| {
             headers
@@ -86,8 +84,8 @@ impl Call {
                 latency: Default::default(),
                 ttft: None,
                 app: None,
-                user: header(USER),
-                session: header(SESSION),
+                user: header(USER_HEADER),
+                session: header(SESSION_HEADER),
                 metadata,
                 error: None,
             }),

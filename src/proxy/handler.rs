@@ -29,6 +29,12 @@ pub const INTERACTION_ID: &str = "x-flywheel-interaction-id";
 pub const MODEL_VERSION: &str = "x-flywheel-model-version";
 pub const PIN_VERSION: &str = "x-flywheel-version";
 
+/// Request headers the gateway reads, as names made at compile time: a
+/// lookup by `&str` parses the name first, on every request.
+pub const USER_HEADER: HeaderName = HeaderName::from_static("x-flywheel-user");
+pub const SESSION_HEADER: HeaderName = HeaderName::from_static("x-flywheel-session");
+const PIN_HEADER: HeaderName = HeaderName::from_static(PIN_VERSION);
+
 /// Entry point for every request on the public listener. `busy` counts the
 /// request in on its connection until the response has been sent.
 ///
@@ -263,8 +269,7 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
                 .filter(|u| !u.is_empty())
                 .map(str::to_string);
         }
-        const PIN: HeaderName = HeaderName::from_static(PIN_VERSION);
-        let pin = parts.headers.get(PIN).and_then(|v| v.to_str().ok());
+        let pin = parts.headers.get(PIN_HEADER).and_then(|v| v.to_str().ok());
         if pin.is_some() && !may_pin {
             return fail(
                 call,
@@ -437,12 +442,7 @@ async fn feedback(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBod
     let user_hash = new
         .user
         .as_deref()
-        .or_else(|| {
-            parts
-                .headers
-                .get("x-flywheel-user")
-                .and_then(|v| v.to_str().ok())
-        })
+        .or_else(|| parts.headers.get(USER_HEADER).and_then(|v| v.to_str().ok()))
         .map(|u| gw.user_hasher.hash(u));
     let worker = gw.clone();
     let stored = tokio::task::spawn_blocking(move || {
