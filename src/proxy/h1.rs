@@ -1,54 +1,67 @@
-//! Keep-alive HTTP/1.1 connections to a plain-TCP upstream, each driven by the
-//! request that holds it.
+//! Keep-alive HTTP/1.1 connections to a plain-TCP upstream, spoken to by the
+//! request that holds them.
 //!
 //! A general client (hyper-util's pooled `Client`) runs every connection as a
 //! task of its own and passes each request and response between that task and
 //! the caller's through channels: a few task wake-ups per call, often across
-//! worker threads. Here a call checks a connection out of the pool and polls it
-//! itself, first while waiting for the response head and then inside the
-//! response body ([`PooledBody`]), so the whole exchange runs in the task that
-//! serves the client. When the body has ended and the connection is ready for
-//! another request it goes back to the pool; a body dropped early (the client
-//! left) closes its connection, as does any error.
+//! worker threads. Here a call checks a connection out of the pool and does
+//! the exchange itself, in the task that serves the client: it writes the
+//! request (head and body in one `writev`), reads and parses the response
+//! head ([`httparse`]), and then reads the body inside the response body
+//! ([`PooledBody`]), framed by `Content-Length`, chunked coding or the end of
+//! the connection (RFC 9112 §6.3). Header values are slices of the buffer
+//! the head was read into, not copies. When the body has ended and the
+//! connection may carry another request it goes back to the pool; a body
+//! dropped early (the client left) closes its connection, as does any error.
 //!
-//! Idle connections are not polled. A connection the upstream closed while it
-//! sat idle is found at checkout (polling it then sees the end of the stream)
-//! and dropped; one that closes just as a request is sent refuses that request
-//! unsent, and the request goes again on a new connection.
+//! Idle connections are not read. A connection the upstream closed while it
+//! sat idle is found at checkout (its socket reads as ended) and dropped; one
+//! that fails as a request is written, before any of it went out, sends that
+//! request again on a new connection.
 //!
 //! HTTPS and HTTP/2 upstreams use the general client (see `upstream.rs`).
 
 use std::future::{poll_fn, Future};
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{Request, Response, Uri};
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::client::conn::http1;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
-
-type Connection = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
 
 /// Why a request got no response.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     #[error("cannot connect: {0}")]
     Connect(String),
-    #[error(transparent)]
-    Protocol(#[from] hyper::Error),
+    /// The connection failed or closed during the exchange.
+    #[error("upstream connection: {0}")]
+    Io(#[from] io::Error),
+    /// The upstream's answer is not HTTP/1.1 this client can read.
+    #[error("malformed response: {0}")]
+    Malformed(&'static str),
     #[error("{0}")]
     Other(String),
     /// No response head within the first-byte time limit.
     #[error("no response within the time limit")]
     TimedOut,
 }
+
+/// The most header lines a response head may have, and its most bytes.
+const MAX_HEADERS: usize = 128;
+const MAX_HEAD_BYTES: usize = 256 * 1024;
+/// The longest chunk-size or trailer line read before giving up.
+const MAX_LINE_BYTES: usize = 16 * 1024;
+/// A read asks for at least this much room, and grows the buffer by `READ_SIZE`.
+const MIN_READ: usize = 2 * 1024;
+const READ_SIZE: usize = 16 * 1024;
 
 /// The idle connections to one upstream origin.
 pub struct Pool {
@@ -67,13 +80,12 @@ struct Idle {
     home: u32,
 }
 
-/// One connection: the handle requests are sent through and the state
-/// machine that does the reading and writing, polled by its holder.
+/// One connection, with the bytes read from it and not yet used.
 struct Conn {
-    sender: http1::SendRequest<Full<Bytes>>,
-    driver: Pin<Box<Connection>>,
-    /// The driver has finished (closed or failed) and must not be polled again.
-    ended: bool,
+    io: TcpStream,
+    read: BytesMut,
+    /// The request head being written; kept to reuse its allocation.
+    head: Vec<u8>,
     /// The first-byte time limit of the request in flight. One timer serves
     /// every request the connection carries: moving a registered timer's
     /// deadline later is one atomic update in tokio, where a timer per
@@ -83,22 +95,44 @@ struct Conn {
 }
 
 impl Conn {
-    /// Polls the driver unless it has ended; true once it has.
-    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.ended {
-            if let Poll::Ready(result) = self.driver.as_mut().poll(cx) {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "upstream connection failed");
-                }
-                self.ended = true;
-            }
+    fn new(io: TcpStream) -> Conn {
+        Conn {
+            io,
+            read: BytesMut::new(),
+            head: Vec::with_capacity(1024),
+            // Set for each request before it is sent.
+            limit: Box::pin(tokio::time::sleep(Duration::ZERO)),
         }
-        self.ended
     }
 
-    /// Still open and waiting for a request.
+    /// Reads what the socket holds onto the end of `read`; `Ok(0)` once the
+    /// upstream has closed its side.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.read.capacity() - self.read.len() < MIN_READ {
+            self.read.reserve(READ_SIZE);
+        }
+        loop {
+            std::task::ready!(self.io.poll_read_ready(cx))?;
+            match self.io.try_read_buf(&mut self.read) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    /// Still open, with nothing unasked-for to read. The socket is read only
+    /// when the runtime has seen it become readable, which for an idle
+    /// connection means it closed (or sent what no request asked for).
     fn reusable(&mut self) -> bool {
-        !self.drive(&mut Context::from_waker(Waker::noop())) && self.sender.is_ready()
+        if !self.read.is_empty() {
+            return false;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        if self.io.poll_read_ready(&mut cx).is_pending() {
+            return true;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 }
 
@@ -118,28 +152,28 @@ impl Pool {
         }
     }
 
-    /// Sends `req` (origin-form URI, `Host` set) on a pooled connection, or a
-    /// new one, and returns the response once its head has arrived, within
-    /// `limit` of the call.
+    /// Sends `req` (origin-form URI, `Host` set, no `Content-Length`) on a
+    /// pooled connection, or a new one, and returns the response once its
+    /// head has arrived, within `limit` of the call.
     pub async fn send(
         self: &Arc<Self>,
-        mut req: Request<Full<Bytes>>,
+        req: Request<Bytes>,
         limit: Duration,
     ) -> Result<Response<PooledBody>, SendError> {
         let deadline = tokio::time::Instant::now() + limit;
         if let Some(conn) = self.checkout() {
-            match self.exchange(conn, req, deadline).await {
+            match self.exchange(conn, &req, deadline).await {
+                Err(Refused::Unsent) => {}
                 Ok(resp) => return Ok(resp),
-                Err(Refused::Unsent(r)) => req = *r,
                 Err(Refused::Failed(e)) => return Err(e),
             }
         }
         let conn = tokio::time::timeout_at(deadline, self.connect())
             .await
             .map_err(|_| SendError::TimedOut)??;
-        match self.exchange(conn, req, deadline).await {
+        match self.exchange(conn, &req, deadline).await {
             Ok(resp) => Ok(resp),
-            Err(Refused::Unsent(_)) => Err(SendError::Connect(
+            Err(Refused::Unsent) => Err(SendError::Connect(
                 "the connection closed before the request was sent".into(),
             )),
             Err(Refused::Failed(e)) => Err(e),
@@ -149,31 +183,81 @@ impl Pool {
     async fn exchange(
         self: &Arc<Self>,
         mut conn: Conn,
-        req: Request<Full<Bytes>>,
+        req: &Request<Bytes>,
         deadline: tokio::time::Instant,
     ) -> Result<Response<PooledBody>, Refused> {
         conn.limit.as_mut().reset(deadline);
-        let mut response = std::pin::pin!(conn.sender.try_send_request(req));
+        encode_head(&mut conn.head, req);
+        let body = req.body();
+        let total = conn.head.len() + body.len();
+        let mut written = 0;
+        let head_only = req.method() == Method::HEAD;
         let result = poll_fn(|cx| {
-            conn.drive(cx);
-            if let Poll::Ready(r) = response.as_mut().poll(cx) {
-                return Poll::Ready(Some(r));
+            while written < total {
+                let (head, body) = (&conn.head[..], &body[..]);
+                let slices = if written < head.len() {
+                    [IoSlice::new(&head[written..]), IoSlice::new(body)]
+                } else {
+                    [
+                        IoSlice::new(&body[written - head.len()..]),
+                        IoSlice::new(&[]),
+                    ]
+                };
+                match Pin::new(&mut conn.io).poll_write_vectored(cx, &slices) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()))
+                    }
+                    Poll::Ready(Ok(n)) => written += n,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                    Poll::Pending => {
+                        return conn
+                            .limit
+                            .as_mut()
+                            .poll(cx)
+                            .map(|()| Err(SendError::TimedOut))
+                    }
+                }
             }
-            conn.limit.as_mut().poll(cx).map(|()| None)
+            loop {
+                match parse_head(&mut conn.read, head_only) {
+                    Ok(Some(head)) => return Poll::Ready(Ok(head)),
+                    Ok(None) => {}
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+                match conn.poll_fill(cx) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(SendError::Io(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the upstream closed the connection before it answered",
+                        ))))
+                    }
+                    Poll::Ready(Ok(_)) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                    Poll::Pending => break,
+                }
+            }
+            conn.limit
+                .as_mut()
+                .poll(cx)
+                .map(|()| Err(SendError::TimedOut))
         })
         .await;
         match result {
-            Some(Ok(resp)) => Ok(resp.map(|body| PooledBody {
-                inner: body,
-                conn: Some(conn),
-                pool: self.clone(),
-            })),
-            Some(Err(mut e)) => match e.take_message() {
-                Some(req) => Err(Refused::Unsent(Box::new(req))),
-                None => Err(Refused::Failed(e.into_error().into())),
-            },
-            // The connection goes with the call: it may still answer.
-            None => Err(Refused::Failed(SendError::TimedOut)),
+            Ok(head) => {
+                let mut resp = Response::new(PooledBody {
+                    framing: head.framing,
+                    keep_alive: head.keep_alive,
+                    conn: Some(conn),
+                    pool: self.clone(),
+                });
+                *resp.status_mut() = head.status;
+                *resp.version_mut() = head.version;
+                *resp.headers_mut() = head.headers;
+                Ok(resp)
+            }
+            // Nothing went out: the request may go again elsewhere.
+            Err(SendError::Io(_)) if written == 0 => Err(Refused::Unsent),
+            Err(e) => Err(Refused::Failed(e)),
         }
     }
 
@@ -194,8 +278,8 @@ impl Pool {
         None
     }
 
-    fn checkin(&self, mut conn: Conn) {
-        if self.max_idle == 0 || !conn.reusable() {
+    fn checkin(&self, conn: Conn) {
+        if self.max_idle == 0 || !conn.read.is_empty() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -222,65 +306,418 @@ impl Pool {
             .call(self.origin.clone())
             .await
             .map_err(|e| SendError::Connect(e.to_string()))?;
-        let (sender, driver) = http1::handshake(io).await?;
-        Ok(Conn {
-            sender,
-            driver: Box::pin(driver),
-            ended: false,
-            // Set for each request before it is sent.
-            limit: Box::pin(tokio::time::sleep(Duration::ZERO)),
-        })
+        Ok(Conn::new(io.into_inner()))
     }
 }
 
 enum Refused {
-    /// The connection closed before the request was written; it may go again.
-    Unsent(Box<Request<Full<Bytes>>>),
+    /// The connection failed before any of the request was written; it may go again.
+    Unsent,
     Failed(SendError),
 }
 
-/// A response body that drives its connection, and returns the connection to
-/// the pool when the body has ended.
+/// Writes the request line and headers, with the body's length, into `out`.
+fn encode_head(out: &mut Vec<u8>, req: &Request<Bytes>) {
+    out.clear();
+    out.extend_from_slice(req.method().as_str().as_bytes());
+    out.push(b' ');
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in req.headers() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    // A body always has its length; so does a request whose method expects
+    // one, when it is empty (RFC 9110 §8.6).
+    let len = req.body().len();
+    let expects_body = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
+    if len > 0 || expects_body {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A parsed response head and how its body is framed.
+struct Head {
+    status: StatusCode,
+    version: Version,
+    headers: HeaderMap,
+    framing: Framing,
+    keep_alive: bool,
+}
+
+/// Parses a complete response head off the front of `buf`, skipping interim
+/// (1xx) responses; `None` while the head is still incomplete.
+fn parse_head(buf: &mut BytesMut, head_only: bool) -> Result<Option<Head>, SendError> {
+    // Room for the usual head; a head with more lines is parsed again with
+    // room for the most allowed.
+    match parse_head_with::<48>(buf, head_only) {
+        Err(SendError::Malformed(TOO_MANY_HEADERS)) => {
+            parse_head_with::<MAX_HEADERS>(buf, head_only)
+        }
+        parsed => parsed,
+    }
+}
+
+const TOO_MANY_HEADERS: &str = "the response has too many header lines";
+
+fn parse_head_with<const N: usize>(
+    buf: &mut BytesMut,
+    head_only: bool,
+) -> Result<Option<Head>, SendError> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; N];
+        let mut parsed = httparse::Response::new(&mut headers);
+        let len = match parsed.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
+                return Err(SendError::Malformed("the response head is too large"))
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(SendError::Malformed(TOO_MANY_HEADERS))
+            }
+            Err(_) => {
+                return Err(SendError::Malformed(
+                    "the response head is not valid HTTP/1.1",
+                ))
+            }
+        };
+        let code = parsed.code.unwrap_or_default();
+        let version = match parsed.version {
+            Some(0) => Version::HTTP_10,
+            _ => Version::HTTP_11,
+        };
+        if (100..200).contains(&code) {
+            if code == 101 {
+                return Err(SendError::Malformed("the upstream switched protocols"));
+            }
+            buf.advance(len);
+            continue;
+        }
+        let status = StatusCode::from_u16(code)
+            .map_err(|_| SendError::Malformed("the response status is not valid"))?;
+        // Where each header's name and value sit in `buf`: the parser's view
+        // borrows it, and the values become slices of it once it is split off.
+        let base = buf.as_ptr() as usize;
+        let spans: Vec<(usize, usize, usize, usize)> = parsed
+            .headers
+            .iter()
+            .map(|h| {
+                let name = h.name.as_ptr() as usize - base;
+                let value = h.value.as_ptr() as usize - base;
+                (name, name + h.name.len(), value, value + h.value.len())
+            })
+            .collect();
+        let head = buf.split_to(len).freeze();
+        let mut headers = HeaderMap::with_capacity(spans.len());
+        for (n0, n1, v0, v1) in spans {
+            let name = HeaderName::from_bytes(&head[n0..n1])
+                .map_err(|_| SendError::Malformed("a header name is not valid"))?;
+            let value = HeaderValue::from_maybe_shared(head.slice(v0..v1))
+                .map_err(|_| SendError::Malformed("a header value is not valid"))?;
+            headers.append(name, value);
+        }
+        let framing = framing(&headers, status, head_only)?;
+        let keep_alive = !matches!(framing, Framing::UntilClose) && keeps_alive(&headers, version);
+        return Ok(Some(Head {
+            status,
+            version,
+            headers,
+            framing,
+            keep_alive,
+        }));
+    }
+}
+
+/// How the body of a response ends (RFC 9112 §6.3).
+fn framing(headers: &HeaderMap, status: StatusCode, head_only: bool) -> Result<Framing, SendError> {
+    if head_only || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Ok(Framing::Length(0));
+    }
+    if let Some(last) = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .next_back()
+    {
+        let chunked = last
+            .to_str()
+            .ok()
+            .and_then(|v| v.rsplit(',').next())
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"));
+        return Ok(if chunked {
+            Framing::Chunked(Chunked::Size)
+        } else {
+            Framing::UntilClose
+        });
+    }
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|&b| b == b',') {
+            let n = parse_length(part.trim_ascii())
+                .ok_or(SendError::Malformed("the content-length is not valid"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(SendError::Malformed(
+                    "the response has conflicting content-lengths",
+                ));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length.map_or(Framing::UntilClose, Framing::Length))
+}
+
+fn parse_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+    })
+}
+
+/// Whether the connection may carry another request after this response.
+fn keeps_alive(headers: &HeaderMap, version: Version) -> bool {
+    let says = |token: &str| {
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    if version == Version::HTTP_10 {
+        says("keep-alive")
+    } else {
+        !says("close")
+    }
+}
+
+/// How much of a response body is left, and how its end will be known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Framing {
+    Length(u64),
+    Chunked(Chunked),
+    UntilClose,
+}
+
+/// Where a chunked body's decoder stands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Chunked {
+    /// Before a chunk-size line.
+    Size,
+    /// Inside a chunk's data, with this many bytes to go.
+    Data(u64),
+    /// After a chunk's data, before its CRLF.
+    DataEnd,
+    /// After the last chunk, in the trailer section (which is dropped).
+    Trailers,
+    Done,
+}
+
+/// What a look at the buffered bytes gave.
+#[derive(Debug, PartialEq)]
+enum Decoded {
+    Data(Bytes),
+    /// Nothing more until more bytes arrive.
+    More,
+    End,
+}
+
+impl Framing {
+    /// Takes the next piece of the body from the front of `buf`.
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, SendError> {
+        match self {
+            Framing::Length(0) => Ok(Decoded::End),
+            Framing::Length(left) => {
+                if buf.is_empty() {
+                    return Ok(Decoded::More);
+                }
+                let n = (*left).min(buf.len() as u64);
+                *left -= n;
+                Ok(Decoded::Data(buf.split_to(n as usize).freeze()))
+            }
+            Framing::UntilClose if buf.is_empty() => Ok(Decoded::More),
+            Framing::UntilClose => Ok(Decoded::Data(buf.split().freeze())),
+            Framing::Chunked(state) => loop {
+                match *state {
+                    Chunked::Size => {
+                        let Some(line) = take_line(buf)? else {
+                            return Ok(Decoded::More);
+                        };
+                        let size = chunk_size(&line)?;
+                        *state = if size == 0 {
+                            Chunked::Trailers
+                        } else {
+                            Chunked::Data(size)
+                        };
+                    }
+                    Chunked::Data(left) => {
+                        if buf.is_empty() {
+                            return Ok(Decoded::More);
+                        }
+                        let n = left.min(buf.len() as u64);
+                        *state = if n == left {
+                            Chunked::DataEnd
+                        } else {
+                            Chunked::Data(left - n)
+                        };
+                        return Ok(Decoded::Data(buf.split_to(n as usize).freeze()));
+                    }
+                    Chunked::DataEnd => {
+                        let Some(line) = take_line(buf)? else {
+                            return Ok(Decoded::More);
+                        };
+                        if !line.is_empty() {
+                            return Err(SendError::Malformed("a chunk is longer than its size"));
+                        }
+                        *state = Chunked::Size;
+                    }
+                    Chunked::Trailers => {
+                        let Some(line) = take_line(buf)? else {
+                            return Ok(Decoded::More);
+                        };
+                        if line.is_empty() {
+                            *state = Chunked::Done;
+                        }
+                    }
+                    Chunked::Done => return Ok(Decoded::End),
+                }
+            },
+        }
+    }
+
+    /// The body ends with the connection; any other framing is cut short by it.
+    fn ends_at_close(&self) -> bool {
+        matches!(self, Framing::UntilClose)
+    }
+}
+
+/// Takes one line (without its CRLF, or a bare LF) off the front of `buf`.
+fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, SendError> {
+    match memchr::memchr(b'\n', buf) {
+        Some(at) => {
+            let mut line = buf.split_to(at + 1);
+            line.truncate(at);
+            if line.last() == Some(&b'\r') {
+                line.truncate(at - 1);
+            }
+            Ok(Some(line))
+        }
+        None if buf.len() > MAX_LINE_BYTES => Err(SendError::Malformed("a chunk line is too long")),
+        None => Ok(None),
+    }
+}
+
+/// The size on a chunk-size line, before any extensions.
+fn chunk_size(line: &[u8]) -> Result<u64, SendError> {
+    let digits = line
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    if digits.is_empty() || digits.len() > 15 {
+        return Err(SendError::Malformed("a chunk size is not valid"));
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        let v = (d as char)
+            .to_digit(16)
+            .ok_or(SendError::Malformed("a chunk size is not valid"))?;
+        Ok(n * 16 + u64::from(v))
+    })
+}
+
+/// A response body read from its connection by whoever polls it; the
+/// connection goes back to the pool when the body has ended.
 pub struct PooledBody {
-    inner: Incoming,
+    framing: Framing,
+    keep_alive: bool,
+    /// `None` once the body has ended or failed.
     conn: Option<Conn>,
     pool: Arc<Pool>,
 }
 
+impl PooledBody {
+    /// The body has ended: the connection goes back to the pool if the
+    /// response allows it.
+    fn finish(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if self.keep_alive {
+                self.pool.checkin(conn);
+            }
+        }
+    }
+
+    fn fail(&mut self, e: SendError) -> Poll<Option<Result<Frame<Bytes>, SendError>>> {
+        self.conn = None;
+        Poll::Ready(Some(Err(e)))
+    }
+}
+
 impl Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = SendError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, SendError>>> {
         let this = self.get_mut();
-        let mut result = Pin::new(&mut this.inner).poll_frame(cx);
-        if result.is_pending() {
-            // The body's bytes come from the connection: read, then look again.
-            if let Some(conn) = &mut this.conn {
-                conn.drive(cx);
-                result = Pin::new(&mut this.inner).poll_frame(cx);
+        loop {
+            let Some(conn) = &mut this.conn else {
+                return Poll::Ready(None);
+            };
+            match this.framing.decode(&mut conn.read) {
+                Ok(Decoded::Data(data)) => {
+                    if this.is_end_stream() {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Ok(Decoded::End) => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(Decoded::More) => {}
+                Err(e) => return this.fail(e),
+            }
+            match conn.poll_fill(cx) {
+                Poll::Ready(Ok(0)) if this.framing.ends_at_close() => {
+                    this.conn = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Ok(0)) => {
+                    return this.fail(SendError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the upstream closed the connection before the body ended",
+                    )))
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return this.fail(e.into()),
+                Poll::Pending => return Poll::Pending,
             }
         }
-        if let Poll::Ready(None) = result {
-            if let Some(mut conn) = this.conn.take() {
-                // One more turn lets the connection finish the exchange and
-                // ask for the next request.
-                conn.drive(cx);
-                this.pool.checkin(conn);
-            }
-        }
-        result
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.conn.is_none()
+            || matches!(
+                self.framing,
+                Framing::Length(0) | Framing::Chunked(Chunked::Done)
+            )
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self.framing {
+            _ if self.conn.is_none() => SizeHint::with_exact(0),
+            Framing::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
+        }
     }
 }
 
@@ -339,11 +776,11 @@ mod tests {
         ))
     }
 
-    fn get() -> Request<Full<Bytes>> {
+    fn get() -> Request<Bytes> {
         Request::builder()
             .uri("/x")
             .header("host", "test")
-            .body(Full::new(Bytes::new()))
+            .body(Bytes::new())
             .unwrap()
     }
 
@@ -398,5 +835,291 @@ mod tests {
             Err(e) => panic!("{e}"),
             Ok(_) => panic!("a response from a closed port"),
         }
+    }
+
+    /// A raw server that answers the requests on each connection with the
+    /// given answers in turn (each written in pieces of `piece` bytes with a
+    /// pause between, so the client sees them across several reads), then
+    /// closes it. Each request it reads (head and body, by its
+    /// content-length) is sent on the returned channel.
+    async fn scripted(
+        answers: Vec<Vec<u8>>,
+        piece: usize,
+    ) -> (
+        Uri,
+        Arc<AtomicUsize>,
+        tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                let (answers, tx) = (answers.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = vec![0u8; 64 * 1024];
+                    for answer in answers {
+                        let request = loop {
+                            if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                                let head = String::from_utf8_lossy(&seen[..end]).to_lowercase();
+                                let len: usize = head
+                                    .lines()
+                                    .find_map(|l| l.strip_prefix("content-length: "))
+                                    .map_or(0, |v| v.trim().parse().unwrap());
+                                if seen.len() >= end + 4 + len {
+                                    break seen.drain(..end + 4 + len).collect::<Vec<u8>>();
+                                }
+                            }
+                            match sock.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => seen.extend_from_slice(&buf[..n]),
+                            }
+                        };
+                        let _ = tx.send(request);
+                        for part in answer.chunks(piece.max(1)) {
+                            if sock.write_all(part).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                        }
+                    }
+                });
+            }
+        });
+        (origin.parse().unwrap(), accepted, rx)
+    }
+
+    /// Sends `req` and reads the whole answer: status, headers and body, or
+    /// the error that cut it short.
+    async fn fetch(
+        pool: &Arc<Pool>,
+        req: Request<Bytes>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), SendError> {
+        let resp = pool.send(req, Duration::from_secs(5)).await?;
+        let (parts, mut body) = resp.into_parts();
+        let mut out = Vec::new();
+        while let Some(frame) = body.frame().await {
+            out.extend_from_slice(&frame?.into_data().unwrap());
+        }
+        assert!(body.is_end_stream());
+        Ok((parts.status, parts.headers, Bytes::from(out)))
+    }
+
+    fn post(body: &'static [u8]) -> Request<Bytes> {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/v1/chat/completions?x=1")
+            .header("host", "test")
+            .header("content-type", "application/json")
+            .body(Bytes::from_static(body))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn writes_the_request_with_its_length_and_reads_bodies_of_every_framing() {
+        let answers = vec![
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-up: a\r\nx-up: b\r\ncontent-length: 11\r\n\r\n{\"ok\":true}".to_vec(),
+            // Chunked, with an extension, a bare-LF line and a trailer.
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;name=v\r\nhello\r\n1\n \r\n6\r\nworld!\r\n0\r\nx-trailer: t\r\n\r\n".to_vec(),
+            // An interim response first; an empty 204.
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+            // Framed by the end of the connection.
+            b"HTTP/1.1 200 OK\r\n\r\nto the end".to_vec(),
+        ];
+        let (origin, accepted, mut seen) = scripted(answers, 7).await;
+        let pool = pool(origin);
+        let (status, headers, body) = fetch(&pool, post(br#"{"a":1}"#)).await.unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, r#"{"ok":true}"#);
+        let ups: Vec<_> = headers.get_all("x-up").iter().collect();
+        assert_eq!(ups, ["a", "b"]);
+        let request = String::from_utf8(seen.recv().await.unwrap()).unwrap();
+        assert!(
+            request.starts_with("POST /v1/chat/completions?x=1 HTTP/1.1\r\n"),
+            "{request}"
+        );
+        assert!(
+            request.contains("\r\ncontent-type: application/json\r\n"),
+            "{request}"
+        );
+        assert!(
+            request.contains("\r\ncontent-length: 7\r\n\r\n{\"a\":1}"),
+            "{request}"
+        );
+
+        let (_, _, body) = fetch(&pool, get()).await.unwrap();
+        assert_eq!(body, "hello world!");
+        let request = String::from_utf8(seen.recv().await.unwrap()).unwrap();
+        assert!(
+            !request.contains("content-length"),
+            "a GET without a body: {request}"
+        );
+
+        let (status, _, body) = fetch(&pool, post(b"")).await.unwrap();
+        assert_eq!((status, body.len()), (StatusCode::NO_CONTENT, 0));
+        let request = String::from_utf8(seen.recv().await.unwrap()).unwrap();
+        assert!(request.contains("\r\ncontent-length: 0\r\n"), "{request}");
+
+        let (_, _, body) = fetch(&pool, get()).await.unwrap();
+        assert_eq!(body, "to the end");
+        // Three answers on one connection; the last one ended it.
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert!(pool.checkout().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_large_request_body_arrives_whole() {
+        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec();
+        let (origin, _, mut seen) = scripted(vec![answer], 1024).await;
+        let big: &'static [u8] = Box::leak(vec![b'x'; 3 * 1024 * 1024].into_boxed_slice());
+        let (_, _, body) = fetch(&pool(origin), post(big)).await.unwrap();
+        assert_eq!(body, "ok");
+        let request = seen.recv().await.unwrap();
+        assert!(request.ends_with(big));
+    }
+
+    #[tokio::test]
+    async fn responses_that_end_the_connection_are_not_reused() {
+        let answers = [
+            &b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"[..],
+            b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok",
+            // More than was asked for: the connection cannot be trusted.
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n\r\n",
+        ];
+        for answer in answers {
+            let (origin, accepted, _seen) = scripted(vec![answer.to_vec(); 2], 64).await;
+            let pool = pool(origin);
+            for _ in 0..2 {
+                let (_, _, body) = fetch(&pool, get()).await.unwrap();
+                assert_eq!(body, "ok");
+            }
+            assert_eq!(
+                accepted.load(Ordering::SeqCst),
+                2,
+                "{}",
+                String::from_utf8_lossy(answer)
+            );
+        }
+        // HTTP/1.0 that asks to stay open, and a HEAD's length without a body, are reused.
+        let answers = vec![
+            b"HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5000\r\n\r\n".to_vec(),
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+        ];
+        let (origin, accepted, _seen) = scripted(answers, 64).await;
+        let pool = pool(origin);
+        assert_eq!(fetch(&pool, get()).await.unwrap().2, "ok");
+        let mut head = get();
+        *head.method_mut() = Method::HEAD;
+        let (_, headers, body) = fetch(&pool, head).await.unwrap();
+        assert_eq!(
+            (headers["content-length"].as_bytes(), body.len()),
+            (&b"5000"[..], 0)
+        );
+        assert_eq!(fetch(&pool, get()).await.unwrap().2, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn broken_answers_are_errors_and_close_the_connection() {
+        let cases: [(&[u8], &str); 6] = [
+            (b"HTTP/1.1 2000 OK\r\n\r\n", "malformed"),
+            (b"garbage\r\n\r\n", "malformed"),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nok",
+                "conflicting",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
+                "content-length",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+                "chunk size",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nokay\r\n",
+                "longer than its size",
+            ),
+        ];
+        for (answer, expected) in cases {
+            let (origin, _, _seen) = scripted(vec![answer.to_vec()], 64).await;
+            let pool = pool(origin);
+            let err = fetch(&pool, get()).await.unwrap_err().to_string();
+            assert!(
+                err.contains(expected),
+                "{}: {err}",
+                String::from_utf8_lossy(answer)
+            );
+            assert!(pool.checkout().is_none());
+        }
+        // Cut short: the connection closes inside the head, or inside a body.
+        for answer in [
+            &b"HTTP/1.1 200 OK\r\ncontent-"[..],
+            b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel",
+        ] {
+            let (origin, _, _seen) = scripted(vec![answer.to_vec()], 64).await;
+            match fetch(&pool(origin), get()).await {
+                Err(SendError::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof),
+                other => panic!("{}: {other:?}", String::from_utf8_lossy(answer)),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_upstream_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin: Uri = format!("http://{}", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let held = tokio::spawn(async move { listener.accept().await });
+        match pool(origin).send(get(), Duration::from_millis(200)).await {
+            Err(SendError::TimedOut) => {}
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("an answer from a silent upstream"),
+        }
+        drop(held);
+    }
+
+    /// Every way of cutting a chunked body into reads decodes to the same data.
+    #[test]
+    fn chunked_bodies_decode_whatever_the_reads() {
+        let wire: &[u8] =
+            b"4\r\ndata\r\nA;ext=1\r\n0123456789\r\n3\r\nend\r\n0\r\ntrailer: x\r\n\r\n";
+        for piece in 1..wire.len() {
+            let mut framing = Framing::Chunked(Chunked::Size);
+            let mut buf = BytesMut::new();
+            let mut out = Vec::new();
+            let mut ended = false;
+            for part in wire.chunks(piece) {
+                buf.extend_from_slice(part);
+                loop {
+                    match framing.decode(&mut buf).unwrap() {
+                        Decoded::Data(d) => out.extend_from_slice(&d),
+                        Decoded::More => break,
+                        Decoded::End => {
+                            ended = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            assert!(ended, "pieces of {piece}");
+            assert_eq!(out, b"data0123456789end", "pieces of {piece}");
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn chunk_sizes_that_overflow_are_refused() {
+        assert!(chunk_size(b"ffffffffffffffff").is_err());
+        assert_eq!(chunk_size(b"fFfF ; x=y").unwrap(), 0xffff);
+        assert!(chunk_size(b"").is_err());
     }
 }

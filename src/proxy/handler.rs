@@ -559,7 +559,9 @@ async fn send(
             match e {
                 SendError::Connect(_) => GatewayError::UpstreamUnreachable,
                 SendError::TimedOut => GatewayError::UpstreamTimeout("the first-byte time limit"),
-                SendError::Protocol(_) | SendError::Other(_) => GatewayError::UpstreamProtocol,
+                SendError::Io(_) | SendError::Malformed(_) | SendError::Other(_) => {
+                    GatewayError::UpstreamProtocol
+                }
             }
         })
 }

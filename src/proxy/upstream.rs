@@ -18,6 +18,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::body::BoxError;
 use super::h1::{self, PooledBody};
 use crate::config::UpstreamConfig;
 
@@ -193,7 +194,7 @@ impl Upstream {
         body: Bytes,
         keep_client_auth: bool,
         plain_response: bool,
-    ) -> Result<Request<Full<Bytes>>, http::uri::InvalidUri> {
+    ) -> Result<Request<Bytes>, http::uri::InvalidUri> {
         let uri = match &self.h1 {
             Some(_) => self.origin_form(&parts.uri)?,
             None => self.uri_for(parts.uri.path_and_query().map_or("/", |p| p.as_str()))?,
@@ -227,7 +228,7 @@ impl Upstream {
             }
             None => {}
         }
-        let mut req = Request::new(Full::new(body));
+        let mut req = Request::new(body);
         *req.method_mut() = parts.method;
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
@@ -238,10 +239,11 @@ impl Upstream {
     /// response head, for at most `limit`.
     pub async fn send(
         &self,
-        req: Request<Full<Bytes>>,
+        req: Request<Bytes>,
         limit: std::time::Duration,
     ) -> Result<Response<UpstreamBody>, h1::SendError> {
         let Some(pool) = &self.h1 else {
+            let req = req.map(Full::new);
             return match tokio::time::timeout(limit, self.client.request(req)).await {
                 Ok(Ok(resp)) => Ok(resp.map(UpstreamBody::Shared)),
                 Ok(Err(e)) if e.is_connect() => Err(h1::SendError::Connect(e.to_string())),
@@ -262,15 +264,15 @@ pub enum UpstreamBody {
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            UpstreamBody::Shared(b) => std::pin::Pin::new(b).poll_frame(cx),
-            UpstreamBody::Pooled(b) => std::pin::Pin::new(b).poll_frame(cx),
+            UpstreamBody::Shared(b) => std::pin::Pin::new(b).poll_frame(cx).map_err(Into::into),
+            UpstreamBody::Pooled(b) => std::pin::Pin::new(b).poll_frame(cx).map_err(Into::into),
         }
     }
 
@@ -357,7 +359,7 @@ mod tests {
     }
 
     /// The request `u` makes of a client's request for `path`.
-    fn request_for(u: &Upstream, path: &str) -> Request<Full<Bytes>> {
+    fn request_for(u: &Upstream, path: &str) -> Request<Bytes> {
         let (parts, _) = http::Request::builder()
             .uri(path)
             .body(())
