@@ -435,61 +435,93 @@ fn parse_head_with<const N: usize>(
             })
             .collect();
         let head = buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(spans.len());
+        // Room for the two headers the gateway adds to every response.
+        let mut headers = HeaderMap::with_capacity(spans.len() + 2);
+        // The headers that frame the body and say whether the connection
+        // stays open are read as they go by: comparing standard names is
+        // cheap, where looking them up afterwards hashes each name again.
+        let mut framing = Framer::default();
         for (n0, n1, v0, v1) in spans {
             let name = HeaderName::from_bytes(&head[n0..n1])
                 .map_err(|_| SendError::Malformed("a header name is not valid"))?;
             let value = HeaderValue::from_maybe_shared(head.slice(v0..v1))
                 .map_err(|_| SendError::Malformed("a header value is not valid"))?;
+            framing.see(&name, &value)?;
             headers.append(name, value);
         }
-        let framing = framing(&headers, status, head_only)?;
-        let keep_alive = !matches!(framing, Framing::UntilClose) && keeps_alive(&headers, version);
+        let keep_alive = framing.keeps_alive(version);
+        let framing = framing.framing(status, head_only);
         return Ok(Some(Head {
             status,
             version,
             headers,
+            keep_alive: keep_alive && !matches!(framing, Framing::UntilClose),
             framing,
-            keep_alive,
         }));
     }
 }
 
-/// How the body of a response ends (RFC 9112 §6.3).
-fn framing(headers: &HeaderMap, status: StatusCode, head_only: bool) -> Result<Framing, SendError> {
-    if head_only || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-        return Ok(Framing::Length(0));
-    }
-    if let Some(last) = headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .next_back()
-    {
-        let chunked = last
-            .to_str()
-            .ok()
-            .and_then(|v| v.rsplit(',').next())
-            .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"));
-        return Ok(if chunked {
-            Framing::Chunked(Chunked::Size)
-        } else {
-            Framing::UntilClose
-        });
-    }
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let n = parse_length(part.trim_ascii())
-                .ok_or(SendError::Malformed("the content-length is not valid"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(SendError::Malformed(
-                    "the response has conflicting content-lengths",
-                ));
+/// What a response head's framing headers said.
+#[derive(Default)]
+struct Framer {
+    /// From the last `Transfer-Encoding`: whether its last coding is chunked.
+    chunked: Option<bool>,
+    length: Option<u64>,
+    close: bool,
+    keep_alive: bool,
+}
+
+impl Framer {
+    fn see(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), SendError> {
+        let tokens = || {
+            value
+                .as_bytes()
+                .split(|&b| b == b',')
+                .map(<[u8]>::trim_ascii)
+        };
+        if name == header::CONTENT_LENGTH {
+            for part in tokens() {
+                let n = parse_length(part)
+                    .ok_or(SendError::Malformed("the content-length is not valid"))?;
+                if self.length.is_some_and(|l| l != n) {
+                    return Err(SendError::Malformed(
+                        "the response has conflicting content-lengths",
+                    ));
+                }
+                self.length = Some(n);
             }
-            length = Some(n);
+        } else if name == header::TRANSFER_ENCODING {
+            let last = tokens().next_back().unwrap_or_default();
+            self.chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
+        } else if name == header::CONNECTION {
+            for token in tokens() {
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+        Ok(())
+    }
+
+    /// How the body ends (RFC 9112 §6.3).
+    fn framing(&self, status: StatusCode, head_only: bool) -> Framing {
+        if head_only || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+            return Framing::Length(0);
+        }
+        match (self.chunked, self.length) {
+            (Some(true), _) => Framing::Chunked(Chunked::Size),
+            (Some(false), _) | (None, None) => Framing::UntilClose,
+            (None, Some(n)) => Framing::Length(n),
         }
     }
-    Ok(length.map_or(Framing::UntilClose, Framing::Length))
+
+    /// Whether the connection may carry another request after this response.
+    fn keeps_alive(&self, version: Version) -> bool {
+        if version == Version::HTTP_10 {
+            self.keep_alive
+        } else {
+            !self.close
+        }
+    }
 }
 
 fn parse_length(digits: &[u8]) -> Option<u64> {
@@ -499,23 +531,6 @@ fn parse_length(digits: &[u8]) -> Option<u64> {
     digits.iter().try_fold(0u64, |n, &d| {
         d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
     })
-}
-
-/// Whether the connection may carry another request after this response.
-fn keeps_alive(headers: &HeaderMap, version: Version) -> bool {
-    let says = |token: &str| {
-        headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
-    if version == Version::HTTP_10 {
-        says("keep-alive")
-    } else {
-        !says("close")
-    }
 }
 
 /// How much of a response body is left, and how its end will be known.
