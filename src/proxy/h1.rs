@@ -232,12 +232,10 @@ impl Pool {
                     }
                 }
             }
+            // The buffer starts empty (a pooled connection is handed out only
+            // then), and what each read adds is parsed before the next, so a
+            // wake-up finds nothing unparsed.
             loop {
-                match parse_head(&mut conn.read, head_only) {
-                    Ok(Some(head)) => return Poll::Ready(Ok(head)),
-                    Ok(None) => {}
-                    Err(e) => return Poll::Ready(Err(e)),
-                }
                 match conn.poll_fill(cx) {
                     Poll::Ready(Ok(0)) => {
                         return Poll::Ready(Err(SendError::Io(io::Error::new(
@@ -245,7 +243,11 @@ impl Pool {
                             "the upstream closed the connection before it answered",
                         ))))
                     }
-                    Poll::Ready(Ok(_)) => {}
+                    Poll::Ready(Ok(_)) => match parse_head(&mut conn.read, head_only) {
+                        Ok(Some(head)) => return Poll::Ready(Ok(head)),
+                        Ok(None) => {}
+                        Err(e) => return Poll::Ready(Err(e)),
+                    },
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                     Poll::Pending => break,
                 }
