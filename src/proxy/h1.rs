@@ -132,6 +132,38 @@ impl Conn {
         }
     }
 
+    /// Reads until a whole response head has arrived, or the first-byte
+    /// limit has passed. What each read adds is parsed before the next, so
+    /// a wake-up finds nothing unparsed (the buffer starts empty: a pooled
+    /// connection is handed out only then).
+    fn poll_head(
+        &mut self,
+        cx: &mut Context<'_>,
+        head_only: bool,
+    ) -> Poll<Result<Head, SendError>> {
+        loop {
+            match self.poll_fill(cx) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(SendError::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the upstream closed the connection before it answered",
+                    ))))
+                }
+                Poll::Ready(Ok(_)) => match parse_head(&mut self.read, head_only) {
+                    Ok(Some(head)) => return Poll::Ready(Ok(head)),
+                    Ok(None) => {}
+                    Err(e) => return Poll::Ready(Err(e)),
+                },
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                Poll::Pending => break,
+            }
+        }
+        self.limit
+            .as_mut()
+            .poll(cx)
+            .map(|()| Err(SendError::TimedOut))
+    }
+
     /// Still open, with nothing unasked-for to read. The socket is read only
     /// when the runtime has it marked readable. After an answer read whole the
     /// mark is usually left over, and the read finds the socket empty, which
@@ -223,46 +255,21 @@ impl Pool {
                     }
                     Poll::Ready(Ok(n)) => written += n,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
-                    Poll::Pending => {
-                        return conn
-                            .limit
-                            .as_mut()
-                            .poll(cx)
-                            .map(|()| Err(SendError::TimedOut))
-                    }
+                    // An upstream may answer before it has read the whole
+                    // request (a 413, say) and stop reading.
+                    Poll::Pending => return conn.poll_head(cx, head_only),
                 }
             }
-            // The buffer starts empty (a pooled connection is handed out only
-            // then), and what each read adds is parsed before the next, so a
-            // wake-up finds nothing unparsed.
-            loop {
-                match conn.poll_fill(cx) {
-                    Poll::Ready(Ok(0)) => {
-                        return Poll::Ready(Err(SendError::Io(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the upstream closed the connection before it answered",
-                        ))))
-                    }
-                    Poll::Ready(Ok(_)) => match parse_head(&mut conn.read, head_only) {
-                        Ok(Some(head)) => return Poll::Ready(Ok(head)),
-                        Ok(None) => {}
-                        Err(e) => return Poll::Ready(Err(e)),
-                    },
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
-                    Poll::Pending => break,
-                }
-            }
-            conn.limit
-                .as_mut()
-                .poll(cx)
-                .map(|()| Err(SendError::TimedOut))
+            conn.poll_head(cx, head_only)
         })
         .await;
         match result {
             Ok(head) => {
                 let mut resp = Response::new(PooledBody {
                     framing: head.framing,
-                    keep_alive: head.keep_alive,
+                    // Answered before the request was all sent: the rest of
+                    // it would be read as the next request.
+                    keep_alive: head.keep_alive && written == total,
                     conn: Some(conn),
                     pool: self.clone(),
                 });
@@ -452,6 +459,11 @@ fn parse_head_with<const N: usize>(
             headers.append(name, value);
         }
         let keep_alive = framing.keeps_alive(version);
+        if framing.chunked.is_some() && framing.length.is_some() {
+            // Transfer-Encoding overrides Content-Length, which a proxy must
+            // then not pass on (RFC 9112 §6.3): the body's length is not that.
+            headers.remove(header::CONTENT_LENGTH);
+        }
         let framing = framing.framing(status, head_only);
         return Ok(Some(Head {
             status,
@@ -931,6 +943,13 @@ mod tests {
         (origin.parse().unwrap(), accepted, rx)
     }
 
+    /// A listener on a free port, and its origin.
+    async fn listen() -> (TcpListener, Uri) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        (listener, origin.parse().unwrap())
+    }
+
     /// Sends `req` and reads the whole answer: status, headers and body, or
     /// the error that cut it short.
     async fn fetch(
@@ -963,6 +982,8 @@ mod tests {
             b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-up: a\r\nx-up: b\r\ncontent-length: 11\r\n\r\n{\"ok\":true}".to_vec(),
             // Chunked, with an extension, a bare-LF line and a trailer.
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;name=v\r\nhello\r\n1\n \r\n6\r\nworld!\r\n0\r\nx-trailer: t\r\n\r\n".to_vec(),
+            // Chunked coding wins over a length sent beside it.
+            b"HTTP/1.1 200 OK\r\ncontent-length: 99\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n".to_vec(),
             // An interim response first; an empty 204.
             b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n".to_vec(),
             // Framed by the end of the connection.
@@ -996,6 +1017,11 @@ mod tests {
             !request.contains("content-length"),
             "a GET without a body: {request}"
         );
+
+        let (_, headers, body) = fetch(&pool, get()).await.unwrap();
+        assert_eq!(body, "abc");
+        assert!(headers.get("content-length").is_none());
+        seen.recv().await.unwrap();
 
         let (status, _, body) = fetch(&pool, post(b"")).await.unwrap();
         assert_eq!((status, body.len()), (StatusCode::NO_CONTENT, 0));
@@ -1110,11 +1136,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_answer_that_comes_before_the_whole_request_is_read_is_returned() {
+        let (listener, origin) = listen().await;
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut buf = vec![0u8; 4096];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = sock.read(&mut buf).await.unwrap();
+                seen.extend_from_slice(&buf[..n]);
+            }
+            let answer = b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\n\r\nbig!";
+            sock.write_all(answer).await.unwrap();
+            // Reads no more of the request, and keeps the connection open.
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        });
+        let big: &'static [u8] = Box::leak(vec![b'x'; 32 * 1024 * 1024].into_boxed_slice());
+        let pool = pool(origin);
+        let (status, _, body) = fetch(&pool, post(big)).await.unwrap();
+        assert_eq!(
+            (status, &body[..]),
+            (StatusCode::PAYLOAD_TOO_LARGE, &b"big!"[..])
+        );
+        assert!(
+            pool.checkout().is_none(),
+            "half a request is still in the connection"
+        );
+    }
+
+    #[tokio::test]
     async fn a_silent_upstream_times_out() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let origin: Uri = format!("http://{}", listener.local_addr().unwrap())
-            .parse()
-            .unwrap();
+        let (listener, origin) = listen().await;
         let held = tokio::spawn(async move { listener.accept().await });
         match pool(origin).send(get(), Duration::from_millis(200)).await {
             Err(SendError::TimedOut) => {}
