@@ -10,7 +10,9 @@
 //! head ([`httparse`]), and then reads the body inside the response body
 //! ([`PooledBody`]), framed by `Content-Length`, chunked coding or the end of
 //! the connection (RFC 9112 §6.3). Header values are slices of the buffer
-//! the head was read into, not copies. When the body has ended and the
+//! the head was read into, not copies. While a large request is still going
+//! out the socket is read too, so an answer that comes early (a 413) is
+//! returned rather than waited past. When the body has ended and the
 //! connection may carry another request it goes back to the pool; a body
 //! dropped early (the client left) closes its connection, as does any error.
 //!
