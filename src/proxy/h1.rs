@@ -145,12 +145,7 @@ impl Conn {
     ) -> Poll<Result<Head, SendError>> {
         loop {
             match self.poll_fill(cx) {
-                Poll::Ready(Ok(0)) => {
-                    return Poll::Ready(Err(SendError::Io(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the upstream closed the connection before it answered",
-                    ))))
-                }
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(closed_early("it answered"))),
                 Poll::Ready(Ok(_)) => match parse_head(&mut self.read, head_only) {
                     Ok(Some(head)) => return Poll::Ready(Ok(head)),
                     Ok(None) => {}
@@ -339,6 +334,12 @@ impl Pool {
             .map_err(|e| SendError::Connect(e.to_string()))?;
         Ok(Conn::new(io.into_inner()))
     }
+}
+
+/// The upstream closed the connection before `what`.
+fn closed_early(what: &str) -> SendError {
+    let message = format!("the upstream closed the connection before {what}");
+    SendError::Io(io::Error::new(io::ErrorKind::UnexpectedEof, message))
 }
 
 enum Refused {
@@ -585,55 +586,44 @@ impl Framing {
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, SendError> {
         match self {
             Framing::Length(0) => Ok(Decoded::End),
-            Framing::Length(left) => {
-                if buf.is_empty() {
-                    return Ok(Decoded::More);
-                }
-                let n = (*left).min(buf.len() as u64);
-                *left -= n;
-                Ok(Decoded::Data(buf.split_to(n as usize).freeze()))
-            }
+            Framing::Length(left) => Ok(take_up_to(buf, left)),
             Framing::UntilClose if buf.is_empty() => Ok(Decoded::More),
             Framing::UntilClose => Ok(Decoded::Data(buf.split().freeze())),
             Framing::Chunked(state) => loop {
                 match *state {
                     Chunked::Size => {
-                        let Some(line) = take_line(buf)? else {
+                        let Some(size) = take_line(buf, chunk_size)? else {
                             return Ok(Decoded::More);
                         };
-                        let size = chunk_size(&line)?;
                         *state = if size == 0 {
                             Chunked::Trailers
                         } else {
                             Chunked::Data(size)
                         };
                     }
-                    Chunked::Data(left) => {
-                        if buf.is_empty() {
-                            return Ok(Decoded::More);
-                        }
-                        let n = left.min(buf.len() as u64);
-                        *state = if n == left {
+                    Chunked::Data(mut left) => {
+                        let data = take_up_to(buf, &mut left);
+                        *state = if left == 0 {
                             Chunked::DataEnd
                         } else {
-                            Chunked::Data(left - n)
+                            Chunked::Data(left)
                         };
-                        return Ok(Decoded::Data(buf.split_to(n as usize).freeze()));
+                        return Ok(data);
                     }
                     Chunked::DataEnd => {
-                        let Some(line) = take_line(buf)? else {
+                        let Some(empty) = take_line(buf, |l| Ok(l.is_empty()))? else {
                             return Ok(Decoded::More);
                         };
-                        if !line.is_empty() {
+                        if !empty {
                             return Err(SendError::Malformed("a chunk is longer than its size"));
                         }
                         *state = Chunked::Size;
                     }
                     Chunked::Trailers => {
-                        let Some(line) = take_line(buf)? else {
+                        let Some(empty) = take_line(buf, |l| Ok(l.is_empty()))? else {
                             return Ok(Decoded::More);
                         };
-                        if line.is_empty() {
+                        if empty {
                             *state = Chunked::Done;
                         }
                     }
@@ -649,16 +639,29 @@ impl Framing {
     }
 }
 
-/// Takes one line (without its CRLF, or a bare LF) off the front of `buf`.
-fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, SendError> {
+/// Up to `left` bytes of body off the front of `buf`, counted off `left`.
+fn take_up_to(buf: &mut BytesMut, left: &mut u64) -> Decoded {
+    if buf.is_empty() {
+        return Decoded::More;
+    }
+    let n = (*left).min(buf.len() as u64);
+    *left -= n;
+    Decoded::Data(buf.split_to(n as usize).freeze())
+}
+
+/// Reads one line (without its CRLF, or a bare LF) with `read` and drops it
+/// from the front of `buf`; `None` while the line is incomplete. The line is
+/// read where it lies, not split off.
+fn take_line<T>(
+    buf: &mut BytesMut,
+    read: impl FnOnce(&[u8]) -> Result<T, SendError>,
+) -> Result<Option<T>, SendError> {
     match memchr::memchr(b'\n', buf) {
         Some(at) => {
-            let mut line = buf.split_to(at + 1);
-            line.truncate(at);
-            if line.last() == Some(&b'\r') {
-                line.truncate(at - 1);
-            }
-            Ok(Some(line))
+            let line = &buf[..at];
+            let value = read(line.strip_suffix(b"\r").unwrap_or(line))?;
+            buf.advance(at + 1);
+            Ok(Some(value))
         }
         None if buf.len() > MAX_LINE_BYTES => Err(SendError::Malformed("a chunk line is too long")),
         None => Ok(None),
@@ -742,12 +745,7 @@ impl Body for PooledBody {
                     this.conn = None;
                     return Poll::Ready(None);
                 }
-                Poll::Ready(Ok(0)) => {
-                    return this.fail(SendError::Io(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the upstream closed the connection before the body ended",
-                    )))
-                }
+                Poll::Ready(Ok(0)) => return this.fail(closed_early("the body ended")),
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) => return this.fail(e.into()),
                 Poll::Pending => return Poll::Pending,

@@ -1,6 +1,8 @@
 //! The data plane: the listener ([`server`]), the request path ([`handler`]),
-//! the record of one call ([`call`]), closing idle connections ([`idle`]), request-body reading ([`request`]), the
-//! upstream client ([`upstream`], with its in-task HTTP/1.1 pool in [`h1`]) and streaming bodies with the SSE tee ([`body`]).
+//! the record of one call ([`call`]), closing idle connections ([`idle`]),
+//! request-body reading ([`request`]), the upstream client ([`upstream`],
+//! with its own HTTP/1.1 client and pool in [`h1`]) and streaming bodies with
+//! the SSE tee ([`body`]).
 //!
 //! Invariant: nothing here waits on the database. Capture is a non-blocking
 //! hand-off to a bounded queue; a full queue costs a record, never a request.
