@@ -37,7 +37,7 @@ impl Default for Histogram {
 }
 
 impl Histogram {
-    pub fn observe(&self, d: Duration) {
+    fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
         let i = LATENCY_BUCKETS
             .iter()
@@ -48,24 +48,75 @@ impl Histogram {
             .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
     }
 
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
+    /// Renders the sum of `parts` as one histogram.
+    fn render<'a>(
+        parts: impl Iterator<Item = &'a Histogram> + Clone,
+        out: &mut String,
+        name: &str,
+        labels: &str,
+    ) {
         let sep = if labels.is_empty() { "" } else { "," };
+        let count = |i: usize| {
+            parts
+                .clone()
+                .map(|h| h.counts[i].load(Ordering::Relaxed))
+                .sum::<u64>()
+        };
         let mut cumulative = 0u64;
         for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            cumulative += self.counts[i].load(Ordering::Relaxed);
+            cumulative += count(i);
             let _ = writeln!(
                 out,
                 "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
             );
         }
-        cumulative += self.counts[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
+        cumulative += count(LATENCY_BUCKETS.len());
         let _ = writeln!(
             out,
             "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
         );
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let micros: u64 = parts.map(|h| h.sum_micros.load(Ordering::Relaxed)).sum();
+        let sum = micros as f64 / 1e6;
         let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
         let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+    }
+}
+
+/// Room for one slot alone: two cache lines, since a core fetches lines in
+/// adjacent pairs.
+#[repr(align(128))]
+#[derive(Default)]
+struct Padded<T>(T);
+
+/// The slot of the running thread among `n`: each serving thread (shard) has
+/// its own, every other thread shares slot 0 (see [`Metrics::with_stripes`]).
+fn stripe(n: usize) -> usize {
+    crate::proxy::shard::current() as usize % n
+}
+
+/// A gauge that serving threads move on every request, kept as one slot per
+/// thread and summed when read. A single atomic that every core adds to moves
+/// its cache line from core to core on each add; with slots, each line stays
+/// with the thread that writes it and only a read (a scrape) gathers them.
+pub struct StripedGauge {
+    slots: Box<[Padded<AtomicI64>]>,
+}
+
+impl StripedGauge {
+    fn new(stripes: usize) -> StripedGauge {
+        StripedGauge {
+            slots: (0..stripes.max(1)).map(|_| Padded::default()).collect(),
+        }
+    }
+
+    pub fn add(&self, n: i64) {
+        self.slots[stripe(self.slots.len())]
+            .0
+            .fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> i64 {
+        self.slots.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
     }
 }
 
@@ -126,29 +177,47 @@ fn escape_label(v: &str) -> String {
 
 /// The per-request series of one (route, version), created once and held by
 /// the routing target, so that finishing a request touches only atomics: no
-/// label strings are built and no map is searched on the hot path.
+/// label strings are built and no map is searched on the hot path. The counts
+/// are kept per serving thread, as in [`StripedGauge`], and summed at render.
 pub struct RouteSeries {
     route: String,
     version: String,
+    stripes: Box<[Padded<Counts>]>,
+}
+
+/// One thread's counts of a [`RouteSeries`].
+struct Counts {
     /// Requests by status code 100..=599; anything else lands in the last slot.
-    statuses: Vec<AtomicU64>,
+    statuses: Box<[AtomicU64]>,
     outcomes: [AtomicU64; Outcome::ALL.len()],
     duration: Histogram,
     ttft: Histogram,
 }
 
-const OTHER_STATUS: usize = 500;
-
-impl RouteSeries {
-    fn new(route: &str, version: &str) -> RouteSeries {
-        RouteSeries {
-            route: route.to_string(),
-            version: version.to_string(),
+impl Default for Counts {
+    fn default() -> Self {
+        Counts {
             statuses: (0..=OTHER_STATUS).map(|_| AtomicU64::new(0)).collect(),
             outcomes: std::array::from_fn(|_| AtomicU64::new(0)),
             duration: Histogram::default(),
             ttft: Histogram::default(),
         }
+    }
+}
+
+const OTHER_STATUS: usize = 500;
+
+impl RouteSeries {
+    fn new(route: &str, version: &str, stripes: usize) -> RouteSeries {
+        RouteSeries {
+            route: route.to_string(),
+            version: version.to_string(),
+            stripes: (0..stripes.max(1)).map(|_| Padded::default()).collect(),
+        }
+    }
+
+    fn counts(&self) -> impl Iterator<Item = &Counts> + Clone {
+        self.stripes.iter().map(|s| &s.0)
     }
 
     /// Records one finished request.
@@ -163,11 +232,12 @@ impl RouteSeries {
             100..=599 => (status - 100) as usize,
             _ => OTHER_STATUS,
         };
-        self.statuses[slot].fetch_add(1, Ordering::Relaxed);
-        self.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
-        self.duration.observe(total);
+        let counts = &self.stripes[stripe(self.stripes.len())].0;
+        counts.statuses[slot].fetch_add(1, Ordering::Relaxed);
+        counts.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
+        counts.duration.observe(total);
         if let Some(ttft) = ttft {
-            self.ttft.observe(ttft);
+            counts.ttft.observe(ttft);
         }
     }
 
@@ -183,6 +253,7 @@ impl RouteSeries {
 /// Every metric of the gateway. One instance per running gateway, so tests that
 /// run several gateways in one process see their own numbers.
 pub struct Metrics {
+    stripes: usize,
     routes: RwLock<Vec<std::sync::Arc<RouteSeries>>>,
     tokens: Family<AtomicU64>,
     feedback: Family<AtomicU64>,
@@ -191,7 +262,8 @@ pub struct Metrics {
     rollout_step: Family<AtomicI64>,
     rollout_promotions: Family<AtomicU64>,
     rollout_rollbacks: Family<AtomicU64>,
-    pub capture_queue_depth: AtomicI64,
+    /// Records handed to the capture queue and not yet taken by the writer.
+    pub capture_queue_depth: StripedGauge,
     pub capture_queue_capacity: AtomicI64,
     pub capture_written: AtomicU64,
     pub capture_dropped: AtomicU64,
@@ -199,14 +271,25 @@ pub struct Metrics {
     pub capture_batches: AtomicU64,
     pub redaction_failures: AtomicU64,
     pub pii_redacted: AtomicU64,
-    pub in_flight: AtomicI64,
+    pub in_flight: StripedGauge,
     /// Open client connections per shard, once the shards run.
     pub connections: std::sync::OnceLock<std::sync::Arc<crate::proxy::shard::Balance>>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        Metrics::with_stripes(1)
+    }
+}
+
+impl Metrics {
+    /// Metrics whose per-request counts are kept in `stripes` slots: one per
+    /// serving thread plus one for every other thread (the gateway passes
+    /// `server.workers + 1`). Shard ids start at 1, so each shard of a
+    /// process's first gateway writes a slot of its own.
+    pub fn with_stripes(stripes: usize) -> Metrics {
         Metrics {
+            stripes,
             routes: RwLock::new(Vec::new()),
             tokens: Family::new(&["route", "version", "kind"]),
             feedback: Family::new(&["route", "version", "type", "value"]),
@@ -214,7 +297,7 @@ impl Default for Metrics {
             rollout_step: Family::new(&["route"]),
             rollout_promotions: Family::new(&["route"]),
             rollout_rollbacks: Family::new(&["route"]),
-            capture_queue_depth: AtomicI64::new(0),
+            capture_queue_depth: StripedGauge::new(stripes),
             capture_queue_capacity: AtomicI64::new(0),
             capture_written: AtomicU64::new(0),
             capture_dropped: AtomicU64::new(0),
@@ -222,13 +305,11 @@ impl Default for Metrics {
             capture_batches: AtomicU64::new(0),
             redaction_failures: AtomicU64::new(0),
             pii_redacted: AtomicU64::new(0),
-            in_flight: AtomicI64::new(0),
+            in_flight: StripedGauge::new(stripes),
             connections: std::sync::OnceLock::new(),
         }
     }
-}
 
-impl Metrics {
     /// The series of one (route, version), created on first use. Call once per
     /// target and keep the handle.
     pub fn route(&self, route: &str, version: &str) -> std::sync::Arc<RouteSeries> {
@@ -239,7 +320,7 @@ impl Metrics {
         {
             return found.clone();
         }
-        let series = std::sync::Arc::new(RouteSeries::new(route, version));
+        let series = std::sync::Arc::new(RouteSeries::new(route, version, self.stripes));
         routes.push(series.clone());
         series
     }
@@ -311,8 +392,11 @@ impl Metrics {
         );
         for r in &routes {
             let labels = r.labels();
-            for (i, c) in r.statuses.iter().enumerate() {
-                let n = c.load(Ordering::Relaxed);
+            for i in 0..=OTHER_STATUS {
+                let n: u64 = r
+                    .counts()
+                    .map(|c| c.statuses[i].load(Ordering::Relaxed))
+                    .sum();
                 if n > 0 {
                     let status = if i == OTHER_STATUS {
                         "other".to_string()
@@ -334,8 +418,11 @@ impl Metrics {
         );
         for r in &routes {
             let labels = r.labels();
-            for (o, c) in Outcome::ALL.iter().zip(&r.outcomes) {
-                let n = c.load(Ordering::Relaxed);
+            for (i, o) in Outcome::ALL.iter().enumerate() {
+                let n: u64 = r
+                    .counts()
+                    .map(|c| c.outcomes[i].load(Ordering::Relaxed))
+                    .sum();
                 if n > 0 {
                     let _ = writeln!(
                         out,
@@ -352,8 +439,12 @@ impl Metrics {
             "Time from request received to response fully sent, in seconds.",
         );
         for r in &routes {
-            r.duration
-                .render(&mut out, "flywheel_request_duration_seconds", &r.labels());
+            Histogram::render(
+                r.counts().map(|c| &c.duration),
+                &mut out,
+                "flywheel_request_duration_seconds",
+                &r.labels(),
+            );
         }
         header(
             &mut out,
@@ -362,8 +453,12 @@ impl Metrics {
             "Time from request received to the upstream's first response byte, in seconds.",
         );
         for r in &routes {
-            r.ttft
-                .render(&mut out, "flywheel_upstream_ttft_seconds", &r.labels());
+            Histogram::render(
+                r.counts().map(|c| &c.ttft),
+                &mut out,
+                "flywheel_upstream_ttft_seconds",
+                &r.labels(),
+            );
         }
         header(&mut out, "flywheel_tokens_total", "counter", "Tokens processed, by kind (prompt, completion); reported by the upstream or estimated.");
         self.tokens.each(|l, c| {
@@ -438,7 +533,7 @@ impl Metrics {
                 "flywheel_capture_queue_depth",
                 "gauge",
                 "Capture records waiting for the writer.",
-                self.capture_queue_depth.load(Ordering::Relaxed),
+                self.capture_queue_depth.get(),
             ),
             (
                 "flywheel_capture_queue_capacity",
@@ -450,7 +545,7 @@ impl Metrics {
                 "flywheel_requests_in_flight",
                 "gauge",
                 "Proxied requests being served now.",
-                self.in_flight.load(Ordering::Relaxed),
+                self.in_flight.get(),
             ),
         ];
         for (name, kind, help, v) in gauges {
@@ -560,6 +655,54 @@ mod tests {
             text.contains("# TYPE flywheel_capture_dropped_total counter"),
             "{text}"
         );
+    }
+
+    /// Counts made on a serving thread and on any other thread land in
+    /// different slots and are summed when read or rendered.
+    #[test]
+    fn counts_from_every_thread_are_summed() {
+        // Shard ids count up through the test process; with this many slots
+        // each of these shards still gets one apart from slot 0.
+        let m = std::sync::Arc::new(Metrics::with_stripes(64));
+        let r = m.route("default", "v1");
+        let shards = crate::proxy::shard::Shards::start(2).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for i in 0..2 {
+            let (m, r) = (m.clone(), r.clone());
+            rt.block_on(shards.spawn_on(i, async move {
+                m.in_flight.add(1);
+                m.capture_queue_depth.add(2);
+                r.request_done(200, Outcome::Ok, Duration::from_millis(3), None);
+            }))
+            .unwrap();
+        }
+        rt.block_on(shards.stop());
+        m.in_flight.add(-1);
+        m.capture_queue_depth.add(-1);
+        r.request_done(503, Outcome::UpstreamError, Duration::from_secs(1), None);
+        let used = m
+            .in_flight
+            .slots
+            .iter()
+            .filter(|s| s.0.load(Ordering::Relaxed) != 0);
+        assert!(used.count() >= 2, "the shards wrote slots of their own");
+        assert_eq!(m.in_flight.get(), 1);
+        assert_eq!(m.capture_queue_depth.get(), 3);
+        let text = m.render();
+        for line in [
+            "flywheel_requests_total{route=\"default\",version=\"v1\",status=\"200\"} 2",
+            "flywheel_requests_total{route=\"default\",version=\"v1\",status=\"503\"} 1",
+            "flywheel_request_outcomes_total{route=\"default\",version=\"v1\",outcome=\"ok\"} 2",
+            "flywheel_request_duration_seconds_bucket{route=\"default\",version=\"v1\",le=\"0.005\"} 2",
+            "flywheel_request_duration_seconds_count{route=\"default\",version=\"v1\"} 3",
+            "flywheel_request_duration_seconds_sum{route=\"default\",version=\"v1\"} 1.006",
+            "flywheel_requests_in_flight 1",
+            "flywheel_capture_queue_depth 3",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 
     #[test]

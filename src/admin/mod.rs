@@ -376,7 +376,7 @@ async fn stats(gw: &Arc<Gateway>) -> Response<ProxyBody> {
         o.insert(
             "capture".into(),
             json!({
-                "queue_depth": m.capture_queue_depth.load(Ordering::Relaxed),
+                "queue_depth": m.capture_queue_depth.get(),
                 "queue_capacity": m.capture_queue_capacity.load(Ordering::Relaxed),
                 "written_total": m.capture_written.load(Ordering::Relaxed),
                 "dropped_total": m.capture_dropped.load(Ordering::Relaxed),

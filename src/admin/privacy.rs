@@ -1,7 +1,6 @@
 //! Admin privacy actions: reading a raw payload (always audited), erasing a
 //! user's data, and running a retention sweep on demand.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -107,7 +106,7 @@ pub async fn forget(gw: &Arc<Gateway>, body: Incoming) -> http::Response<ProxyBo
     // Records still in the capture queue would land after the delete: let the
     // writer catch up first (it normally takes milliseconds).
     for _ in 0..100 {
-        if gw.metrics.capture_queue_depth.load(Ordering::Relaxed) <= 0 {
+        if gw.metrics.capture_queue_depth.get() <= 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -136,6 +136,9 @@ impl Endpoint {
 #[derive(Debug)]
 pub struct Interaction {
     pub id: uuid::Uuid,
+    /// Where the id waits in the [`issued::Issued`] map until the writer
+    /// commits the record.
+    pub pending: issued::Slot,
     pub received_at: SystemTime,
     pub endpoint: Endpoint,
     pub method: http::Method,
@@ -199,8 +202,13 @@ pub struct CaptureQueue {
 
 impl CaptureQueue {
     /// Records that `id` was handed to a client, until its record is committed.
-    pub fn issue(&self, id: uuid::Uuid, served: issued::Served) {
-        self.issued.insert(id, served);
+    pub fn issue(&self, id: uuid::Uuid, served: issued::Served) -> issued::Slot {
+        self.issued.insert(id, served)
+    }
+
+    /// Records where an issued id is served now.
+    pub fn reissue(&self, slot: issued::Slot, id: uuid::Uuid, served: issued::Served) {
+        self.issued.insert_at(slot, id, served);
     }
 
     /// Where an issued but not yet committed interaction was served.
@@ -213,15 +221,11 @@ impl CaptureQueue {
     pub fn submit(&self, record: Interaction) -> bool {
         // The gauge goes up before the send so the writer's decrement can never
         // make it negative.
-        self.metrics
-            .capture_queue_depth
-            .fetch_add(1, Ordering::Relaxed);
+        self.metrics.capture_queue_depth.add(1);
         match self.tx.try_send(Message::Record(Box::new(record))) {
             Ok(()) => true,
             Err(e) => {
-                self.metrics
-                    .capture_queue_depth
-                    .fetch_sub(1, Ordering::Relaxed);
+                self.metrics.capture_queue_depth.add(-1);
                 let dropped = self.metrics.capture_dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 let reason = match e {
                     TrySendError::Full(_) => "capture queue is full",

@@ -202,9 +202,7 @@ impl Writer<'_> {
                 }
             }
             backlog = batch.len() >= config.batch_max;
-            metrics
-                .capture_queue_depth
-                .fetch_sub(batch.len() as i64, Ordering::Relaxed);
+            metrics.capture_queue_depth.add(-(batch.len() as i64));
             self.write_batch(&mut batch);
             if let Some(ack) = closing.take() {
                 // Everything queued before the close request is ahead of it in the
@@ -220,7 +218,7 @@ impl Writer<'_> {
             return;
         }
         let (metrics, maker) = (self.metrics, self.maker);
-        let ids: Vec<uuid::Uuid> = batch.iter().map(|r| r.id).collect();
+        let mut ids: Vec<_> = batch.iter().map(|r| (r.pending, r.id)).collect();
         let tokens = &mut self.tokens;
         let rows: Vec<InteractionRow> = batch
             .drain(..)
@@ -235,9 +233,7 @@ impl Writer<'_> {
             .collect();
         self.write_rows(&rows);
         // Committed or given up: either way the ids are no longer pending.
-        for id in ids {
-            self.issued.remove(id);
-        }
+        self.issued.remove_all(&mut ids);
     }
 
     fn write_rows(&self, rows: &[InteractionRow]) {
@@ -578,6 +574,7 @@ mod tests {
 
     fn record(user: Option<&str>) -> Interaction {
         Interaction {
+            pending: Default::default(),
             id: uuid::Uuid::now_v7(),
             received_at: SystemTime::now(),
             endpoint: Endpoint::ChatCompletions,
@@ -630,7 +627,7 @@ mod tests {
             dropped >= 14,
             "only the queue and one batch fit: dropped {dropped}"
         );
-        assert!(metrics.capture_queue_depth.load(Ordering::Relaxed) <= 4);
+        assert!(metrics.capture_queue_depth.get() <= 4);
         store.open();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -644,7 +641,7 @@ mod tests {
             "everything accepted is written"
         );
         assert_eq!(metrics.capture_written.load(Ordering::Relaxed), accepted);
-        assert_eq!(metrics.capture_queue_depth.load(Ordering::Relaxed), 0);
+        assert_eq!(metrics.capture_queue_depth.get(), 0);
         // After close, submissions are refused and counted rather than lost silently.
         assert!(!queue.submit(record(None)));
         assert_eq!(metrics.capture_dropped.load(Ordering::Relaxed), dropped + 1);

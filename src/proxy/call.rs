@@ -47,13 +47,10 @@ impl Call {
             })
             .collect();
         let target = gateway.routing.current().default.clone();
-        gateway
-            .metrics
-            .in_flight
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        gateway.metrics.in_flight.add(1);
         let received_at = SystemTime::now();
         let id = crate::capture::id::new_v7_at(received_at);
-        gateway.capture.issue(
+        let pending = gateway.capture.issue(
             id,
             Served {
                 route: target.route.clone(),
@@ -63,6 +60,7 @@ impl Call {
         Call {
             record: Some(Interaction {
                 id,
+                pending,
                 received_at,
                 endpoint,
                 method: parts.method.clone(),
@@ -107,6 +105,7 @@ impl Call {
         let id = crate::capture::id::new_v7();
         let record = self.record.as_ref().map(|r| Interaction {
             id,
+            pending: r.pending,
             received_at: r.received_at,
             endpoint: r.endpoint,
             method: r.method.clone(),
@@ -130,10 +129,7 @@ impl Call {
             metadata: r.metadata.clone(),
             error: None,
         });
-        self.gateway
-            .metrics
-            .in_flight
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.gateway.metrics.in_flight.add(1);
         let mut call = Call {
             gateway: self.gateway.clone(),
             target: self.target.clone(),
@@ -155,7 +151,8 @@ impl Call {
             r.route = target.route.clone();
             r.version = target.version.clone();
             r.upstream = target.upstream.label.clone();
-            self.gateway.capture.issue(
+            self.gateway.capture.reissue(
+                r.pending,
                 r.id,
                 Served {
                     route: target.route.clone(),
@@ -214,8 +211,7 @@ impl Call {
         r.ttft = ttft;
         r.error = error;
         let m = &self.gateway.metrics;
-        m.in_flight
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        m.in_flight.add(-1);
         self.target
             .series
             .request_done(r.status, outcome, latency, ttft);

@@ -4,13 +4,20 @@
 //! whenever the registry's generation changes, and swapped in whole; a call
 //! takes one `Arc` of the current table and never sees a half-applied change.
 //!
+//! Each serving thread (shard) takes its calls' targets from a copy of the
+//! table of its own, made when the table changes: every call clones a target
+//! and its labels, and on a table all shards share, each of those reference
+//! counts would move its cache line from core to core on every request.
+//!
 //! The canary split is sticky and monotone: a caller's key (hashed user id,
 //! else session id, else a random draw) maps to a bucket in 0..10000, and the
 //! canary takes the buckets below its weight. The same caller stays on the
 //! same version while the weight holds, and when the weight grows only callers
 //! from stable move to the canary, never back.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -43,6 +50,22 @@ impl VersionTarget {
     /// Whether the request body must be rewritten for this version.
     pub fn rewrites_body(&self) -> bool {
         self.upstream_model.is_some() || self.system_prompt.is_some()
+    }
+
+    /// A copy whose labels and header value have reference counts of their
+    /// own; the upstream, its pool and the metric series stay shared.
+    fn copy(&self) -> VersionTarget {
+        VersionTarget {
+            route: Arc::from(&*self.route),
+            version: Arc::from(&*self.version),
+            upstream: self.upstream.clone(),
+            upstream_model: self.upstream_model.clone(),
+            system_prompt: self.system_prompt.clone(),
+            extra_headers: self.extra_headers.clone(),
+            version_header: HeaderValue::from_bytes(self.version_header.as_bytes())
+                .unwrap_or_else(|_| self.version_header.clone()),
+            series: self.series.clone(),
+        }
     }
 }
 
@@ -120,6 +143,41 @@ impl RoutingTable {
         (entry.retry_on_stable && is_canary).then(|| entry.stable.clone())
     }
 
+    /// A copy for one thread (see the module notes). Targets that are the same
+    /// in this table (a route's stable version is also pinnable) are the same
+    /// in the copy.
+    fn copy(&self) -> RoutingTable {
+        let mut made: HashMap<*const VersionTarget, Arc<VersionTarget>> = HashMap::new();
+        let mut copy = |t: &Arc<VersionTarget>| {
+            made.entry(Arc::as_ptr(t))
+                .or_insert_with(|| Arc::new(t.copy()))
+                .clone()
+        };
+        let default = copy(&self.default);
+        let routes = self
+            .routes
+            .iter()
+            .map(|(name, e)| {
+                let entry = RouteEntry {
+                    stable: copy(&e.stable),
+                    canary: e.canary.as_ref().map(|(c, w)| (copy(c), *w)),
+                    pinnable: e
+                        .pinnable
+                        .iter()
+                        .map(|(k, v)| (k.clone(), copy(v)))
+                        .collect(),
+                    retry_on_stable: e.retry_on_stable,
+                };
+                (name.clone(), entry)
+            })
+            .collect();
+        RoutingTable {
+            generation: self.generation,
+            routes,
+            default,
+        }
+    }
+
     /// The route names, for `GET /v1/models`.
     pub fn route_names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.routes.keys().map(String::as_str).collect();
@@ -146,6 +204,10 @@ fn random_bucket() -> u64 {
 /// The shared, swappable table plus the upstream clients it is built from,
 /// kept across rebuilds so connection pools survive a weight change.
 pub struct Routing {
+    /// Tells this table's copies from those of another gateway in the process.
+    id: u64,
+    /// Counts the swaps, so a shard sees its copy is out of date.
+    swaps: AtomicU64,
     table: RwLock<Arc<RoutingTable>>,
     upstreams: Mutex<HashMap<String, Arc<Upstream>>>,
     base: UpstreamConfig,
@@ -166,7 +228,10 @@ impl Routing {
             version_header: HeaderValue::from_str(&base.name).map_err(|e| e.to_string())?,
             series: metrics.route("default", &base.name),
         });
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(Routing {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            swaps: AtomicU64::new(0),
             table: RwLock::new(Arc::new(RoutingTable {
                 generation: -1,
                 routes: HashMap::new(),
@@ -178,7 +243,32 @@ impl Routing {
         })
     }
 
+    /// The table now: on a shard, that shard's copy of it.
     pub fn current(&self) -> Arc<RoutingTable> {
+        if super::shard::current() == 0 {
+            return self.shared();
+        }
+        // Read before the table: a swap in between only makes the next call
+        // copy again.
+        let swaps = self.swaps.load(Ordering::Acquire);
+        COPY.with(|c| {
+            let mut c = c.borrow_mut();
+            if let Some(copy) = c.as_ref() {
+                if copy.routing == self.id && copy.swaps == swaps {
+                    return copy.table.clone();
+                }
+            }
+            let table = Arc::new(self.shared().copy());
+            *c = Some(ThreadCopy {
+                routing: self.id,
+                swaps,
+                table: table.clone(),
+            });
+            table
+        })
+    }
+
+    fn shared(&self) -> Arc<RoutingTable> {
         self.table.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -281,7 +371,7 @@ impl Routing {
                 );
             }
         }
-        let default = self.current().default.clone();
+        let default = self.shared().default.clone();
         for v in &snap.versions {
             let weight = match v.state.as_str() {
                 "canary" => v.weight_bp,
@@ -304,7 +394,19 @@ impl Routing {
             routes,
             default,
         });
+        self.swaps.fetch_add(1, Ordering::Release);
     }
+}
+
+/// A shard's copy of the table, and which table and swap it was made from.
+struct ThreadCopy {
+    routing: u64,
+    swaps: u64,
+    table: Arc<RoutingTable>,
+}
+
+thread_local! {
+    static COPY: RefCell<Option<ThreadCopy>> = const { RefCell::new(None) };
 }
 
 /// Upstreams with the same address, credential and limits share one pool.
@@ -327,6 +429,71 @@ fn upstream_key(cfg: &UpstreamConfig) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::RouteRow;
+
+    fn snapshot(generation: i64, canary_bp: i64) -> RoutingSnapshot {
+        let version = |name: &str, state: &str, weight_bp: i64| VersionRow {
+            route: "bot".into(),
+            name: name.into(),
+            upstream_url: "http://127.0.0.1:9/v1".into(),
+            state: state.into(),
+            weight_bp,
+            ..Default::default()
+        };
+        RoutingSnapshot {
+            generation,
+            routes: vec![RouteRow {
+                name: "bot".into(),
+                retry_on_stable: true,
+                ..Default::default()
+            }],
+            versions: vec![
+                version("v1", "stable", 0),
+                version("v2", "canary", canary_bp),
+            ],
+        }
+    }
+
+    /// A shard works on a copy of its own, the same one until the table is
+    /// swapped, in which a target shared by two places is still one target.
+    #[test]
+    fn shards_take_their_own_copy_and_see_every_swap() {
+        let base = super::super::upstream::test_config("http://127.0.0.1:9/v1");
+        let routing = Arc::new(Routing::new(base, Arc::new(Metrics::default())).unwrap());
+        routing.rebuild(&snapshot(1, 10_000));
+        let shards = crate::proxy::shard::Shards::start(1).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let on_shard = |f: fn(&Routing) -> (i64, bool, bool)| {
+            let routing = routing.clone();
+            rt.block_on(shards.spawn_on(0, async move { f(&routing) }))
+                .unwrap()
+        };
+        let look = |r: &Routing| {
+            let (a, b) = (r.current(), r.current());
+            let shared = r.shared();
+            let canary = a.resolve(Some("bot"), Some("k"), None).unwrap();
+            let stable = a
+                .fallback(Some("bot"), &canary)
+                .expect("a canary falls back");
+            (
+                a.generation,
+                Arc::ptr_eq(&a, &b) && !Arc::ptr_eq(&a, &shared),
+                Arc::ptr_eq(&stable, &a.routes["bot"].pinnable["v1"])
+                    && !Arc::ptr_eq(&stable, &shared.routes["bot"].stable)
+                    && &*canary.version == "v2",
+            )
+        };
+        assert_eq!(on_shard(look), (1, true, true));
+        routing.rebuild(&snapshot(2, 10_000));
+        assert_eq!(on_shard(look), (2, true, true));
+        // Off the shards, the shared table itself.
+        let off = routing.current();
+        assert!(Arc::ptr_eq(&off, &routing.shared()));
+        assert_eq!(off.generation, 2);
+        rt.block_on(shards.stop());
+    }
 
     #[test]
     fn split_is_accurate_sticky_and_monotone() {

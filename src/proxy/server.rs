@@ -77,7 +77,8 @@ impl Gateway {
                     .map_err(|e| RunError::Io(std::io::Error::other(e)))??
             }
         };
-        let metrics = Arc::new(Metrics::default());
+        // One slot per shard for the per-request counts, plus one for the rest.
+        let metrics = Arc::new(Metrics::with_stripes(config.server.workers + 1));
         let user_hasher = UserHasher::with_id(&config.capture.user_hash_key_id, &secret);
         let previous_hashers = config
             .capture
@@ -305,7 +306,7 @@ pub async fn run(
     // Whatever still runs is cancelled with its shard; its calls are recorded
     // as they are dropped, before the queue is flushed below.
     shards.stop().await;
-    let queued = gw.metrics.capture_queue_depth.load(Ordering::Relaxed);
+    let queued = gw.metrics.capture_queue_depth.get();
     tracing::info!(queued, "flushing capture queue");
     let flushed = writer.close(grace.max(Duration::from_secs(5))).await;
     let m = &gw.metrics;

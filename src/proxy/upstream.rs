@@ -322,25 +322,30 @@ fn root_store() -> Arc<rustls::RootCertStore> {
         .clone()
 }
 
+/// An upstream at `url` with one-second limits, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_config(url: &str) -> UpstreamConfig {
+    let second = std::time::Duration::from_secs(1);
+    UpstreamConfig {
+        base_url: url.into(),
+        name: "default".into(),
+        api_key: None,
+        connect_timeout: second,
+        first_byte_timeout: second,
+        total_timeout: second,
+        pool_max_idle_per_host: 1,
+        pool_idle_timeout: second,
+        http2_prior_knowledge: false,
+        extra_roots: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn upstream(url: &str) -> Upstream {
-        Upstream::new(UpstreamConfig {
-            base_url: url.into(),
-            name: "default".into(),
-            api_key: None,
-            connect_timeout: Duration::from_secs(1),
-            first_byte_timeout: Duration::from_secs(1),
-            total_timeout: Duration::from_secs(1),
-            pool_max_idle_per_host: 1,
-            pool_idle_timeout: Duration::from_secs(1),
-            http2_prior_knowledge: false,
-            extra_roots: Vec::new(),
-        })
-        .unwrap()
+        Upstream::new(test_config(url)).unwrap()
     }
 
     #[test]
