@@ -31,13 +31,13 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_DIR/.." && pwd)
 
 # ---- knobs -------------------------------------------------------------------
-DURATION=${DURATION:-12}              # seconds of closed loop per target (all rounds)
+DURATION=${DURATION:-24}              # seconds of closed loop per target (all rounds)
 CONNS=${CONNS:-32}                    # closed-loop connections
 OPEN_DURATION=${OPEN_DURATION:-12}    # seconds of open loop per target (all rounds)
 OPEN_RATE=${OPEN_RATE:-1000}          # open-loop request rate (req/s)
 OPEN_CONNS=${OPEN_CONNS:-50}          # open-loop connections
 WARMUP=${WARMUP:-2}                   # seconds of warm-up load per target
-ROUNDS=${ROUNDS:-3}                   # closed/open-loop time is split into this many turns
+ROUNDS=${ROUNDS:-6}                   # closed/open-loop time is split into this many turns
 STREAM_REQUESTS=${STREAM_REQUESTS:-200}   # measured streaming requests per target
 STREAM_CONTROL_REQUESTS=${STREAM_CONTROL_REQUESTS:-100}  # same, client asks for usage itself (0: skip)
 STREAM_MOCK=${STREAM_MOCK:-chunks=20,chunk_delay_ms=5}
