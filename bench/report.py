@@ -172,6 +172,13 @@ def main():
         f"{t} " + " / ".join(f"{x:.0f}" for x in r[t]["rps_rounds"]) for t in TARGETS)
       + ". Open-loop p99 ms: " + "; ".join(
         f"{t} " + " / ".join(f"{x:.3f}" for x in r[t]["open_p99_rounds"]) for t in TARGETS) + ".")
+    turns = sorted(a / b for a, b in zip(r["flywheel"]["rps_rounds"], r["nginx"]["rps_rounds"]) if b)
+    if turns:
+        mid = len(turns) // 2
+        median = turns[mid] if len(turns) % 2 else (turns[mid - 1] + turns[mid]) / 2
+        w(f"Flywheel vs nginx turn by turn: median {median:.3f}×, range {turns[0]:.3f}–{turns[-1]:.3f}× "
+          f"over {len(turns)} turns (a turn's two runs are close in time; the ratio of the totals above "
+          f"is the figure checked).")
     w("")
     w(f"Capture: flywheel answered {fw_answered} requests, the database holds {captured} interactions "
       f"after SIGTERM (exit code {m.get('flywheel_exit')}): **capture loss: {max(loss, 0)} of {fw_answered}**"

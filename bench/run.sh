@@ -328,7 +328,11 @@ meta cpu_model "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
 meta kernel "$(uname -sr)"
 meta nginx_version "$("$NGINX" -v 2>&1 | sed 's/.*nginx\///')"
 meta oha_version "$("$OHA" --version | awk '{print $2}')"
-meta flywheel_commit "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$REPO" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo '+dirty')"
+if [ -n "${FW_BIN:-}" ]; then
+    meta flywheel_commit "binary $FW_BIN (checkout at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown))"
+else
+    meta flywheel_commit "$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$REPO" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo '+dirty')"
+fi
 meta flywheel_built "$(date -u -r "$FW" +%Y-%m-%dT%H:%M:%SZ)"
 meta date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 meta rounds "$ROUNDS"; meta duration "$((slice * ROUNDS))"; meta conns "$CONNS"
