@@ -12,6 +12,7 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use crate::capture::Outcome;
+use crate::proxy::shard::{self, Padded};
 
 /// Upper bounds, in seconds, shared by the latency histograms: fine steps under
 /// 10 ms where gateway overhead lives, coarse ones up to the minutes a long
@@ -82,18 +83,6 @@ impl Histogram {
     }
 }
 
-/// Room for one slot alone: two cache lines, since a core fetches lines in
-/// adjacent pairs.
-#[repr(align(128))]
-#[derive(Default)]
-struct Padded<T>(T);
-
-/// The slot of the running thread among `n`: each serving thread (shard) has
-/// its own, every other thread shares slot 0 (see [`Metrics::with_stripes`]).
-fn stripe(n: usize) -> usize {
-    crate::proxy::shard::current() as usize % n
-}
-
 /// A gauge that serving threads move on every request, kept as one slot per
 /// thread and summed when read. A single atomic that every core adds to moves
 /// its cache line from core to core on each add; with slots, each line stays
@@ -110,7 +99,7 @@ impl StripedGauge {
     }
 
     pub fn add(&self, n: i64) {
-        self.slots[stripe(self.slots.len())]
+        self.slots[shard::slot(self.slots.len())]
             .0
             .fetch_add(n, Ordering::Relaxed);
     }
@@ -232,7 +221,7 @@ impl RouteSeries {
             100..=599 => (status - 100) as usize,
             _ => OTHER_STATUS,
         };
-        let counts = &self.stripes[stripe(self.stripes.len())].0;
+        let counts = &self.stripes[shard::slot(self.stripes.len())].0;
         counts.statuses[slot].fetch_add(1, Ordering::Relaxed);
         counts.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
         counts.duration.observe(total);

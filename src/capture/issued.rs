@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 
+use crate::proxy::shard::{self, Padded};
+
 const SHARDS: usize = 16;
 
 /// Keys are UUIDv7s, whose low 62 bits are random: those bits are the hash,
@@ -60,11 +62,6 @@ pub struct Issued {
     shards: [Padded<Mutex<IdMap>>; SHARDS],
 }
 
-/// Two cache lines per part, so neighbouring parts never share one.
-#[repr(align(128))]
-#[derive(Default)]
-struct Padded<T>(T);
-
 impl Default for Issued {
     fn default() -> Self {
         Issued {
@@ -83,7 +80,7 @@ impl Issued {
 
     /// Adds `id` to the running thread's part and says which that is.
     pub fn insert(&self, id: uuid::Uuid, served: Served) -> Slot {
-        let slot = Slot((crate::proxy::shard::current() as usize % SHARDS) as u8);
+        let slot = Slot(shard::slot(SHARDS) as u8);
         self.insert_at(slot, id, served);
         slot
     }

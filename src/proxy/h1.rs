@@ -38,6 +38,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
+use super::shard::Padded;
+
 /// Why a request got no response.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -74,18 +76,13 @@ pub struct Pool {
     /// and returns its connections under a lock no other shard uses, so the
     /// lock never waits. With one shared list the shards met on its lock at
     /// checkouts and checkins, a futex wait and wake each time.
-    stripes: Box<[Stripe]>,
+    stripes: Box<[Padded<Mutex<Vec<Idle>>>]>,
     /// The most idle connections each shard keeps.
     max_idle: usize,
     idle_timeout: Duration,
 }
 
 const STRIPES: usize = 16;
-
-/// A cache line (two, for the adjacent-line prefetcher) of its own.
-#[repr(align(128))]
-#[derive(Default)]
-struct Stripe(Mutex<Vec<Idle>>);
 
 struct Idle {
     conn: Conn,
@@ -189,7 +186,7 @@ impl Pool {
         Pool {
             connector,
             origin,
-            stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
+            stripes: (0..STRIPES).map(|_| Padded::default()).collect(),
             max_idle,
             idle_timeout,
         }

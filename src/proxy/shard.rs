@@ -34,6 +34,20 @@ pub fn current() -> u32 {
     CURRENT.with(Cell::get)
 }
 
+/// This thread's slot among `n` per-shard slots: the shard id modulo `n`, so
+/// the shards of a process's first gateway (ids 1, 2, ...) each have one of
+/// their own when `n` exceeds their count, and every other thread takes 0.
+pub fn slot(n: usize) -> usize {
+    current() as usize % n
+}
+
+/// A per-shard slot with room of its own: two cache lines (a core fetches
+/// lines in adjacent pairs), so neighbouring slots written by different
+/// threads never share one.
+#[repr(align(128))]
+#[derive(Default)]
+pub struct Padded<T>(pub T);
+
 /// The running shards and the way to stop them.
 pub struct Shards {
     shards: Vec<Shard>,
