@@ -109,6 +109,35 @@ impl StripedGauge {
     }
 }
 
+/// A gauge kept in [`shard::SLOTS`] slots named by the caller: a shard adds
+/// to its slot and another thread (the capture writer) takes from the same
+/// slot, so each slot's value is that shard's own.
+pub struct SlotGauge {
+    slots: [Padded<AtomicI64>; shard::SLOTS],
+}
+
+impl Default for SlotGauge {
+    fn default() -> Self {
+        SlotGauge {
+            slots: std::array::from_fn(|_| Padded::default()),
+        }
+    }
+}
+
+impl SlotGauge {
+    pub fn add(&self, slot: shard::Slot, n: i64) {
+        self.slots[slot.index()].0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, slot: shard::Slot) -> i64 {
+        self.slots[slot.index()].0.load(Ordering::Relaxed)
+    }
+
+    pub fn total(&self) -> i64 {
+        self.slots.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
+    }
+}
+
 /// A set of series of one metric, keyed by label values in declaration order.
 struct Family<T> {
     labels: &'static [&'static str],
@@ -253,6 +282,8 @@ pub struct Metrics {
     rollout_rollbacks: Family<AtomicU64>,
     /// Records handed to the capture queue and not yet taken by the writer.
     pub capture_queue_depth: StripedGauge,
+    /// Bytes of the records in the capture queue, by the shard that queued them.
+    pub capture_queue_bytes: SlotGauge,
     pub capture_queue_capacity: AtomicI64,
     pub capture_written: AtomicU64,
     pub capture_dropped: AtomicU64,
@@ -287,6 +318,7 @@ impl Metrics {
             rollout_promotions: Family::new(&["route"]),
             rollout_rollbacks: Family::new(&["route"]),
             capture_queue_depth: StripedGauge::new(stripes),
+            capture_queue_bytes: SlotGauge::default(),
             capture_queue_capacity: AtomicI64::new(0),
             capture_written: AtomicU64::new(0),
             capture_dropped: AtomicU64::new(0),
@@ -517,12 +549,18 @@ impl Metrics {
                 c.load(Ordering::Relaxed)
             );
         });
-        let gauges: [(&str, &str, &str, i64); 3] = [
+        let gauges: [(&str, &str, &str, i64); 4] = [
             (
                 "flywheel_capture_queue_depth",
                 "gauge",
                 "Capture records waiting for the writer.",
                 self.capture_queue_depth.get(),
+            ),
+            (
+                "flywheel_capture_queue_bytes",
+                "gauge",
+                "Bytes of the capture records waiting for the writer, bodies included.",
+                self.capture_queue_bytes.total(),
             ),
             (
                 "flywheel_capture_queue_capacity",

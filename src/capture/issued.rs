@@ -10,9 +10,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 
-use crate::proxy::shard::{self, Padded};
-
-const SHARDS: usize = 16;
+use crate::proxy::shard::{Padded, Slot, SLOTS};
 
 /// Keys are UUIDv7s, whose low 62 bits are random: those bits are the hash,
 /// turned so that random bits also land at its top (where the map keeps its
@@ -48,18 +46,13 @@ pub struct Served {
     pub version: Arc<str>,
 }
 
-/// The part of [`Issued`] an id went into; the record carries it to the
-/// writer, which takes the id out of that part again.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Slot(u8);
-
 /// A map split by serving thread: each shard inserts into a part of its own,
 /// so the hot path takes a lock no other thread has touched since the
 /// writer's last batch, instead of moving a shared lock's cache line between
 /// cores on every request. The writer removes a batch's ids with one lock per
 /// part; a lookup (feedback, rare) looks through every part.
 pub struct Issued {
-    shards: [Padded<Mutex<IdMap>>; SHARDS],
+    shards: [Padded<Mutex<IdMap>>; SLOTS],
 }
 
 impl Default for Issued {
@@ -72,15 +65,16 @@ impl Default for Issued {
 
 impl Issued {
     fn part(&self, slot: Slot) -> std::sync::MutexGuard<'_, IdMap> {
-        self.shards[usize::from(slot.0) % SHARDS]
+        self.shards[slot.index()]
             .0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds `id` to the running thread's part and says which that is.
+    /// Adds `id` to the running thread's part and says which that is; the
+    /// record carries it to the writer, which takes the id out of that part.
     pub fn insert(&self, id: uuid::Uuid, served: Served) -> Slot {
-        let slot = Slot(shard::slot(SHARDS) as u8);
+        let slot = Slot::current();
         self.insert_at(slot, id, served);
         slot
     }

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use crate::metrics::Metrics;
+use crate::proxy::shard::Slot;
 
 pub mod assemble;
 pub mod hash;
@@ -136,9 +137,10 @@ impl Endpoint {
 #[derive(Debug)]
 pub struct Interaction {
     pub id: uuid::Uuid,
-    /// Where the id waits in the [`issued::Issued`] map until the writer
-    /// commits the record.
-    pub pending: issued::Slot,
+    /// The slot of the shard that made the record: its id waits in that part
+    /// of the [`issued::Issued`] map, and its bytes count against that
+    /// shard's share of the queue, until the writer is done with it.
+    pub slot: Slot,
     pub received_at: SystemTime,
     pub endpoint: Endpoint,
     pub method: http::Method,
@@ -164,6 +166,26 @@ pub struct Interaction {
     pub session: Option<String>,
     pub metadata: Vec<(String, String)>,
     pub error: Option<String>,
+}
+
+impl Interaction {
+    /// What the record holds in memory while queued, near enough: the
+    /// struct, its bodies and its texts.
+    pub fn queued_bytes(&self) -> i64 {
+        let texts = self.user.as_ref().map_or(0, String::len)
+            + self.session.as_ref().map_or(0, String::len)
+            + self.error.as_ref().map_or(0, String::len)
+            + self.path.len()
+            + self
+                .metadata
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+        (std::mem::size_of::<Interaction>()
+            + self.request_body.len()
+            + self.response.capacity()
+            + texts) as i64
+    }
 }
 
 /// Request bodies up to this size are copied into their record (see [`Interaction`]).
@@ -198,16 +220,19 @@ pub struct CaptureQueue {
     tx: SyncSender<Message>,
     metrics: Arc<Metrics>,
     issued: Arc<issued::Issued>,
+    /// Bytes of records each shard may have queued: its share of
+    /// `capture.queue_max_bytes`.
+    share_bytes: i64,
 }
 
 impl CaptureQueue {
     /// Records that `id` was handed to a client, until its record is committed.
-    pub fn issue(&self, id: uuid::Uuid, served: issued::Served) -> issued::Slot {
+    pub fn issue(&self, id: uuid::Uuid, served: issued::Served) -> Slot {
         self.issued.insert(id, served)
     }
 
     /// Records where an issued id is served now.
-    pub fn reissue(&self, slot: issued::Slot, id: uuid::Uuid, served: issued::Served) {
+    pub fn reissue(&self, slot: Slot, id: uuid::Uuid, served: issued::Served) {
         self.issued.insert_at(slot, id, served);
     }
 
@@ -217,20 +242,36 @@ impl CaptureQueue {
     }
 
     /// Hands a record to the writer without waiting. Returns false when it was
-    /// dropped (queue full or writer stopped); the drop is counted and logged.
+    /// dropped (queue full, its shard's share of `capture.queue_max_bytes`
+    /// taken, or writer stopped); the drop is counted and logged.
     pub fn submit(&self, record: Interaction) -> bool {
-        // The gauge goes up before the send so the writer's decrement can never
-        // make it negative.
-        self.metrics.capture_queue_depth.add(1);
-        match self.tx.try_send(Message::Record(Box::new(record))) {
+        let (slot, size) = (record.slot, record.queued_bytes());
+        let bytes = &self.metrics.capture_queue_bytes;
+        let queued = bytes.get(slot);
+        // A record bigger than the share still goes in when its shard has
+        // nothing queued, so no size of record is refused for good.
+        let result = if queued > 0 && queued + size > self.share_bytes {
+            Err("capture queue holds its share of capture.queue_max_bytes")
+        } else {
+            // The gauges go up before the send so the writer's decrements can
+            // never make them negative.
+            self.metrics.capture_queue_depth.add(1);
+            bytes.add(slot, size);
+            self.tx
+                .try_send(Message::Record(Box::new(record)))
+                .map_err(|e| {
+                    self.metrics.capture_queue_depth.add(-1);
+                    bytes.add(slot, -size);
+                    match e {
+                        TrySendError::Full(_) => "capture queue is full",
+                        TrySendError::Disconnected(_) => "capture writer has stopped",
+                    }
+                })
+        };
+        match result {
             Ok(()) => true,
-            Err(e) => {
-                self.metrics.capture_queue_depth.add(-1);
+            Err(reason) => {
                 let dropped = self.metrics.capture_dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                let reason = match e {
-                    TrySendError::Full(_) => "capture queue is full",
-                    TrySendError::Disconnected(_) => "capture writer has stopped",
-                };
                 // Logging every drop under overload would add load exactly when
                 // the system has none to spare: log the first and then every 1000th.
                 if dropped == 1 || dropped % 1000 == 0 {

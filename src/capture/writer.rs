@@ -21,12 +21,15 @@ use super::issued::Issued;
 use super::privacy::{Privacy, RedactionFailed};
 use super::{CaptureQueue, Interaction, Message, Outcome};
 use crate::metrics::Metrics;
+use crate::proxy::shard::{Slot, SLOTS};
 use crate::store::{InteractionRow, Store};
 
 /// Settings of the writer, from `[capture]`.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
     pub queue_capacity: usize,
+    /// Bytes of records each shard may have queued (see `CaptureQueue::submit`).
+    pub queue_share_bytes: usize,
     pub batch_max: usize,
     pub flush_interval: Duration,
     pub max_body_bytes: usize,
@@ -54,6 +57,7 @@ pub fn start(
         tx: tx.clone(),
         metrics: metrics.clone(),
         issued: issued.clone(),
+        share_bytes: i64::try_from(config.queue_share_bytes).unwrap_or(i64::MAX),
     };
     let thread = std::thread::Builder::new()
         .name("flywheel-capture-writer".into())
@@ -218,7 +222,11 @@ impl Writer<'_> {
             return;
         }
         let (metrics, maker) = (self.metrics, self.maker);
-        let mut ids: Vec<_> = batch.iter().map(|r| (r.pending, r.id)).collect();
+        let mut ids: Vec<_> = batch.iter().map(|r| (r.slot, r.id)).collect();
+        let mut held = [0i64; SLOTS];
+        for r in batch.iter() {
+            held[r.slot.index()] += r.queued_bytes();
+        }
         let tokens = &mut self.tokens;
         let rows: Vec<InteractionRow> = batch
             .drain(..)
@@ -234,6 +242,9 @@ impl Writer<'_> {
         self.write_rows(&rows);
         // Committed or given up: either way the ids are no longer pending.
         self.issued.remove_all(&mut ids);
+        for (i, n) in held.into_iter().enumerate().filter(|(_, n)| *n != 0) {
+            metrics.capture_queue_bytes.add(Slot::at(i), -n);
+        }
     }
 
     fn write_rows(&self, rows: &[InteractionRow]) {
@@ -452,6 +463,10 @@ mod tests {
             *self.open.lock().unwrap() = true;
             self.cv.notify_all();
         }
+
+        fn close_gate(&self) {
+            *self.open.lock().unwrap() = false;
+        }
     }
 
     impl Store for GatedStore {
@@ -564,6 +579,16 @@ mod tests {
         }
     }
 
+    /// Opens the store's gate and closes the writer, which writes what is queued.
+    fn open_and_close(store: &GatedStore, handle: WriterHandle) {
+        store.open();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        assert!(rt.block_on(handle.close(Duration::from_secs(5))));
+    }
+
     fn maker(max_body: usize) -> RowMaker {
         RowMaker {
             hasher: UserHasher::new(b"k"),
@@ -574,7 +599,7 @@ mod tests {
 
     fn record(user: Option<&str>) -> Interaction {
         Interaction {
-            pending: Default::default(),
+            slot: Default::default(),
             id: uuid::Uuid::now_v7(),
             received_at: SystemTime::now(),
             endpoint: Endpoint::ChatCompletions,
@@ -607,6 +632,7 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let cfg = WriterConfig {
             queue_capacity: 4,
+            queue_share_bytes: 1 << 30,
             batch_max: 2,
             flush_interval: Duration::ZERO,
             max_body_bytes: 1 << 20,
@@ -628,12 +654,7 @@ mod tests {
             "only the queue and one batch fit: dropped {dropped}"
         );
         assert!(metrics.capture_queue_depth.get() <= 4);
-        store.open();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        assert!(rt.block_on(handle.close(Duration::from_secs(5))));
+        open_and_close(&store, handle);
         let rows = store.rows.lock().unwrap();
         assert_eq!(
             rows.len() as u64,
@@ -645,6 +666,59 @@ mod tests {
         // After close, submissions are refused and counted rather than lost silently.
         assert!(!queue.submit(record(None)));
         assert_eq!(metrics.capture_dropped.load(Ordering::Relaxed), dropped + 1);
+    }
+
+    /// Records count against their shard's share of the queue's bytes until
+    /// the writer is done with them; past the share they are dropped and
+    /// counted, but a record bigger than the share goes into an empty share.
+    #[test]
+    fn the_queue_holds_a_share_of_bytes_and_drops_past_it() {
+        let store = Arc::new(GatedStore::new());
+        let metrics = Arc::new(Metrics::default());
+        let cfg = WriterConfig {
+            queue_capacity: 1000,
+            queue_share_bytes: 10_000,
+            batch_max: 100,
+            flush_interval: Duration::ZERO,
+            max_body_bytes: 1 << 20,
+        };
+        let (queue, handle) = start(store.clone(), maker(1 << 20), cfg, metrics.clone()).unwrap();
+        let sized = |body: usize| {
+            let mut r = record(None);
+            r.request_body = Bytes::from(vec![b'x'; body]);
+            r
+        };
+        // The writer takes the big one and blocks in the store, still holding it.
+        assert!(
+            queue.submit(sized(20_000)),
+            "an empty share takes any record"
+        );
+        assert!(metrics.capture_queue_bytes.total() > 20_000);
+        assert!(!queue.submit(sized(1_000)), "the share is taken");
+        assert_eq!(metrics.capture_dropped.load(Ordering::Relaxed), 1);
+        store.open();
+        let drained = std::time::Instant::now() + Duration::from_secs(5);
+        while metrics.capture_queue_bytes.total() != 0 && std::time::Instant::now() < drained {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            metrics.capture_queue_bytes.total(),
+            0,
+            "written records free their bytes"
+        );
+        store.close_gate();
+        let mut accepted = 0;
+        while queue.submit(sized(1_000)) {
+            accepted += 1;
+            assert!(accepted < 100, "the share never filled");
+        }
+        // 1,000 bytes of body plus the record itself: a 10,000-byte share takes a few.
+        assert!((3..=9).contains(&accepted), "{accepted}");
+        assert!(metrics.capture_queue_bytes.total() <= 10_000);
+        open_and_close(&store, handle);
+        assert_eq!(store.rows.lock().unwrap().len(), 1 + accepted);
+        assert_eq!(metrics.capture_dropped.load(Ordering::Relaxed), 2);
+        assert_eq!(metrics.capture_queue_bytes.total(), 0);
     }
 
     #[test]

@@ -221,6 +221,10 @@ pub struct RawCapture {
     pub db: Option<PathBuf>,
     /// Records waiting for the writer; when full, new records are dropped and counted. Default 65536.
     pub queue_capacity: Option<usize>,
+    /// Bytes the records waiting for the writer may hold (bodies included),
+    /// split evenly between the serving threads; past a thread's share its new
+    /// records are dropped and counted. Default 256 MiB.
+    pub queue_max_bytes: Option<u64>,
     /// Most records written in one transaction. Default 512.
     pub batch_max: Option<usize>,
     /// Longest the writer waits to fill a transaction after its first record,
@@ -537,6 +541,7 @@ impl std::fmt::Debug for UpstreamConfig {
 pub struct CaptureConfig {
     pub db: PathBuf,
     pub queue_capacity: usize,
+    pub queue_max_bytes: u64,
     pub batch_max: usize,
     pub flush_interval: Duration,
     pub max_body_bytes: usize,
@@ -811,6 +816,13 @@ impl RawConfig {
         if queue_capacity == 0 {
             return Err(invalid("capture.queue_capacity", "must be greater than 0"));
         }
+        let queue_max_bytes = c.queue_max_bytes.unwrap_or(256 << 20);
+        if queue_max_bytes < 1 << 20 {
+            return Err(invalid(
+                "capture.queue_max_bytes",
+                "must be at least 1048576 (1 MiB)",
+            ));
+        }
         let batch_max = c.batch_max.unwrap_or(512);
         if batch_max == 0 || batch_max > 100_000 {
             return Err(invalid("capture.batch_max", "must be between 1 and 100000"));
@@ -825,6 +837,7 @@ impl RawConfig {
                 .or(c.db)
                 .unwrap_or_else(|| PathBuf::from("./flywheel.db")),
             queue_capacity,
+            queue_max_bytes,
             batch_max,
             flush_interval: Duration::from_millis(c.flush_interval_ms.unwrap_or(10).min(10_000)),
             max_body_bytes: c.max_body_bytes.unwrap_or(4 * 1024 * 1024),

@@ -275,3 +275,20 @@ fn workers_default_to_one_per_cpu_and_are_bounded() {
     ));
     assert!(msg.contains("server.workers"), "{msg}");
 }
+
+#[test]
+fn the_capture_queue_byte_limit_has_a_default_an_override_and_a_floor() {
+    let c = load_str("[upstream]\nurl = \"http://a/v1\"\n", &[]).unwrap();
+    assert_eq!(c.capture.queue_max_bytes, 256 << 20);
+    let c = load_str(
+        "[upstream]\nurl = \"http://a/v1\"\n",
+        &[("FLYWHEEL_CAPTURE_QUEUE_MAX_BYTES", "67108864")],
+    )
+    .unwrap();
+    assert_eq!(c.capture.queue_max_bytes, 64 << 20);
+    let msg = err_text(load_str(
+        "[upstream]\nurl = \"http://a/v1\"\n[capture]\nqueue_max_bytes = 1000\n",
+        &[],
+    ));
+    assert!(msg.contains("capture.queue_max_bytes"), "{msg}");
+}

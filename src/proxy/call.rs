@@ -50,7 +50,7 @@ impl Call {
         gateway.metrics.in_flight.add(1);
         let received_at = SystemTime::now();
         let id = crate::capture::id::new_v7_at(received_at);
-        let pending = gateway.capture.issue(
+        let slot = gateway.capture.issue(
             id,
             Served {
                 route: target.route.clone(),
@@ -60,7 +60,7 @@ impl Call {
         Call {
             record: Some(Interaction {
                 id,
-                pending,
+                slot,
                 received_at,
                 endpoint,
                 method: parts.method.clone(),
@@ -105,7 +105,7 @@ impl Call {
         let id = crate::capture::id::new_v7();
         let record = self.record.as_ref().map(|r| Interaction {
             id,
-            pending: r.pending,
+            slot: r.slot,
             received_at: r.received_at,
             endpoint: r.endpoint,
             method: r.method.clone(),
@@ -152,7 +152,7 @@ impl Call {
             r.version = target.version.clone();
             r.upstream = target.upstream.label.clone();
             self.gateway.capture.reissue(
-                r.pending,
+                r.slot,
                 r.id,
                 Served {
                     route: target.route.clone(),

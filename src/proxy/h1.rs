@@ -38,7 +38,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
-use super::shard::Padded;
+use super::shard::{Padded, SLOTS};
 
 /// Why a request got no response.
 #[derive(Debug, thiserror::Error)]
@@ -81,8 +81,6 @@ pub struct Pool {
     max_idle: usize,
     idle_timeout: Duration,
 }
-
-const STRIPES: usize = 16;
 
 struct Idle {
     conn: Conn,
@@ -186,7 +184,7 @@ impl Pool {
         Pool {
             connector,
             origin,
-            stripes: (0..STRIPES).map(|_| Padded::default()).collect(),
+            stripes: (0..SLOTS).map(|_| Padded::default()).collect(),
             max_idle,
             idle_timeout,
         }
@@ -318,7 +316,7 @@ impl Pool {
     }
 
     fn stripe(&self, home: u32) -> std::sync::MutexGuard<'_, Vec<Idle>> {
-        let stripe = &self.stripes[home as usize % STRIPES];
+        let stripe = &self.stripes[home as usize % SLOTS];
         stripe.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 

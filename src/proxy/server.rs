@@ -98,6 +98,10 @@ impl Gateway {
             },
             WriterConfig {
                 queue_capacity: config.capture.queue_capacity,
+                queue_share_bytes: usize::try_from(
+                    config.capture.queue_max_bytes / config.server.workers.max(1) as u64,
+                )
+                .unwrap_or(usize::MAX),
                 batch_max: config.capture.batch_max,
                 flush_interval: config.capture.flush_interval,
                 max_body_bytes: config.capture.max_body_bytes,

@@ -41,6 +41,30 @@ pub fn slot(n: usize) -> usize {
     current() as usize % n
 }
 
+/// How many slots the fixed-size per-shard structures have: the pending-id
+/// map, the capture queue's byte counts and the upstream pool's idle lists.
+pub const SLOTS: usize = 16;
+
+/// The running thread's place among [`SLOTS`] slots (see [`slot`]), kept
+/// with what it put somewhere so the thread that takes it out finds its slot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Slot(u8);
+
+impl Slot {
+    pub fn current() -> Slot {
+        Slot(slot(SLOTS) as u8)
+    }
+
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+
+    /// The slot with this index (taken modulo [`SLOTS`]).
+    pub fn at(index: usize) -> Slot {
+        Slot((index % SLOTS) as u8)
+    }
+}
+
 /// A per-shard slot with room of its own: two cache lines (a core fetches
 /// lines in adjacent pairs), so neighbouring slots written by different
 /// threads never share one.
