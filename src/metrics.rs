@@ -559,7 +559,7 @@ impl Metrics {
             (
                 "flywheel_capture_queue_bytes",
                 "gauge",
-                "Bytes of the capture records waiting for the writer, bodies included.",
+                "Bytes of the capture records queued or being written, bodies included.",
                 self.capture_queue_bytes.total(),
             ),
             (
