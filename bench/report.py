@@ -218,7 +218,7 @@ def main():
     w("")
     w("| target | goal | measured | verdict |")
     w("|---|---|---|---|")
-    check("closed-loop throughput", "≥ 0.80 × nginx", f"{fw['vs_nginx']:.2f} × nginx "
+    check("closed-loop throughput", "≥ 0.80 × nginx", f"{fw['vs_nginx']:.3f} × nginx "
           f"({fw['rps']:.0f} vs {ng['rps']:.0f} req/s)", fw["vs_nginx"] >= 0.8)
     check("gateway CPU per request", "≤ 55 µs", f"{f(fw['cpu_us'], 1)} µs (nginx {f(ng['cpu_us'], 1)} µs)",
           fw["cpu_us"] is not None and fw["cpu_us"] <= 55)
