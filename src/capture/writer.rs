@@ -10,7 +10,7 @@
 //! stall a request.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -39,6 +39,9 @@ pub struct WriterConfig {
 pub struct WriterHandle {
     tx: std::sync::mpsc::SyncSender<Message>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Set when the close starts, before the writer reaches the close
+    /// message: see [`Writer::write_rows`].
+    closing: Arc<AtomicBool>,
 }
 
 /// Starts the writer thread and returns the queue the hot path submits to.
@@ -59,6 +62,8 @@ pub fn start(
         issued: issued.clone(),
         share_bytes: i64::try_from(config.queue_share_bytes).unwrap_or(i64::MAX),
     };
+    let closing = Arc::new(AtomicBool::new(false));
+    let closing_seen = closing.clone();
     let thread = std::thread::Builder::new()
         .name("flywheel-capture-writer".into())
         .spawn(move || {
@@ -69,6 +74,8 @@ pub fn start(
                 metrics: &metrics,
                 issued: &issued,
                 tokens: Default::default(),
+                closing: &closing_seen,
+                failing: false,
             };
             writer.run(rx)
         })?;
@@ -77,6 +84,7 @@ pub fn start(
         WriterHandle {
             tx,
             thread: Some(thread),
+            closing,
         },
     ))
 }
@@ -86,6 +94,7 @@ impl WriterHandle {
     /// after this are dropped and counted. Returns false if the writer did not
     /// finish within `timeout`.
     pub async fn close(mut self, timeout: Duration) -> bool {
+        self.closing.store(true, Ordering::Relaxed);
         let tx = self.tx.clone();
         let thread = self.thread.take();
         let done = tokio::task::spawn_blocking(move || {
@@ -114,6 +123,9 @@ struct Writer<'a> {
     metrics: &'a Metrics,
     issued: &'a Issued,
     tokens: TokenCounters,
+    closing: &'a AtomicBool,
+    /// The last batch was given up after all its attempts.
+    failing: bool,
 }
 
 /// The token counters of the (route, version) pairs the writer has seen, so
@@ -247,30 +259,40 @@ impl Writer<'_> {
         }
     }
 
-    fn write_rows(&self, rows: &[InteractionRow]) {
+    fn write_rows(&mut self, rows: &[InteractionRow]) {
         let (store, metrics) = (self.store, self.metrics);
         // A failing disk gets a few chances with backoff; past that the batch is
-        // dropped (and counted) so the queue keeps moving and the gateway keeps serving.
+        // dropped (and counted) so the queue keeps moving and the gateway keeps
+        // serving. While closing with a store that failed the last batch, each
+        // batch gets one try: the backoff (a second a batch) would otherwise
+        // spend the whole grace period on a queue that cannot be written.
+        let attempts = if self.failing && self.closing.load(Ordering::Relaxed) {
+            1
+        } else {
+            4
+        };
         let mut delay = Duration::from_millis(50);
-        for attempt in 1..=4 {
+        for attempt in 1..=attempts {
             match store.insert_interactions(rows) {
                 Ok(()) => {
                     metrics
                         .capture_written
                         .fetch_add(rows.len() as u64, Ordering::Relaxed);
                     metrics.capture_batches.fetch_add(1, Ordering::Relaxed);
+                    self.failing = false;
                     return;
                 }
                 Err(e) => {
                     metrics.capture_write_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(error = %e, attempt, rows = rows.len(), "capture write failed");
-                    if attempt < 4 {
+                    if attempt < attempts {
                         std::thread::sleep(delay);
                         delay *= 4;
                     }
                 }
             }
         }
+        self.failing = true;
         metrics
             .capture_dropped
             .fetch_add(rows.len() as u64, Ordering::Relaxed);
@@ -445,6 +467,8 @@ mod tests {
         open: Mutex<bool>,
         cv: Condvar,
         rows: Mutex<Vec<InteractionRow>>,
+        /// Every insert fails at once, as on a full disk.
+        full: AtomicBool,
     }
 
     impl GatedStore {
@@ -456,6 +480,7 @@ mod tests {
                 open: Mutex::new(false),
                 cv: Condvar::new(),
                 rows: Mutex::new(Vec::new()),
+                full: AtomicBool::new(false),
             }
         }
 
@@ -471,6 +496,9 @@ mod tests {
 
     impl Store for GatedStore {
         fn insert_interactions(&self, rows: &[InteractionRow]) -> Result<(), StoreError> {
+            if self.full.load(Ordering::Relaxed) {
+                return Err(StoreError::Conflict("database or disk is full".into()));
+            }
             let mut open = self.open.lock().unwrap();
             while !*open {
                 open = self.cv.wait(open).unwrap();
@@ -718,6 +746,45 @@ mod tests {
         open_and_close(&store, handle);
         assert_eq!(store.rows.lock().unwrap().len(), 1 + accepted);
         assert_eq!(metrics.capture_dropped.load(Ordering::Relaxed), 2);
+        assert_eq!(metrics.capture_queue_bytes.total(), 0);
+    }
+
+    /// On a store that keeps failing, a batch gets its retries with backoff
+    /// (about a second) while serving; once closing, each batch gets one try,
+    /// so a long queue is dropped and counted within moments instead of a
+    /// second per batch.
+    #[test]
+    fn closing_over_a_failing_store_drops_the_queue_quickly() {
+        let store = Arc::new(GatedStore::new());
+        store.open();
+        store.full.store(true, Ordering::Relaxed);
+        let metrics = Arc::new(Metrics::default());
+        let cfg = WriterConfig {
+            queue_capacity: 1000,
+            queue_share_bytes: 1 << 30,
+            batch_max: 2,
+            flush_interval: Duration::ZERO,
+            max_body_bytes: 1 << 20,
+        };
+        let (queue, handle) = start(store.clone(), maker(1 << 20), cfg, metrics.clone()).unwrap();
+        for _ in 0..40 {
+            assert!(queue.submit(record(None)));
+        }
+        // The first batch is being retried now; the other 19 wait.
+        std::thread::sleep(Duration::from_millis(100));
+        let started = std::time::Instant::now();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        assert!(rt.block_on(handle.close(Duration::from_secs(30))));
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(3),
+            "20 batches at a second each would take 20 s: {took:?}"
+        );
+        assert_eq!(metrics.capture_dropped.load(Ordering::Relaxed), 40);
+        assert_eq!(metrics.capture_written.load(Ordering::Relaxed), 0);
         assert_eq!(metrics.capture_queue_bytes.total(), 0);
     }
 
