@@ -52,18 +52,27 @@ impl VersionTarget {
         self.upstream_model.is_some() || self.system_prompt.is_some()
     }
 
-    /// A copy whose labels and header value have reference counts of their
+    /// A copy whose labels and header values have reference counts of their
     /// own; the upstream, its pool and the metric series stay shared.
     fn copy(&self) -> VersionTarget {
+        let value = |v: &HeaderValue| HeaderValue::from_bytes(v.as_bytes()).unwrap_or(v.clone());
         VersionTarget {
             route: Arc::from(&*self.route),
             version: Arc::from(&*self.version),
             upstream: self.upstream.clone(),
             upstream_model: self.upstream_model.clone(),
             system_prompt: self.system_prompt.clone(),
-            extra_headers: self.extra_headers.clone(),
-            version_header: HeaderValue::from_bytes(self.version_header.as_bytes())
-                .unwrap_or_else(|_| self.version_header.clone()),
+            extra_headers: self
+                .extra_headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        HeaderName::from_bytes(k.as_ref()).unwrap_or(k.clone()),
+                        value(v),
+                    )
+                })
+                .collect(),
+            version_header: value(&self.version_header),
             series: self.series.clone(),
         }
     }
