@@ -607,6 +607,25 @@ mod tests {
         }
     }
 
+    /// A writer over `store` with the given queue limits and batch size, no
+    /// flush window and 1 MiB bodies.
+    fn writer(
+        store: &Arc<GatedStore>,
+        metrics: &Arc<Metrics>,
+        queue_capacity: usize,
+        queue_share_bytes: usize,
+        batch_max: usize,
+    ) -> (CaptureQueue, WriterHandle) {
+        let cfg = WriterConfig {
+            queue_capacity,
+            queue_share_bytes,
+            batch_max,
+            flush_interval: Duration::ZERO,
+            max_body_bytes: 1 << 20,
+        };
+        start(store.clone(), maker(1 << 20), cfg, metrics.clone()).unwrap()
+    }
+
     /// Opens the store's gate and closes the writer, which writes what is queued.
     fn open_and_close(store: &GatedStore, handle: WriterHandle) {
         store.open();
@@ -658,14 +677,7 @@ mod tests {
     fn a_full_queue_drops_and_counts_and_close_flushes_the_rest() {
         let store = Arc::new(GatedStore::new());
         let metrics = Arc::new(Metrics::default());
-        let cfg = WriterConfig {
-            queue_capacity: 4,
-            queue_share_bytes: 1 << 30,
-            batch_max: 2,
-            flush_interval: Duration::ZERO,
-            max_body_bytes: 1 << 20,
-        };
-        let (queue, handle) = start(store.clone(), maker(1 << 20), cfg, metrics.clone()).unwrap();
+        let (queue, handle) = writer(&store, &metrics, 4, 1 << 30, 2);
         // The writer takes the first record(s) and blocks in the store; then the
         // queue fills up to its capacity and the rest are dropped.
         let mut accepted = 0;
@@ -703,14 +715,7 @@ mod tests {
     fn the_queue_holds_a_share_of_bytes_and_drops_past_it() {
         let store = Arc::new(GatedStore::new());
         let metrics = Arc::new(Metrics::default());
-        let cfg = WriterConfig {
-            queue_capacity: 1000,
-            queue_share_bytes: 10_000,
-            batch_max: 100,
-            flush_interval: Duration::ZERO,
-            max_body_bytes: 1 << 20,
-        };
-        let (queue, handle) = start(store.clone(), maker(1 << 20), cfg, metrics.clone()).unwrap();
+        let (queue, handle) = writer(&store, &metrics, 1000, 10_000, 100);
         let sized = |body: usize| {
             let mut r = record(None);
             r.request_body = Bytes::from(vec![b'x'; body]);
@@ -759,14 +764,7 @@ mod tests {
         store.open();
         store.full.store(true, Ordering::Relaxed);
         let metrics = Arc::new(Metrics::default());
-        let cfg = WriterConfig {
-            queue_capacity: 1000,
-            queue_share_bytes: 1 << 30,
-            batch_max: 2,
-            flush_interval: Duration::ZERO,
-            max_body_bytes: 1 << 20,
-        };
-        let (queue, handle) = start(store.clone(), maker(1 << 20), cfg, metrics.clone()).unwrap();
+        let (queue, handle) = writer(&store, &metrics, 1000, 1 << 30, 2);
         for _ in 0..40 {
             assert!(queue.submit(record(None)));
         }
