@@ -84,56 +84,40 @@ impl Histogram {
 }
 
 /// A gauge that serving threads move on every request, kept as one slot per
-/// thread and summed when read. A single atomic that every core adds to moves
-/// its cache line from core to core on each add; with slots, each line stays
-/// with the thread that writes it and only a read (a scrape) gathers them.
+/// thread ([`shard::Slot`]) and summed when read. A single atomic that every
+/// core adds to moves its cache line from core to core on each add; with
+/// slots, each line stays with the thread that writes it and only a read (a
+/// scrape) gathers them. A value another thread takes back (the capture writer
+/// releasing a shard's queued bytes) can be taken from the slot it was added
+/// to, so that slot stays the shard's own count.
 pub struct StripedGauge {
-    slots: Box<[Padded<AtomicI64>]>,
-}
-
-impl StripedGauge {
-    fn new(stripes: usize) -> StripedGauge {
-        StripedGauge {
-            slots: (0..stripes.max(1)).map(|_| Padded::default()).collect(),
-        }
-    }
-
-    pub fn add(&self, n: i64) {
-        self.slots[shard::slot(self.slots.len())]
-            .0
-            .fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub fn get(&self) -> i64 {
-        self.slots.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
-    }
-}
-
-/// A gauge kept in [`shard::SLOTS`] slots named by the caller: a shard adds
-/// to its slot and another thread (the capture writer) takes from the same
-/// slot, so each slot's value is that shard's own.
-pub struct SlotGauge {
     slots: [Padded<AtomicI64>; shard::SLOTS],
 }
 
-impl Default for SlotGauge {
+impl Default for StripedGauge {
     fn default() -> Self {
-        SlotGauge {
+        StripedGauge {
             slots: std::array::from_fn(|_| Padded::default()),
         }
     }
 }
 
-impl SlotGauge {
-    pub fn add(&self, slot: shard::Slot, n: i64) {
+impl StripedGauge {
+    /// Adds to the running thread's slot.
+    pub fn add(&self, n: i64) {
+        self.add_at(shard::Slot::current(), n);
+    }
+
+    pub fn add_at(&self, slot: shard::Slot, n: i64) {
         self.slots[slot.index()].0.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn get(&self, slot: shard::Slot) -> i64 {
+    pub fn get_at(&self, slot: shard::Slot) -> i64 {
         self.slots[slot.index()].0.load(Ordering::Relaxed)
     }
 
-    pub fn total(&self) -> i64 {
+    /// The sum over all slots.
+    pub fn get(&self) -> i64 {
         self.slots.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
     }
 }
@@ -283,7 +267,7 @@ pub struct Metrics {
     /// Records handed to the capture queue and not yet taken by the writer.
     pub capture_queue_depth: StripedGauge,
     /// Bytes of the records in the capture queue, by the shard that queued them.
-    pub capture_queue_bytes: SlotGauge,
+    pub capture_queue_bytes: StripedGauge,
     pub capture_queue_capacity: AtomicI64,
     pub capture_written: AtomicU64,
     pub capture_dropped: AtomicU64,
@@ -303,10 +287,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Metrics whose per-request counts are kept in `stripes` slots: one per
-    /// serving thread plus one for every other thread (the gateway passes
-    /// `server.workers + 1`). Shard ids start at 1, so each shard of a
-    /// process's first gateway writes a slot of its own.
+    /// Metrics whose per-route series keep their counts in `stripes` slots:
+    /// one per serving thread plus one for every other thread (the gateway
+    /// passes `server.workers + 1`; a series is a few KiB per slot, too much
+    /// for the fixed [`shard::SLOTS`] the gauges have). Shard ids start at 1,
+    /// so each shard of a process's first gateway writes a slot of its own.
     pub fn with_stripes(stripes: usize) -> Metrics {
         Metrics {
             stripes,
@@ -317,8 +302,8 @@ impl Metrics {
             rollout_step: Family::new(&["route"]),
             rollout_promotions: Family::new(&["route"]),
             rollout_rollbacks: Family::new(&["route"]),
-            capture_queue_depth: StripedGauge::new(stripes),
-            capture_queue_bytes: SlotGauge::default(),
+            capture_queue_depth: StripedGauge::default(),
+            capture_queue_bytes: StripedGauge::default(),
             capture_queue_capacity: AtomicI64::new(0),
             capture_written: AtomicU64::new(0),
             capture_dropped: AtomicU64::new(0),
@@ -326,7 +311,7 @@ impl Metrics {
             capture_batches: AtomicU64::new(0),
             redaction_failures: AtomicU64::new(0),
             pii_redacted: AtomicU64::new(0),
-            in_flight: StripedGauge::new(stripes),
+            in_flight: StripedGauge::default(),
             connections: std::sync::OnceLock::new(),
         }
     }
@@ -560,7 +545,7 @@ impl Metrics {
                 "flywheel_capture_queue_bytes",
                 "gauge",
                 "Bytes of the capture records queued or being written, bodies included.",
-                self.capture_queue_bytes.total(),
+                self.capture_queue_bytes.get(),
             ),
             (
                 "flywheel_capture_queue_capacity",
@@ -688,33 +673,35 @@ mod tests {
     /// different slots and are summed when read or rendered.
     #[test]
     fn counts_from_every_thread_are_summed() {
-        // Shard ids count up through the test process; with this many slots
-        // each of these shards still gets one apart from slot 0.
+        // Each add lands in the slot of the thread that made it, whichever
+        // slots the shards' ids (counted up through the test process) give.
         let m = std::sync::Arc::new(Metrics::with_stripes(64));
         let r = m.route("default", "v1");
         let shards = crate::proxy::shard::Shards::start(2).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
+        let mut expected = [0i64; shard::SLOTS];
         for i in 0..2 {
             let (m, r) = (m.clone(), r.clone());
-            rt.block_on(shards.spawn_on(i, async move {
-                m.in_flight.add(1);
-                m.capture_queue_depth.add(2);
-                r.request_done(200, Outcome::Ok, Duration::from_millis(3), None);
-            }))
-            .unwrap();
+            let slot = rt
+                .block_on(shards.spawn_on(i, async move {
+                    m.in_flight.add(1);
+                    m.capture_queue_depth.add(2);
+                    r.request_done(200, Outcome::Ok, Duration::from_millis(3), None);
+                    shard::Slot::current()
+                }))
+                .unwrap();
+            expected[slot.index()] += 1;
         }
         rt.block_on(shards.stop());
         m.in_flight.add(-1);
+        expected[shard::Slot::current().index()] -= 1;
         m.capture_queue_depth.add(-1);
         r.request_done(503, Outcome::UpstreamError, Duration::from_secs(1), None);
-        let used = m
-            .in_flight
-            .slots
-            .iter()
-            .filter(|s| s.0.load(Ordering::Relaxed) != 0);
-        assert!(used.count() >= 2, "the shards wrote slots of their own");
+        for (i, n) in expected.into_iter().enumerate() {
+            assert_eq!(m.in_flight.get_at(shard::Slot::at(i)), n, "slot {i}");
+        }
         assert_eq!(m.in_flight.get(), 1);
         assert_eq!(m.capture_queue_depth.get(), 3);
         let text = m.render();

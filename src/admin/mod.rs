@@ -377,7 +377,7 @@ async fn stats(gw: &Arc<Gateway>) -> Response<ProxyBody> {
             "capture".into(),
             json!({
                 "queue_depth": m.capture_queue_depth.get(),
-                "queue_bytes": m.capture_queue_bytes.total(),
+                "queue_bytes": m.capture_queue_bytes.get(),
                 "queue_capacity": m.capture_queue_capacity.load(Ordering::Relaxed),
                 "written_total": m.capture_written.load(Ordering::Relaxed),
                 "dropped_total": m.capture_dropped.load(Ordering::Relaxed),

@@ -140,25 +140,32 @@ mod tests {
                 (issued.insert(id, served("v1")), id)
             })
             .collect();
-        // A shard thread inserts into a part of its own.
-        let on_shard = {
+        // A shard thread inserts into the part of its slot.
+        let (on_shard, slot) = {
             let issued = issued.clone();
             let shards = crate::proxy::shard::Shards::start(1).unwrap();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap();
             let out = rt.block_on(shards.spawn_on(0, async move {
-                (0..512)
+                let ids = (0..512)
                     .map(|_| {
                         let id = crate::capture::id::new_v7();
                         (issued.insert(id, served("v2")), id)
                     })
-                    .collect::<Vec<_>>()
+                    .collect::<Vec<_>>();
+                (ids, Slot::current())
             }));
             rt.block_on(shards.stop());
             out.unwrap()
         };
-        assert_ne!(on_shard[0].0, ids[0].0, "a shard writes its own part");
+        assert!(on_shard.iter().all(|(s, _)| *s == slot));
+        assert!(ids.iter().all(|(s, _)| *s == Slot::current()));
+        assert_eq!(
+            issued.shards[slot.index()].0.lock().unwrap().len(),
+            if slot == Slot::current() { 1024 } else { 512 },
+            "the shard's ids are in its part"
+        );
         assert_eq!(issued.len(), 1024);
         ids.extend(on_shard);
         for (_, id) in &ids {

@@ -247,7 +247,7 @@ impl CaptureQueue {
     pub fn submit(&self, record: Interaction) -> bool {
         let (slot, size) = (record.slot, record.queued_bytes());
         let bytes = &self.metrics.capture_queue_bytes;
-        let queued = bytes.get(slot);
+        let queued = bytes.get_at(slot);
         // A record bigger than the share still goes in when its shard has
         // nothing queued, so no size of record is refused for good.
         let result = if queued > 0 && queued + size > self.share_bytes {
@@ -256,12 +256,12 @@ impl CaptureQueue {
             // The gauges go up before the send so the writer's decrements can
             // never make them negative.
             self.metrics.capture_queue_depth.add(1);
-            bytes.add(slot, size);
+            bytes.add_at(slot, size);
             self.tx
                 .try_send(Message::Record(Box::new(record)))
                 .map_err(|e| {
                     self.metrics.capture_queue_depth.add(-1);
-                    bytes.add(slot, -size);
+                    bytes.add_at(slot, -size);
                     match e {
                         TrySendError::Full(_) => "capture queue is full",
                         TrySendError::Disconnected(_) => "capture writer has stopped",

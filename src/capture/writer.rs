@@ -255,7 +255,7 @@ impl Writer<'_> {
         // Committed or given up: either way the ids are no longer pending.
         self.issued.remove_all(&mut ids);
         for (i, n) in held.into_iter().enumerate().filter(|(_, n)| *n != 0) {
-            metrics.capture_queue_bytes.add(Slot::at(i), -n);
+            metrics.capture_queue_bytes.add_at(Slot::at(i), -n);
         }
     }
 
@@ -726,16 +726,16 @@ mod tests {
             queue.submit(sized(20_000)),
             "an empty share takes any record"
         );
-        assert!(metrics.capture_queue_bytes.total() > 20_000);
+        assert!(metrics.capture_queue_bytes.get() > 20_000);
         assert!(!queue.submit(sized(1_000)), "the share is taken");
         assert_eq!(metrics.capture_dropped.load(Ordering::Relaxed), 1);
         store.open();
         let drained = std::time::Instant::now() + Duration::from_secs(5);
-        while metrics.capture_queue_bytes.total() != 0 && std::time::Instant::now() < drained {
+        while metrics.capture_queue_bytes.get() != 0 && std::time::Instant::now() < drained {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert_eq!(
-            metrics.capture_queue_bytes.total(),
+            metrics.capture_queue_bytes.get(),
             0,
             "written records free their bytes"
         );
@@ -747,11 +747,11 @@ mod tests {
         }
         // 1,000 bytes of body plus the record itself: a 10,000-byte share takes a few.
         assert!((3..=9).contains(&accepted), "{accepted}");
-        assert!(metrics.capture_queue_bytes.total() <= 10_000);
+        assert!(metrics.capture_queue_bytes.get() <= 10_000);
         open_and_close(&store, handle);
         assert_eq!(store.rows.lock().unwrap().len(), 1 + accepted);
         assert_eq!(metrics.capture_dropped.load(Ordering::Relaxed), 2);
-        assert_eq!(metrics.capture_queue_bytes.total(), 0);
+        assert_eq!(metrics.capture_queue_bytes.get(), 0);
     }
 
     /// On a store that keeps failing, a batch gets its retries with backoff
@@ -783,7 +783,7 @@ mod tests {
         );
         assert_eq!(metrics.capture_dropped.load(Ordering::Relaxed), 40);
         assert_eq!(metrics.capture_written.load(Ordering::Relaxed), 0);
-        assert_eq!(metrics.capture_queue_bytes.total(), 0);
+        assert_eq!(metrics.capture_queue_bytes.get(), 0);
     }
 
     #[test]
