@@ -429,26 +429,25 @@ fn parse_head_with<const N: usize>(
         }
         let status = StatusCode::from_u16(code)
             .map_err(|_| SendError::Malformed("the response status is not valid"))?;
-        // Where each header's name and value sit in `buf`: the parser's view
-        // borrows it, and the values become slices of it once it is split off.
+        // Where each header's name and value sit in `buf` (on the stack, like
+        // the parser's array): the parser's view borrows `buf`, and the values
+        // become slices of it once it is split off.
         let base = buf.as_ptr() as usize;
-        let spans: Vec<(usize, usize, usize, usize)> = parsed
-            .headers
-            .iter()
-            .map(|h| {
-                let name = h.name.as_ptr() as usize - base;
-                let value = h.value.as_ptr() as usize - base;
-                (name, name + h.name.len(), value, value + h.value.len())
-            })
-            .collect();
+        let mut spans = [(0usize, 0usize, 0usize, 0usize); N];
+        let count = parsed.headers.len();
+        for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
+            let name = h.name.as_ptr() as usize - base;
+            let value = h.value.as_ptr() as usize - base;
+            *span = (name, name + h.name.len(), value, value + h.value.len());
+        }
         let head = buf.split_to(len).freeze();
         // Room for the two headers the gateway adds to every response.
-        let mut headers = HeaderMap::with_capacity(spans.len() + 2);
+        let mut headers = HeaderMap::with_capacity(count + 2);
         // The headers that frame the body and say whether the connection
         // stays open are read as they go by: comparing standard names is
         // cheap, where looking them up afterwards hashes each name again.
         let mut framing = Framer::default();
-        for (n0, n1, v0, v1) in spans {
+        for &(n0, n1, v0, v1) in &spans[..count] {
             let name = HeaderName::from_bytes(&head[n0..n1])
                 .map_err(|_| SendError::Malformed("a header name is not valid"))?;
             let value = HeaderValue::from_maybe_shared(head.slice(v0..v1))
