@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
+use crate::proxy::h1_server::ClientBody;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
-use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use super::models::read_json;
@@ -40,8 +40,8 @@ fn build_error_json(e: &BuildError) -> (StatusCode, Value) {
 }
 
 /// `POST /admin/v1/datasets` with `{"spec": {...}, "parent"?, "created_by"?}`.
-pub async fn create(gw: &Arc<Gateway>, query: &HashMap<String, String>, body: Incoming) -> Resp {
-    let body = match read_json(body).await {
+pub async fn create(gw: &Arc<Gateway>, query: &HashMap<String, String>, body: ClientBody) -> Resp {
+    let body = match read_json(gw, body).await {
         Ok(v) => v,
         Err(r) => return r,
     };

@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::proxy::h1_server::ClientBody;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use crate::capture::hash;
@@ -30,7 +30,24 @@ pub use time::{format_time, parse_since};
 
 const MAX_LIMIT: usize = 1000;
 
-pub async fn handle(gw: &Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> {
+/// Reads an admin request's body whole, within `limit` bytes and the
+/// server's body time limit.
+pub(crate) async fn read_bytes(
+    gw: &Gateway,
+    body: ClientBody,
+    limit: u64,
+) -> Result<Bytes, Response<ProxyBody>> {
+    crate::proxy::handler::read_body(
+        body,
+        &http::HeaderMap::new(),
+        limit,
+        gw.config.server.body_timeout,
+    )
+    .await
+    .map_err(|e| error_response(&e))
+}
+
+pub async fn handle(gw: &Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody> {
     let Some(token) = gw.config.admin.token.as_deref() else {
         return error_response(&GatewayError::NotFound(
             "the admin API is disabled; set FLYWHEEL_ADMIN_TOKEN to enable it".into(),

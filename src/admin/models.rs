@@ -5,9 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::proxy::h1_server::ClientBody;
 use http::StatusCode;
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use super::{json_error, json_response};
@@ -35,12 +34,8 @@ fn registry_error(e: RegistryError) -> Resp {
 }
 
 /// Reads a JSON object body (up to 1 MiB); an empty body reads as `{}`.
-pub(super) async fn read_json(body: Incoming) -> Result<Value, Resp> {
-    let bytes = Limited::new(body, 1024 * 1024)
-        .collect()
-        .await
-        .map_err(|_| error_response(&GatewayError::PayloadTooLarge { limit: 1024 * 1024 }))?
-        .to_bytes();
+pub(super) async fn read_json(gw: &Gateway, body: ClientBody) -> Result<Value, Resp> {
+    let bytes = super::read_bytes(gw, body, 1024 * 1024).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
@@ -105,8 +100,8 @@ pub async fn list(gw: &Arc<Gateway>) -> Resp {
 }
 
 /// `POST /admin/v1/models`: registers a version.
-pub async fn register(gw: &Arc<Gateway>, body: Incoming) -> Resp {
-    let v = match read_json(body).await {
+pub async fn register(gw: &Arc<Gateway>, body: ClientBody) -> Resp {
+    let v = match read_json(gw, body).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -133,9 +128,9 @@ pub async fn judge(
     route: &str,
     version: &str,
     approve: bool,
-    body: Incoming,
+    body: ClientBody,
 ) -> Resp {
-    let v = match read_json(body).await {
+    let v = match read_json(gw, body).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -234,8 +229,8 @@ pub async fn show_rollout(gw: &Arc<Gateway>, id: &str) -> Resp {
 }
 
 /// `POST /admin/v1/rollouts` with `{"route", "version", "plan"?}`.
-pub async fn start_rollout(gw: &Arc<Gateway>, body: Incoming) -> Resp {
-    let v = match read_json(body).await {
+pub async fn start_rollout(gw: &Arc<Gateway>, body: ClientBody) -> Resp {
+    let v = match read_json(gw, body).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -269,8 +264,8 @@ pub async fn start_rollout(gw: &Arc<Gateway>, body: Incoming) -> Resp {
 }
 
 /// `POST /admin/v1/rollouts/{id}/{pause|resume|promote|abort|weight}`.
-pub async fn command(gw: &Arc<Gateway>, id: &str, op: &str, body: Incoming) -> Resp {
-    let v = match read_json(body).await {
+pub async fn command(gw: &Arc<Gateway>, id: &str, op: &str, body: ClientBody) -> Resp {
+    let v = match read_json(gw, body).await {
         Ok(v) => v,
         Err(r) => return r,
     };

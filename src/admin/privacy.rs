@@ -4,9 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::proxy::h1_server::ClientBody;
 use http::StatusCode;
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use serde_json::{json, Value};
 
 use super::{blocking, json_error, json_response};
@@ -88,10 +87,10 @@ pub async fn raw(gw: &Arc<Gateway>, id: &str) -> http::Response<ProxyBody> {
 
 /// `POST /admin/v1/privacy/forget` with `{"user": "<raw id>"}`: deletes every
 /// interaction, feedback and raw payload tied to that user.
-pub async fn forget(gw: &Arc<Gateway>, body: Incoming) -> http::Response<ProxyBody> {
-    let bytes = match Limited::new(body, 64 * 1024).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return error_response(&GatewayError::PayloadTooLarge { limit: 64 * 1024 }),
+pub async fn forget(gw: &Arc<Gateway>, body: ClientBody) -> http::Response<ProxyBody> {
+    let bytes = match super::read_bytes(gw, body, 64 * 1024).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let user = serde_json::from_slice::<Value>(&bytes)
         .ok()

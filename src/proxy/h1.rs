@@ -58,6 +58,25 @@ pub enum SendError {
     TimedOut,
 }
 
+/// Reads what `io` holds onto the end of `buf`, growing it when little room
+/// is left; `Ok(0)` once the peer has closed its side.
+pub(super) fn poll_fill(
+    io: &TcpStream,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    if buf.capacity() - buf.len() < MIN_READ {
+        buf.reserve(READ_SIZE);
+    }
+    loop {
+        std::task::ready!(io.poll_read_ready(cx))?;
+        match io.try_read_buf(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            r => return Poll::Ready(r),
+        }
+    }
+}
+
 /// The most header lines a response head may have, and its most bytes.
 const MAX_HEADERS: usize = 128;
 const MAX_HEAD_BYTES: usize = 256 * 1024;
@@ -117,16 +136,7 @@ impl Conn {
     /// Reads what the socket holds onto the end of `read`; `Ok(0)` once the
     /// upstream has closed its side.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.read.capacity() - self.read.len() < MIN_READ {
-            self.read.reserve(READ_SIZE);
-        }
-        loop {
-            std::task::ready!(self.io.poll_read_ready(cx))?;
-            match self.io.try_read_buf(&mut self.read) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => return Poll::Ready(r),
-            }
-        }
+        poll_fill(&self.io, &mut self.read, cx)
     }
 
     /// Reads until a whole response head has arrived, or the first-byte
@@ -472,18 +482,19 @@ fn parse_head_with<const N: usize>(
     }
 }
 
-/// What a response head's framing headers said.
+/// What a message head's framing headers said (responses here, requests in
+/// `h1_server`).
 #[derive(Default)]
-struct Framer {
+pub(super) struct Framer {
     /// From the last `Transfer-Encoding`: whether its last coding is chunked.
-    chunked: Option<bool>,
-    length: Option<u64>,
-    close: bool,
+    pub chunked: Option<bool>,
+    pub length: Option<u64>,
+    pub close: bool,
     keep_alive: bool,
 }
 
 impl Framer {
-    fn see(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), SendError> {
+    pub(super) fn see(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), SendError> {
         let tokens = || {
             value
                 .as_bytes()
@@ -496,7 +507,7 @@ impl Framer {
                     .ok_or(SendError::Malformed("the content-length is not valid"))?;
                 if self.length.is_some_and(|l| l != n) {
                     return Err(SendError::Malformed(
-                        "the response has conflicting content-lengths",
+                        "the message has conflicting content-lengths",
                     ));
                 }
                 self.length = Some(n);
@@ -526,7 +537,7 @@ impl Framer {
     }
 
     /// Whether the connection may carry another request after this response.
-    fn keeps_alive(&self, version: Version) -> bool {
+    pub(super) fn keeps_alive(&self, version: Version) -> bool {
         if version == Version::HTTP_10 {
             self.keep_alive
         } else {
@@ -535,7 +546,7 @@ impl Framer {
     }
 }
 
-fn parse_length(digits: &[u8]) -> Option<u64> {
+pub(super) fn parse_length(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 19 {
         return None;
     }
@@ -546,7 +557,7 @@ fn parse_length(digits: &[u8]) -> Option<u64> {
 
 /// How much of a response body is left, and how its end will be known.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Framing {
+pub(super) enum Framing {
     Length(u64),
     Chunked(Chunked),
     UntilClose,
@@ -554,7 +565,7 @@ enum Framing {
 
 /// Where a chunked body's decoder stands.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Chunked {
+pub(super) enum Chunked {
     /// Before a chunk-size line.
     Size,
     /// Inside a chunk's data, with this many bytes to go.
@@ -568,7 +579,7 @@ enum Chunked {
 
 /// What a look at the buffered bytes gave.
 #[derive(Debug, PartialEq)]
-enum Decoded {
+pub(super) enum Decoded {
     Data(Bytes),
     /// Nothing more until more bytes arrive.
     More,
@@ -577,7 +588,7 @@ enum Decoded {
 
 impl Framing {
     /// Takes the next piece of the body from the front of `buf`.
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, SendError> {
+    pub(super) fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, SendError> {
         match self {
             Framing::Length(0) => Ok(Decoded::End),
             Framing::Length(left) => Ok(take_up_to(buf, left)),

@@ -11,11 +11,11 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
 use super::body::{ProxyBody, TeeBody};
 use super::call::Call;
 use super::h1::SendError;
+use super::h1_server::{BodyFault, ClientBody};
 use super::idle::{Busy, Watched};
 use super::request;
 use super::request::RequestMeta;
@@ -43,7 +43,7 @@ const PIN_HEADER: HeaderName = HeaderName::from_static(PIN_VERSION);
 /// path's future is 4 KB.
 pub async fn handle(
     gw: Arc<Gateway>,
-    req: Request<Incoming>,
+    req: Request<ClientBody>,
     busy: Busy,
 ) -> Result<Response<Watched>, Infallible> {
     let path = req.uri().path();
@@ -177,12 +177,29 @@ fn list_routes(mut call: Call, table: &RoutingTable) -> Response<ProxyBody> {
     resp
 }
 
-async fn read_body(
-    body: Incoming,
+/// Reads a request body whole, within `limit` bytes and `timeout`.
+pub async fn read_body(
+    body: ClientBody,
     headers: &http::HeaderMap,
     limit: u64,
     timeout: std::time::Duration,
 ) -> Result<Bytes, GatewayError> {
+    let body = match body {
+        ClientBody::Read(b) if b.len() as u64 > limit => {
+            return Err(GatewayError::PayloadTooLarge { limit })
+        }
+        ClientBody::Read(b) => return Ok(b),
+        ClientBody::Fault(BodyFault::TooLarge) => {
+            return Err(GatewayError::PayloadTooLarge { limit })
+        }
+        ClientBody::Fault(BodyFault::TimedOut) => return Err(GatewayError::RequestTimeout),
+        ClientBody::Fault(BodyFault::Malformed) => {
+            return Err(GatewayError::BadRequest(
+                "the request body could not be read".into(),
+            ))
+        }
+        ClientBody::Incoming(b) => b,
+    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -210,7 +227,7 @@ async fn read_body(
     }
 }
 
-async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> {
+async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody> {
     let start = Instant::now();
     let (parts, body) = req.into_parts();
     let endpoint = Endpoint::classify(&parts.method, parts.uri.path());
@@ -416,7 +433,7 @@ async fn proxy(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> 
 /// `POST /v1/feedback`: authorized like proxied calls, validated, stored, and
 /// answered 201 with the feedback's id (the same id again for a retry with the
 /// same idempotency key).
-async fn feedback(gw: Arc<Gateway>, req: Request<Incoming>) -> Response<ProxyBody> {
+async fn feedback(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody> {
     use crate::feedback::{self, FeedbackError};
     let (parts, body) = req.into_parts();
     let app = match authenticate(&gw, &parts.headers) {

@@ -10,6 +10,7 @@
 pub mod body;
 pub mod call;
 pub mod h1;
+pub mod h1_server;
 pub mod handler;
 pub mod idle;
 pub mod request;

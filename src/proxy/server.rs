@@ -12,6 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 
+use super::h1_server::{self, ClientBody};
 use super::idle::{self, Activity};
 use super::routing::Routing;
 use super::shard::{Balance, Shards};
@@ -343,7 +344,11 @@ impl Acceptor {
     /// finish. True when they all did.
     async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) -> bool {
         let listener = self.listener;
+        // hyper's connections (TLS, HTTP/2) are drained by its watcher; the
+        // gateway's own HTTP/1.1 connections each hold a sender of `live`,
+        // and see `stop` themselves.
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let (live, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
         while !*stop.borrow_and_update() {
             let turn = self.balance.turn(self.shard);
             tokio::pin!(turn);
@@ -374,23 +379,31 @@ impl Acceptor {
             let open = self.balance.opened(self.shard);
             let (gw, http, tls) = (self.gw.clone(), self.http.clone(), self.tls.clone());
             let watcher = graceful.watcher();
+            let (live, stop) = (live.clone(), stop.clone());
             tokio::spawn(async move {
                 let _open = open;
                 let timeout = gw.config.server.header_timeout;
                 let activity = Arc::new(Activity::default());
-                let conn = serve_connection(gw, &http, tls, stream, watcher, activity.clone());
+                let conn =
+                    serve_connection(gw, &http, tls, stream, watcher, activity.clone(), stop);
                 idle::close_when_idle(conn, activity, timeout).await;
+                drop(live);
             });
         }
         drop(listener);
-        tokio::time::timeout(self.grace, graceful.shutdown())
-            .await
-            .is_ok()
+        drop(live);
+        let drained = async {
+            graceful.shutdown().await;
+            all_closed.recv().await;
+        };
+        tokio::time::timeout(self.grace, drained).await.is_ok()
     }
 }
 
 /// Serves one client connection (after the TLS handshake, if any) until it
-/// closes or the graceful shutdown has it finish.
+/// closes or the graceful shutdown has it finish. Plain TCP is served by the
+/// gateway's own HTTP/1.1 server, which hands a connection that opens with
+/// the HTTP/2 preface back to hyper; TLS connections are hyper's.
 async fn serve_connection(
     gw: Arc<Gateway>,
     http: &Http,
@@ -398,17 +411,26 @@ async fn serve_connection(
     stream: TcpStream,
     watcher: hyper_util::server::graceful::Watcher,
     activity: Arc<Activity>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let (own_gw, own_activity) = (gw.clone(), activity.clone());
     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let busy = activity.enter(req.version());
-        super::handler::handle(gw.clone(), req, busy)
+        super::handler::handle(gw.clone(), req.map(ClientBody::Incoming), busy)
     });
     let result =
         match tls {
-            None => {
-                let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                watcher.watch(conn.into_owned()).await
-            }
+            None => match h1_server::serve(own_gw, stream, own_activity, stop).await {
+                h1_server::Ended::Closed => return,
+                h1_server::Ended::Http2(io, read) => {
+                    let io = h1_server::Prefixed {
+                        read: read.freeze(),
+                        io,
+                    };
+                    let conn = http.serve_connection_with_upgrades(TokioIo::new(io), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+            },
             Some(acceptor) => {
                 let tls_stream =
                     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))

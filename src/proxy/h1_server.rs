@@ -1,0 +1,805 @@
+//! HTTP/1.1 toward plain-TCP clients, served by the gateway itself.
+//!
+//! hyper's server runs a general state machine per connection: it passes the
+//! request body to the service through a channel, parses the head into a
+//! header map with its own bookkeeping, and encodes the response through
+//! buffers of its own. Here one loop per connection does the exchange: it reads
+//! a request head ([`httparse`]), reads the body whole (every route reads its
+//! body whole before it answers) within `server.max_body_bytes` and
+//! `server.body_timeout_secs`, calls the handler, and writes the response: a
+//! whole body with its head in one write, a streamed one chunk by chunk as it
+//! comes. While the handler waits on the upstream, and while a response
+//! streams, the socket is watched: a client that closes its connection drops
+//! the handler's future (or the body), which cancels the upstream call and
+//! records the call as `client_closed`.
+//!
+//! Requests may be pipelined; each is answered in turn. A connection that
+//! starts with the HTTP/2 preface (h2c with prior knowledge) is handed back,
+//! with what has been read, to be served by hyper, as is every connection
+//! over TLS. On shutdown an idle connection closes at once and a busy one
+//! after its response, which says `connection: close`.
+//!
+//! Framing follows RFC 9112: a body is framed by `Transfer-Encoding: chunked`
+//! (which overrides `Content-Length`) or `Content-Length`; a request with any
+//! other transfer coding gets 501, a malformed head 400, a head over 64 KiB
+//! or 100 header lines 431, all as OpenAI-shaped JSON, and the connection is
+//! closed. `Expect: 100-continue` is answered when the body is about to be
+//! read.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::body::{BoxError, ProxyBody};
+use super::h1::{parse_length, poll_fill, Chunked, Decoded, Framer, Framing, SendError};
+use super::idle::Activity;
+use super::server::Gateway;
+use crate::error::error_json_param;
+
+/// The most header lines and bytes a request head may have.
+const MAX_HEADERS: usize = 100;
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Pipelined requests read ahead while one is being answered, at most.
+const MAX_READ_AHEAD: usize = 256 * 1024;
+/// Response bodies up to this size are copied beside their head and sent in one write.
+const COPY_BODY_BYTES: usize = 32 * 1024;
+/// After an error that leaves request bytes unread, how long and how much
+/// more is read and dropped before the connection closes: closing with unread
+/// bytes resets the connection, and the client may lose the response.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 16 * 1024 * 1024;
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A request body as the handler gets it.
+pub enum ClientBody {
+    /// From hyper's server: HTTP/2, and every connection over TLS.
+    Incoming(hyper::body::Incoming),
+    /// Read whole before the handler was called.
+    Read(Bytes),
+    /// Why the body could not be read whole.
+    Fault(BodyFault),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFault {
+    /// Longer than `server.max_body_bytes`, declared or as it came.
+    TooLarge,
+    /// Not all there within `server.body_timeout_secs`.
+    TimedOut,
+    /// Badly framed, or the connection ended inside it.
+    Malformed,
+}
+
+impl std::fmt::Display for BodyFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BodyFault::TooLarge => "the request body is too large",
+            BodyFault::TimedOut => "the request body did not arrive in time",
+            BodyFault::Malformed => "the request body could not be read",
+        })
+    }
+}
+
+impl std::error::Error for BodyFault {}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ClientBody::Incoming(b) => std::pin::Pin::new(b)
+                .poll_frame(cx)
+                .map_err(|e| Box::new(e) as BoxError),
+            ClientBody::Read(b) if b.is_empty() => Poll::Ready(None),
+            ClientBody::Read(b) => Poll::Ready(Some(Ok(Frame::data(std::mem::take(b))))),
+            ClientBody::Fault(f) => Poll::Ready(Some(Err(Box::new(*f)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Incoming(b) => b.is_end_stream(),
+            ClientBody::Read(b) => b.is_empty(),
+            ClientBody::Fault(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::Incoming(b) => b.size_hint(),
+            ClientBody::Read(b) => SizeHint::with_exact(b.len() as u64),
+            ClientBody::Fault(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// How a connection served here ended.
+pub enum Ended {
+    Closed,
+    /// It opened with the HTTP/2 preface: the socket and what was read from it.
+    Http2(TcpStream, BytesMut),
+}
+
+/// A request head that could not be taken, and the status that says why.
+struct Reject(StatusCode, &'static str, &'static str);
+
+struct Head {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+    /// `Length(0)` when the request has no body.
+    framing: Framing,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+struct Conn {
+    io: TcpStream,
+    /// Bytes read and not yet taken as a head or body.
+    buf: BytesMut,
+    /// A response head (and a small body) being written.
+    out: Vec<u8>,
+    /// Where a head's header lines lie, kept for the connection's life.
+    spans: Vec<Span>,
+}
+
+/// A header line's name and value, as byte ranges of its head.
+type Span = ((usize, usize), (usize, usize));
+
+/// Serves HTTP/1.x on `io` until the client closes, an error closes the
+/// connection, or `stop` turns true.
+pub async fn serve(
+    gw: Arc<Gateway>,
+    io: TcpStream,
+    activity: Arc<Activity>,
+    mut stop: watch::Receiver<bool>,
+) -> Ended {
+    let mut conn = Conn {
+        io,
+        buf: BytesMut::with_capacity(8 * 1024),
+        out: Vec::with_capacity(1024),
+        spans: Vec::new(),
+    };
+    let limit = gw.config.server.max_body_bytes;
+    let body_timeout = gw.config.server.body_timeout;
+    let mut first = true;
+    loop {
+        // A head; between requests the shutdown may end the connection.
+        let head = loop {
+            if first && !conn.buf.is_empty() {
+                let n = conn.buf.len().min(H2_PREFACE.len());
+                if conn.buf[..n] == H2_PREFACE[..n] {
+                    if n == H2_PREFACE.len() {
+                        return Ended::Http2(conn.io, conn.buf);
+                    }
+                } else {
+                    first = false;
+                }
+            }
+            if !first && !conn.buf.is_empty() {
+                match parse_request(&mut conn.buf, &mut conn.spans) {
+                    Ok(Some(head)) => break head,
+                    Ok(None) => {}
+                    Err(Reject(status, message, code)) => {
+                        let resp = protocol_error(status, message, code);
+                        let _ = conn
+                            .write_response(resp, Version::HTTP_11, false, false)
+                            .await;
+                        conn.linger().await;
+                        return Ended::Closed;
+                    }
+                }
+            }
+            let read = if conn.buf.is_empty() {
+                tokio::select! {
+                    biased;
+                    r = conn.fill() => r,
+                    _ = stop.changed() => return Ended::Closed,
+                }
+            } else {
+                conn.fill().await
+            };
+            match read {
+                Ok(0) | Err(_) => return Ended::Closed,
+                Ok(_) => {}
+            }
+        };
+        first = false;
+        // Counted in from here: the idle watch must not close a connection
+        // whose body is still arriving (that has its own time limit).
+        let busy = activity.enter(head.version);
+        let mut keep_alive = head.keep_alive;
+        let body = match conn
+            .read_body(head.framing, head.expect_continue, limit, body_timeout)
+            .await
+        {
+            Ok(b) => ClientBody::Read(b),
+            Err(fault) => {
+                keep_alive = false;
+                ClientBody::Fault(fault)
+            }
+        };
+        let head_only = head.method == Method::HEAD;
+        let version = head.version;
+        let mut req = Request::new(body);
+        *req.method_mut() = head.method;
+        *req.uri_mut() = head.uri;
+        *req.version_mut() = version;
+        *req.headers_mut() = head.headers;
+        let resp = {
+            let handling = super::handler::handle(gw.clone(), req, busy);
+            let mut handling = std::pin::pin!(handling);
+            loop {
+                let watch = conn.buf.len() < MAX_READ_AHEAD;
+                tokio::select! {
+                    biased;
+                    r = &mut handling => break r,
+                    r = conn.fill(), if watch => match r {
+                        // The client left: dropping the handler cancels the
+                        // upstream call and records the call as client_closed.
+                        Ok(0) | Err(_) => return Ended::Closed,
+                        Ok(_) => {}
+                    },
+                }
+            }
+        };
+        let Ok(resp) = resp;
+        let keep_alive = keep_alive && !*stop.borrow_and_update();
+        match conn
+            .write_response(resp, version, head_only, keep_alive)
+            .await
+        {
+            Ok(true) if keep_alive => {}
+            Ok(_) => {
+                conn.linger().await;
+                return Ended::Closed;
+            }
+            Err(_) => return Ended::Closed,
+        }
+    }
+}
+
+/// An OpenAI-shaped error for a request that never reached the handler.
+fn protocol_error(status: StatusCode, message: &str, code: &str) -> Response<ProxyBody> {
+    let body = error_json_param(message, ("invalid_request_error", code), None);
+    let mut resp = Response::new(ProxyBody::full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+impl Conn {
+    /// Reads what the socket holds onto the end of `buf`; `Ok(0)` once the
+    /// client has closed its side.
+    async fn fill(&mut self) -> io::Result<usize> {
+        std::future::poll_fn(|cx| poll_fill(&self.io, &mut self.buf, cx)).await
+    }
+
+    /// Reads a body framed by `framing` whole. A small body has mostly
+    /// arrived with its head: it is taken without a timer.
+    async fn read_body(
+        &mut self,
+        mut framing: Framing,
+        expect_continue: bool,
+        limit: u64,
+        timeout: Duration,
+    ) -> Result<Bytes, BodyFault> {
+        if matches!(framing, Framing::Length(n) if n > limit) {
+            return Err(BodyFault::TooLarge);
+        }
+        let mut body = BytesMut::new();
+        if let Some(done) = self.take_body(&mut framing, &mut body, limit)? {
+            return Ok(done);
+        }
+        if expect_continue && self.buf.is_empty() {
+            self.io
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .map_err(|_| BodyFault::Malformed)?;
+        }
+        let rest = async {
+            loop {
+                match self.fill().await {
+                    Ok(0) | Err(_) => return Err(BodyFault::Malformed),
+                    Ok(_) => {}
+                }
+                if let Some(done) = self.take_body(&mut framing, &mut body, limit)? {
+                    return Ok(done);
+                }
+            }
+        };
+        tokio::time::timeout(timeout, rest)
+            .await
+            .unwrap_or(Err(BodyFault::TimedOut))
+    }
+
+    /// Moves what has arrived of the body from `buf` to `body`; the whole
+    /// body once it has ended. A body that arrived in one piece is not copied.
+    fn take_body(
+        &mut self,
+        framing: &mut Framing,
+        body: &mut BytesMut,
+        limit: u64,
+    ) -> Result<Option<Bytes>, BodyFault> {
+        loop {
+            match framing.decode(&mut self.buf) {
+                Ok(Decoded::End) => return Ok(Some(body.split().freeze())),
+                Ok(Decoded::More) => return Ok(None),
+                Ok(Decoded::Data(data)) => {
+                    if (body.len() + data.len()) as u64 > limit {
+                        return Err(BodyFault::TooLarge);
+                    }
+                    if body.is_empty() && *framing == Framing::Length(0) {
+                        return Ok(Some(data));
+                    }
+                    body.extend_from_slice(&data);
+                }
+                Err(_) => return Err(BodyFault::Malformed),
+            }
+        }
+    }
+
+    /// Writes a response, its body as it comes, watching the socket for the
+    /// client leaving meanwhile. True when the whole response went out.
+    async fn write_response<B: Body<Data = Bytes, Error = BoxError>>(
+        &mut self,
+        resp: Response<B>,
+        version: Version,
+        head_only: bool,
+        keep_alive: bool,
+    ) -> io::Result<bool> {
+        let (parts, body) = resp.into_parts();
+        let status = parts.status;
+        let bodiless = status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| parse_length(v.as_bytes()));
+        let exact = body.size_hint().exact();
+        // How the body goes out: its length known up front, chunked, or (to an
+        // HTTP/1.0 client) until the connection closes.
+        // A whole body's own length wins, except where a HEAD answer states
+        // the length a GET would have had.
+        let (length, chunked) = match (declared, exact) {
+            _ if bodiless => (None, false),
+            (Some(n), None) => (Some(n), false),
+            (Some(n), Some(_)) if head_only => (Some(n), false),
+            (_, Some(n)) => (Some(n), false),
+            (None, None) if version == Version::HTTP_11 => (None, true),
+            (None, None) => (None, false),
+        };
+        let keep_alive = keep_alive && (bodiless || head_only || length.is_some() || chunked);
+        let out = &mut self.out;
+        out.clear();
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+        out.extend_from_slice(b"\r\n");
+        for (name, value) in &parts.headers {
+            if name == header::CONTENT_LENGTH
+                || name == header::TRANSFER_ENCODING
+                || name == header::CONNECTION
+            {
+                continue;
+            }
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if !parts.headers.contains_key(header::DATE) {
+            out.extend_from_slice(b"date: ");
+            push_date(out);
+            out.extend_from_slice(b"\r\n");
+        }
+        if let Some(n) = length {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        } else if chunked {
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
+        if !keep_alive {
+            out.extend_from_slice(b"connection: close\r\n");
+        } else if version == Version::HTTP_10 {
+            out.extend_from_slice(b"connection: keep-alive\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        let send_body = !head_only && !bodiless;
+
+        let mut body = std::pin::pin!(body);
+        if exact.is_some() {
+            // A whole body: with its head in one write when it is small.
+            let data = match body.frame().await {
+                Some(Ok(f)) => f.into_data().unwrap_or_default(),
+                _ => Bytes::new(),
+            };
+            if send_body && data.len() <= COPY_BODY_BYTES {
+                out.extend_from_slice(&data);
+                self.io.write_all(out).await?;
+            } else {
+                self.io.write_all(out).await?;
+                if send_body {
+                    self.io.write_all(&data).await?;
+                }
+            }
+            return Ok(length.is_none_or(|n| n == data.len() as u64 || !send_body));
+        }
+
+        self.io.write_all(out).await?;
+        let mut sent = 0u64;
+        loop {
+            let watch = self.buf.len() < MAX_READ_AHEAD;
+            let frame = tokio::select! {
+                biased;
+                f = body.frame() => f,
+                r = self.fill(), if watch => match r {
+                    // The client left: dropping the body ends the call as client_closed.
+                    Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    Err(e) => return Err(e),
+                    Ok(_) => continue,
+                },
+            };
+            let data = match frame {
+                None => break,
+                // The body failed: the response is cut short, and the client
+                // sees it end without its last chunk.
+                Some(Err(_)) => return Ok(false),
+                Some(Ok(f)) => match f.into_data() {
+                    Ok(d) if !d.is_empty() => d,
+                    _ => continue,
+                },
+            };
+            if !send_body {
+                continue;
+            }
+            if let Some(n) = length {
+                // Never more than the head said.
+                let room = n.saturating_sub(sent);
+                let take = (data.len() as u64).min(room) as usize;
+                self.io.write_all(&data[..take]).await?;
+                sent += take as u64;
+                if take < data.len() {
+                    return Ok(false);
+                }
+                continue;
+            }
+            if !chunked {
+                self.io.write_all(&data).await?;
+                continue;
+            }
+            let out = &mut self.out;
+            out.clear();
+            push_hex(out, data.len());
+            out.extend_from_slice(b"\r\n");
+            if data.len() <= COPY_BODY_BYTES {
+                out.extend_from_slice(&data);
+                out.extend_from_slice(b"\r\n");
+                self.io.write_all(out).await?;
+            } else {
+                self.io.write_all(out).await?;
+                self.io.write_all(&data).await?;
+                self.io.write_all(b"\r\n").await?;
+            }
+        }
+        if chunked && send_body {
+            self.io.write_all(b"0\r\n\r\n").await?;
+        }
+        Ok(!send_body || length.is_none_or(|n| n == sent))
+    }
+
+    /// Closes the sending side, then reads and drops what the client still
+    /// sends, for a while, so that the close does not reset the connection
+    /// before the client has read the response.
+    async fn linger(&mut self) {
+        if self.io.shutdown().await.is_err() {
+            return;
+        }
+        let drain = async {
+            let mut dropped = 0;
+            while dropped < LINGER_BYTES {
+                self.buf.clear();
+                match self.fill().await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => dropped += n,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, drain).await;
+    }
+}
+
+/// Parses a complete request head off the front of `buf`; `None` while it is
+/// still incomplete.
+fn parse_request(buf: &mut BytesMut, spans: &mut Vec<Span>) -> Result<Option<Head>, Reject> {
+    const TOO_LARGE: Reject = Reject(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "the request head is too large",
+        "request_header_too_large",
+    );
+    const MALFORMED: Reject = Reject(
+        StatusCode::BAD_REQUEST,
+        "the request is not valid HTTP/1.1",
+        "invalid_request",
+    );
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut []);
+    let len = match parsed.parse_with_uninit_headers(buf, &mut slots) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => return Err(TOO_LARGE),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(TOO_LARGE),
+        Err(_) => return Err(MALFORMED),
+    };
+    if len > MAX_HEAD_BYTES {
+        return Err(TOO_LARGE);
+    }
+    let version = match parsed.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let method =
+        Method::from_bytes(parsed.method.unwrap_or_default().as_bytes()).map_err(|_| MALFORMED)?;
+    // Where the target and each header sit in `buf`: the parser's view
+    // borrows it, and they become slices of it once it is split off.
+    let base = buf.as_ptr() as usize;
+    let span = |s: &[u8]| {
+        let at = s.as_ptr() as usize - base;
+        (at, at + s.len())
+    };
+    let path = span(parsed.path.unwrap_or_default().as_bytes());
+    spans.clear();
+    spans.extend(
+        parsed
+            .headers
+            .iter()
+            .map(|h| (span(h.name.as_bytes()), span(h.value))),
+    );
+    let head = buf.split_to(len).freeze();
+    let uri = Uri::from_maybe_shared(head.slice(path.0..path.1)).map_err(|_| MALFORMED)?;
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    let mut framer = Framer::default();
+    let mut expect_continue = false;
+    for &((n0, n1), (v0, v1)) in spans.iter() {
+        let name = HeaderName::from_bytes(&head[n0..n1]).map_err(|_| MALFORMED)?;
+        let value = HeaderValue::from_maybe_shared(head.slice(v0..v1)).map_err(|_| MALFORMED)?;
+        framer.see(&name, &value).map_err(|e| match e {
+            SendError::Malformed(m) => Reject(StatusCode::BAD_REQUEST, m, "invalid_request"),
+            _ => MALFORMED,
+        })?;
+        if name == header::EXPECT {
+            expect_continue = value.as_bytes().eq_ignore_ascii_case(b"100-continue");
+        }
+        headers.append(name, value);
+    }
+    let framing = match framer.chunked {
+        Some(true) if version == Version::HTTP_10 => return Err(MALFORMED),
+        Some(true) => {
+            // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3); the
+            // length is not the body's, and the connection closes after.
+            if framer.length.take().is_some() {
+                headers.remove(header::CONTENT_LENGTH);
+                framer.close = true;
+            }
+            Framing::Chunked(Chunked::Size)
+        }
+        Some(false) => {
+            return Err(Reject(
+                StatusCode::NOT_IMPLEMENTED,
+                "only the chunked transfer coding is supported",
+                "unsupported_transfer_encoding",
+            ))
+        }
+        None => Framing::Length(framer.length.unwrap_or(0)),
+    };
+    let keep_alive = framer.keeps_alive(version);
+    Ok(Some(Head {
+        method,
+        uri,
+        version,
+        headers,
+        framing,
+        keep_alive,
+        expect_continue,
+    }))
+}
+
+fn push_hex(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// The current time as an HTTP date, formatted once a second per thread.
+fn push_date(out: &mut Vec<u8>) {
+    use std::cell::RefCell;
+    thread_local! {
+        static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(at, text)| {
+        if *at != secs {
+            *at = secs;
+            *text = httpdate::fmt_http_date(now);
+        }
+        out.extend_from_slice(text.as_bytes());
+    });
+}
+
+/// A socket with bytes already read from it put back in front, for hyper to
+/// serve a connection that opened with the HTTP/2 preface.
+pub struct Prefixed {
+    pub read: Bytes,
+    pub io: TcpStream,
+}
+
+impl tokio::io::AsyncRead for Prefixed {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.read.is_empty() {
+            let n = this.read.len().min(out.remaining());
+            out.put_slice(&this.read[..n]);
+            this.read.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut this.io).poll_read(cx, out)
+    }
+}
+
+impl tokio::io::AsyncWrite for Prefixed {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write(cx, data)
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Option<Head>, u16> {
+        let mut buf = BytesMut::from(text.as_bytes());
+        parse_request(&mut buf, &mut Vec::new()).map_err(|Reject(s, ..)| s.as_u16())
+    }
+
+    #[test]
+    fn heads_frame_their_bodies() {
+        let h = parse("POST /v1/x?a=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.method, Method::POST);
+        assert_eq!(h.uri.path(), "/v1/x");
+        assert_eq!(h.uri.query(), Some("a=1"));
+        assert_eq!(h.framing, Framing::Length(12));
+        assert!(h.keep_alive);
+        assert_eq!(h.headers["host"], "a");
+
+        let h = parse(
+            "POST / HTTP/1.1\r\ntransfer-encoding: gzip, chunked\r\ncontent-length: 5\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.framing, Framing::Chunked(Chunked::Size));
+        assert!(!h.headers.contains_key("content-length"));
+        assert!(!h.keep_alive, "a request with both framings closes after");
+
+        let h = parse("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        assert_eq!(h.version, Version::HTTP_10);
+        assert!(!h.keep_alive);
+        let h = parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(h.keep_alive);
+        let h = parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!h.keep_alive);
+        let h = parse("PUT / HTTP/1.1\r\nExpect: 100-Continue\r\ncontent-length: 3\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(h.expect_continue);
+
+        assert!(parse("GET / HTTP/1.1\r\nHost: a\r\n").unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_heads_are_refused_with_their_status() {
+        assert_eq!(parse("GARBAGE\r\n\r\n").err(), Some(400));
+        assert_eq!(
+            parse("POST / HTTP/1.1\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\n").err(),
+            Some(400)
+        );
+        assert_eq!(
+            parse("POST / HTTP/1.1\r\ncontent-length: x\r\n\r\n").err(),
+            Some(400)
+        );
+        assert_eq!(
+            parse("POST / HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n").err(),
+            Some(501)
+        );
+        assert_eq!(
+            parse("POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n").err(),
+            Some(400)
+        );
+        let many: String = (0..MAX_HEADERS + 1)
+            .map(|i| format!("x-h{i}: v\r\n"))
+            .collect();
+        assert_eq!(
+            parse(&format!("GET / HTTP/1.1\r\n{many}\r\n")).err(),
+            Some(431)
+        );
+        let long = format!(
+            "GET / HTTP/1.1\r\nx-big: {}\r\n",
+            "a".repeat(MAX_HEAD_BYTES)
+        );
+        assert_eq!(parse(&long).err(), Some(431));
+    }
+
+    #[test]
+    fn hex_sizes() {
+        for (n, s) in [(0, "0"), (10, "a"), (255, "ff"), (4096, "1000")] {
+            let mut out = Vec::new();
+            push_hex(&mut out, n);
+            assert_eq!(out, s.as_bytes());
+        }
+    }
+}
