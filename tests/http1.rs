@@ -236,6 +236,18 @@ async fn a_stream_goes_out_chunked() {
     assert!(text.contains("transfer-encoding: chunked\r\n"), "{text}");
     assert!(text.contains("data: [DONE]"), "{text}");
     assert!(text.ends_with("\r\n0\r\n\r\n"), "{text}");
+
+    // To an HTTP/1.0 client, even one that asked to keep the connection, a
+    // stream has no chunked coding: it ends when the connection closes.
+    let request = request.replacen("HTTP/1.1", "HTTP/1.0", 1).replacen(
+        "connection: close",
+        "connection: keep-alive",
+        1,
+    );
+    let text = exchange(&gw, request.as_bytes()).await;
+    assert!(!text.contains("transfer-encoding"), "{text}");
+    assert!(text.contains("connection: close\r\n"), "{text}");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
 }
 
 /// On shutdown an idle keep-alive connection is closed at once: it does not

@@ -266,8 +266,8 @@ pub async fn serve(
             .write_response(resp, version, head_only, keep_alive)
             .await
         {
-            Ok(true) if keep_alive => {}
-            Ok(_) => {
+            Ok(true) => {}
+            Ok(false) => {
                 conn.linger().await;
                 return Ended::Closed;
             }
@@ -360,7 +360,8 @@ impl Conn {
     }
 
     /// Writes a response, its body as it comes, watching the socket for the
-    /// client leaving meanwhile. True when the whole response went out.
+    /// client leaving meanwhile. True when the whole response went out and
+    /// the connection may carry another request.
     async fn write_response<B: Body<Data = Bytes, Error = BoxError>>(
         &mut self,
         resp: Response<B>,
@@ -446,7 +447,8 @@ impl Conn {
                     self.io.write_all(&data).await?;
                 }
             }
-            return Ok(length.is_none_or(|n| n == data.len() as u64 || !send_body));
+            let whole = !send_body || length.is_none_or(|n| n == data.len() as u64);
+            return Ok(keep_alive && whole);
         }
 
         self.io.write_all(out).await?;
@@ -508,7 +510,7 @@ impl Conn {
         if chunked && send_body {
             self.io.write_all(b"0\r\n\r\n").await?;
         }
-        Ok(!send_body || length.is_none_or(|n| n == sent))
+        Ok(keep_alive && (!send_body || length.is_none_or(|n| n == sent)))
     }
 
     /// Closes the sending side, then reads and drops what the client still
