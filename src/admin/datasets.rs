@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
-use crate::proxy::h1_server::ClientBody;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
@@ -18,6 +17,7 @@ use super::{blocking, json_error, json_response, non_empty, parse_limit};
 use crate::datasets::{self, BuildError, BuildRequest};
 use crate::error::{error_json, GatewayError};
 use crate::proxy::body::ProxyBody;
+use crate::proxy::h1_server::ClientBody;
 use crate::proxy::handler::error_response;
 use crate::proxy::server::Gateway;
 

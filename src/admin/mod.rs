@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::proxy::h1_server::ClientBody;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -18,6 +17,7 @@ use serde_json::{json, Value};
 use crate::capture::hash;
 use crate::error::{error_json, GatewayError};
 use crate::proxy::body::ProxyBody;
+use crate::proxy::h1_server::ClientBody;
 use crate::proxy::handler::error_response;
 use crate::proxy::server::Gateway;
 use crate::store::{FeedbackQuery, InteractionRow, ListQuery};

@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::proxy::h1_server::ClientBody;
 use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::{json_error, json_response};
 use crate::error::GatewayError;
 use crate::proxy::body::ProxyBody;
+use crate::proxy::h1_server::ClientBody;
 use crate::proxy::handler::error_response;
 use crate::proxy::server::Gateway;
 use crate::registry::{self, NewVersion, RegistryError};

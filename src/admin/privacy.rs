@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::proxy::h1_server::ClientBody;
 use http::StatusCode;
 use serde_json::{json, Value};
 
@@ -13,6 +12,7 @@ use crate::capture::retention;
 use crate::capture::vault::VaultError;
 use crate::error::GatewayError;
 use crate::proxy::body::ProxyBody;
+use crate::proxy::h1_server::ClientBody;
 use crate::proxy::handler::error_response;
 use crate::proxy::server::Gateway;
 
