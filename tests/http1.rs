@@ -303,3 +303,35 @@ async fn a_slow_body_within_its_limit_is_not_taken_for_an_idle_connection() {
     read_until(&mut s, &mut text, "\"chat.completion\"").await;
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
 }
+
+/// A client that stops reading a long stream is disconnected once it has
+/// taken nothing for `server.send_timeout_secs`, and the call is recorded
+/// as `client_closed`.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_let_go() {
+    let m = mock().await;
+    let gw = gateway_with(
+        &format!("http://{}/v1", m.addr),
+        "[server]\nsend_timeout_secs = 1\n",
+        &[],
+    )
+    .await;
+    let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}"#;
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nx-mock: chunks=300000\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // About 50 MB of events: more than the socket buffers on both sides hold.
+    let mut stalled = TcpStream::connect(gw.addr).await.unwrap();
+    stalled.write_all(request.as_bytes()).await.unwrap();
+    let start = Instant::now();
+    let rows = gw.captured(1).await;
+    assert_eq!(rows[0]["outcome"], "client_closed", "{}", rows[0]);
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(gw.post("/v1/chat/completions", CHAT, &[]).await.status, 200);
+    drop(stalled);
+}

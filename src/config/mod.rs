@@ -178,6 +178,10 @@ pub struct RawServer {
     /// between requests, or trickling request headers) before it is closed.
     /// Default 30.
     pub header_timeout_secs: Option<u64>,
+    /// Seconds a client may take none of a response being sent (a plain
+    /// HTTP/1 client that stopped reading) before its connection is closed.
+    /// Default 60.
+    pub send_timeout_secs: Option<u64>,
     /// Threads serving client connections, each with its own event loop.
     /// Default 0: one per CPU.
     pub workers: Option<usize>,
@@ -496,6 +500,7 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     pub body_timeout: Duration,
     pub header_timeout: Duration,
+    pub send_timeout: Duration,
     pub tls: Option<TlsFiles>,
     /// Shard threads serving connections (resolved: at least 1).
     pub workers: usize,
@@ -728,6 +733,7 @@ impl RawConfig {
             shutdown_grace: secs(s.shutdown_grace_secs.unwrap_or(30)),
             body_timeout: secs(s.body_timeout_secs.unwrap_or(60).max(1)),
             header_timeout: secs(s.header_timeout_secs.unwrap_or(30).max(1)),
+            send_timeout: secs(s.send_timeout_secs.unwrap_or(60).max(1)),
             tls,
             workers,
         };

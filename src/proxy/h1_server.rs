@@ -158,6 +158,8 @@ struct Conn {
     out: Vec<u8>,
     /// Where a head's header lines lie, kept for the connection's life.
     spans: Vec<Span>,
+    /// How long a write may wait for the client to take bytes.
+    send_timeout: Duration,
 }
 
 /// A header line's name and value, as byte ranges of its head.
@@ -176,6 +178,7 @@ pub async fn serve(
         buf: BytesMut::with_capacity(8 * 1024),
         out: Vec::with_capacity(1024),
         spans: Vec::new(),
+        send_timeout: gw.config.server.send_timeout,
     };
     let limit = gw.config.server.max_body_bytes;
     let body_timeout = gw.config.server.body_timeout;
@@ -312,10 +315,13 @@ impl Conn {
             return Ok(done);
         }
         if expect_continue && self.buf.is_empty() {
-            self.io
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await
-                .map_err(|_| BodyFault::Malformed)?;
+            send(
+                &self.io,
+                self.send_timeout,
+                b"HTTP/1.1 100 Continue\r\n\r\n",
+            )
+            .await
+            .map_err(|_| BodyFault::Malformed)?;
         }
         let rest = async {
             loop {
@@ -440,18 +446,18 @@ impl Conn {
             };
             if send_body && data.len() <= COPY_BODY_BYTES {
                 out.extend_from_slice(&data);
-                self.io.write_all(out).await?;
+                send(&self.io, self.send_timeout, out).await?;
             } else {
-                self.io.write_all(out).await?;
+                send(&self.io, self.send_timeout, out).await?;
                 if send_body {
-                    self.io.write_all(&data).await?;
+                    send(&self.io, self.send_timeout, &data).await?;
                 }
             }
             let whole = !send_body || length.is_none_or(|n| n == data.len() as u64);
             return Ok(keep_alive && whole);
         }
 
-        self.io.write_all(out).await?;
+        send(&self.io, self.send_timeout, out).await?;
         let mut sent = 0u64;
         loop {
             let watch = self.buf.len() < MAX_READ_AHEAD;
@@ -482,7 +488,7 @@ impl Conn {
                 // Never more than the head said.
                 let room = n.saturating_sub(sent);
                 let take = (data.len() as u64).min(room) as usize;
-                self.io.write_all(&data[..take]).await?;
+                send(&self.io, self.send_timeout, &data[..take]).await?;
                 sent += take as u64;
                 if take < data.len() {
                     return Ok(false);
@@ -490,7 +496,7 @@ impl Conn {
                 continue;
             }
             if !chunked {
-                self.io.write_all(&data).await?;
+                send(&self.io, self.send_timeout, &data).await?;
                 continue;
             }
             let out = &mut self.out;
@@ -500,15 +506,15 @@ impl Conn {
             if data.len() <= COPY_BODY_BYTES {
                 out.extend_from_slice(&data);
                 out.extend_from_slice(b"\r\n");
-                self.io.write_all(out).await?;
+                send(&self.io, self.send_timeout, out).await?;
             } else {
-                self.io.write_all(out).await?;
-                self.io.write_all(&data).await?;
-                self.io.write_all(b"\r\n").await?;
+                send(&self.io, self.send_timeout, out).await?;
+                send(&self.io, self.send_timeout, &data).await?;
+                send(&self.io, self.send_timeout, b"\r\n").await?;
             }
         }
         if chunked && send_body {
-            self.io.write_all(b"0\r\n\r\n").await?;
+            send(&self.io, self.send_timeout, b"0\r\n\r\n").await?;
         }
         Ok(keep_alive && (!send_body || length.is_none_or(|n| n == sent)))
     }
@@ -532,6 +538,24 @@ impl Conn {
         };
         let _ = tokio::time::timeout(LINGER, drain).await;
     }
+}
+
+/// Writes all of `data`. A write the socket takes at once needs no timer;
+/// one that has to wait fails after `timeout` without progress (a client
+/// that stopped reading).
+async fn send(io: &TcpStream, timeout: Duration, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match io.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tokio::time::timeout(timeout, io.writable())
+                    .await
+                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Parses a complete request head off the front of `buf`; `None` while it is
