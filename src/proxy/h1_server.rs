@@ -11,7 +11,8 @@
 //! comes. While the handler waits on the upstream, and while a response
 //! streams, the socket is watched: a client that closes its connection drops
 //! the handler's future (or the body), which cancels the upstream call and
-//! records the call as `client_closed`.
+//! records the call as `client_closed`. So does a client that takes none of
+//! a response for `server.send_timeout_secs`.
 //!
 //! Requests may be pipelined; each is answered in turn. A connection that
 //! starts with the HTTP/2 preface (h2c with prior knowledge) is handed back,
