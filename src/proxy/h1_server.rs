@@ -55,9 +55,10 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_READ_AHEAD: usize = 256 * 1024;
 /// Response bodies up to this size are copied beside their head and sent in one write.
 const COPY_BODY_BYTES: usize = 32 * 1024;
-/// After an error that leaves request bytes unread, how long and how much
-/// more is read and dropped before the connection closes: closing with unread
-/// bytes resets the connection, and the client may lose the response.
+/// After a response that ends its connection, how long and how much more is
+/// read and dropped before the socket is closed: closing with unread bytes
+/// (a body refused, pipelined requests) resets the connection, and the client
+/// may lose the response. A client that closes its side ends this at once.
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 16 * 1024 * 1024;
 
@@ -381,15 +382,40 @@ impl Conn {
         let bodiless = status.is_informational()
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED;
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| parse_length(v.as_bytes()));
+        let out = &mut self.out;
+        out.clear();
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+        out.extend_from_slice(b"\r\n");
+        // The framing headers are the server's to write; the ones it needs
+        // to know are noted on the way, without a lookup per name.
+        let (mut declared, mut dated) = (None, false);
+        for (name, value) in &parts.headers {
+            if name == header::CONTENT_LENGTH {
+                declared = parse_length(value.as_bytes());
+                continue;
+            }
+            if name == header::TRANSFER_ENCODING || name == header::CONNECTION {
+                continue;
+            }
+            dated |= name == header::DATE;
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if !dated {
+            out.extend_from_slice(b"date: ");
+            push_date(out);
+            out.extend_from_slice(b"\r\n");
+        }
         let exact = body.size_hint().exact();
         // How the body goes out: its length known up front, chunked, or (to an
-        // HTTP/1.0 client) until the connection closes.
-        // A whole body's own length wins, except where a HEAD answer states
-        // the length a GET would have had.
+        // HTTP/1.0 client) until the connection closes. A whole body's own
+        // length wins, except where a HEAD answer states the length a GET
+        // would have had.
         let (length, chunked) = match (declared, exact) {
             _ if bodiless => (None, false),
             (Some(n), None) => (Some(n), false),
@@ -399,30 +425,6 @@ impl Conn {
             (None, None) => (None, false),
         };
         let keep_alive = keep_alive && (bodiless || head_only || length.is_some() || chunked);
-        let out = &mut self.out;
-        out.clear();
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(status.as_str().as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-        out.extend_from_slice(b"\r\n");
-        for (name, value) in &parts.headers {
-            if name == header::CONTENT_LENGTH
-                || name == header::TRANSFER_ENCODING
-                || name == header::CONNECTION
-            {
-                continue;
-            }
-            out.extend_from_slice(name.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        if !parts.headers.contains_key(header::DATE) {
-            out.extend_from_slice(b"date: ");
-            push_date(out);
-            out.extend_from_slice(b"\r\n");
-        }
         if let Some(n) = length {
             out.extend_from_slice(b"content-length: ");
             out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
