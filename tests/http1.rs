@@ -41,6 +41,25 @@ async fn read_until(s: &mut TcpStream, text: &mut String, needle: &str) {
     }
 }
 
+/// A gateway in front of `m` with these `[server]` settings.
+async fn with_server(m: &Mock, settings: &str) -> Gw {
+    gateway_with(
+        &format!("http://{}/v1", m.addr),
+        &format!("[server]\n{settings}"),
+        &[],
+    )
+    .await
+}
+
+/// A streaming chat request with extra header lines (each ending in CRLF).
+fn stream_request(extra_headers: &str) -> String {
+    let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}"#;
+    format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-length: {}\r\n{extra_headers}\r\n{body}",
+        body.len()
+    )
+}
+
 fn chat_request(extra_headers: &str) -> String {
     format!(
         "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra_headers}\r\n{CHAT}",
@@ -112,12 +131,7 @@ async fn a_chunked_request_body_is_read_whole() {
 #[tokio::test]
 async fn expect_100_continue_is_answered_before_the_body() {
     let m = mock().await;
-    let gw = gateway_with(
-        &format!("http://{}/v1", m.addr),
-        "[server]\nmax_body_bytes = 4096\n",
-        &[],
-    )
-    .await;
+    let gw = with_server(&m, "max_body_bytes = 4096\n").await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
     let head = chat_request("expect: 100-continue\r\n");
     let head = head.strip_suffix(CHAT).unwrap();
@@ -227,11 +241,7 @@ async fn http_1_0_and_head() {
 async fn a_stream_goes_out_chunked() {
     let m = mock().await;
     let gw = gateway(&m).await;
-    let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}"#;
-    let request = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nx-mock: chunks=3\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    let request = stream_request("x-mock: chunks=3\r\nconnection: close\r\n");
     let text = exchange(&gw, request.as_bytes()).await;
     assert!(text.contains("transfer-encoding: chunked\r\n"), "{text}");
     assert!(text.contains("data: [DONE]"), "{text}");
@@ -255,12 +265,7 @@ async fn a_stream_goes_out_chunked() {
 #[tokio::test]
 async fn idle_connections_do_not_hold_the_shutdown() {
     let m = mock().await;
-    let gw = gateway_with(
-        &format!("http://{}/v1", m.addr),
-        "[server]\nshutdown_grace_secs = 20\n",
-        &[],
-    )
-    .await;
+    let gw = with_server(&m, "shutdown_grace_secs = 20\n").await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
     s.write_all(chat_request("").as_bytes()).await.unwrap();
     let mut text = String::new();
@@ -285,12 +290,7 @@ async fn idle_connections_do_not_hold_the_shutdown() {
 #[tokio::test]
 async fn a_slow_body_within_its_limit_is_not_taken_for_an_idle_connection() {
     let m = mock().await;
-    let gw = gateway_with(
-        &format!("http://{}/v1", m.addr),
-        "[server]\nheader_timeout_secs = 1\nbody_timeout_secs = 10\n",
-        &[],
-    )
-    .await;
+    let gw = with_server(&m, "header_timeout_secs = 1\nbody_timeout_secs = 10\n").await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
     let request = chat_request("");
     let (head, body) = request.split_at(request.len() - CHAT.len());
@@ -310,17 +310,8 @@ async fn a_slow_body_within_its_limit_is_not_taken_for_an_idle_connection() {
 #[tokio::test]
 async fn a_client_that_stops_reading_is_let_go() {
     let m = mock().await;
-    let gw = gateway_with(
-        &format!("http://{}/v1", m.addr),
-        "[server]\nsend_timeout_secs = 1\n",
-        &[],
-    )
-    .await;
-    let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}"#;
-    let request = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nx-mock: chunks=300000\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    let gw = with_server(&m, "send_timeout_secs = 1\n").await;
+    let request = stream_request("x-mock: chunks=300000\r\n");
     // About 50 MB of events: more than the socket buffers on both sides hold.
     let mut stalled = TcpStream::connect(gw.addr).await.unwrap();
     stalled.write_all(request.as_bytes()).await.unwrap();
