@@ -35,7 +35,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper_util::client::legacy::connect::HttpConnector;
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncWrite, Interest};
 use tokio::net::TcpStream;
 
 use super::shard::{Padded, SLOTS};
@@ -70,8 +70,20 @@ pub(super) fn poll_fill(
     }
     loop {
         std::task::ready!(io.poll_read_ready(cx))?;
+        let room = buf.capacity() - buf.len();
         match io.try_read_buf(buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Ok(n) if n > 0 && n < room => {
+                // A read that left room in the buffer emptied the socket, so
+                // its read readiness is cleared without a second read that
+                // would only answer EAGAIN (tokio's own `poll_read` does the
+                // same). Bytes or a close that come later raise a new
+                // edge-triggered event, which marks the socket readable again.
+                let _ = io.try_io(Interest::READABLE, || {
+                    Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                });
+                return Poll::Ready(Ok(n));
+            }
             r => return Poll::Ready(r),
         }
     }
@@ -167,10 +179,11 @@ impl Conn {
     }
 
     /// Still open, with nothing unasked-for to read. The socket is read only
-    /// when the runtime has it marked readable. After an answer read whole the
-    /// mark is usually left over, and the read finds the socket empty, which
-    /// clears it; otherwise the upstream closed the connection while it was
-    /// idle, or sent what no request asked for.
+    /// when the runtime has it marked readable: the read that ended the last
+    /// answer cleared the mark when it emptied the socket, so a mark means the
+    /// upstream closed the connection while it was idle, or sent what no
+    /// request asked for (or, rarely, that last read filled the buffer
+    /// exactly, and this read finds the socket empty).
     fn reusable(&mut self) -> bool {
         if !self.read.is_empty() {
             return false;
