@@ -15,26 +15,28 @@ use rustls_pki_types::CertificateDer;
 
 const CHAT: &str = r#"{"model":"m","messages":[{"role":"user","content":"over tls"}]}"#;
 
+/// A client configuration that trusts the test certificate.
+fn tls_config() -> rustls::ClientConfig {
+    let cert_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls/cert.pem");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(cert_path).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
 fn tls_client(
     http2: bool,
 ) -> Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     Full<Bytes>,
 > {
-    let cert_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls/cert.pem");
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(cert_path).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
     let b = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
+        .with_tls_config(tls_config())
         .https_only();
     let connector = if http2 {
         b.enable_http2().build()
@@ -46,10 +48,16 @@ fn tls_client(
         .build(connector)
 }
 
-async fn tls_gateway(m: &Mock) -> Gw {
+/// A gateway terminating TLS, with more `[server]` settings.
+async fn tls_gateway_with(m: &Mock, settings: &str) -> Gw {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls");
-    let extra = format!("[server]\ntls_cert = \"{dir}/cert.pem\"\ntls_key = \"{dir}/key.pem\"\n");
+    let extra =
+        format!("[server]\ntls_cert = \"{dir}/cert.pem\"\ntls_key = \"{dir}/key.pem\"\n{settings}");
     gateway_with(&format!("http://{}/v1", m.addr), &extra, &[]).await
+}
+
+async fn tls_gateway(m: &Mock) -> Gw {
+    tls_gateway_with(m, "").await
 }
 
 async fn post_with(
@@ -104,6 +112,52 @@ async fn tls_termination_with_http2_and_http1() {
     assert!(plain.is_err());
     let (_, r) = post_with(&tls_client(true), url).await;
     assert_eq!(r.status, 200);
+}
+
+/// A TLS client that stops reading a long stream is disconnected once it
+/// has taken nothing for `server.send_timeout_secs`, as a plain one is, and
+/// the call is recorded as `client_closed`.
+#[tokio::test]
+async fn a_tls_client_that_stops_reading_is_let_go() {
+    use tokio::io::AsyncWriteExt;
+    let m = mock().await;
+    let gw = tls_gateway_with(&m, "send_timeout_secs = 1\n").await;
+    let mut config = tls_config();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut stalled = connector.connect(name, tcp).await.unwrap();
+    let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}"#;
+    // About 50 MB of events: more than the socket buffers on both sides hold.
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nx-mock: chunks=300000\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stalled.write_all(request.as_bytes()).await.unwrap();
+    stalled.flush().await.unwrap();
+    let start = std::time::Instant::now();
+    // The admin API is behind TLS too: the record is read from the database.
+    let db = rusqlite::Connection::open(&gw.db).unwrap();
+    let outcome = loop {
+        let row = db.query_row("SELECT outcome FROM interactions", [], |r| {
+            r.get::<_, String>(0)
+        });
+        if let Ok(outcome) = row {
+            break outcome;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(8),
+            "no record after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(outcome, "client_closed");
+    let url = format!("https://localhost:{}/v1/chat/completions", gw.addr.port());
+    let (_, r) = post_with(&tls_client(false), url).await;
+    assert_eq!(r.status, 200);
+    drop(stalled);
 }
 
 #[tokio::test]

@@ -178,8 +178,8 @@ pub struct RawServer {
     /// between requests, or trickling request headers) before it is closed.
     /// Default 30.
     pub header_timeout_secs: Option<u64>,
-    /// Seconds a client may take none of a response being sent (a plain
-    /// HTTP/1 client that stopped reading) before its connection is closed.
+    /// Seconds a client may take none of a response being sent (it stopped
+    /// reading) before its connection is closed, over every transport.
     /// Default 60.
     pub send_timeout_secs: Option<u64>,
     /// Threads serving client connections, each with its own event loop.

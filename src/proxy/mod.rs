@@ -1,6 +1,7 @@
 //! The data plane: the listener ([`server`]), the request path ([`handler`]),
 //! the record of one call ([`call`]), closing idle connections ([`idle`]),
-//! request-body reading ([`request`]), the upstream client ([`upstream`],
+//! request-body reading ([`request`]), the send timeout of connections hyper
+//! serves ([`send_timeout`]), the upstream client ([`upstream`],
 //! with its own HTTP/1.1 client and pool in [`h1`]) and streaming bodies with
 //! the SSE tee ([`body`]).
 //!
@@ -15,6 +16,7 @@ pub mod handler;
 pub mod idle;
 pub mod request;
 pub mod routing;
+pub mod send_timeout;
 pub mod server;
 pub mod shard;
 pub mod upstream;

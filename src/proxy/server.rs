@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::h1_server::{self, ClientBody};
 use super::idle::{self, Activity};
 use super::routing::Routing;
+use super::send_timeout::SendTimed;
 use super::shard::{Balance, Shards};
 use crate::capture::hash::UserHasher;
 use crate::capture::privacy::Privacy;
@@ -403,7 +404,8 @@ impl Acceptor {
 /// Serves one client connection (after the TLS handshake, if any) until it
 /// closes or the graceful shutdown has it finish. Plain TCP is served by the
 /// gateway's own HTTP/1.1 server, which hands a connection that opens with
-/// the HTTP/2 preface back to hyper; TLS connections are hyper's.
+/// the HTTP/2 preface back to hyper; TLS connections are hyper's. Hyper's
+/// connections get the same send timeout through [`SendTimed`].
 async fn serve_connection(
     gw: Arc<Gateway>,
     http: &Http,
@@ -414,6 +416,7 @@ async fn serve_connection(
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let (own_gw, own_activity) = (gw.clone(), activity.clone());
+    let send_timeout = gw.config.server.send_timeout;
     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let busy = activity.enter(req.version());
         super::handler::handle(gw.clone(), req.map(ClientBody::Incoming), busy)
@@ -427,7 +430,8 @@ async fn serve_connection(
                         read: read.freeze(),
                         io,
                     };
-                    let conn = http.serve_connection_with_upgrades(TokioIo::new(io), service);
+                    let io = TokioIo::new(SendTimed::new(io, send_timeout));
+                    let conn = http.serve_connection_with_upgrades(io, service);
                     watcher.watch(conn.into_owned()).await
                 }
             },
@@ -440,7 +444,8 @@ async fn serve_connection(
                         Ok(Err(e)) => return tracing::debug!(error = %e, "tls handshake failed"),
                         Err(_) => return tracing::debug!("tls handshake timed out"),
                     };
-                let conn = http.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+                let io = TokioIo::new(SendTimed::new(tls_stream, send_timeout));
+                let conn = http.serve_connection_with_upgrades(io, service);
                 watcher.watch(conn.into_owned()).await
             }
         };
