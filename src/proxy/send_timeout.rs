@@ -26,11 +26,12 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
-/// A socket whose writes fail after waiting `timeout` with no progress.
+/// A socket whose writes fail once one has waited `timeout` with no flush
+/// completing since.
 pub struct SendTimed<T> {
     io: T,
     timeout: Duration,
-    /// Armed while a write waits on the socket.
+    /// Armed by a write or flush that had to wait, until a flush completes.
     stalled: Option<Pin<Box<Sleep>>>,
 }
 
