@@ -51,15 +51,6 @@ async fn with_server(m: &Mock, settings: &str) -> Gw {
     .await
 }
 
-/// A streaming chat request with extra header lines (each ending in CRLF).
-fn stream_request(extra_headers: &str) -> String {
-    let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}"#;
-    format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-length: {}\r\n{extra_headers}\r\n{body}",
-        body.len()
-    )
-}
-
 fn chat_request(extra_headers: &str) -> String {
     format!(
         "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra_headers}\r\n{CHAT}",

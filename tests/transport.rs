@@ -128,12 +128,8 @@ async fn a_tls_client_that_stops_reading_is_let_go() {
     let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     let mut stalled = connector.connect(name, tcp).await.unwrap();
-    let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}"#;
     // About 50 MB of events: more than the socket buffers on both sides hold.
-    let request = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nx-mock: chunks=300000\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    let request = stream_request("x-mock: chunks=300000\r\n");
     stalled.write_all(request.as_bytes()).await.unwrap();
     stalled.flush().await.unwrap();
     let start = std::time::Instant::now();

@@ -243,6 +243,16 @@ pub fn sse_data(body: &str) -> Vec<Value> {
         .collect()
 }
 
+/// A streaming chat request as raw HTTP/1.1 bytes, with extra header lines
+/// (each ending in CRLF).
+pub fn stream_request(extra_headers: &str) -> String {
+    let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}"#;
+    format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-length: {}\r\n{extra_headers}\r\n{body}",
+        body.len()
+    )
+}
+
 /// A TCP port with nothing listening on it.
 pub async fn closed_port() -> u16 {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
