@@ -154,6 +154,8 @@ async fn dispatch(command: Command) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
+    // Installed first, so a SIGTERM from here on drains instead of killing.
+    let shutdown = flywheel::shutdown::signal();
     let config = match load_config(&args) {
         Ok(c) => c,
         Err(code) => return code,
@@ -165,7 +167,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    match flywheel::run(listener, config, flywheel::shutdown::signal()).await {
+    match flywheel::run(listener, config, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
