@@ -332,16 +332,44 @@ pub struct VersionConfig {
     pub state: String,
 }
 
-/// Whether `url` is an `http://` or `https://` base URL with a host and no
-/// query: the shape every upstream address must have.
-pub fn valid_base_url(url: &str) -> bool {
-    match url.trim_end_matches('/').parse::<http::Uri>() {
-        Ok(u) => {
-            matches!(u.scheme_str(), Some("http") | Some("https"))
-                && u.host().is_some()
-                && u.query().is_none()
-        }
-        Err(_) => false,
+/// Why `url` cannot be an upstream base URL, or `None` when it has the shape
+/// every upstream address must have: `http://` or `https://`, a host, no
+/// query, and no credentials. Credentials in the URL (`http://user:pass@host`)
+/// are refused rather than used: they would travel in the Host header, in
+/// logs and in every captured row's `upstream`, where a key read from the
+/// environment never goes. The message never repeats them.
+pub fn base_url_problem(url: &str) -> Option<String> {
+    let example = "write e.g. http://127.0.0.1:9000/v1";
+    let Ok(u) = url.trim_end_matches('/').parse::<http::Uri>() else {
+        return Some(format!(
+            "`{}` is not an http:// or https:// base URL; {example}",
+            without_userinfo(url)
+        ));
+    };
+    if u.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Some(format!(
+            "`{}` carries credentials in the URL; remove them and name the environment variable that holds the key in api_key_env",
+            without_userinfo(url)
+        ));
+    }
+    let shaped = matches!(u.scheme_str(), Some("http") | Some("https"))
+        && u.host().is_some()
+        && u.query().is_none();
+    (!shaped).then(|| format!("`{url}` is not an http:// or https:// base URL; {example}"))
+}
+
+/// `url` with anything between `//` and the authority's last `@` replaced
+/// by `***`, for messages.
+fn without_userinfo(url: &str) -> String {
+    let Some(start) = url.find("//").map(|i| i + 2) else {
+        return url.to_string();
+    };
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_string(),
     }
 }
 
@@ -382,11 +410,8 @@ fn validate_routes(raw: Vec<RawRoute>) -> Result<Vec<RouteConfig>, ConfigError> 
                     format!("version `{}` is listed twice", v.name),
                 ));
             }
-            if !valid_base_url(&v.upstream) {
-                return Err(invalid(
-                    &format!("{vkey}.upstream"),
-                    format!("`{}` is not an http:// or https:// base URL; write e.g. http://127.0.0.1:9000/v1", v.upstream),
-                ));
+            if let Some(problem) = base_url_problem(&v.upstream) {
+                return Err(invalid(&format!("{vkey}.upstream"), problem));
             }
             let state = match v.state.as_deref() {
                 None if versions.is_empty() => "stable".to_string(),
@@ -746,11 +771,8 @@ impl RawConfig {
             )
         })?;
         let base_url = url.trim_end_matches('/').to_string();
-        if !valid_base_url(&base_url) {
-            return Err(invalid(
-                "upstream.url",
-                format!("`{url}` is not an http:// or https:// base URL; write e.g. http://127.0.0.1:9000/v1"),
-            ));
+        if let Some(problem) = base_url_problem(&base_url) {
+            return Err(invalid("upstream.url", problem));
         }
         let api_key = match u.api_key_env {
             Some(var) => Some(lookup_secret(env, &var).ok_or_else(|| {

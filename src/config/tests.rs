@@ -75,6 +75,42 @@ fn bad_upstream_scheme() {
     assert!(msg.contains("upstream.url"), "{msg}");
 }
 
+/// Credentials in an upstream URL would travel in the Host header and be
+/// logged and stored with every row: they are refused, and the message
+/// points to `api_key_env` without repeating the password.
+#[test]
+fn credentials_in_an_upstream_url_are_refused_without_being_repeated() {
+    for url in [
+        "http://user:hunter2pass@10.0.0.5:8000/v1",
+        "https://hunter2pass@api.example.com/v1",
+    ] {
+        let msg = err_text(load_str(&format!("[upstream]\nurl = \"{url}\"\n"), &[]));
+        assert!(
+            msg.contains("upstream.url") && msg.contains("api_key_env"),
+            "{msg}"
+        );
+        assert!(!msg.contains("hunter2pass"), "{msg}");
+        let flags = Overrides {
+            upstream: Some(url.into()),
+            ..Default::default()
+        };
+        let msg = err_text(Config::load(None, &env(&[]), &flags));
+        assert!(
+            !msg.contains("hunter2pass") && msg.contains("api_key_env"),
+            "{msg}"
+        );
+    }
+    let routed = "[upstream]\nurl = \"http://a/v1\"\n[[routes]]\nname = \"r\"\n\
+        [[routes.versions]]\nname = \"v1\"\nupstream = \"http://u:hunter2pass@b/v1\"\n";
+    let msg = err_text(load_str(routed, &[]));
+    assert!(
+        msg.contains("routes[0].versions[0].upstream") && !msg.contains("hunter2pass"),
+        "{msg}"
+    );
+    // An `@` in the path is not userinfo.
+    assert!(base_url_problem("http://10.0.0.5:8000/v1/@models").is_none());
+}
+
 #[test]
 fn zero_timeout_rejected() {
     let msg = err_text(load_str(

@@ -139,11 +139,8 @@ pub fn register(
             "route and version names must be 1 to 64 visible characters without `/`".into(),
         ));
     }
-    if !crate::config::valid_base_url(&v.upstream) {
-        return Err(RegistryError::Invalid(format!(
-            "upstream `{}` is not an http:// or https:// base URL; write e.g. http://10.0.0.5:8000/v1",
-            v.upstream
-        )));
+    if let Some(problem) = crate::config::base_url_problem(&v.upstream) {
+        return Err(RegistryError::Invalid(format!("upstream {problem}")));
     }
     let snap = store.load_routing()?;
     let now = now_ms();
