@@ -55,6 +55,7 @@ fn row(i: u64, now_ms: i64) -> InteractionRow {
         error: None,
         redaction: "redacted".into(),
         pii_found: 0,
+        segment: None,
         raw: None,
     }
 }

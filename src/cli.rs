@@ -140,6 +140,9 @@ pub enum InteractionsCommand {
         /// Only this route.
         #[arg(long)]
         route: Option<String>,
+        /// Only this user segment.
+        #[arg(long)]
+        segment: Option<String>,
     },
     /// Show one interaction with its request and response.
     Show {
@@ -246,7 +249,7 @@ pub enum DatasetsCommand {
     /// data gives the same id and content hash.
     ///
     /// Example: flywheel datasets build --route support-bot --since 7d --thumbs-up --out ./data
-    Build(DatasetBuildArgs),
+    Build(Box<DatasetBuildArgs>),
     /// Dataset versions, newest first.
     List {
         #[command(flatten)]
@@ -306,6 +309,12 @@ pub struct DatasetBuildArgs {
     /// Only this route.
     #[arg(long)]
     pub route: Option<String>,
+    /// Only calls that asked for this model (the request's `model`, exactly).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Only calls of this user segment (x-flywheel-segment or the key's segment).
+    #[arg(long)]
+    pub segment: Option<String>,
     /// Only these model versions (repeat the flag for several).
     #[arg(long = "version")]
     pub versions: Vec<String>,

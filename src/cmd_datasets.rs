@@ -19,7 +19,7 @@ use super::{EXIT_FAILED, EXIT_USAGE};
 
 pub async fn run(cmd: DatasetsCommand) -> ExitCode {
     match cmd {
-        DatasetsCommand::Build(args) => build(args).await,
+        DatasetsCommand::Build(args) => build(*args).await,
         DatasetsCommand::List {
             gateway,
             route,
@@ -97,6 +97,12 @@ fn spec_of(a: &DatasetBuildArgs) -> Result<Value, String> {
     };
     if let Some(r) = &a.route {
         set(&["route"], json!(r));
+    }
+    if let Some(m) = &a.model {
+        set(&["model"], json!(m));
+    }
+    if let Some(s) = &a.segment {
+        set(&["segment"], json!(s));
     }
     if !a.versions.is_empty() {
         set(&["versions"], json!(a.versions));

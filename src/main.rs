@@ -228,10 +228,11 @@ async fn interactions(cmd: InteractionsCommand) -> ExitCode {
             limit,
             before,
             route,
+            segment,
         } => {
             let path = query(
                 &format!("/admin/v1/interactions?limit={limit}"),
-                [("before", before), ("route", route)],
+                [("before", before), ("route", route), ("segment", segment)],
             );
             let v = match table_data(&gateway, &path).await {
                 Ok(v) => v,
@@ -287,7 +288,7 @@ async fn interactions(cmd: InteractionsCommand) -> ExitCode {
                 Err(code) => return code,
             };
             println!("interactions_total  {}", num(&v, "interactions_total"));
-            for key in ["by_outcome", "by_route", "by_endpoint"] {
+            for key in ["by_outcome", "by_route", "by_endpoint", "by_segment"] {
                 for (k, n) in v[key].as_object().into_iter().flatten() {
                     println!("{key:<10} {k:<16} {n}");
                 }
@@ -652,6 +653,28 @@ fn rollout_line(v: &Value) -> String {
             side(&live["stable"]),
             s(live, "decision")
         ));
+        // Segment by segment, only when there is more than one to compare.
+        let segments = live["by_segment"].as_object().filter(|m| m.len() > 1);
+        for (seg, o) in segments.into_iter().flatten() {
+            let short = |o: &Value| {
+                format!(
+                    "{} req, {} errors, {} down",
+                    num(o, "requests"),
+                    num(o, "errors"),
+                    num(o, "thumbs_down")
+                )
+            };
+            let name = if seg.is_empty() {
+                "(none)"
+            } else {
+                seg.as_str()
+            };
+            line.push_str(&format!(
+                "\n  segment {name}: canary {} | stable {}",
+                short(&o["canary"]),
+                short(&o["stable"])
+            ));
+        }
     } else if let Some(reason) = v["reason"].as_str() {
         line.push_str(&format!("\n  reason: {reason}"));
     }

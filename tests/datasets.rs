@@ -774,3 +774,31 @@ async fn no_labelled_pii_reaches_any_export() {
         assert!(!all.contains(v.as_str()), "PII {v:?} reached an export");
     }
 }
+
+/// In zero-config mode every call is on route `default`; a build selects by
+/// the model the client asked for instead.
+#[tokio::test]
+async fn a_build_selects_by_requested_model() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    for (model, n) in [("support-bot", 3), ("sales-bot", 2)] {
+        for i in 0..n {
+            let body = json!({"model": model, "messages": [{"role": "user", "content": format!("question {i} for {model}")}]});
+            let r = gw
+                .post("/v1/chat/completions", &body.to_string(), &[])
+                .await;
+            assert_eq!(r.status, 200);
+        }
+    }
+    gw.captured(5).await;
+    let r = admin_post(
+        &gw,
+        "/admin/v1/datasets",
+        &json!({"spec": {"model": "support-bot"}}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let c = &r.json()["counts"];
+    assert_eq!(c["scanned"], 3, "{c}");
+    assert_eq!(c["kept"], 3, "{c}");
+}

@@ -123,6 +123,142 @@ async fn pii_in_requests_streams_tool_calls_and_feedback_never_reaches_the_store
     assert_eq!(raw, 0, "without keep_raw no payload is kept");
 }
 
+/// Every string a client controls and the gateway stores goes through
+/// redaction (or, for ids, keyed hashing): the path and query of a
+/// passthrough call, the user, session and metadata headers (names and
+/// values), the body's model, user, safety_identifier and metadata, and
+/// feedback's value, metadata and idempotency key. The database files, WAL
+/// included, are read while the gateway runs and after it stops.
+#[tokio::test]
+async fn pii_in_every_client_controlled_field_never_reaches_the_files() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let body_user = "customer-48213";
+    let session = format!("support-{EMAIL}-{PHONE}");
+    let path = format!("/v1/files/{EMAIL}/{SECRET}?owner={EMAIL}&card=4111111111111111");
+    let r = gw
+        .post(&path, "{}", &[("x-flywheel-session", session.as_str())])
+        .await;
+    let passthrough = r.interaction_id();
+    let chat = json!({
+        "model": format!("ft:m:{EMAIL}"),
+        "user": body_user,
+        "safety_identifier": EMAIL,
+        "metadata": {"owner": PHONE},
+        "messages": [{"role": "user", "content": pii_message()}],
+    });
+    let a = gw
+        .post(
+            "/v1/chat/completions",
+            &chat.to_string(),
+            &[
+                ("x-flywheel-user", EMAIL),
+                ("x-flywheel-session", session.as_str()),
+                ("x-flywheel-meta-owner", CARD),
+                ("x-flywheel-meta-4111111111111111", "card as a name"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let fb = json!({
+        "interaction_id": a.interaction_id(),
+        "type": "comment",
+        "value": format!("reach me at {PHONE}"),
+        "metadata": {"by": EMAIL},
+    });
+    let key = format!("fb-{EMAIL}");
+    let f = gw
+        .post(
+            "/v1/feedback",
+            &fb.to_string(),
+            &[("idempotency-key", key.as_str())],
+        )
+        .await;
+    assert_eq!(f.status, 201, "{}", f.text());
+    let again = gw
+        .post(
+            "/v1/feedback",
+            &fb.to_string(),
+            &[("idempotency-key", key.as_str())],
+        )
+        .await;
+    assert_eq!(
+        again.header("idempotent-replayed").as_deref(),
+        Some("true"),
+        "a retry with the same key is still recognised"
+    );
+    gw.captured(2).await;
+
+    let rec = gw.interaction(&a.interaction_id()).await;
+    let body = &rec["request"];
+    assert!(
+        body["user"].as_str().is_some_and(|u| u.starts_with("k1:")),
+        "the body's user is its keyed hash: {body}"
+    );
+    assert_eq!(
+        rec["user_hash"], body["safety_identifier"],
+        "same user, same hash"
+    );
+    let rec = gw.interaction(&passthrough).await;
+    assert_eq!(rec["path"], "/v1/files/<EMAIL>/<SECRET>", "{rec}");
+
+    let db = gw.db.clone();
+    let scan = |bytes: &[u8]| {
+        assert_no_pii(bytes);
+        for pii in [body_user, "555 0134", "4155550134"] {
+            assert!(!contains(bytes, pii), "{pii} reached the database files");
+        }
+    };
+    scan(&db_bytes(&db));
+    let _dir = gw.shutdown().await;
+    scan(&db_bytes(&db));
+}
+
+/// Erasure leaves no readable copy: the erased user's text is gone from the
+/// database file's free pages and from the WAL, not only from the tables.
+#[tokio::test]
+async fn forget_leaves_no_copy_in_the_database_files() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    // A marker redaction leaves alone, so only erasure can remove it.
+    let marker = "quartz-heron-lantern-7781";
+    for i in 0..20 {
+        let chat = json!({"model":"m","messages":[{"role":"user","content": format!("{marker} note {i}")}]});
+        gw.post(
+            "/v1/chat/completions",
+            &chat.to_string(),
+            &[("x-flywheel-user", "erin")],
+        )
+        .await;
+    }
+    let chat = r#"{"model":"m","messages":[{"role":"user","content":"someone else"}]}"#;
+    gw.post(
+        "/v1/chat/completions",
+        chat,
+        &[("x-flywheel-user", "frank")],
+    )
+    .await;
+    gw.captured(21).await;
+    assert!(
+        contains(&db_bytes(&gw.db), marker),
+        "the marker was written before the erasure"
+    );
+    let h = [("authorization", format!("Bearer {ADMIN_TOKEN}"))];
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = gw
+        .post("/admin/v1/privacy/forget", r#"{"user":"erin"}"#, &h)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["removed"]["interactions"], 20);
+    let bytes = db_bytes(&gw.db);
+    assert!(
+        !contains(&bytes, marker),
+        "erased text is readable in the database files"
+    );
+    assert!(contains(&bytes, "someone else"), "other users' data stays");
+    let _dir = gw.shutdown().await;
+}
+
 #[tokio::test]
 async fn raw_payloads_are_sealed_readable_with_the_key_and_audited() {
     let m = mock().await;

@@ -552,3 +552,78 @@ async fn a_failed_canary_call_is_retried_on_stable_and_counted_against_the_canar
     assert_eq!(live["live"]["canary"]["errors"], 10, "{live}");
     assert_eq!(live["live"]["stable"]["requests"], 10, "{live}");
 }
+
+/// The user segment comes from the client key's configured segment, else the
+/// `x-flywheel-segment` header; it is stored on each interaction, counted in
+/// stats, filters listings and dataset builds, and splits a rollout's live
+/// comparison segment by segment.
+#[tokio::test]
+async fn user_segments_are_recorded_filtered_and_compared() {
+    let m = mock().await;
+    let key = |k: &[u8]| flywheel::capture::hash::hex(&flywheel::capture::hash::sha256(k));
+    let extra = format!(
+        "{}[[auth.keys]]\nname = \"acme\"\nsha256 = \"{}\"\nsegment = \"enterprise\"\n[[auth.keys]]\nname = \"hobby\"\nsha256 = \"{}\"\n",
+        routes(&m),
+        key(b"acme-key"),
+        key(b"hobby-key")
+    );
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &extra, &[]).await;
+    register(&gw, &m, "v2", "new-model").await;
+    let plan =
+        json!({"steps": [{"weight_percent": 50, "min_duration_secs": 3600, "min_requests": 1000}]});
+    let id = start_rollout(&gw, "v2", plan).await;
+    let body = json!({"model": "bot", "messages": [{"role": "user", "content": "hi"}]}).to_string();
+    let send = |key: &'static str, segment: Option<&'static str>, user: String| {
+        let (gw, body) = (&gw, &body);
+        async move {
+            let auth = format!("Bearer {key}");
+            let mut h = vec![
+                ("authorization", auth.as_str()),
+                ("x-flywheel-user", user.as_str()),
+            ];
+            if let Some(s) = segment {
+                h.push(("x-flywheel-segment", s));
+            }
+            let r = gw.post("/v1/chat/completions", body, &h).await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            r.interaction_id()
+        }
+    };
+    // The key's segment outranks the header its caller sends.
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(send("acme-key", Some("free"), format!("a{i}")).await);
+    }
+    for i in 0..4 {
+        ids.push(send("hobby-key", Some("free"), format!("h{i}")).await);
+    }
+    let none = send("hobby-key", None, "n0".into()).await;
+    gw.captured(11).await;
+    assert_eq!(gw.interaction(&ids[0]).await["segment"], "enterprise");
+    assert_eq!(gw.interaction(&ids[6]).await["segment"], "free");
+    assert!(gw.interaction(&none).await["segment"].is_null());
+
+    let stats = gw.admin("/admin/v1/stats").await;
+    assert_eq!(stats["by_segment"], json!({"enterprise": 6, "free": 4}));
+    let free = gw
+        .admin("/admin/v1/interactions?segment=free&limit=100")
+        .await;
+    assert_eq!(free["data"].as_array().unwrap().len(), 4);
+
+    let live = gw.admin(&format!("/admin/v1/rollouts/{id}")).await["live"].clone();
+    let seg = &live["by_segment"];
+    for (name, n) in [("enterprise", 6), ("free", 4), ("", 1)] {
+        let both = seg[name]["canary"]["requests"].as_u64().unwrap()
+            + seg[name]["stable"]["requests"].as_u64().unwrap();
+        assert_eq!(both, n, "segment {name:?}: {seg}");
+    }
+
+    let r = admin_post(
+        &gw,
+        "/admin/v1/datasets",
+        json!({"spec": {"segment": "enterprise", "require_ok": true, "dedupe": {"exact": false, "near": false}}}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["counts"]["scanned"], 6, "{}", r.text());
+}

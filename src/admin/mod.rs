@@ -284,6 +284,7 @@ async fn list(gw: &Arc<Gateway>, query: &HashMap<String, String>) -> Response<Pr
         limit: limit + 1,
         before: query.get("before").filter(|b| !b.is_empty()).cloned(),
         route: query.get("route").filter(|r| !r.is_empty()).cloned(),
+        segment: query.get("segment").filter(|r| !r.is_empty()).cloned(),
     };
     let mut rows = match blocking(gw, move |s| s.list_interactions(&q)).await {
         Ok(r) => r,

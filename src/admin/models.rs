@@ -192,9 +192,29 @@ fn rollout_json(store: &dyn Store, r: &RolloutRow) -> Result<Value, RegistryErro
             "stable": obs.stable,
             "decision": describe(&crate::rollout::decide::decide(&plan, &driver::state_of(r), &obs, now)),
         });
+        v["live"]["by_segment"] = segments_json(store, r)?;
     }
     v["object"] = json!("rollout");
     Ok(v)
+}
+
+/// Canary and stable side by side per user segment over the current step,
+/// so a regression confined to one segment is seen even when the totals hide
+/// it. Calls without a segment are listed under `""`.
+fn segments_json(store: &dyn Store, r: &RolloutRow) -> Result<Value, RegistryError> {
+    let canary = store.segment_stats(&r.route, &r.canary, r.step_started_ms)?;
+    let stable = store.segment_stats(&r.route, &r.baseline, r.step_started_ms)?;
+    let side = |s: Option<&crate::store::VersionStats>| {
+        let s = s.copied().unwrap_or_default();
+        json!({"requests": s.requests, "errors": s.errors, "thumbs_up": s.thumbs_up, "thumbs_down": s.thumbs_down})
+    };
+    let mut out = serde_json::Map::new();
+    for seg in canary.keys().chain(stable.keys()) {
+        out.entry(seg.clone()).or_insert_with(
+            || json!({"canary": side(canary.get(seg)), "stable": side(stable.get(seg))}),
+        );
+    }
+    Ok(Value::Object(out))
 }
 
 /// `GET /admin/v1/rollouts?route=&active=true`

@@ -201,6 +201,116 @@ pub fn string_values(text: &str) -> impl Iterator<Item = (Range<usize>, Option<C
     })
 }
 
+/// The members of the top-level object of `text` whose names are in
+/// `names`: for each, in document order, the index of its name and the byte
+/// range of its value. Duplicated names are all listed. `text` should be
+/// JSON; on anything else the scan stops where the shape breaks and returns
+/// what it found before, never reading out of bounds.
+pub fn top_level_members(text: &str, names: &[&str]) -> Vec<(usize, Range<usize>)> {
+    let b = text.as_bytes();
+    let mut found = Vec::new();
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return found;
+    }
+    i += 1;
+    loop {
+        i = skip_ws(b, i);
+        if b.get(i) != Some(&b'"') {
+            return found;
+        }
+        let key_start = i;
+        let Some((key_end, escaped)) = string_end(b, i) else {
+            return found;
+        };
+        let raw = &text[key_start + 1..key_end - 1];
+        let key: Cow<'_, str> = if escaped {
+            match serde_json::from_str::<String>(&text[key_start..key_end]) {
+                Ok(k) => Cow::Owned(k),
+                Err(_) => return found,
+            }
+        } else {
+            Cow::Borrowed(raw)
+        };
+        i = skip_ws(b, key_end);
+        if b.get(i) != Some(&b':') {
+            return found;
+        }
+        let start = skip_ws(b, i + 1);
+        let Some(end) = value_end(b, start) else {
+            return found;
+        };
+        if let Some(n) = names.iter().position(|n| *n == key) {
+            found.push((n, start..end));
+        }
+        i = skip_ws(b, end);
+        match b.get(i) {
+            Some(b',') => i += 1,
+            _ => return found,
+        }
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b
+        .get(i)
+        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        i += 1;
+    }
+    i
+}
+
+/// The end (past the closing quote) of the string token opening at `i`, and
+/// whether it holds escapes.
+fn string_end(b: &[u8], i: usize) -> Option<(usize, bool)> {
+    let mut j = i + 1;
+    let mut escaped = false;
+    loop {
+        j += memchr::memchr2(b'"', b'\\', b.get(j..)?)?;
+        if b[j] == b'"' {
+            return Some((j + 1, escaped));
+        }
+        escaped = true;
+        j += 2;
+    }
+}
+
+/// The end of the JSON value starting at `i`.
+fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    match *b.get(i)? {
+        b'"' => string_end(b, i).map(|(end, _)| end),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            loop {
+                match *b.get(j)? {
+                    b'"' => {
+                        j = string_end(b, j)?.0;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+        }
+        _ => {
+            let len = b[i..]
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .unwrap_or(b.len() - i);
+            (len > 0).then_some(i + len)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,5 +361,22 @@ mod tests {
         assert_eq!(found, expect.map(|(t, s)| (t.to_string(), s.to_string())));
         assert_eq!(string_values("[1, true]").count(), 0);
         assert_eq!(string_values("\"x\"").count(), 1);
+    }
+
+    #[test]
+    fn finds_top_level_members_only() {
+        let text = r#" {"model":"m","messages":[{"user":"nested"}],"us\u0065r" : "a\"b",
+            "meta":{"user":"x"},"user":42,"safety_identifier":{"k":[1,"}"]} }"#;
+        let found: Vec<(usize, &str)> = top_level_members(text, &["user", "safety_identifier"])
+            .into_iter()
+            .map(|(n, r)| (n, &text[r]))
+            .collect();
+        assert_eq!(
+            found,
+            [(0, r#""a\"b""#), (0, "42"), (1, r#"{"k":[1,"}"]}"#)]
+        );
+        assert!(top_level_members("[1]", &["user"]).is_empty());
+        assert!(top_level_members(r#"{"user":"#, &["user"]).is_empty());
+        assert!(top_level_members(r#"{"user":"x"#, &["user"]).is_empty());
     }
 }

@@ -164,6 +164,8 @@ pub struct Interaction {
     /// The raw user id; it lives only in memory until the writer hashes it.
     pub user: Option<String>,
     pub session: Option<String>,
+    /// The user segment: the client key's, else the `x-flywheel-segment` header.
+    pub segment: Option<String>,
     pub metadata: Vec<(String, String)>,
     pub error: Option<String>,
 }
@@ -174,6 +176,7 @@ impl Interaction {
     pub fn queued_bytes(&self) -> i64 {
         let texts = self.user.as_ref().map_or(0, String::len)
             + self.session.as_ref().map_or(0, String::len)
+            + self.segment.as_ref().map_or(0, String::len)
             + self.error.as_ref().map_or(0, String::len)
             + self.path.len()
             + self

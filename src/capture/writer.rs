@@ -372,8 +372,42 @@ impl RowMaker {
                 }
             }
         });
+        // The body's own user ids are read before redaction (which may
+        // rewrite them) and hashed; the stored body carries only the hashes.
+        let body_ids = user_id_members(&request, &self.hasher);
+        let mut path = r.path;
+        let mut session = r.session;
+        let mut requested_model = r.requested_model;
+        let mut segment = r.segment;
         let redacted = (|| -> Result<(String, u32), RedactionFailed> {
-            let (request_body, mut n) = privacy.body(std::mem::take(&mut request))?;
+            let (mut request_body, mut n) = privacy.body(std::mem::take(&mut request))?;
+            if let Some(hashes) = &body_ids {
+                request_body = with_hashed_ids(request_body, hashes);
+            }
+            // Every other string a client chose is redacted like the body: a
+            // passthrough path, the requested model, metadata names and values.
+            if let Cow::Owned(p) = &path {
+                let (t, c) = privacy.text(p)?;
+                n += c;
+                path = Cow::Owned(t);
+            }
+            for field in [&mut requested_model, &mut segment] {
+                if let Some(m) = field.as_deref() {
+                    let (t, c) = privacy.text(m)?;
+                    n += c;
+                    *field = Some(t);
+                }
+            }
+            // A session id that holds personal data is kept as its keyed
+            // hash, like a user id: sessions still group their calls, and a
+            // placeholder would merge every session that held an e-mail.
+            if let Some(s) = &session {
+                let c = privacy.text(s)?.1;
+                if c > 0 {
+                    n += c;
+                    session = Some(self.hasher.hash(s));
+                }
+            }
             if let Some(d) = response_doc.as_mut() {
                 n += privacy.doc(d)?;
             }
@@ -382,11 +416,15 @@ impl RowMaker {
                 n += c;
                 error = Some(e);
             }
-            for v in metadata.values_mut() {
-                let (t, c) = privacy.text(v)?;
+            let mut clean = std::collections::BTreeMap::new();
+            for (k, v) in std::mem::take(&mut metadata) {
+                let (k, c) = privacy.text(&k)?;
                 n += c;
-                *v = t;
+                let (v, c) = privacy.text(&v)?;
+                n += c;
+                clean.insert(k, v);
             }
+            metadata = clean;
             Ok((request_body, n))
         })();
         let (request_body, response_body, pii_found, redaction) = match redacted {
@@ -406,6 +444,10 @@ impl RowMaker {
                 tracing::error!(id = %id, "redaction failed; the record's text is not stored");
                 error = None;
                 metadata.clear();
+                path = Cow::Borrowed("");
+                requested_model = None;
+                segment = None;
+                session = session.map(|s| self.hasher.hash(&s));
                 (String::new(), None, 0, "failed")
             }
         };
@@ -417,9 +459,9 @@ impl RowMaker {
                 .map_or(0, |d| d.as_millis() as i64),
             endpoint: r.endpoint.as_str().into(),
             method: method_name(&r.method),
-            path: r.path,
+            path,
             route: String::from(&*r.route),
-            requested_model: r.requested_model,
+            requested_model,
             version: String::from(&*r.version),
             upstream: String::from(&*r.upstream),
             status: r.status,
@@ -437,14 +479,68 @@ impl RowMaker {
             tokens_estimated: summary.usage.is_some_and(|u| u.estimated),
             app: r.app.map(|a| String::from(&*a)),
             user_hash: r.user.as_deref().map(|u| self.hasher.hash(u)),
-            session_id: r.session,
+            session_id: session,
             metadata,
             error,
             redaction: redaction.into(),
             pii_found,
+            segment,
             raw,
         }
     }
+}
+
+/// Top-level members of a request body that identify the end user: the
+/// OpenAI API's `user` and its successor `safety_identifier`.
+const USER_ID_MEMBERS: [&str; 2] = ["user", "safety_identifier"];
+
+/// The stored replacement of each user-id member of a JSON body, in document
+/// order: the keyed hash of its string (or, for any other JSON value, of its
+/// text); `null` stays `null`. `None` when the body has none.
+fn user_id_members(body: &[u8], hasher: &UserHasher) -> Option<Vec<String>> {
+    // Most bodies name no user: a search for the names (or an escape, which
+    // could spell one) skips the scan for them.
+    let finder = |n: &[u8]| memchr::memmem::find(body, n).is_some();
+    if !(finder(b"user") || finder(b"safety_identifier") || finder(b"\\u")) {
+        return None;
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    let found = super::json::top_level_members(text, &USER_ID_MEMBERS);
+    if found.is_empty() {
+        return None;
+    }
+    let hashes = found
+        .into_iter()
+        .map(|(_, range)| {
+            let value = &text[range];
+            if value == "null" {
+                return value.to_string();
+            }
+            let id = serde_json::from_str::<String>(value).unwrap_or_else(|_| value.to_string());
+            serde_json::Value::from(hasher.hash(&id)).to_string()
+        })
+        .collect();
+    Some(hashes)
+}
+
+/// `body` (redacted) with its user-id members' values replaced by `hashes`.
+/// Redaction only rewrites string contents, so the members are where they
+/// were, in the same order; if their count differs all the same, the values
+/// become `null` rather than risk storing one.
+fn with_hashed_ids(body: String, hashes: &[String]) -> String {
+    let found = super::json::top_level_members(&body, &USER_ID_MEMBERS);
+    let mut out = String::with_capacity(body.len() + 32 * hashes.len());
+    let mut copied = 0;
+    for (i, (_, range)) in found.iter().enumerate() {
+        out.push_str(&body[copied..range.start]);
+        match hashes.get(i) {
+            Some(h) if found.len() == hashes.len() => out.push_str(h),
+            _ => out.push_str("null"),
+        }
+        copied = range.end;
+    }
+    out.push_str(&body[copied..]);
+    out
 }
 
 #[cfg(test)]
@@ -571,6 +667,15 @@ mod tests {
         ) -> Result<crate::store::VersionStats, StoreError> {
             self.inner.version_stats(route, version, since)
         }
+        fn segment_stats(
+            &self,
+            route: &str,
+            version: &str,
+            since: i64,
+        ) -> Result<std::collections::BTreeMap<String, crate::store::VersionStats>, StoreError>
+        {
+            self.inner.segment_stats(route, version, since)
+        }
         fn list_events(
             &self,
             limit: usize,
@@ -668,6 +773,7 @@ mod tests {
             app: None,
             user: user.map(str::to_string),
             session: None,
+            segment: None,
             metadata: vec![],
             error: None,
         }
@@ -796,6 +902,91 @@ mod tests {
         let hash = row.user_hash.unwrap();
         assert_eq!(hash, UserHasher::new(b"k").hash("alice@example.com"));
         assert!(!hash.contains("alice"));
+    }
+
+    fn redacting_maker() -> RowMaker {
+        let cfg = crate::config::PrivacyConfig {
+            redact: true,
+            actions: Default::default(),
+            rules: vec![],
+            raw_key: None,
+        };
+        RowMaker {
+            hasher: UserHasher::new(b"k"),
+            privacy: Arc::new(Privacy::new(&cfg, b"k").unwrap()),
+            max_body: 1 << 20,
+        }
+    }
+
+    /// The OpenAI API's `user` (and `safety_identifier`) in a stored body
+    /// carry the keyed hash, never the id as sent, with redaction on or off;
+    /// the same names deeper in the body are message text, not ids.
+    #[test]
+    fn user_ids_in_the_body_are_stored_as_their_hashes() {
+        let h = UserHasher::new(b"k");
+        for maker in [maker(1 << 20), redacting_maker()] {
+            let mut r = record(Some("alice"));
+            r.request_body = Bytes::from_static(
+                br#"{"model":"m","user":"customer-48213","messages":[{"role":"user","content":"hi"}],"safety_identifier":"jane@example.com"}"#,
+            );
+            let row = maker.row(r, &Metrics::default());
+            let body: serde_json::Value = serde_json::from_str(&row.request_body).unwrap();
+            assert_eq!(body["user"], h.hash("customer-48213"), "{body}");
+            assert_eq!(body["safety_identifier"], h.hash("jane@example.com"));
+            assert_eq!(body["messages"][0]["role"], "user");
+            assert!(!row.request_body.contains("48213") && !row.request_body.contains("jane"));
+        }
+        // A body without ids keeps its bytes.
+        let row = maker(1 << 20).row(record(None), &Metrics::default());
+        assert_eq!(
+            row.request_body,
+            r#"{"messages":[{"role":"user","content":"hi"}]}"#
+        );
+    }
+
+    /// Every string a client chose is redacted before it is stored: the path
+    /// of a passthrough call, the requested model, metadata names and values;
+    /// a session id holding personal data is kept as its keyed hash.
+    #[test]
+    fn client_chosen_fields_are_redacted() {
+        let mut r = record(None);
+        r.endpoint = Endpoint::Passthrough;
+        r.path = "/v1/files/alice.smith@example.com/raw".to_string().into();
+        r.requested_model = Some("ft:gpt-4o:bob@example.org".into());
+        r.session = Some("chat-carol@example.net-+1 415 555 0134".into());
+        r.metadata = vec![
+            ("ticket".into(), "dave@example.com".into()),
+            ("4111111111111111".into(), "x".into()),
+        ];
+        let row = redacting_maker().row(r, &Metrics::default());
+        let text = format!(
+            "{} {:?} {:?} {:?}",
+            row.path, row.requested_model, row.session_id, row.metadata
+        );
+        for pii in [
+            "alice.smith",
+            "bob@",
+            "carol",
+            "555 0134",
+            "dave@",
+            "4111111111111111",
+        ] {
+            assert!(!text.contains(pii), "{pii} kept: {text}");
+        }
+        assert_eq!(row.path, "/v1/files/<EMAIL>/raw");
+        assert_eq!(
+            row.session_id.as_deref(),
+            Some(
+                UserHasher::new(b"k")
+                    .hash("chat-carol@example.net-+1 415 555 0134")
+                    .as_str()
+            )
+        );
+        // A session id without personal data stays as it is.
+        let mut r = record(None);
+        r.session = Some("sess-20261207-0042".into());
+        let row = redacting_maker().row(r, &Metrics::default());
+        assert_eq!(row.session_id.as_deref(), Some("sess-20261207-0042"));
     }
 
     #[test]

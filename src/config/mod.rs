@@ -283,6 +283,10 @@ pub struct RawClientKey {
     pub sha256: String,
     /// May pin a version with `x-flywheel-version` (tests, evaluations). Default false.
     pub pin: Option<bool>,
+    /// The user segment of this app's calls (e.g. `enterprise`, `free`),
+    /// recorded on each interaction in place of any `x-flywheel-segment`
+    /// header. 1 to 64 visible characters. Default: none (the header decides).
+    pub segment: Option<String>,
 }
 
 /// Command-line flags that override the file and the environment.
@@ -606,6 +610,7 @@ pub struct ClientKey {
     pub name: String,
     pub sha256: [u8; 32],
     pub may_pin: bool,
+    pub segment: Option<String>,
 }
 
 impl Config {
@@ -922,10 +927,28 @@ impl RawConfig {
                     "must not be empty",
                 ));
             }
+            if let Some(seg) = &k.segment {
+                if !valid_name(seg) {
+                    return Err(invalid(
+                        &format!("auth.keys[{i}].segment"),
+                        "must be 1 to 64 visible characters without `/`, e.g. \"enterprise\"",
+                    ));
+                }
+            }
+            // The segment belongs to the app: every key of one app names the same.
+            if let Some(other) = keys.iter().find(|o: &&ClientKey| o.name == k.name) {
+                if other.segment != k.segment {
+                    return Err(invalid(
+                        &format!("auth.keys[{i}].segment"),
+                        format!("app `{}` has another key with a different segment; give its keys one segment", k.name),
+                    ));
+                }
+            }
             keys.push(ClientKey {
                 name: k.name,
                 sha256,
                 may_pin: k.pin.unwrap_or(false),
+                segment: k.segment,
             });
         }
         let auth = AuthConfig {

@@ -17,6 +17,15 @@ pub struct Spec {
     /// Exclusive upper bound on `created_at_ms`.
     pub until_ms: Option<i64>,
     pub endpoint: Option<String>,
+    /// Only calls that asked for this `model`, exactly as the client sent it
+    /// (in zero-config mode every call is on route `default`, whatever its
+    /// model). Left out of the spec's text when unset, so the ids of
+    /// datasets built before it existed do not change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Only calls of this user segment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
     /// Keep only outcome "ok" with a 2xx status.
     pub require_ok: bool,
     pub min_prompt_tokens: Option<i64>,
@@ -77,6 +86,8 @@ impl Default for Spec {
             since_ms: None,
             until_ms: None,
             endpoint: Some("chat.completions".into()),
+            model: None,
+            segment: None,
             require_ok: true,
             min_prompt_tokens: None,
             max_prompt_tokens: None,

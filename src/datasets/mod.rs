@@ -219,6 +219,8 @@ fn scan_query(spec: &Spec) -> ScanQuery {
         since_ms: spec.since_ms,
         until_ms: spec.until_ms,
         endpoint: spec.endpoint.clone(),
+        requested_model: spec.model.clone(),
+        segment: spec.segment.clone(),
     }
 }
 

@@ -277,6 +277,11 @@ pub fn submit(
         }
         _ => new.value,
     };
+    // Metadata is free-form client text too.
+    let metadata = match redact(Value::Object(new.metadata)) {
+        Ok(Value::Object(m)) => m,
+        _ => return Err(FeedbackError::Store("redaction failed".into())),
+    };
     let row = FeedbackRow {
         id: uuid::Uuid::now_v7().to_string(),
         interaction_id: id_text,
@@ -292,7 +297,7 @@ pub fn submit(
         scale: new.scale,
         app: app.map(str::to_string),
         user_hash,
-        metadata: new.metadata,
+        metadata,
         idempotency_key: new.idempotency_key,
         request_hash: new.request_hash,
     };

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use http::request::Parts;
 
-use super::handler::{SESSION_HEADER, USER_HEADER};
+use super::handler::{SEGMENT_HEADER, SESSION_HEADER, USER_HEADER};
 use super::routing::VersionTarget;
 use super::server::Gateway;
 use crate::capture::issued::Served;
@@ -84,6 +84,7 @@ impl Call {
                 app: None,
                 user: header(USER_HEADER),
                 session: header(SESSION_HEADER),
+                segment: header(SEGMENT_HEADER),
                 metadata,
                 error: None,
             }),
@@ -126,6 +127,7 @@ impl Call {
             app: r.app.clone(),
             user: r.user.clone(),
             session: r.session.clone(),
+            segment: r.segment.clone(),
             metadata: r.metadata.clone(),
             error: None,
         });

@@ -32,6 +32,7 @@ pub const PIN_VERSION: &str = "x-flywheel-version";
 /// Request headers the gateway reads, as names made at compile time: a
 /// lookup by `&str` parses the name first, on every request.
 pub const USER_HEADER: HeaderName = HeaderName::from_static("x-flywheel-user");
+pub const SEGMENT_HEADER: HeaderName = HeaderName::from_static("x-flywheel-segment");
 pub const SESSION_HEADER: HeaderName = HeaderName::from_static("x-flywheel-session");
 const PIN_HEADER: HeaderName = HeaderName::from_static(PIN_VERSION);
 
@@ -240,7 +241,12 @@ async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody
 
     let may_pin = match authenticate(&gw, &parts.headers) {
         Ok((app, may_pin)) => {
-            call.record().app = app;
+            let record = call.record();
+            // An app's configured segment outranks what its callers claim.
+            if let Some(seg) = app.as_ref().and_then(|a| gw.key_segments.get(a)) {
+                record.segment = Some(seg.to_string());
+            }
+            record.app = app;
             may_pin
         }
         Err(e) => return fail(call, e),
@@ -473,6 +479,16 @@ async fn feedback(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyB
             worker.privacy.value(&mut v)?;
             Ok(v)
         };
+        let mut new = new;
+        // An idempotency key is matched, not read: one that holds personal
+        // data is kept as its keyed hash, which matches the same way.
+        if let Some(k) = &new.idempotency_key {
+            match worker.privacy.text(k) {
+                Ok((_, 0)) => {}
+                Ok(_) => new.idempotency_key = Some(worker.user_hasher.hash(k)),
+                Err(_) => return Err(FeedbackError::Store("redaction failed".into())),
+            }
+        }
         feedback::submit(
             &worker.store,
             &pending,

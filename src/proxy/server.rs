@@ -52,6 +52,8 @@ pub struct Gateway {
     /// Client keys as (app name, SHA-256 of the key).
     /// Client keys as (app name, SHA-256 of the key, may pin a version).
     pub client_keys: Vec<(Arc<str>, [u8; 32], bool)>,
+    /// The user segment of each app whose keys name one.
+    pub key_segments: std::collections::HashMap<Arc<str>, Arc<str>>,
     /// Hashes user ids given with feedback, with the same key as capture.
     pub user_hasher: UserHasher,
     /// Hashers of keys used before a rotation, for erasure.
@@ -128,6 +130,12 @@ impl Gateway {
             .iter()
             .map(|k| (Arc::from(k.name.as_str()), k.sha256, k.may_pin))
             .collect();
+        let key_segments = config
+            .auth
+            .keys
+            .iter()
+            .filter_map(|k| Some((Arc::from(k.name.as_str()), Arc::from(k.segment.as_deref()?))))
+            .collect();
         let gw = Gateway {
             config,
             routing,
@@ -135,6 +143,7 @@ impl Gateway {
             metrics,
             store,
             client_keys,
+            key_segments,
             user_hasher,
             previous_hashers,
             privacy,

@@ -81,6 +81,9 @@ pub struct InteractionRow {
     pub redaction: Cow<'static, str>,
     /// How many PII matches redaction replaced.
     pub pii_found: i64,
+    /// The user segment (enterprise, free tier, ...): the client key's
+    /// configured segment, else the `x-flywheel-segment` header.
+    pub segment: Option<String>,
     /// The encrypted unredacted payload, when `privacy.keep_raw` is on.
     #[serde(skip)]
     pub raw: Option<crate::capture::vault::Sealed>,
@@ -93,6 +96,7 @@ pub struct ListQuery {
     /// Only ids strictly older than this one (the previous page's last id).
     pub before: Option<String>,
     pub route: Option<String>,
+    pub segment: Option<String>,
 }
 
 /// One piece of feedback, as stored.
@@ -145,6 +149,8 @@ pub struct Stats {
     pub by_outcome: BTreeMap<String, u64>,
     pub by_route: BTreeMap<String, u64>,
     pub by_endpoint: BTreeMap<String, u64>,
+    /// Interactions per user segment (those without one are not listed).
+    pub by_segment: BTreeMap<String, u64>,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub first_at_ms: Option<i64>,
@@ -287,6 +293,9 @@ pub struct ScanQuery {
     /// Exclusive upper bound on `created_at_ms`.
     pub until_ms: Option<i64>,
     pub endpoint: Option<String>,
+    /// The `model` the client asked for, exactly.
+    pub requested_model: Option<String>,
+    pub segment: Option<String>,
 }
 
 /// One interaction with its bodies and all its feedback (oldest first).
@@ -360,6 +369,15 @@ pub trait Store: Send + Sync + 'static {
         version: &str,
         since_ms: i64,
     ) -> Result<VersionStats, StoreError>;
+    /// The same numbers per user segment (calls without one under `""`),
+    /// for comparing a canary with stable segment by segment. The p95 is
+    /// left out: per segment the samples are too few to bear it.
+    fn segment_stats(
+        &self,
+        route: &str,
+        version: &str,
+        since_ms: i64,
+    ) -> Result<BTreeMap<String, VersionStats>, StoreError>;
     /// Events newest first, optionally of one kind.
     fn list_events(
         &self,

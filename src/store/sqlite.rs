@@ -53,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lean_interaction_indexes",
         include_str!("migrations/sqlite/0006_lean_interaction_indexes.sql"),
     ),
+    (
+        7,
+        "segment",
+        include_str!("migrations/sqlite/0007_segment.sql"),
+    ),
 ];
 
 /// Page size of a new database file, in bytes.
@@ -230,6 +235,12 @@ fn scan_filter(q: &ScanQuery) -> (String, Vec<rusqlite::types::Value>) {
     if let Some(e) = &q.endpoint {
         add("endpoint = ?", V::Text(e.clone()));
     }
+    if let Some(m) = &q.requested_model {
+        add("requested_model = ?", V::Text(m.clone()));
+    }
+    if let Some(s) = &q.segment {
+        add("segment = ?", V::Text(s.clone()));
+    }
     (clauses.join(" AND "), args)
 }
 
@@ -307,7 +318,7 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-const COLUMNS: &str = "id, created_at_ms, endpoint, method, path, route, requested_model, version, upstream, status, outcome, stream, truncated, finish_reason, latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, tokens_estimated, app, user_hash, session_id, metadata, error, redaction, pii_found";
+const COLUMNS: &str = "id, created_at_ms, endpoint, method, path, route, requested_model, version, upstream, status, outcome, stream, truncated, finish_reason, latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, tokens_estimated, app, user_hash, session_id, metadata, error, redaction, pii_found, segment";
 
 const VERSION_COLUMNS: &str = "route, name, upstream_url, upstream_model, api_key_env, connect_timeout_ms, first_byte_timeout_ms, total_timeout_ms, headers, system_prompt, state, weight_bp, created_at_ms, created_by, reason, updated_at_ms";
 
@@ -418,11 +429,12 @@ fn row_from(r: &rusqlite::Row<'_>, with_bodies: bool) -> rusqlite::Result<Intera
         error: r.get(24)?,
         redaction: Cow::Owned(r.get(25)?),
         pii_found: r.get(26)?,
+        segment: r.get(27)?,
         ..Default::default()
     };
     if with_bodies {
-        row.request_body = r.get(27)?;
-        row.response_body = r.get(28)?;
+        row.request_body = r.get(28)?;
+        row.response_body = r.get(29)?;
     }
     Ok(row)
 }
@@ -430,12 +442,12 @@ fn row_from(r: &rusqlite::Row<'_>, with_bodies: bool) -> rusqlite::Result<Intera
 /// Interactions per multi-row INSERT statement.
 const ROWS_PER_INSERT: usize = 16;
 /// Values bound per interaction row, in [`row_values`]'s order.
-const INSERT_COLUMNS: usize = 29;
+const INSERT_COLUMNS: usize = 30;
 
 /// `INSERT OR IGNORE INTO interactions ... VALUES (...), ...` for `rows` rows.
 fn insert_sql(rows: usize) -> String {
     let mut sql = String::from(
-        "INSERT OR IGNORE INTO interactions (id, created_at_ms, endpoint, method, path, route, requested_model, version, upstream, status, outcome, stream, truncated, finish_reason, latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, tokens_estimated, app, user_hash, session_id, metadata, error, redaction, pii_found, request_body, response_body) VALUES ",
+        "INSERT OR IGNORE INTO interactions (id, created_at_ms, endpoint, method, path, route, requested_model, version, upstream, status, outcome, stream, truncated, finish_reason, latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, tokens_estimated, app, user_hash, session_id, metadata, error, redaction, pii_found, segment, request_body, response_body) VALUES ",
     );
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ", (" });
@@ -493,6 +505,7 @@ fn row_values<'a>(
         row.error.as_deref().into(),
         (&row.redaction).into(),
         row.pii_found.into(),
+        row.segment.as_deref().into(),
         (&row.request_body).into(),
         row.response_body.as_deref().into(),
     ]
@@ -552,11 +565,12 @@ impl Store for SqliteStore {
         let sql = format!(
             "SELECT {COLUMNS} FROM interactions
              WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR route = ?2)
+               AND (?4 IS NULL OR segment = ?4)
              ORDER BY id DESC LIMIT ?3"
         );
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt
-            .query_map(params![q.before, q.route, q.limit as i64], |r| {
+            .query_map(params![q.before, q.route, q.limit as i64, q.segment], |r| {
                 row_from(r, false)
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -594,6 +608,7 @@ impl Store for SqliteStore {
             ("interactions", "outcome", &mut stats.by_outcome),
             ("interactions", "route", &mut stats.by_route),
             ("interactions", "endpoint", &mut stats.by_endpoint),
+            ("interactions", "segment", &mut stats.by_segment),
             ("feedback", "type", &mut stats.feedback_by_type),
             ("feedback", "label", &mut stats.feedback_by_label),
         ] {
@@ -976,6 +991,55 @@ impl Store for SqliteStore {
             thumbs_up: up as u64,
             thumbs_down: down as u64,
         })
+    }
+
+    fn segment_stats(
+        &self,
+        route: &str,
+        version: &str,
+        since_ms: i64,
+    ) -> Result<BTreeMap<String, VersionStats>, StoreError> {
+        let conn = self.reader();
+        let mut out: BTreeMap<String, VersionStats> = BTreeMap::new();
+        let mut stmt = conn.prepare_cached(
+            "SELECT COALESCE(segment, ''), COUNT(*), COALESCE(SUM(status >= 500 OR outcome = 'timeout'), 0)
+             FROM interactions
+             WHERE route = ?1 AND version = ?2 AND created_at_ms >= ?3 AND outcome != 'client_closed'
+             GROUP BY 1",
+        )?;
+        let rows = stmt.query_map(params![route, version, since_ms], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (seg, requests, errors) = row?;
+            let s = out.entry(seg).or_default();
+            s.requests = requests as u64;
+            s.errors = errors as u64;
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT COALESCE(i.segment, ''), COALESCE(SUM(f.label = 'up'), 0), COALESCE(SUM(f.label = 'down'), 0)
+             FROM feedback f JOIN interactions i ON i.id = f.interaction_id
+             WHERE f.route = ?1 AND f.version = ?2 AND f.type = 'thumbs' AND f.created_at_ms >= ?3
+             GROUP BY 1",
+        )?;
+        let rows = stmt.query_map(params![route, version, since_ms], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (seg, up, down) = row?;
+            let s = out.entry(seg).or_default();
+            s.thumbs_up = up as u64;
+            s.thumbs_down = down as u64;
+        }
+        Ok(out)
     }
 
     fn record_event(&self, e: &EventRow) -> Result<(), StoreError> {
@@ -1438,6 +1502,8 @@ mod tests {
             since_ms: Some(1),
             until_ms: Some(2),
             endpoint: Some("chat.completions".into()),
+            requested_model: Some("gpt-4o-mini".into()),
+            segment: Some("enterprise".into()),
         };
         let (filter, args) = scan_filter(&q);
         let conn = store.reader();
