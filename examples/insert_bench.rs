@@ -4,6 +4,7 @@
 //! row (user + system time of the process) and wall time per row.
 //!
 //! Run: cargo run --release --example insert_bench [-- ROWS BATCH [SQL]]
+//! (INSERT_BENCH_ENCRYPT=1 seals the user-text columns, as `privacy.encrypt_at_rest` does)
 //! (defaults 200000 rows in batches of 200; SQL runs on the fresh database
 //! before the inserts, e.g. to try the table without one of its indexes).
 
@@ -66,7 +67,11 @@ fn main() {
     let batch: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(200);
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join("bench.db");
-    let store = SqliteStore::open(&path).expect("store opens");
+    // INSERT_BENCH_ENCRYPT=1: the store seals its user-text columns
+    // (`privacy.encrypt_at_rest`), to measure what that costs per row.
+    let cipher = std::env::var_os("INSERT_BENCH_ENCRYPT")
+        .map(|_| flywheel::capture::vault::Vault::new(&[7; 32], "s1"));
+    let store = SqliteStore::open_with(&path, cipher).expect("store opens");
     if let Some(sql) = args.get(2) {
         let conn = rusqlite::Connection::open(&path).expect("second connection");
         conn.execute_batch(sql).expect("setup SQL runs");

@@ -562,3 +562,44 @@ async fn user_hash_keys_rotate_and_forget_finds_both_generations() {
     assert_eq!(forgot["removed"]["interactions"], 2, "{forgot}");
     assert_eq!(gw.admin("/admin/v1/stats").await["interactions_total"], 1);
 }
+
+/// With `privacy.encrypt_at_rest`, what users wrote is unreadable in the
+/// database files (WAL included) while the admin API shows it as usual.
+#[tokio::test]
+async fn encryption_at_rest_leaves_no_user_text_in_the_files() {
+    let m = mock().await;
+    let gw = gateway_with(
+        &format!("http://{}/v1", m.addr),
+        "[privacy]\nencrypt_at_rest = true\n",
+        &[("FLYWHEEL_STORE_KEY", RAW_KEY)],
+    )
+    .await;
+    // Words redaction leaves alone: only encryption can hide them.
+    let marker = "cobalt-walrus-9043";
+    let chat = json!({"model":"m","messages":[{"role":"user","content": format!("{marker} in the prompt")}]});
+    let a = gw
+        .post(
+            "/v1/chat/completions",
+            &chat.to_string(),
+            &[("x-flywheel-meta-note", marker)],
+        )
+        .await;
+    assert_eq!(a.status, 200);
+    let fb = json!({"interaction_id": a.interaction_id(), "type": "correction", "value": format!("{marker} corrected")});
+    assert_eq!(
+        gw.post("/v1/feedback", &fb.to_string(), &[]).await.status,
+        201
+    );
+    gw.captured(1).await;
+    let rec = gw.interaction(&a.interaction_id()).await;
+    assert!(rec["request"].to_string().contains(marker), "{rec}");
+    assert_eq!(rec["metadata"]["note"], marker);
+    assert_eq!(rec["feedback"][0]["value"], format!("{marker} corrected"));
+    assert!(
+        !contains(&db_bytes(&gw.db), marker),
+        "user text readable in the files"
+    );
+    let db = gw.db.clone();
+    let _dir = gw.shutdown().await;
+    assert!(!contains(&db_bytes(&db), marker));
+}

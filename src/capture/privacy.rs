@@ -227,6 +227,7 @@ mod tests {
             actions: BTreeMap::from([("ip_address".to_string(), RedactAction::Mask)]),
             rules: vec![("ORDER".into(), "ORD-[0-9]{6}".into(), RedactAction::Replace)],
             raw_key: None,
+            store_key: None,
         };
         Privacy::new(&cfg, b"k").unwrap()
     }

@@ -910,6 +910,7 @@ mod tests {
             actions: Default::default(),
             rules: vec![],
             raw_key: None,
+            store_key: None,
         };
         RowMaker {
             hasher: UserHasher::new(b"k"),

@@ -46,6 +46,7 @@ pub const RESERVED_ENV: &[&str] = &[
     "FLYWHEEL_LOG_FORMAT",
     "FLYWHEEL_CONFIG",
     "FLYWHEEL_RAW_KEY",
+    "FLYWHEEL_STORE_KEY",
     "FLYWHEEL_API_KEY",
 ];
 
@@ -131,6 +132,16 @@ pub struct RawPrivacy {
     pub raw_key_file: Option<PathBuf>,
     /// Name of the key, stored with each payload so keys can be rotated. Default `k1`.
     pub raw_key_id: Option<String>,
+    /// Encrypt what users wrote in the capture store itself (AES-256-GCM):
+    /// request and response bodies, metadata and errors of interactions, and
+    /// feedback values and metadata. Default false. Needs a key.
+    pub encrypt_at_rest: Option<bool>,
+    /// Environment variable holding the store key: 64 hex characters. Default `FLYWHEEL_STORE_KEY`.
+    pub store_key_env: Option<String>,
+    /// File holding the store key (64 hex characters), instead of the environment.
+    pub store_key_file: Option<PathBuf>,
+    /// Name of the store key, stored with each value. Default `s1`.
+    pub store_key_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -484,6 +495,8 @@ pub struct PrivacyConfig {
     pub rules: Vec<(String, String, RedactAction)>,
     /// The raw-payload key and its id, when `keep_raw` is on.
     pub raw_key: Option<([u8; 32], String)>,
+    /// The store key and its id, when `encrypt_at_rest` is on.
+    pub store_key: Option<([u8; 32], String)>,
 }
 
 impl std::fmt::Debug for PrivacyConfig {
@@ -494,6 +507,7 @@ impl std::fmt::Debug for PrivacyConfig {
             .field("actions", &self.actions)
             .field("rules", &self.rules)
             .field("raw_key_id", &self.raw_key.as_ref().map(|k| &k.1))
+            .field("store_key_id", &self.store_key.as_ref().map(|k| &k.1))
             .finish()
     }
 }
@@ -1039,39 +1053,94 @@ fn validate_privacy(
         };
         rules.push((rule.name, rule.pattern, action));
     }
-    let raw_key = if p.keep_raw.unwrap_or(false) {
-        let var = p
-            .raw_key_env
-            .clone()
-            .unwrap_or_else(|| "FLYWHEEL_RAW_KEY".into());
-        let text = match &p.raw_key_file {
-            Some(path) => std::fs::read_to_string(path).map_err(|e| {
-                invalid("privacy.raw_key_file", format!("cannot read {}: {e}", path.display()))
-            })?,
-            None => lookup_secret(env, &var).ok_or_else(|| {
-                invalid(
-                    "privacy.keep_raw",
-                    format!("keep_raw needs a key: set {var} to 64 hex characters (e.g. `openssl rand -hex 32`) or privacy.raw_key_file"),
-                )
-            })?,
-        };
-        let key = parse_sha256_hex(&text).ok_or_else(|| {
-            invalid("privacy.raw_key_env", "the raw-payload key must be 64 hex characters (32 bytes), e.g. from `openssl rand -hex 32`")
-        })?;
-        let id = p.raw_key_id.unwrap_or_else(|| "k1".into());
-        if id.is_empty() || id.len() > 32 {
-            return Err(invalid("privacy.raw_key_id", "must be 1 to 32 characters"));
-        }
-        Some((key, id))
-    } else {
-        None
-    };
+    let raw_key = load_key(
+        env,
+        KeySetting {
+            on: p.keep_raw.unwrap_or(false),
+            section: "privacy.keep_raw",
+            what: "the raw-payload key",
+            env_key: "privacy.raw_key_env",
+            env_var: p.raw_key_env.as_deref().unwrap_or("FLYWHEEL_RAW_KEY"),
+            file_key: "privacy.raw_key_file",
+            file: p.raw_key_file.as_deref(),
+            id_key: "privacy.raw_key_id",
+            id: p.raw_key_id.as_deref().unwrap_or("k1"),
+        },
+    )?;
+    let store_key = load_key(
+        env,
+        KeySetting {
+            on: p.encrypt_at_rest.unwrap_or(false),
+            section: "privacy.encrypt_at_rest",
+            what: "the store key",
+            env_key: "privacy.store_key_env",
+            env_var: p.store_key_env.as_deref().unwrap_or("FLYWHEEL_STORE_KEY"),
+            file_key: "privacy.store_key_file",
+            file: p.store_key_file.as_deref(),
+            id_key: "privacy.store_key_id",
+            id: p.store_key_id.as_deref().unwrap_or("s1"),
+        },
+    )?;
     Ok(PrivacyConfig {
         redact: p.redact.unwrap_or(true),
         actions,
         rules,
         raw_key,
+        store_key,
     })
+}
+
+/// Where a setting that needs an AES-256 key finds it, and the config keys
+/// to name when it cannot.
+struct KeySetting<'a> {
+    on: bool,
+    section: &'a str,
+    what: &'a str,
+    env_key: &'a str,
+    env_var: &'a str,
+    file_key: &'a str,
+    file: Option<&'a Path>,
+    id_key: &'a str,
+    id: &'a str,
+}
+
+/// The key (from its file or environment variable) and its id, when the
+/// setting is on.
+fn load_key(
+    env: &BTreeMap<String, String>,
+    k: KeySetting<'_>,
+) -> Result<Option<([u8; 32], String)>, ConfigError> {
+    if !k.on {
+        return Ok(None);
+    }
+    let text = match k.file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| invalid(k.file_key, format!("cannot read {}: {e}", path.display())))?,
+        None => lookup_secret(env, k.env_var).ok_or_else(|| {
+            invalid(
+                k.section,
+                format!(
+                    "{} needs a key: set {} to 64 hex characters (e.g. `openssl rand -hex 32`) or {}",
+                    k.section.rsplit('.').next().unwrap_or(k.section),
+                    k.env_var,
+                    k.file_key
+                ),
+            )
+        })?,
+    };
+    let key = parse_sha256_hex(&text).ok_or_else(|| {
+        invalid(
+            k.env_key,
+            format!(
+                "{} must be 64 hex characters (32 bytes), e.g. from `openssl rand -hex 32`",
+                k.what
+            ),
+        )
+    })?;
+    if k.id.is_empty() || k.id.len() > 32 {
+        return Err(invalid(k.id_key, "must be 1 to 32 characters"));
+    }
+    Ok(Some((key, k.id.to_string())))
 }
 
 /// Parses 64 hex characters into 32 bytes.

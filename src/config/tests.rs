@@ -112,6 +112,25 @@ fn credentials_in_an_upstream_url_are_refused_without_being_repeated() {
 }
 
 #[test]
+fn encryption_at_rest_needs_a_key_and_says_where() {
+    let text = "[upstream]\nurl = \"http://a/v1\"\n[privacy]\nencrypt_at_rest = true\n";
+    let msg = err_text(load_str(text, &[]));
+    assert!(
+        msg.contains("privacy.encrypt_at_rest") && msg.contains("FLYWHEEL_STORE_KEY"),
+        "{msg}"
+    );
+    let msg = err_text(load_str(text, &[("FLYWHEEL_STORE_KEY", "abc")]));
+    assert!(msg.contains("64 hex"), "{msg}");
+    let key = "ab".repeat(32);
+    let c = load_str(text, &[("FLYWHEEL_STORE_KEY", key.as_str())]).unwrap();
+    assert_eq!(
+        c.privacy.store_key.as_ref().map(|k| k.1.as_str()),
+        Some("s1")
+    );
+    assert!(!format!("{c:?}").contains(&key), "the key is never printed");
+}
+
+#[test]
 fn zero_timeout_rejected() {
     let msg = err_text(load_str(
         "[upstream]\nurl = \"http://a/v1\"\nconnect_timeout_ms = 0\n",

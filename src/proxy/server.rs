@@ -67,8 +67,10 @@ impl Gateway {
     /// Opens the store and starts the capture writer.
     pub async fn start(config: Config) -> Result<(Arc<Gateway>, WriterHandle), RunError> {
         let db = config.capture.db.clone();
+        let cipher = (config.privacy.store_key.as_ref())
+            .map(|(key, id)| crate::capture::vault::Vault::new(key, id));
         let store: Arc<dyn Store> = Arc::new(
-            tokio::task::spawn_blocking(move || SqliteStore::open(&db))
+            tokio::task::spawn_blocking(move || SqliteStore::open_with(&db, cipher))
                 .await
                 .map_err(|e| RunError::Io(std::io::Error::other(e)))??,
         );

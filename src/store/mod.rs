@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub mod cipher;
 pub mod sqlite;
 
 #[derive(Debug, thiserror::Error)]

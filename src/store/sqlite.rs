@@ -14,12 +14,13 @@ mod insert;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::cipher;
 use super::{
     DatasetRow, EventRow, FeedbackInsert, FeedbackQuery, FeedbackRow, InteractionRow, ListQuery,
     PurgeCutoffs, RegistryWrite, Removed, RolloutRow, RouteRow, RoutingSnapshot, ScanQuery,
     Scanned, Stats, Store, StoreError, VersionRow, VersionStats,
 };
-use crate::capture::vault::Sealed;
+use crate::capture::vault::{Sealed, Vault};
 
 /// Versioned schema changes, applied in order, each once, each in a transaction.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -67,6 +68,9 @@ pub struct SqliteStore {
     path: std::path::PathBuf,
     writer: Mutex<WriterConn>,
     reader: Mutex<Connection>,
+    /// Seals the user-text columns when `privacy.encrypt_at_rest` is on (see
+    /// [`super::cipher`]).
+    cipher: Option<Vault>,
 }
 
 /// The writer connection and the capture inserts prepared on it (on first
@@ -100,6 +104,11 @@ impl std::ops::DerefMut for WriterConn {
 impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, None)
+    }
+
+    /// [`SqliteStore::open`], with the user-text columns sealed by `cipher`.
+    pub fn open_with(path: &Path, cipher: Option<Vault>) -> Result<SqliteStore, StoreError> {
         let open_err = |e: rusqlite::Error| StoreError::Open {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -149,6 +158,7 @@ impl SqliteStore {
                 conn: writer,
             }),
             reader: Mutex::new(reader),
+            cipher,
         })
     }
 
@@ -369,12 +379,13 @@ fn rollout_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<RolloutRow> {
 
 const FEEDBACK_COLUMNS: &str = "id, interaction_id, created_at_ms, route, version, type, value, label, score, scale_min, scale_max, app, user_hash, metadata, idempotency_key, request_hash";
 
-fn feedback_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedbackRow> {
-    let value: String = r.get(6)?;
+fn feedback_from(r: &rusqlite::Row<'_>, vault: Option<&Vault>) -> rusqlite::Result<FeedbackRow> {
+    let id: String = r.get(0)?;
+    let value = cipher::text_at(r, 6, vault, &id, "value")?.unwrap_or_default();
     let scale: (Option<f64>, Option<f64>) = (r.get(9)?, r.get(10)?);
-    let metadata: Option<String> = r.get(13)?;
+    let metadata = cipher::text_at(r, 13, vault, &id, "metadata")?;
     Ok(FeedbackRow {
-        id: r.get(0)?,
+        id,
         interaction_id: r.get(1)?,
         created_at_ms: r.get(2)?,
         route: r.get(3)?,
@@ -397,10 +408,15 @@ fn feedback_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedbackRow> {
     })
 }
 
-fn row_from(r: &rusqlite::Row<'_>, with_bodies: bool) -> rusqlite::Result<InteractionRow> {
-    let metadata: Option<String> = r.get(23)?;
+fn row_from(
+    r: &rusqlite::Row<'_>,
+    with_bodies: bool,
+    vault: Option<&Vault>,
+) -> rusqlite::Result<InteractionRow> {
+    let id: String = r.get(0)?;
+    let metadata = cipher::text_at(r, 23, vault, &id, "metadata")?;
+    let error = cipher::text_at(r, 24, vault, &id, "error")?;
     let mut row = InteractionRow {
-        id: r.get(0)?,
         created_at_ms: r.get(1)?,
         endpoint: Cow::Owned(r.get(2)?),
         method: Cow::Owned(r.get(3)?),
@@ -426,16 +442,17 @@ fn row_from(r: &rusqlite::Row<'_>, with_bodies: bool) -> rusqlite::Result<Intera
         metadata: metadata
             .and_then(|m| serde_json::from_str(&m).ok())
             .unwrap_or_default(),
-        error: r.get(24)?,
+        error,
         redaction: Cow::Owned(r.get(25)?),
         pii_found: r.get(26)?,
         segment: r.get(27)?,
         ..Default::default()
     };
     if with_bodies {
-        row.request_body = r.get(28)?;
-        row.response_body = r.get(29)?;
+        row.request_body = cipher::text_at(r, 28, vault, &id, "request_body")?.unwrap_or_default();
+        row.response_body = cipher::text_at(r, 29, vault, &id, "response_body")?;
     }
+    row.id = id;
     Ok(row)
 }
 
@@ -472,11 +489,47 @@ fn metadata_json(row: &InteractionRow) -> Option<String> {
     }
 }
 
+/// A row's user-text columns as they are bound: as text, or sealed.
+#[derive(Default)]
+struct Stored {
+    metadata: Option<String>,
+    /// Request body, response body, metadata and error, sealed, when the
+    /// store encrypts at rest.
+    sealed: Option<[Option<Vec<u8>>; 4]>,
+}
+
+impl Stored {
+    fn of(row: &InteractionRow, vault: Option<&Vault>) -> Stored {
+        let metadata = metadata_json(row);
+        let sealed = vault.map(|v| {
+            let seal = |t: Option<&str>, column| t.map(|t| cipher::seal(v, t, &row.id, column));
+            [
+                seal(Some(&row.request_body), "request_body"),
+                seal(row.response_body.as_deref(), "response_body"),
+                seal(metadata.as_deref(), "metadata"),
+                seal(row.error.as_deref(), "error"),
+            ]
+        });
+        Stored { metadata, sealed }
+    }
+
+    /// The bound value of sealed column `i`, else `plain`.
+    fn value<'a>(&'a self, i: usize, plain: Option<&'a str>) -> insert::Value<'a> {
+        match &self.sealed {
+            Some(s) => s[i]
+                .as_deref()
+                .map_or(insert::Value::Null, insert::Value::Blob),
+            None => plain.into(),
+        }
+    }
+}
+
 /// One row's values, in [`insert_sql`]'s column order.
 fn row_values<'a>(
     row: &'a InteractionRow,
-    metadata: Option<&'a str>,
+    stored: &'a Stored,
 ) -> [insert::Value<'a>; INSERT_COLUMNS] {
+    let metadata = stored.metadata.as_deref();
     [
         (&row.id).into(),
         row.created_at_ms.into(),
@@ -501,13 +554,13 @@ fn row_values<'a>(
         row.app.as_deref().into(),
         row.user_hash.as_deref().into(),
         row.session_id.as_deref().into(),
-        metadata.into(),
-        row.error.as_deref().into(),
+        stored.value(2, metadata),
+        stored.value(3, row.error.as_deref()),
         (&row.redaction).into(),
         row.pii_found.into(),
         row.segment.as_deref().into(),
-        (&row.request_body).into(),
-        row.response_body.as_deref().into(),
+        stored.value(0, Some(&row.request_body)),
+        stored.value(1, row.response_body.as_deref()),
     ]
 }
 
@@ -531,18 +584,19 @@ impl Store for SqliteStore {
                 "INSERT OR IGNORE INTO raw_payloads (interaction_id, created_at_ms, key_id, nonce, ciphertext) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
+            let vault = self.cipher.as_ref();
             for chunk in chunks.by_ref() {
-                let metadata: Vec<Option<String>> = chunk.iter().map(metadata_json).collect();
+                let stored: Vec<Stored> = chunk.iter().map(|r| Stored::of(r, vault)).collect();
                 inserts.many.run(
                     chunk
                         .iter()
-                        .zip(&metadata)
-                        .flat_map(|(row, m)| row_values(row, m.as_deref())),
+                        .zip(&stored)
+                        .flat_map(|(row, st)| row_values(row, st)),
                 )?;
             }
             for row in chunks.remainder() {
-                let metadata = metadata_json(row);
-                inserts.one.run(row_values(row, metadata.as_deref()))?;
+                let stored = Stored::of(row, vault);
+                inserts.one.run(row_values(row, &stored))?;
             }
             for row in rows {
                 if let Some(raw) = &row.raw {
@@ -571,7 +625,7 @@ impl Store for SqliteStore {
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt
             .query_map(params![q.before, q.route, q.limit as i64, q.segment], |r| {
-                row_from(r, false)
+                row_from(r, false, self.cipher.as_ref())
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
@@ -584,7 +638,7 @@ impl Store for SqliteStore {
         );
         let row = conn
             .prepare_cached(&sql)?
-            .query_row(params![id], |r| row_from(r, true))
+            .query_row(params![id], |r| row_from(r, true, self.cipher.as_ref()))
             .optional()?;
         Ok(row)
     }
@@ -640,10 +694,9 @@ impl Store for SqliteStore {
             let sql = format!("SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE COALESCE(app, '') = ?1 AND idempotency_key = ?2");
             let existing = tx
                 .prepare_cached(&sql)?
-                .query_row(
-                    params![row.app.as_deref().unwrap_or(""), key],
-                    feedback_from,
-                )
+                .query_row(params![row.app.as_deref().unwrap_or(""), key], |r| {
+                    feedback_from(r, self.cipher.as_ref())
+                })
                 .optional()?;
             if let Some(existing) = existing {
                 return Ok(FeedbackInsert::Existing(Box::new(existing)));
@@ -651,6 +704,15 @@ impl Store for SqliteStore {
         }
         let metadata = (!row.metadata.is_empty())
             .then(|| serde_json::Value::Object(row.metadata.clone()).to_string());
+        let value = row.value.to_string();
+        let seal = |text: &str, column: &str| -> rusqlite::types::Value {
+            match &self.cipher {
+                Some(v) => rusqlite::types::Value::Blob(cipher::seal(v, text, &row.id, column)),
+                None => rusqlite::types::Value::Text(text.to_string()),
+            }
+        };
+        let value = seal(&value, "value");
+        let metadata = metadata.map(|m| seal(&m, "metadata"));
         tx.prepare_cached(
             &format!("INSERT INTO feedback ({FEEDBACK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
         )?
@@ -661,7 +723,7 @@ impl Store for SqliteStore {
                 row.route,
                 row.version,
                 row.kind,
-                row.value.to_string(),
+                value,
                 row.label,
                 row.score,
                 row.scale.map(|s| s[0]),
@@ -1001,43 +1063,36 @@ impl Store for SqliteStore {
     ) -> Result<BTreeMap<String, VersionStats>, StoreError> {
         let conn = self.reader();
         let mut out: BTreeMap<String, VersionStats> = BTreeMap::new();
-        let mut stmt = conn.prepare_cached(
-            "SELECT COALESCE(segment, ''), COUNT(*), COALESCE(SUM(status >= 500 OR outcome = 'timeout'), 0)
-             FROM interactions
-             WHERE route = ?1 AND version = ?2 AND created_at_ms >= ?3 AND outcome != 'client_closed'
-             GROUP BY 1",
-        )?;
-        let rows = stmt.query_map(params![route, version, since_ms], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (seg, requests, errors) = row?;
-            let s = out.entry(seg).or_default();
-            s.requests = requests as u64;
-            s.errors = errors as u64;
-        }
-        let mut stmt = conn.prepare_cached(
-            "SELECT COALESCE(i.segment, ''), COALESCE(SUM(f.label = 'up'), 0), COALESCE(SUM(f.label = 'down'), 0)
-             FROM feedback f JOIN interactions i ON i.id = f.interaction_id
-             WHERE f.route = ?1 AND f.version = ?2 AND f.type = 'thumbs' AND f.created_at_ms >= ?3
-             GROUP BY 1",
-        )?;
-        let rows = stmt.query_map(params![route, version, since_ms], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (seg, up, down) = row?;
-            let s = out.entry(seg).or_default();
-            s.thumbs_up = up as u64;
-            s.thumbs_down = down as u64;
+        // Each query answers (segment, a, b) rows; `set` puts a and b in place.
+        let queries: [(&str, fn(&mut VersionStats, u64, u64)); 2] = [
+            (
+                "SELECT COALESCE(segment, ''), COUNT(*), COALESCE(SUM(status >= 500 OR outcome = 'timeout'), 0)
+                 FROM interactions
+                 WHERE route = ?1 AND version = ?2 AND created_at_ms >= ?3 AND outcome != 'client_closed'
+                 GROUP BY 1",
+                |s, requests, errors| (s.requests, s.errors) = (requests, errors),
+            ),
+            (
+                "SELECT COALESCE(i.segment, ''), COALESCE(SUM(f.label = 'up'), 0), COALESCE(SUM(f.label = 'down'), 0)
+                 FROM feedback f JOIN interactions i ON i.id = f.interaction_id
+                 WHERE f.route = ?1 AND f.version = ?2 AND f.type = 'thumbs' AND f.created_at_ms >= ?3
+                 GROUP BY 1",
+                |s, up, down| (s.thumbs_up, s.thumbs_down) = (up, down),
+            ),
+        ];
+        for (sql, set) in queries {
+            let mut stmt = conn.prepare_cached(sql)?;
+            let rows = stmt.query_map(params![route, version, since_ms], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            for row in rows {
+                let (seg, a, b) = row?;
+                set(out.entry(seg).or_default(), a as u64, b as u64);
+            }
         }
         Ok(out)
     }
@@ -1101,7 +1156,7 @@ impl Store for SqliteStore {
                     q.interaction_id,
                     q.limit as i64
                 ],
-                feedback_from,
+                |r| feedback_from(r, self.cipher.as_ref()),
             )?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
@@ -1133,12 +1188,12 @@ impl Store for SqliteStore {
         ))?;
         let mut frows = fstmt.query(params![q.route])?;
         let mut pending = match frows.next()? {
-            Some(r) => Some(feedback_from(r)?),
+            Some(r) => Some(feedback_from(r, self.cipher.as_ref())?),
             None => None,
         };
         let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
         while let Some(r) = rows.next()? {
-            let interaction = row_from(r, true)?;
+            let interaction = row_from(r, true, self.cipher.as_ref())?;
             let mut feedback = Vec::new();
             while let Some(f) = pending.take() {
                 if f.interaction_id.as_str() > interaction.id.as_str() {
@@ -1149,7 +1204,7 @@ impl Store for SqliteStore {
                     feedback.push(f);
                 }
                 pending = match frows.next()? {
-                    Some(r) => Some(feedback_from(r)?),
+                    Some(r) => Some(feedback_from(r, self.cipher.as_ref())?),
                     None => None,
                 };
             }
@@ -1175,14 +1230,14 @@ impl Store for SqliteStore {
             let mut fstmt = tx.prepare_cached(&format!(
                 "SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE interaction_id IN (SELECT value FROM json_each(?1))"
             ))?;
-            for f in fstmt.query_map(params![list], feedback_from)? {
+            for f in fstmt.query_map(params![list], |r| feedback_from(r, self.cipher.as_ref()))? {
                 let f = f?;
                 by_id.entry(f.interaction_id.clone()).or_default().push(f);
             }
             let mut stmt = tx.prepare_cached(&format!(
                 "SELECT {COLUMNS}, request_body, response_body FROM interactions WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id"
             ))?;
-            for row in stmt.query_map(params![list], |r| row_from(r, true))? {
+            for row in stmt.query_map(params![list], |r| row_from(r, true, self.cipher.as_ref()))? {
                 let interaction = row?;
                 let mut feedback = by_id.remove(&interaction.id).unwrap_or_default();
                 sort_feedback(&mut feedback);
@@ -1369,6 +1424,80 @@ mod tests {
             let got = store.get_interaction(&want.id).unwrap().unwrap();
             assert_eq!(got, want, "row {i}");
         }
+    }
+
+    /// With a store key, the user-text columns are sealed: the file holds
+    /// none of their text, rows read back as written, rows written before
+    /// encryption was on still read, and without the key a sealed row is an
+    /// error that says what is missing rather than garbage.
+    #[test]
+    fn encrypted_columns_round_trip_and_leave_no_text_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        let vault = || Some(Vault::new(&[9; 32], "s1"));
+        let marker = "ultramarine-otter-5521";
+        let sealed_row = |i: usize| InteractionRow {
+            request_body: format!("{{\"content\":\"{marker} request {i}\"}}"),
+            response_body: Some(format!("{marker} answer {i}")),
+            metadata: [("note".into(), format!("{marker} meta"))].into(),
+            error: (i % 2 == 0).then(|| format!("{marker} error")),
+            ..row(&format!("{i:03}"), "r")
+        };
+        // A row from before encryption was turned on.
+        let plain = SqliteStore::open(&path).unwrap();
+        plain.insert_interactions(&[row("000", "r")]).unwrap();
+        drop(plain);
+        let store = SqliteStore::open_with(&path, vault()).unwrap();
+        let rows: Vec<InteractionRow> = (1..=ROWS_PER_INSERT + 3).map(sealed_row).collect();
+        store.insert_interactions(&rows).unwrap();
+        let fb = FeedbackRow {
+            id: "f1".into(),
+            interaction_id: "001".into(),
+            kind: "comment".into(),
+            value: serde_json::json!(format!("{marker} comment")),
+            metadata: serde_json::json!({"m": marker})
+                .as_object()
+                .unwrap()
+                .clone(),
+            ..Default::default()
+        };
+        store.insert_feedback(&fb).unwrap();
+        for want in &rows {
+            assert_eq!(&store.get_interaction(&want.id).unwrap().unwrap(), want);
+        }
+        assert_eq!(
+            store.get_interaction("000").unwrap().unwrap(),
+            row("000", "r")
+        );
+        let got = store
+            .list_feedback(&FeedbackQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(got[0].value, fb.value);
+        assert_eq!(got[0].metadata, fb.metadata);
+        let mut scanned = 0;
+        store
+            .scan(&ScanQuery::default(), &mut |s| {
+                scanned += 1;
+                assert!(s.interaction.id == "000" || s.interaction.request_body.contains(marker));
+                true
+            })
+            .unwrap();
+        assert_eq!(scanned, rows.len() + 1);
+        drop(store);
+        let mut bytes = Vec::new();
+        for suffix in ["", "-wal"] {
+            bytes.extend(std::fs::read(format!("{}{suffix}", path.display())).unwrap_or_default());
+        }
+        assert!(!bytes.windows(marker.len()).any(|w| w == marker.as_bytes()));
+
+        let keyless = SqliteStore::open(&path).unwrap();
+        let err = keyless.get_interaction("001").unwrap_err().to_string();
+        assert!(err.contains("encrypt_at_rest"), "{err}");
+        let wrong = SqliteStore::open_with(&path, Some(Vault::new(&[1; 32], "s1"))).unwrap();
+        assert!(wrong.get_interaction("001").is_err());
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub(super) enum Value<'a> {
     Integer(i64),
     Real(f64),
     Text(&'a str),
+    Blob(&'a [u8]),
 }
 
 impl<'a, S: AsRef<str> + ?Sized> From<&'a S> for Value<'a> {
@@ -108,7 +109,7 @@ impl Insert {
                 result = Err(rusqlite::Error::InvalidParameterCount(i + 1, i));
                 break;
             };
-            // SAFETY: `stmt` is a live statement; a text is read in place
+            // SAFETY: `stmt` is a live statement; a text or blob is read in place
             // until the reset below, and `values` outlives this call.
             let rc = unsafe {
                 match value {
@@ -122,6 +123,13 @@ impl Insert {
                         s.len() as u64,
                         ffi::SQLITE_STATIC(),
                         ffi::SQLITE_UTF8 as u8,
+                    ),
+                    Value::Blob(b) => ffi::sqlite3_bind_blob64(
+                        stmt,
+                        index,
+                        b.as_ptr().cast(),
+                        b.len() as u64,
+                        ffi::SQLITE_STATIC(),
                     ),
                 }
             };
