@@ -552,3 +552,50 @@ async fn a_failed_canary_call_is_retried_on_stable_and_counted_against_the_canar
     assert_eq!(live["live"]["canary"]["errors"], 10, "{live}");
     assert_eq!(live["live"]["stable"]["requests"], 10, "{live}");
 }
+
+/// The canary's live share as `models list` reports it.
+async fn canary_percent(gw: &Gw, version: &str) -> f64 {
+    let models = gw.admin("/admin/v1/models").await;
+    models["data"][0]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == version)
+        .unwrap()["traffic_percent"]
+        .as_f64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn resuming_after_a_hand_raised_weight_never_lowers_it() {
+    let m = mock().await;
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &routes(&m), &[]).await;
+    register(&gw, &m, "v2", "new-model").await;
+    let plan = json!({"steps": [{"weight_percent": 10, "min_duration_secs": 1},
+                                {"weight_percent": 50, "min_duration_secs": 600}],
+                      "min_requests_to_judge": 1000000, "min_feedback_to_judge": 1000000});
+    let id = start_rollout(&gw, "v2", plan).await;
+    let r = admin_post(
+        &gw,
+        &format!("/admin/v1/rollouts/{id}/weight"),
+        json!({"weight_percent": 60}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = admin_post(&gw, &format!("/admin/v1/rollouts/{id}/resume"), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let v = gw.admin(&format!("/admin/v1/rollouts/{id}")).await;
+        if v["step"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never advanced: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        canary_percent(&gw, "v2").await,
+        60.0,
+        "advancing to the 50% step moved callers back to stable"
+    );
+}

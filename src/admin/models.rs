@@ -179,6 +179,7 @@ fn rollout_json(store: &dyn Store, r: &RolloutRow) -> Result<Value, RegistryErro
     let plan: Option<Plan> = serde_json::from_value(r.plan.clone()).ok();
     if let Some(plan) = plan.filter(|_| matches!(r.status.as_str(), "running" | "paused")) {
         let obs = driver::observe(store, r)?;
+        let weight_bp = driver::live_weight_bp(&store.load_routing()?, r);
         let step = plan.steps.get(r.step.max(0) as usize);
         let now = crate::capture::retention::now_ms();
         v["live"] = json!({
@@ -190,7 +191,7 @@ fn rollout_json(store: &dyn Store, r: &RolloutRow) -> Result<Value, RegistryErro
             "min_requests": step.map(|s| s.min_requests),
             "canary": obs.canary,
             "stable": obs.stable,
-            "decision": describe(&crate::rollout::decide::decide(&plan, &driver::state_of(r), &obs, now)),
+            "decision": describe(&crate::rollout::decide::decide(&plan, &driver::state_of(r, weight_bp), &obs, now)),
         });
     }
     v["object"] = json!("rollout");

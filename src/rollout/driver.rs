@@ -16,7 +16,9 @@ use super::decide::{decide, Action, Observations, Observed, Plan, RolloutState, 
 use crate::capture::retention::now_ms;
 use crate::proxy::server::Gateway;
 use crate::registry::{event, find, RegistryError};
-use crate::store::{RegistryWrite, RolloutRow, Store, VersionStats, VersionUpdate};
+use crate::store::{
+    RegistryWrite, RolloutRow, RoutingSnapshot, Store, VersionStats, VersionUpdate,
+};
 
 fn bp(weight_percent: f64) -> i64 {
     (weight_percent * 100.0).round().clamp(0.0, 10_000.0) as i64
@@ -32,13 +34,23 @@ fn status_of(s: &str) -> Status {
     }
 }
 
-/// The decision's view of a stored rollout.
-pub fn state_of(r: &RolloutRow) -> RolloutState {
+/// The decision's view of a stored rollout whose canary has `weight_bp`.
+pub fn state_of(r: &RolloutRow, weight_bp: i64) -> RolloutState {
     RolloutState {
         status: status_of(&r.status),
         step: r.step.max(0) as usize,
         step_started_ms: r.step_started_ms,
+        weight_percent: weight_bp as f64 / 100.0,
     }
+}
+
+/// The canary's live weight in basis points, as the registry holds it; 0 if
+/// the canary is no longer in the snapshot.
+pub fn live_weight_bp(snap: &RoutingSnapshot, r: &RolloutRow) -> i64 {
+    snap.versions
+        .iter()
+        .find(|v| v.route == r.route && v.name == r.canary)
+        .map_or(0, |v| v.weight_bp)
 }
 
 /// Starts a rollout of an approved version against the route's stable one.
@@ -288,7 +300,14 @@ pub fn observe(store: &dyn Store, r: &RolloutRow) -> Result<Observations, Regist
 /// rollouts it ended (promoted or rolled back).
 pub fn tick(store: &dyn Store, now: i64) -> Result<Vec<RolloutRow>, RegistryError> {
     let mut ended = Vec::new();
-    for r in store.list_rollouts(None, true)? {
+    let rollouts = store.list_rollouts(None, true)?;
+    if rollouts.is_empty() {
+        return Ok(ended);
+    }
+    // One snapshot serves every rollout: each is on a route of its own, so
+    // applying one rollout's decision changes no weight another one reads.
+    let snap = store.load_routing()?;
+    for r in rollouts {
         let plan: Plan = match serde_json::from_value(r.plan.clone()) {
             Ok(p) => p,
             Err(e) => {
@@ -296,7 +315,7 @@ pub fn tick(store: &dyn Store, now: i64) -> Result<Vec<RolloutRow>, RegistryErro
                 continue;
             }
         };
-        let state = state_of(&r);
+        let state = state_of(&r, live_weight_bp(&snap, &r));
         let obs = observe(store, &r)?;
         match decide(&plan, &state, &obs, now) {
             Action::Hold { .. } => {}
