@@ -599,3 +599,51 @@ async fn resuming_after_a_hand_raised_weight_never_lowers_it() {
         "advancing to the 50% step moved callers back to stable"
     );
 }
+
+/// Runs the CLI against `gw` with the admin token; blocking, so call it from
+/// `spawn_blocking`.
+fn cli(url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_flywheel"))
+        .args(args)
+        .env("FLYWHEEL_URL", url)
+        .env("FLYWHEEL_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn status_shows_the_live_weight_after_set_weight() {
+    let m = mock().await;
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &routes(&m), &[]).await;
+    register(&gw, &m, "v2", "new-model").await;
+    let plan = json!({"steps": [{"weight_percent": 10, "min_duration_secs": 600}]});
+    let id = start_rollout(&gw, "v2", plan).await;
+    let url = gw.url.clone();
+    let rid = id.clone();
+    let (set, human, as_json) = tokio::task::spawn_blocking(move || {
+        (
+            cli(&url, &["rollout", "set-weight", &rid, "25"]),
+            cli(&url, &["rollout", "status"]),
+            cli(&url, &["rollout", "status", &rid, "--json"]),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    assert_eq!(canary_percent(&gw, "v2").await, 25.0);
+    let human = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        human.contains("step 1/1 at 25.0%") && human.contains("10.0%"),
+        "status shows the live weight and the step's: {human}"
+    );
+    let v: Value = serde_json::from_slice(&as_json.stdout).unwrap();
+    assert_eq!(v["live"]["weight_percent"], 25.0, "{v}");
+    assert_eq!(v["live"]["step_weight_percent"], 10.0, "{v}");
+    let api = gw.admin(&format!("/admin/v1/rollouts/{id}")).await;
+    assert_eq!(api["live"]["weight_percent"], 25.0, "{api}");
+    assert_eq!(api["live"]["step_weight_percent"], 10.0, "{api}");
+}

@@ -185,7 +185,10 @@ fn rollout_json(store: &dyn Store, r: &RolloutRow) -> Result<Value, RegistryErro
         v["live"] = json!({
             "step": r.step + 1,
             "steps": plan.steps.len(),
-            "weight_percent": step.map(|s| s.weight_percent),
+            // The live weight is what callers get; it differs from the
+            // step's after an operator sets one by hand.
+            "weight_percent": weight_bp as f64 / 100.0,
+            "step_weight_percent": step.map(|s| s.weight_percent),
             "elapsed_secs": (now - r.step_started_ms).max(0) / 1000,
             "min_duration_secs": step.map(|s| s.min_duration_secs),
             "min_requests": step.map(|s| s.min_requests),
