@@ -647,3 +647,83 @@ async fn status_shows_the_live_weight_after_set_weight() {
     assert_eq!(api["live"]["weight_percent"], 25.0, "{api}");
     assert_eq!(api["live"]["step_weight_percent"], 10.0, "{api}");
 }
+
+#[tokio::test]
+async fn operators_can_name_a_rollout_by_its_route() {
+    let m = mock().await;
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &routes(&m), &[]).await;
+    register(&gw, &m, "v2", "new-model").await;
+    let plan = json!({"steps": [{"weight_percent": 10, "min_duration_secs": 600}]});
+    let id = start_rollout(&gw, "v2", plan).await;
+
+    let shown = gw.admin("/admin/v1/rollouts/bot").await;
+    assert_eq!(shown["id"], id.as_str(), "{shown}");
+    let r = admin_post(
+        &gw,
+        "/admin/v1/rollouts/bot/weight",
+        json!({"weight_percent": 30}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["id"].clone()),
+        (200, json!(id)),
+        "{}",
+        r.text()
+    );
+    assert_eq!(canary_percent(&gw, "v2").await, 30.0);
+
+    let url = gw.url.clone();
+    let outs = tokio::task::spawn_blocking(move || {
+        [
+            cli(&url, &["rollout", "resume", "bot"]),
+            cli(&url, &["rollout", "pause", "bot"]),
+            cli(&url, &["rollout", "status", "bot", "--json"]),
+            cli(&url, &["rollout", "set-weight", "bot", "40"]),
+            cli(&url, &["rollout", "pause", "support-bot"]),
+            cli(&url, &["rollout", "abort", "bot"]),
+            cli(&url, &["rollout", "promote", "bot"]),
+        ]
+    })
+    .await
+    .unwrap();
+    for (i, o) in outs.iter().enumerate().take(4) {
+        assert!(
+            o.status.success(),
+            "command {i}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let status: Value = serde_json::from_slice(&outs[2].stdout).unwrap();
+    assert_eq!(
+        (status["id"].as_str(), status["status"].as_str()),
+        (Some(id.as_str()), Some("paused"))
+    );
+    let set = String::from_utf8_lossy(&outs[3].stdout);
+    assert!(set.contains("at 40.0%"), "{set}");
+
+    let unknown = String::from_utf8_lossy(&outs[4].stderr);
+    assert_eq!(outs[4].status.code(), Some(1), "{unknown}");
+    assert!(
+        unknown.contains("support-bot") && unknown.contains("flywheel rollout status"),
+        "says the name matched nothing and how to list rollouts: {unknown}"
+    );
+    assert!(
+        outs[5].status.success(),
+        "{}",
+        String::from_utf8_lossy(&outs[5].stderr)
+    );
+    let ended = String::from_utf8_lossy(&outs[6].stderr);
+    assert_eq!(outs[6].status.code(), Some(1), "{ended}");
+    assert!(
+        ended.contains("no active rollout") && ended.contains("--route bot"),
+        "a route whose rollout ended says so: {ended}"
+    );
+    let api = gw
+        .get(
+            "/admin/v1/rollouts/nothing-here",
+            &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+        )
+        .await;
+    assert_eq!(api.status, 404);
+    assert_eq!(api.json()["error"]["code"], "not_found", "{}", api.text());
+}

@@ -218,14 +218,11 @@ pub async fn list_rollouts(gw: &Arc<Gateway>, query: &HashMap<String, String>) -
     }
 }
 
-/// `GET /admin/v1/rollouts/{id}`
+/// `GET /admin/v1/rollouts/{id}`; `{id}` may also be a route with one
+/// active rollout.
 pub async fn show_rollout(gw: &Arc<Gateway>, id: &str) -> Resp {
     let id = id.to_string();
-    let found = act(gw, move |s| match s.get_rollout(&id)? {
-        Some(r) => rollout_json(s, &r),
-        None => Err(RegistryError::NotFound(format!("no rollout with id {id}"))),
-    })
-    .await;
+    let found = act(gw, move |s| rollout_json(s, &driver::resolve(s, &id)?)).await;
     match found {
         Ok(v) => json_response(StatusCode::OK, &v),
         Err(r) => r,
@@ -267,7 +264,8 @@ pub async fn start_rollout(gw: &Arc<Gateway>, body: ClientBody) -> Resp {
     }
 }
 
-/// `POST /admin/v1/rollouts/{id}/{pause|resume|promote|abort|weight}`.
+/// `POST /admin/v1/rollouts/{id}/{pause|resume|promote|abort|weight}`;
+/// `{id}` may also be a route with one active rollout.
 pub async fn command(gw: &Arc<Gateway>, id: &str, op: &str, body: ClientBody) -> Resp {
     let v = match read_json(gw, body).await {
         Ok(v) => v,

@@ -132,20 +132,52 @@ pub enum Command {
     Abort(String),
 }
 
-fn get_active(store: &dyn Store, id: &str) -> Result<RolloutRow, RegistryError> {
-    let r = store
-        .get_rollout(id)?
-        .ok_or_else(|| RegistryError::NotFound(format!("no rollout with id {id}")))?;
+/// Finds a rollout by its id, or by its route's name where that route has
+/// one active rollout: operators know a rollout by the route it changes,
+/// and a route has at most one active rollout at a time.
+pub fn resolve(store: &dyn Store, id_or_route: &str) -> Result<RolloutRow, RegistryError> {
+    if let Some(r) = store.get_rollout(id_or_route)? {
+        return Ok(r);
+    }
+    let key = id_or_route;
+    let mut active = store.list_rollouts(Some(key), true)?;
+    match active.len() {
+        1 => return Ok(active.remove(0)),
+        0 => {}
+        // start() refuses a second active rollout on a route, so this is a
+        // database written by something else; naming the ids lets the
+        // operator pick one.
+        n => {
+            let ids: Vec<&str> = active.iter().map(|r| r.id.as_str()).collect();
+            return Err(RegistryError::Conflict(format!(
+                "route {key} has {n} active rollouts ({}); name one by its id",
+                ids.join(", ")
+            )));
+        }
+    }
+    if store.list_rollouts(Some(key), false)?.is_empty() {
+        Err(RegistryError::NotFound(format!(
+            "no rollout with id or route {key}; list rollouts with `flywheel rollout status` (GET /admin/v1/rollouts)"
+        )))
+    } else {
+        Err(RegistryError::NotFound(format!(
+            "route {key} has no active rollout; see its past ones with `flywheel rollout status --route {key}` or name one by its id"
+        )))
+    }
+}
+
+fn get_active(store: &dyn Store, id_or_route: &str) -> Result<RolloutRow, RegistryError> {
+    let r = resolve(store, id_or_route)?;
     if status_of(&r.status).is_terminal() {
         return Err(RegistryError::Conflict(format!(
-            "rollout {id} has already ended ({})",
-            r.status
+            "rollout {} has already ended ({})",
+            r.id, r.status
         )));
     }
     Ok(r)
 }
 
-/// Applies an operator's command.
+/// Applies an operator's command to the rollout named by id or route.
 pub fn command(
     store: &dyn Store,
     id: &str,
