@@ -727,3 +727,42 @@ async fn operators_can_name_a_rollout_by_its_route() {
     assert_eq!(api.status, 404);
     assert_eq!(api.json()["error"]["code"], "not_found", "{}", api.text());
 }
+
+#[tokio::test]
+async fn a_second_start_names_the_active_rollout_and_how_to_act_on_it() {
+    let m = mock().await;
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &routes(&m), &[]).await;
+    register(&gw, &m, "v2", "new-model").await;
+    register(&gw, &m, "v3", "new-model").await;
+    let plan = json!({"steps": [{"weight_percent": 10, "min_duration_secs": 600},
+                                {"weight_percent": 100, "min_duration_secs": 600}]});
+    let id = start_rollout(&gw, "v2", plan).await;
+    for version in ["v2", "v3"] {
+        let again = admin_post(
+            &gw,
+            "/admin/v1/rollouts",
+            json!({"route": "bot", "version": version}),
+        )
+        .await;
+        assert_eq!(again.status, 409, "{}", again.text());
+        let msg = again.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for want in [
+            id.as_str(),
+            "running",
+            "step 1/2",
+            "10%",
+            "flywheel rollout pause bot",
+            "promote",
+            "abort",
+        ] {
+            assert!(
+                msg.contains(want),
+                "starting {version}: {want:?} missing in {msg}"
+            );
+        }
+        assert!(!msg.contains("only an approved version"), "{msg}");
+    }
+}

@@ -62,6 +62,13 @@ pub fn start(
     actor: &str,
 ) -> Result<RolloutRow, RegistryError> {
     plan.validate().map_err(RegistryError::Invalid)?;
+    // The active rollout is checked first: once it runs, its canary is no
+    // longer "approved", and a message about that state would hide the
+    // real obstacle and what to do about it.
+    let snap = store.load_routing()?;
+    if let Some(active) = store.list_rollouts(Some(route), true)?.first() {
+        return Err(RegistryError::Conflict(already_active(&snap, active)));
+    }
     let canary = find(store, route, version)?;
     if canary.state != "approved" {
         return Err(RegistryError::Conflict(format!(
@@ -69,7 +76,6 @@ pub fn start(
             canary.state
         )));
     }
-    let snap = store.load_routing()?;
     let stable = snap
         .versions
         .iter()
@@ -79,12 +85,6 @@ pub fn start(
                 "route {route} has no stable version to compare against"
             ))
         })?;
-    if let Some(active) = store.list_rollouts(Some(route), true)?.first() {
-        return Err(RegistryError::Conflict(format!(
-            "route {route} already has rollout {} ({}); promote or abort it first",
-            active.id, active.status
-        )));
-    }
     let now = now_ms();
     let first = plan.steps[0].weight_percent;
     let row = RolloutRow {
@@ -119,6 +119,23 @@ pub fn start(
         ..Default::default()
     })?;
     Ok(row)
+}
+
+/// Why a route cannot start another rollout: the active one, where it is,
+/// and the commands that act on it.
+fn already_active(snap: &RoutingSnapshot, r: &RolloutRow) -> String {
+    let steps = serde_json::from_value::<Plan>(r.plan.clone()).map_or(0, |p| p.steps.len());
+    let weight = live_weight_bp(snap, r) as f64 / 100.0;
+    let route = &r.route;
+    format!(
+        "route {route} already has an active rollout {}: {} {} at step {}/{steps}, {weight}% of traffic; \
+         act on it with `flywheel rollout pause {route}` (or resume, set-weight {route} N, promote, abort) \
+         and start a new one once it has ended",
+        r.id,
+        r.canary,
+        r.status,
+        r.step + 1
+    )
 }
 
 /// What an operator can do to a rollout at any time.
