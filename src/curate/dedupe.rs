@@ -100,8 +100,9 @@ const MAX_BUCKET_WALK: usize = 16;
 /// Signatures of kept records and their LSH buckets, laid out flat: per kept
 /// record its 64-byte signature, 16 chain links and a share of the bucket-head
 /// table, about 0.2 KB. Bucket heads live in one table whose size is fixed up
-/// front from the expected number of records (several band keys may share a
-/// head slot; a walk skips members whose band differs).
+/// front from the expected number of records, a sixteenth of it per band
+/// (several keys of one band may share a head slot; a walk skips members
+/// whose band differs).
 pub(crate) struct NearIndex {
     sigs: Vec<Signature>,
     /// Head slot -> the newest kept record whose band key maps there.
@@ -128,8 +129,14 @@ impl NearIndex {
         }
     }
 
+    /// The head slot of a band key. Each band has a range of slots of its
+    /// own: a chain is followed through the links of the band that put each
+    /// member there, so a slot shared by two bands would send the walk from
+    /// a member of the other band into a different chain, and a record could
+    /// be lost even to a copy of itself.
     fn slot(&self, band: usize, sig: &Signature) -> usize {
-        (band_key(band, sig) as usize) & (self.heads.len() - 1)
+        let per_band = self.heads.len() / BANDS;
+        band * per_band + (band_key(band, sig) as usize & (per_band - 1))
     }
 
     /// Index of a kept signature with estimated Jaccard >= threshold.
@@ -209,6 +216,35 @@ mod tests {
         assert_eq!(
             idx.find(&signature("an unrelated question on tax"), 0.5),
             None
+        );
+    }
+
+    #[test]
+    fn index_finds_every_kept_record_again() {
+        // Sized as a build sizes it, for the rows it reads; each kept record
+        // fills 16 bucket chains, so chains of different bands share head
+        // slots. A record must still be found by a copy of itself.
+        let n = 20_000;
+        let mut idx = NearIndex::with_rows(n);
+        let sigs: Vec<Signature> = (0..n as u64)
+            .map(|i| {
+                let words: Vec<String> = (0..12)
+                    .map(|k| format!("w{:x}", splitmix64(i * 12 + k)))
+                    .collect();
+                signature(&words.join(" "))
+            })
+            .collect();
+        for s in &sigs {
+            idx.insert(*s);
+        }
+        let lost: Vec<usize> = (0..n)
+            .filter(|&i| idx.find(&sigs[i], 0.9) != Some(i))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "{} of {n} not found: {:?}",
+            lost.len(),
+            &lost[..lost.len().min(5)]
         );
     }
 
