@@ -475,7 +475,7 @@ pub enum RolloutCommand {
     Status {
         #[command(flatten)]
         gateway: GatewayArgs,
-        /// One rollout; default: every active one.
+        /// One rollout, by id or by its route's name; default: every active one.
         id: Option<String>,
         /// Only this route.
         #[arg(long)]
@@ -485,18 +485,21 @@ pub enum RolloutCommand {
     Pause {
         #[command(flatten)]
         gateway: GatewayArgs,
+        /// The rollout's id, or its route's name (a route has one active rollout).
         id: String,
     },
     /// Resume the plan; the current step's hold starts again.
     Resume {
         #[command(flatten)]
         gateway: GatewayArgs,
+        /// The rollout's id, or its route's name (a route has one active rollout).
         id: String,
     },
     /// Set the canary's share by hand (pauses the plan).
     SetWeight {
         #[command(flatten)]
         gateway: GatewayArgs,
+        /// The rollout's id, or its route's name (a route has one active rollout).
         id: String,
         /// Percent of the route's traffic, 0 to 100.
         weight_percent: f64,
@@ -505,12 +508,14 @@ pub enum RolloutCommand {
     Promote {
         #[command(flatten)]
         gateway: GatewayArgs,
+        /// The rollout's id, or its route's name (a route has one active rollout).
         id: String,
     },
     /// Stop the rollout and take the canary out of traffic.
     Abort {
         #[command(flatten)]
         gateway: GatewayArgs,
+        /// The rollout's id, or its route's name (a route has one active rollout).
         id: String,
         /// Why (kept in the audit log).
         #[arg(long, default_value = "aborted by operator")]

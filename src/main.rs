@@ -641,11 +641,21 @@ fn rollout_line(v: &Value) -> String {
                 num(o, "thumbs_down")
             )
         };
+        // The live weight leads because it is what callers get; the step's
+        // own follows when an operator has set a different one by hand.
+        let (weight, step_weight) = (
+            num(live, "weight_percent"),
+            num(live, "step_weight_percent"),
+        );
+        let step_note = if weight == step_weight {
+            String::new()
+        } else {
+            format!(" (step's weight {step_weight}%)")
+        };
         line.push_str(&format!(
-            "\n  step {}/{} at {}% for {}s (hold {}s, {} requests)\n  canary: {}\n  stable: {}\n  next:   {}",
+            "\n  step {}/{} at {weight}%{step_note} for {}s (hold {}s, {} requests)\n  canary: {}\n  stable: {}\n  next:   {}",
             num(live, "step"),
             num(live, "steps"),
-            num(live, "weight_percent"),
             num(live, "elapsed_secs"),
             num(live, "min_duration_secs"),
             num(live, "min_requests"),

@@ -126,6 +126,39 @@ fn bad_config_exits_2_naming_the_key() {
     assert!(out.status.success());
 }
 
+/// A pod in a namespace with a Service named `flywheel` gets these from
+/// Kubernetes; the gateway starts anyway and says what it ignored.
+#[test]
+fn kubernetes_service_links_are_ignored_with_a_warning() {
+    let links = [
+        ("FLYWHEEL_PORT", "tcp://10.96.0.12:8080"),
+        ("FLYWHEEL_SERVICE_HOST", "10.96.0.12"),
+        ("FLYWHEEL_SERVICE_PORT", "8080"),
+        ("FLYWHEEL_PORT_8080_TCP", "tcp://10.96.0.12:8080"),
+        ("FLYWHEEL_PORT_8080_TCP_ADDR", "10.96.0.12"),
+        ("FLYWHEEL_PORT_8080_TCP_PORT", "8080"),
+        ("FLYWHEEL_PORT_8080_TCP_PROTO", "tcp"),
+    ];
+    let out = flywheel(&["config", "--upstream", "http://x/v1"], &links);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("FLYWHEEL_PORT_8080_TCP_ADDR") && stderr.contains("WARN"),
+        "{stderr}"
+    );
+    let out = flywheel(
+        &["config", "--upstream", "http://x/v1"],
+        &[("FLYWHEEL_CAPTURE_QUEUE_CAPACTY", "10")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("did you mean FLYWHEEL_CAPTURE_QUEUE_CAPACITY?"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn keys_hash_prints_sha256() {
     let out = flywheel(&["keys", "hash", "abc"], &[]);

@@ -626,4 +626,217 @@ async fn user_segments_are_recorded_filtered_and_compared() {
     .await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["counts"]["scanned"], 6, "{}", r.text());
+
+/// The canary's live share as `models list` reports it.
+async fn canary_percent(gw: &Gw, version: &str) -> f64 {
+    let models = gw.admin("/admin/v1/models").await;
+    models["data"][0]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == version)
+        .unwrap()["traffic_percent"]
+        .as_f64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn resuming_after_a_hand_raised_weight_never_lowers_it() {
+    let m = mock().await;
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &routes(&m), &[]).await;
+    register(&gw, &m, "v2", "new-model").await;
+    let plan = json!({"steps": [{"weight_percent": 10, "min_duration_secs": 1},
+                                {"weight_percent": 50, "min_duration_secs": 600}],
+                      "min_requests_to_judge": 1000000, "min_feedback_to_judge": 1000000});
+    let id = start_rollout(&gw, "v2", plan).await;
+    let r = admin_post(
+        &gw,
+        &format!("/admin/v1/rollouts/{id}/weight"),
+        json!({"weight_percent": 60}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = admin_post(&gw, &format!("/admin/v1/rollouts/{id}/resume"), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let v = gw.admin(&format!("/admin/v1/rollouts/{id}")).await;
+        if v["step"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never advanced: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        canary_percent(&gw, "v2").await,
+        60.0,
+        "advancing to the 50% step moved callers back to stable"
+    );
+}
+
+/// Runs the CLI against `gw` with the admin token; blocking, so call it from
+/// `spawn_blocking`.
+fn cli(url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_flywheel"))
+        .args(args)
+        .env("FLYWHEEL_URL", url)
+        .env("FLYWHEEL_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn status_shows_the_live_weight_after_set_weight() {
+    let m = mock().await;
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &routes(&m), &[]).await;
+    register(&gw, &m, "v2", "new-model").await;
+    let plan = json!({"steps": [{"weight_percent": 10, "min_duration_secs": 600}]});
+    let id = start_rollout(&gw, "v2", plan).await;
+    let url = gw.url.clone();
+    let rid = id.clone();
+    let (set, human, as_json) = tokio::task::spawn_blocking(move || {
+        (
+            cli(&url, &["rollout", "set-weight", &rid, "25"]),
+            cli(&url, &["rollout", "status"]),
+            cli(&url, &["rollout", "status", &rid, "--json"]),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    assert_eq!(canary_percent(&gw, "v2").await, 25.0);
+    let human = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        human.contains("step 1/1 at 25.0%") && human.contains("10.0%"),
+        "status shows the live weight and the step's: {human}"
+    );
+    let v: Value = serde_json::from_slice(&as_json.stdout).unwrap();
+    assert_eq!(v["live"]["weight_percent"], 25.0, "{v}");
+    assert_eq!(v["live"]["step_weight_percent"], 10.0, "{v}");
+    let api = gw.admin(&format!("/admin/v1/rollouts/{id}")).await;
+    assert_eq!(api["live"]["weight_percent"], 25.0, "{api}");
+    assert_eq!(api["live"]["step_weight_percent"], 10.0, "{api}");
+}
+
+#[tokio::test]
+async fn operators_can_name_a_rollout_by_its_route() {
+    let m = mock().await;
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &routes(&m), &[]).await;
+    register(&gw, &m, "v2", "new-model").await;
+    let plan = json!({"steps": [{"weight_percent": 10, "min_duration_secs": 600}]});
+    let id = start_rollout(&gw, "v2", plan).await;
+
+    let shown = gw.admin("/admin/v1/rollouts/bot").await;
+    assert_eq!(shown["id"], id.as_str(), "{shown}");
+    let r = admin_post(
+        &gw,
+        "/admin/v1/rollouts/bot/weight",
+        json!({"weight_percent": 30}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["id"].clone()),
+        (200, json!(id)),
+        "{}",
+        r.text()
+    );
+    assert_eq!(canary_percent(&gw, "v2").await, 30.0);
+
+    let url = gw.url.clone();
+    let outs = tokio::task::spawn_blocking(move || {
+        [
+            cli(&url, &["rollout", "resume", "bot"]),
+            cli(&url, &["rollout", "pause", "bot"]),
+            cli(&url, &["rollout", "status", "bot", "--json"]),
+            cli(&url, &["rollout", "set-weight", "bot", "40"]),
+            cli(&url, &["rollout", "pause", "support-bot"]),
+            cli(&url, &["rollout", "abort", "bot"]),
+            cli(&url, &["rollout", "promote", "bot"]),
+        ]
+    })
+    .await
+    .unwrap();
+    for (i, o) in outs.iter().enumerate().take(4) {
+        assert!(
+            o.status.success(),
+            "command {i}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let status: Value = serde_json::from_slice(&outs[2].stdout).unwrap();
+    assert_eq!(
+        (status["id"].as_str(), status["status"].as_str()),
+        (Some(id.as_str()), Some("paused"))
+    );
+    let set = String::from_utf8_lossy(&outs[3].stdout);
+    assert!(set.contains("at 40.0%"), "{set}");
+
+    let unknown = String::from_utf8_lossy(&outs[4].stderr);
+    assert_eq!(outs[4].status.code(), Some(1), "{unknown}");
+    assert!(
+        unknown.contains("support-bot") && unknown.contains("flywheel rollout status"),
+        "says the name matched nothing and how to list rollouts: {unknown}"
+    );
+    assert!(
+        outs[5].status.success(),
+        "{}",
+        String::from_utf8_lossy(&outs[5].stderr)
+    );
+    let ended = String::from_utf8_lossy(&outs[6].stderr);
+    assert_eq!(outs[6].status.code(), Some(1), "{ended}");
+    assert!(
+        ended.contains("no active rollout") && ended.contains("--route bot"),
+        "a route whose rollout ended says so: {ended}"
+    );
+    let api = gw
+        .get(
+            "/admin/v1/rollouts/nothing-here",
+            &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+        )
+        .await;
+    assert_eq!(api.status, 404);
+    assert_eq!(api.json()["error"]["code"], "not_found", "{}", api.text());
+}
+
+#[tokio::test]
+async fn a_second_start_names_the_active_rollout_and_how_to_act_on_it() {
+    let m = mock().await;
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &routes(&m), &[]).await;
+    register(&gw, &m, "v2", "new-model").await;
+    register(&gw, &m, "v3", "new-model").await;
+    let plan = json!({"steps": [{"weight_percent": 10, "min_duration_secs": 600},
+                                {"weight_percent": 100, "min_duration_secs": 600}]});
+    let id = start_rollout(&gw, "v2", plan).await;
+    for version in ["v2", "v3"] {
+        let again = admin_post(
+            &gw,
+            "/admin/v1/rollouts",
+            json!({"route": "bot", "version": version}),
+        )
+        .await;
+        assert_eq!(again.status, 409, "{}", again.text());
+        let msg = again.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for want in [
+            id.as_str(),
+            "running",
+            "step 1/2",
+            "10%",
+            "flywheel rollout pause bot",
+            "promote",
+            "abort",
+        ] {
+            assert!(
+                msg.contains(want),
+                "starting {version}: {want:?} missing in {msg}"
+            );
+        }
+        assert!(!msg.contains("only an approved version"), "{msg}");
+    }
 }

@@ -179,18 +179,22 @@ fn rollout_json(store: &dyn Store, r: &RolloutRow) -> Result<Value, RegistryErro
     let plan: Option<Plan> = serde_json::from_value(r.plan.clone()).ok();
     if let Some(plan) = plan.filter(|_| matches!(r.status.as_str(), "running" | "paused")) {
         let obs = driver::observe(store, r)?;
+        let weight_bp = driver::live_weight_bp(&store.load_routing()?, r);
         let step = plan.steps.get(r.step.max(0) as usize);
         let now = crate::capture::retention::now_ms();
         v["live"] = json!({
             "step": r.step + 1,
             "steps": plan.steps.len(),
-            "weight_percent": step.map(|s| s.weight_percent),
+            // The live weight is what callers get; it differs from the
+            // step's after an operator sets one by hand.
+            "weight_percent": weight_bp as f64 / 100.0,
+            "step_weight_percent": step.map(|s| s.weight_percent),
             "elapsed_secs": (now - r.step_started_ms).max(0) / 1000,
             "min_duration_secs": step.map(|s| s.min_duration_secs),
             "min_requests": step.map(|s| s.min_requests),
             "canary": obs.canary,
             "stable": obs.stable,
-            "decision": describe(&crate::rollout::decide::decide(&plan, &driver::state_of(r), &obs, now)),
+            "decision": describe(&crate::rollout::decide::decide(&plan, &driver::state_of(r, weight_bp), &obs, now)),
         });
         v["live"]["by_segment"] = segments_json(store, r)?;
     }
@@ -234,14 +238,11 @@ pub async fn list_rollouts(gw: &Arc<Gateway>, query: &HashMap<String, String>) -
     }
 }
 
-/// `GET /admin/v1/rollouts/{id}`
+/// `GET /admin/v1/rollouts/{id}`; `{id}` may also be a route with one
+/// active rollout.
 pub async fn show_rollout(gw: &Arc<Gateway>, id: &str) -> Resp {
     let id = id.to_string();
-    let found = act(gw, move |s| match s.get_rollout(&id)? {
-        Some(r) => rollout_json(s, &r),
-        None => Err(RegistryError::NotFound(format!("no rollout with id {id}"))),
-    })
-    .await;
+    let found = act(gw, move |s| rollout_json(s, &driver::resolve(s, &id)?)).await;
     match found {
         Ok(v) => json_response(StatusCode::OK, &v),
         Err(r) => r,
@@ -283,7 +284,8 @@ pub async fn start_rollout(gw: &Arc<Gateway>, body: ClientBody) -> Resp {
     }
 }
 
-/// `POST /admin/v1/rollouts/{id}/{pause|resume|promote|abort|weight}`.
+/// `POST /admin/v1/rollouts/{id}/{pause|resume|promote|abort|weight}`;
+/// `{id}` may also be a route with one active rollout.
 pub async fn command(gw: &Arc<Gateway>, id: &str, op: &str, body: ClientBody) -> Resp {
     let v = match read_json(gw, body).await {
         Ok(v) => v,

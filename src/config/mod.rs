@@ -12,8 +12,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod env_vars;
 #[cfg(test)]
 mod tests;
+
+pub(crate) use env_vars::env_names_ignored;
 
 /// A rejected configuration: which key, and how to fix it.
 #[derive(Debug, thiserror::Error)]
@@ -650,7 +653,14 @@ impl Config {
             }
             None => toml::Table::new(),
         };
-        apply_env(&mut table, env)?;
+        let ignored = apply_env(&mut table, env)?;
+        if !ignored.is_empty() {
+            tracing::warn!(
+                names = ?ignored,
+                sections = ?env_vars::section_names(),
+                "ignoring environment variables that start with FLYWHEEL_ but name no config key (Kubernetes service links look like this); an override is FLYWHEEL_<SECTION>_<KEY>"
+            );
+        }
         let raw: RawConfig =
             toml::Value::Table(table)
                 .try_into()
@@ -666,54 +676,35 @@ impl Config {
 
 /// Maps `FLYWHEEL_<SECTION>_<KEY>=value` onto `[section] key = value`. Section
 /// names contain no underscore, so the first one splits section from key. Values
-/// are read as TOML when they parse (numbers, booleans), else as strings.
-fn apply_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
-    const SECTIONS: &[&str] = &[
-        "server",
-        "upstream",
-        "capture",
-        "admin",
-        "auth",
-        "privacy",
-        "retention",
-        "datasets",
-    ];
+/// are read as TOML when they parse (numbers, booleans), else as strings. A
+/// name close to a real one is refused as a typo; other `FLYWHEEL_*` names
+/// (Kubernetes service links, for one) are returned for a warning.
+fn apply_env(
+    table: &mut toml::Table,
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<String>, ConfigError> {
+    let secrets = env_vars::secret_env_names(table, env);
+    let ignored = env_names_ignored(env, &secrets)?;
     for (name, value) in env {
-        let Some(rest) = name.strip_prefix("FLYWHEEL_") else {
+        let env_vars::EnvName::Override { section, key } = env_vars::classify(name) else {
             continue;
         };
-        if RESERVED_ENV.contains(&name.as_str()) {
-            continue;
-        }
-        let rest = rest.to_ascii_lowercase();
-        let Some((section, key)) = rest.split_once('_') else {
-            return Err(invalid(
-                name,
-                format!("environment override must look like FLYWHEEL_<SECTION>_<KEY> with a section among {SECTIONS:?}"),
-            ));
-        };
-        if !SECTIONS.contains(&section) {
-            return Err(invalid(
-                name,
-                format!("unknown section `{section}` in environment override; sections are {SECTIONS:?}"),
-            ));
-        }
         let parsed = format!("v = {value}")
             .parse::<toml::Table>()
             .ok()
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| toml::Value::String(value.clone()));
         let entry = table
-            .entry(section.to_string())
+            .entry(section.clone())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         match entry {
             toml::Value::Table(t) => {
-                t.insert(key.to_string(), parsed);
+                t.insert(key, parsed);
             }
-            _ => return Err(invalid(section, "must be a table")),
+            _ => return Err(invalid(&section, "must be a table")),
         }
     }
-    Ok(())
+    Ok(ignored)
 }
 
 fn lookup_secret(env: &BTreeMap<String, String>, var: &str) -> Option<String> {

@@ -1,4 +1,5 @@
 use super::*;
+use std::collections::BTreeSet;
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -217,7 +218,8 @@ fn unknown_env_section_rejected() {
         &[("FLYWHEEL_UPSTRAEM_URL", "x")],
     ));
     assert!(
-        msg.contains("FLYWHEEL_UPSTRAEM_URL") && msg.contains("upstraem"),
+        msg.contains("FLYWHEEL_UPSTRAEM_URL")
+            && msg.contains("did you mean FLYWHEEL_UPSTREAM_URL?"),
         "{msg}"
     );
 }
@@ -228,7 +230,133 @@ fn unknown_env_key_rejected() {
         "[upstream]\nurl = \"http://a/v1\"\n",
         &[("FLYWHEEL_SERVER_LISTN", "x")],
     ));
-    assert!(msg.contains("listn"), "{msg}");
+    assert!(
+        msg.contains("did you mean FLYWHEEL_SERVER_LISTEN?"),
+        "{msg}"
+    );
+}
+
+/// Kubernetes gives every pod of a namespace variables for each Service in
+/// it, named after the Service: a Service `flywheel` (or `flywheel-server`,
+/// `flywheel-admin`, `flywheel-postgres`) yields names that look like
+/// overrides but name no key. None of them may stop the start or change a
+/// setting.
+#[test]
+fn kubernetes_service_links_do_not_stop_the_start() {
+    let mut links = Vec::new();
+    for service in [
+        "",
+        "SERVER_",
+        "ADMIN_",
+        "CAPTURE_",
+        "POSTGRES_",
+        "UPSTREAM_",
+    ] {
+        for (suffix, value) in [
+            ("SERVICE_HOST", "10.96.0.12"),
+            ("SERVICE_PORT", "8080"),
+            ("SERVICE_PORT_HTTP", "8080"),
+            ("SERVICE_PORT_ADMIN_API", "9090"),
+            ("PORT", "tcp://10.96.0.12:8080"),
+            ("PORT_8080_TCP", "tcp://10.96.0.12:8080"),
+            ("PORT_8080_TCP_ADDR", "10.96.0.12"),
+            ("PORT_8080_TCP_PORT", "8080"),
+            ("PORT_8080_TCP_PROTO", "tcp"),
+            ("PORT_5353_UDP_PROTO", "udp"),
+        ] {
+            links.push((format!("FLYWHEEL_{service}{suffix}"), value));
+        }
+    }
+    let pairs: Vec<(&str, &str)> = links.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let c = load_str(UP, &pairs).unwrap_or_else(|e| panic!("refused to start: {e}"));
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.upstream.base_url, "http://a/v1");
+    let ignored = env_names_ignored(&env(&pairs), &BTreeSet::new()).unwrap();
+    assert_eq!(
+        ignored.len(),
+        links.len(),
+        "each is reported for the warning"
+    );
+}
+
+#[test]
+fn env_typos_of_real_keys_stop_the_start_with_a_suggestion() {
+    for (typo, want) in [
+        ("FLYWHEEL_SERVER_LISTN", "FLYWHEEL_SERVER_LISTEN"),
+        ("FLYWHEEL_SEVER_WORKERS", "FLYWHEEL_SERVER_WORKERS"),
+        (
+            "FLYWHEEL_CAPTURE_QUEUE_CAPACTY",
+            "FLYWHEEL_CAPTURE_QUEUE_CAPACITY",
+        ),
+        (
+            "FLYWHEEL_CAPTURE_QUEUECAPACITY",
+            "FLYWHEEL_CAPTURE_QUEUE_CAPACITY",
+        ),
+        ("FLYWHEEL_UPSTREAM_URLS", "FLYWHEEL_UPSTREAM_URL"),
+        ("FLYWHEEL_SERVER_MAX_BODY", "FLYWHEEL_SERVER_MAX_BODY_BYTES"),
+        ("FLYWHEEL_RETENTION_RAW_DAY", "FLYWHEEL_RETENTION_RAW_DAYS"),
+        ("FLYWHEEL_ADMIN_TOKN", "FLYWHEEL_ADMIN_TOKEN"),
+        ("FLYWHEEL_LOG_FROMAT", "FLYWHEEL_LOG_FORMAT"),
+        ("flywheel_server_listen", "FLYWHEEL_SERVER_LISTEN"),
+    ] {
+        let msg = err_text(load_str(UP, &[(typo, "1")]));
+        assert!(
+            msg.contains(typo) && msg.contains(&format!("did you mean {want}?")),
+            "{typo}: {msg}"
+        );
+    }
+}
+
+#[test]
+fn unrelated_flywheel_names_pass_with_a_warning() {
+    let pairs = [
+        ("FLYWHEEL_HOME", "/srv/flywheel"),
+        ("FLYWHEEL_BUILD_SHA", "abc123"),
+        ("FLYWHEEL_SERVER_REGION", "eu-west-1"),
+    ];
+    let c = load_str(UP, &pairs).unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(
+        env_names_ignored(&env(&pairs), &BTreeSet::new()).unwrap(),
+        vec![
+            "FLYWHEEL_BUILD_SHA",
+            "FLYWHEEL_HOME",
+            "FLYWHEEL_SERVER_REGION"
+        ]
+    );
+    // Overrides and reserved names are not reported.
+    let known = env(&[("FLYWHEEL_SERVER_WORKERS", "2"), ("FLYWHEEL_LOG", "info")]);
+    assert!(env_names_ignored(&known, &BTreeSet::new())
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn secret_variables_the_config_names_are_neither_typos_nor_ignored() {
+    let text = format!(
+        "{UP}[capture]\nuser_hash_key_id = \"k2\"\nprevious_user_hash_keys = [{{ id = \"k1\", secret_env = \"FLYWHEEL_USER_HASH_SECRET_1\" }}]\n"
+    );
+    // Two edits from FLYWHEEL_USER_HASH_SECRET, yet the config names it.
+    let c = load_str(&text, &[("FLYWHEEL_USER_HASH_SECRET_1", "old-secret")]);
+    assert!(c.is_ok(), "{:?}", c.err());
+    let mut table: toml::Table = text.parse().unwrap();
+    let e = env(&[("FLYWHEEL_USER_HASH_SECRET_1", "old-secret")]);
+    assert!(apply_env(&mut table, &e).unwrap().is_empty());
+}
+
+#[test]
+fn every_config_key_is_known_to_the_env_check() {
+    // A key added to a section is overridable at once, without a list to keep.
+    let c = load_str(
+        UP,
+        &[
+            ("FLYWHEEL_SERVER_SEND_TIMEOUT_SECS", "7"),
+            ("FLYWHEEL_DATASETS_DIR", "/tmp/ds"),
+            ("FLYWHEEL_RETENTION_INTERVAL_SECS", "30"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.server.send_timeout, Duration::from_secs(7));
 }
 
 const UP: &str = "[upstream]\nurl = \"http://a/v1\"\n";

@@ -233,6 +233,9 @@ pub struct RolloutState {
     pub step: usize,
     /// When the current step began, in unix milliseconds.
     pub step_started_ms: i64,
+    /// The canary's live share of traffic, in percent. It differs from the
+    /// step's weight when an operator set it by hand.
+    pub weight_percent: f64,
 }
 
 /// What the controller should do next.
@@ -240,7 +243,8 @@ pub struct RolloutState {
 pub enum Action {
     /// Nothing to do yet.
     Hold { reason: String },
-    /// Move to the next step and set the canary weight.
+    /// Move to the next step and set the canary weight: the larger of the
+    /// step's and the current one.
     Advance { step: usize, weight_percent: f64 },
     /// Last step passed: the canary becomes stable.
     Promote,
@@ -286,9 +290,13 @@ pub fn decide(plan: &Plan, state: &RolloutState, obs: &Observations, now_ms: i64
     if elapsed_ms >= needed_ms && requests >= step.min_requests {
         let next = state.step + 1;
         return match plan.steps.get(next) {
+            // Advancing never lowers the live weight: the split is sticky and
+            // monotone, so a lower weight would move callers an operator put
+            // on the canary back to stable. A weight raised by hand above the
+            // next step's is therefore kept.
             Some(next_step) => Action::Advance {
                 step: next,
-                weight_percent: next_step.weight_percent,
+                weight_percent: next_step.weight_percent.max(state.weight_percent),
             },
             None => Action::Promote,
         };
@@ -517,6 +525,8 @@ mod tests {
         tweak: fn(&mut Plan),
         status: Status,
         step: usize,
+        /// The canary's live weight; `None` means the step's own.
+        weight: Option<f64>,
         canary: Observed,
         stable: Observed,
         now_ms: i64,
@@ -566,6 +576,7 @@ mod tests {
             tweak: no_tweak,
             status: Status::Running,
             step,
+            weight: None,
             canary,
             stable,
             now_ms,
@@ -882,6 +893,44 @@ mod tests {
                 )
             },
             Case {
+                tweak: |p| {
+                    p.steps.truncate(2);
+                    p.steps[0].weight_percent = 10.0;
+                    p.steps[1].weight_percent = 50.0;
+                },
+                weight: Some(60.0),
+                ..case(
+                    "advancing keeps a weight raised by hand above the next step's",
+                    0,
+                    reqs(500, 0),
+                    reqs(500, 0),
+                    DONE,
+                    Expect::Advance(1, 60.0),
+                )
+            },
+            Case {
+                weight: Some(25.0),
+                ..case(
+                    "advancing from a weight equal to the next step's keeps it",
+                    0,
+                    reqs(500, 0),
+                    reqs(500, 0),
+                    DONE,
+                    Expect::Advance(1, 25.0),
+                )
+            },
+            Case {
+                weight: Some(0.0),
+                ..case(
+                    "advancing raises a weight lowered by hand to the next step's",
+                    0,
+                    reqs(500, 0),
+                    reqs(500, 0),
+                    DONE,
+                    Expect::Advance(1, 25.0),
+                )
+            },
+            Case {
                 tweak: |p| p.min_feedback_to_judge = 5,
                 ..case(
                     "five votes are judged when the plan allows it",
@@ -904,6 +953,10 @@ mod tests {
                 status: c.status,
                 step: c.step,
                 step_started_ms: 0,
+                weight_percent: c
+                    .weight
+                    .or_else(|| plan.steps.get(c.step).map(|s| s.weight_percent))
+                    .unwrap_or(0.0),
             };
             let obs = Observations {
                 canary: c.canary,

@@ -16,7 +16,9 @@ use super::decide::{decide, Action, Observations, Observed, Plan, RolloutState, 
 use crate::capture::retention::now_ms;
 use crate::proxy::server::Gateway;
 use crate::registry::{event, find, RegistryError};
-use crate::store::{RegistryWrite, RolloutRow, Store, VersionStats, VersionUpdate};
+use crate::store::{
+    RegistryWrite, RolloutRow, RoutingSnapshot, Store, VersionStats, VersionUpdate,
+};
 
 fn bp(weight_percent: f64) -> i64 {
     (weight_percent * 100.0).round().clamp(0.0, 10_000.0) as i64
@@ -32,13 +34,23 @@ fn status_of(s: &str) -> Status {
     }
 }
 
-/// The decision's view of a stored rollout.
-pub fn state_of(r: &RolloutRow) -> RolloutState {
+/// The decision's view of a stored rollout whose canary has `weight_bp`.
+pub fn state_of(r: &RolloutRow, weight_bp: i64) -> RolloutState {
     RolloutState {
         status: status_of(&r.status),
         step: r.step.max(0) as usize,
         step_started_ms: r.step_started_ms,
+        weight_percent: weight_bp as f64 / 100.0,
     }
+}
+
+/// The canary's live weight in basis points, as the registry holds it; 0 if
+/// the canary is no longer in the snapshot.
+pub fn live_weight_bp(snap: &RoutingSnapshot, r: &RolloutRow) -> i64 {
+    snap.versions
+        .iter()
+        .find(|v| v.route == r.route && v.name == r.canary)
+        .map_or(0, |v| v.weight_bp)
 }
 
 /// Starts a rollout of an approved version against the route's stable one.
@@ -50,6 +62,13 @@ pub fn start(
     actor: &str,
 ) -> Result<RolloutRow, RegistryError> {
     plan.validate().map_err(RegistryError::Invalid)?;
+    // The active rollout is checked first: once it runs, its canary is no
+    // longer "approved", and a message about that state would hide the
+    // real obstacle and what to do about it.
+    let snap = store.load_routing()?;
+    if let Some(active) = store.list_rollouts(Some(route), true)?.first() {
+        return Err(RegistryError::Conflict(already_active(&snap, active)));
+    }
     let canary = find(store, route, version)?;
     if canary.state != "approved" {
         return Err(RegistryError::Conflict(format!(
@@ -57,7 +76,6 @@ pub fn start(
             canary.state
         )));
     }
-    let snap = store.load_routing()?;
     let stable = snap
         .versions
         .iter()
@@ -67,12 +85,6 @@ pub fn start(
                 "route {route} has no stable version to compare against"
             ))
         })?;
-    if let Some(active) = store.list_rollouts(Some(route), true)?.first() {
-        return Err(RegistryError::Conflict(format!(
-            "route {route} already has rollout {} ({}); promote or abort it first",
-            active.id, active.status
-        )));
-    }
     let now = now_ms();
     let first = plan.steps[0].weight_percent;
     let row = RolloutRow {
@@ -109,6 +121,23 @@ pub fn start(
     Ok(row)
 }
 
+/// Why a route cannot start another rollout: the active one, where it is,
+/// and the commands that act on it.
+fn already_active(snap: &RoutingSnapshot, r: &RolloutRow) -> String {
+    let steps = serde_json::from_value::<Plan>(r.plan.clone()).map_or(0, |p| p.steps.len());
+    let weight = live_weight_bp(snap, r) as f64 / 100.0;
+    let route = &r.route;
+    format!(
+        "route {route} already has an active rollout {}: {} {} at step {}/{steps}, {weight}% of traffic; \
+         act on it with `flywheel rollout pause {route}` (or resume, set-weight {route} N, promote, abort) \
+         and start a new one once it has ended",
+        r.id,
+        r.canary,
+        r.status,
+        r.step + 1
+    )
+}
+
 /// What an operator can do to a rollout at any time.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -120,20 +149,52 @@ pub enum Command {
     Abort(String),
 }
 
-fn get_active(store: &dyn Store, id: &str) -> Result<RolloutRow, RegistryError> {
-    let r = store
-        .get_rollout(id)?
-        .ok_or_else(|| RegistryError::NotFound(format!("no rollout with id {id}")))?;
+/// Finds a rollout by its id, or by its route's name where that route has
+/// one active rollout: operators know a rollout by the route it changes,
+/// and a route has at most one active rollout at a time.
+pub fn resolve(store: &dyn Store, id_or_route: &str) -> Result<RolloutRow, RegistryError> {
+    if let Some(r) = store.get_rollout(id_or_route)? {
+        return Ok(r);
+    }
+    let key = id_or_route;
+    let mut active = store.list_rollouts(Some(key), true)?;
+    match active.len() {
+        1 => return Ok(active.remove(0)),
+        0 => {}
+        // start() refuses a second active rollout on a route, so this is a
+        // database written by something else; naming the ids lets the
+        // operator pick one.
+        n => {
+            let ids: Vec<&str> = active.iter().map(|r| r.id.as_str()).collect();
+            return Err(RegistryError::Conflict(format!(
+                "route {key} has {n} active rollouts ({}); name one by its id",
+                ids.join(", ")
+            )));
+        }
+    }
+    if store.list_rollouts(Some(key), false)?.is_empty() {
+        Err(RegistryError::NotFound(format!(
+            "no rollout with id or route {key}; list rollouts with `flywheel rollout status` (GET /admin/v1/rollouts)"
+        )))
+    } else {
+        Err(RegistryError::NotFound(format!(
+            "route {key} has no active rollout; see its past ones with `flywheel rollout status --route {key}` or name one by its id"
+        )))
+    }
+}
+
+fn get_active(store: &dyn Store, id_or_route: &str) -> Result<RolloutRow, RegistryError> {
+    let r = resolve(store, id_or_route)?;
     if status_of(&r.status).is_terminal() {
         return Err(RegistryError::Conflict(format!(
-            "rollout {id} has already ended ({})",
-            r.status
+            "rollout {} has already ended ({})",
+            r.id, r.status
         )));
     }
     Ok(r)
 }
 
-/// Applies an operator's command.
+/// Applies an operator's command to the rollout named by id or route.
 pub fn command(
     store: &dyn Store,
     id: &str,
@@ -288,7 +349,14 @@ pub fn observe(store: &dyn Store, r: &RolloutRow) -> Result<Observations, Regist
 /// rollouts it ended (promoted or rolled back).
 pub fn tick(store: &dyn Store, now: i64) -> Result<Vec<RolloutRow>, RegistryError> {
     let mut ended = Vec::new();
-    for r in store.list_rollouts(None, true)? {
+    let rollouts = store.list_rollouts(None, true)?;
+    if rollouts.is_empty() {
+        return Ok(ended);
+    }
+    // One snapshot serves every rollout: each is on a route of its own, so
+    // applying one rollout's decision changes no weight another one reads.
+    let snap = store.load_routing()?;
+    for r in rollouts {
         let plan: Plan = match serde_json::from_value(r.plan.clone()) {
             Ok(p) => p,
             Err(e) => {
@@ -296,7 +364,7 @@ pub fn tick(store: &dyn Store, now: i64) -> Result<Vec<RolloutRow>, RegistryErro
                 continue;
             }
         };
-        let state = state_of(&r);
+        let state = state_of(&r, live_weight_bp(&snap, &r));
         let obs = observe(store, &r)?;
         match decide(&plan, &state, &obs, now) {
             Action::Hold { .. } => {}
