@@ -402,11 +402,13 @@ async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody
             rparts.headers.remove(header::CONTENT_LENGTH);
         }
         call.record().response_is_sse = is_sse;
-        let ttft = (!is_sse).then_some(headers_at);
+        // A stream's first byte is its first frame; the writer finds its
+        // first token from the frames' arrival times.
+        let first_byte = (!is_sse).then_some(headers_at);
         let mut resp = Response::from_parts(rparts, ProxyBody::empty());
         add_gateway_headers(&mut resp, &call);
         *resp.body_mut() = ProxyBody::Tee(Box::new(TeeBody::new(
-            rbody, call, deadline, is_sse, hide_usage, cap, ttft,
+            rbody, call, deadline, is_sse, hide_usage, cap, first_byte,
         )));
         return resp;
     }
