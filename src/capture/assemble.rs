@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::json;
+use super::tokens;
 use super::Endpoint;
 
 /// Token counts of one interaction.
@@ -96,16 +97,27 @@ pub fn summarize(
             | Endpoint::Embeddings
     );
     if summary.usage.is_none() && ok && estimable {
-        let prompt = serde_json::from_slice::<Value>(request)
-            .map_or(0, |r| estimate_tokens(&request_text(&r)));
+        let request = serde_json::from_slice::<Value>(request).ok();
+        let response = summary.response.as_ref().and_then(Doc::json);
+        // The model that answered names the template and vocabulary; the
+        // requested name may be a route's.
+        let model_of = |v: Option<&Value>| {
+            v.and_then(|v| v.get("model"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let model = model_of(response.as_ref())
+            .or_else(|| model_of(request.as_ref()))
+            .unwrap_or_default();
+        let prompt = request
+            .as_ref()
+            .map_or(0, |r| tokens::prompt(endpoint, r, &model));
         let completion = if endpoint == Endpoint::Embeddings {
             0
         } else {
-            summary
-                .response
+            response
                 .as_ref()
-                .and_then(Doc::json)
-                .map_or(0, |v| estimate_tokens(&output_text(&v)))
+                .map_or(0, |v| tokens::completion(v, &model))
         };
         summary.usage = Some(Usage {
             prompt,
@@ -115,17 +127,6 @@ pub fn summarize(
         });
     }
     summary
-}
-
-/// About four characters per token is the usual rule of thumb for English text
-/// with BPE tokenizers; it is only used when the upstream reports nothing.
-pub fn estimate_tokens(text: &str) -> i64 {
-    let chars = text.trim().chars().count() as i64;
-    if chars == 0 {
-        0
-    } else {
-        (chars + 3) / 4
-    }
 }
 
 fn usage_from(v: &Value) -> Option<Usage> {
@@ -641,83 +642,6 @@ fn summarize_sse(endpoint: Endpoint, body: &[u8]) -> Summary {
     summary
 }
 
-/// The text a prompt is made of, for estimating its tokens.
-fn request_text(v: &Value) -> String {
-    let mut out = String::new();
-    for m in v
-        .get("messages")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        push_content(&mut out, m.get("content"));
-    }
-    for key in ["prompt", "input", "instructions"] {
-        push_content(&mut out, v.get(key));
-    }
-    out
-}
-
-/// Appends the text of a content field: a string, an array of strings, an
-/// array of parts with `text`, or message items with `content`.
-fn push_content(out: &mut String, v: Option<&Value>) {
-    match v {
-        Some(Value::String(s)) => {
-            out.push_str(s);
-            out.push(' ');
-        }
-        Some(Value::Array(items)) => {
-            for item in items {
-                match item {
-                    Value::String(s) => {
-                        out.push_str(s);
-                        out.push(' ');
-                    }
-                    Value::Object(o) => {
-                        push_content(out, o.get("text"));
-                        push_content(out, o.get("content"));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-/// The generated text of a response object, for estimating its tokens.
-fn output_text(v: &Value) -> String {
-    let mut out = String::new();
-    for c in v
-        .get("choices")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        push_content(&mut out, c.get("text"));
-        if let Some(m) = c.get("message") {
-            push_content(&mut out, m.get("content"));
-            for t in m
-                .get("tool_calls")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                push_content(&mut out, t.pointer("/function/arguments"));
-            }
-        }
-    }
-    for item in v
-        .get("output")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        push_content(&mut out, item.get("content"));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -874,10 +798,14 @@ mod tests {
         );
     }
 
+    /// Without usage from the upstream, tokens are estimated, the chat
+    /// framing included: one message (4) and the reply's priming (3) around
+    /// "Hello there, how are you?" (7 by OpenAI's tokenizers), and "I am
+    /// fine." (4).
     #[test]
     fn estimates_when_no_usage() {
-        let body = chunk(json!({"choices":[{"index":0,"delta":{"content":"abcdefgh"}}]}));
-        let req = br#"{"messages":[{"role":"user","content":"abcdefghijkl"}]}"#;
+        let body = chunk(json!({"choices":[{"index":0,"delta":{"content":"I am fine."}}]}));
+        let req = br#"{"messages":[{"role":"user","content":"Hello there, how are you?"}]}"#;
         let s = summarize(
             Endpoint::ChatCompletions,
             req,
@@ -888,9 +816,9 @@ mod tests {
         assert_eq!(
             s.usage,
             Some(Usage {
-                prompt: 3,
-                completion: 2,
-                total: 5,
+                prompt: 14,
+                completion: 4,
+                total: 18,
                 estimated: true
             })
         );

@@ -25,6 +25,7 @@ pub mod json;
 pub mod privacy;
 pub mod redact;
 pub mod retention;
+pub mod tokens;
 pub mod vault;
 pub mod writer;
 
