@@ -274,6 +274,8 @@ pub struct Metrics {
     pub capture_write_errors: AtomicU64,
     pub capture_batches: AtomicU64,
     pub redaction_failures: AtomicU64,
+    /// `GET /v1/models` answers made without the default upstream's models.
+    pub models_upstream_failures: AtomicU64,
     pub pii_redacted: AtomicU64,
     pub in_flight: StripedGauge,
     /// Open client connections per shard, once the shards run.
@@ -310,6 +312,7 @@ impl Metrics {
             capture_write_errors: AtomicU64::new(0),
             capture_batches: AtomicU64::new(0),
             redaction_failures: AtomicU64::new(0),
+            models_upstream_failures: AtomicU64::new(0),
             pii_redacted: AtomicU64::new(0),
             in_flight: StripedGauge::default(),
             connections: std::sync::OnceLock::new(),
@@ -575,7 +578,7 @@ impl Metrics {
                 let _ = writeln!(out, "flywheel_connections_open{{shard=\"{shard}\"}} {n}");
             }
         }
-        let counters: [(&str, &str, u64); 6] = [
+        let counters: [(&str, &str, u64); 7] = [
             (
                 "flywheel_redaction_failures_total",
                 "Records whose text was not stored because redaction could not run.",
@@ -605,6 +608,11 @@ impl Metrics {
                 "flywheel_capture_batches_total",
                 "Capture write transactions committed.",
                 self.capture_batches.load(Ordering::Relaxed),
+            ),
+            (
+                "flywheel_models_upstream_failures_total",
+                "GET /v1/models answers that list the routes without the default upstream's models, which could not be had.",
+                self.models_upstream_failures.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, v) in counters {

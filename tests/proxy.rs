@@ -875,3 +875,53 @@ async fn connections_without_a_request_are_closed_and_long_streams_are_not() {
     let row = rows.iter().find(|r| r["id"] == id.as_str()).unwrap();
     assert_eq!(row["outcome"], "ok");
 }
+
+/// Time to first token is the time to the first frame that carries generated
+/// text, not to the role-only opening chunk that servers send at once.
+#[tokio::test]
+async fn ttft_waits_for_the_first_content_not_the_role_chunk() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let body = json!({"model":"m","stream":true,"messages":[{"role":"user","content":"one two three four"}]});
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            &body.to_string(),
+            &[("x-mock", "chunks=5,chunk_delay_ms=50")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let first = &sse_data(&r.text())[0];
+    assert_eq!(
+        first["choices"][0]["delta"]["content"], "",
+        "role-only opening"
+    );
+    let rec = gw.interaction(&r.interaction_id()).await;
+    let ttft = rec["ttft_ms"].as_f64().unwrap();
+    let latency = rec["latency_ms"].as_f64().unwrap();
+    assert!(ttft >= 45.0, "ttft {ttft} ms counts the role-only chunk");
+    assert!(ttft < latency, "ttft {ttft} ms, latency {latency} ms");
+    gw.shutdown().await;
+}
+
+/// The Responses API opens with lifecycle events (created, in progress, item
+/// and part added); the first token is the first `response.output_text.delta`.
+#[tokio::test]
+async fn ttft_of_a_responses_stream_is_its_first_delta() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let body = json!({"model":"m","stream":true,"input":"one two three"});
+    let r = gw
+        .post(
+            "/v1/responses",
+            &body.to_string(),
+            &[("x-mock", "chunks=3,chunk_delay_ms=50")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let rec = gw.interaction(&r.interaction_id()).await;
+    let ttft = rec["ttft_ms"].as_f64().unwrap();
+    // Four lifecycle events 50 ms apart come before the first delta.
+    assert!(ttft >= 180.0, "ttft {ttft} ms counts lifecycle events");
+    gw.shutdown().await;
+}

@@ -839,4 +839,99 @@ async fn a_second_start_names_the_active_rollout_and_how_to_act_on_it() {
         }
         assert!(!msg.contains("only an approved version"), "{msg}");
     }
+
+/// With routes configured, `/v1/models` lists them first, then the default
+/// upstream's own models, which still answer when called by name; a route
+/// that shares a name with an upstream model is listed once, as the route.
+#[tokio::test]
+async fn models_lists_routes_and_the_upstreams_models() {
+    let m = mock().await;
+    let shadowing = format!(
+        "{}[[routes]]\nname = \"mock-model\"\n[[routes.versions]]\nname = \"v1\"\nupstream = \"http://{}/v1\"\n",
+        routes(&m),
+        m.addr
+    );
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &routes(&m), &[]).await;
+    let r = gw.get("/v1/models", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let models = r.json();
+    assert_eq!(models["object"], "list");
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["bot", "mock-model"]);
+    // The upstream's entry is passed on as the upstream described it.
+    assert_eq!(models["data"][1]["owned_by"], "mock");
+    let rec = gw.interaction(&r.interaction_id()).await;
+    assert_eq!(rec["response"]["data"][1]["id"], "mock-model");
+    gw.shutdown().await;
+
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), &shadowing, &[]).await;
+    let models = gw.get("/v1/models", &[]).await.json();
+    let data = models["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "{models}");
+    assert_eq!(data[1]["id"], "mock-model");
+    assert_eq!(data[1]["owned_by"], "flywheel");
+    gw.shutdown().await;
+}
+
+/// When the default upstream cannot list its models (down, or an answer too
+/// big or not a model list), the routes are still listed, and the failure is
+/// counted.
+#[tokio::test]
+async fn models_lists_routes_when_the_upstream_cannot_answer() {
+    let m = mock().await;
+    let down = format!("http://127.0.0.1:{}/v1", closed_port().await);
+    let gw = gateway_with(&down, &routes(&m), &[]).await;
+    let r = gw.get("/v1/models", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["data"],
+        json!([{"id": "bot", "object": "model", "created": 0, "owned_by": "flywheel"}])
+    );
+    assert!(
+        gw.metrics()
+            .await
+            .contains("flywheel_models_upstream_failures_total 1"),
+        "{}",
+        gw.metrics().await
+    );
+    gw.shutdown().await;
+
+    // An upstream whose list is far bigger than any real one.
+    let big = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let big_addr = big.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut s, _)) = big.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let entry = r#"{"id":"m","object":"model","created":0,"owned_by":"x"},"#;
+                let mut body = String::from(r#"{"object":"list","data":["#);
+                body.push_str(&entry.repeat(100_000));
+                body.push_str(r#"{"id":"last"}]}"#);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    let gw = gateway_with(&format!("http://{big_addr}/v1"), &routes(&m), &[]).await;
+    let r = gw.get("/v1/models", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let ids: Vec<Value> = r.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("bot")]);
+    gw.shutdown().await;
 }

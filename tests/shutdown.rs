@@ -199,7 +199,8 @@ async fn sighup_reloads_routes_and_refuses_a_bad_config() {
     std::fs::write(&file, format!("{base}{}", route("bot"))).unwrap();
     let gw = spawn_with(&["--config", file.to_str().unwrap()]);
     let client = client();
-    assert_eq!(model_ids(&client, &gw.url).await, ["bot"]);
+    // The routes, then the default upstream's own models.
+    assert_eq!(model_ids(&client, &gw.url).await, ["bot", "mock-model"]);
 
     std::fs::write(&file, format!("{base}{}{}", route("bot"), route("helper"))).unwrap();
     let hup = |p: &Proc| {
@@ -212,18 +213,21 @@ async fn sighup_reloads_routes_and_refuses_a_bad_config() {
     let mut ids = Vec::new();
     for _ in 0..40 {
         ids = model_ids(&client, &gw.url).await;
-        if ids.len() == 2 {
+        if ids.len() == 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(ids, ["bot", "helper"]);
+    assert_eq!(ids, ["bot", "helper", "mock-model"]);
 
     // A broken file is refused and the running routes stay.
     std::fs::write(&file, format!("{base}[[routes]]\nname = \"x\"\n[[routes.versions]]\nname = \"v1\"\nupstream = \"not a url\"\n")).unwrap();
     assert!(hup(&gw).success());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(model_ids(&client, &gw.url).await, ["bot", "helper"]);
+    assert_eq!(
+        model_ids(&client, &gw.url).await,
+        ["bot", "helper", "mock-model"]
+    );
     sigterm(&gw);
 }
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::json;
+use super::tokens;
 use super::Endpoint;
 
 /// Token counts of one interaction.
@@ -68,6 +69,9 @@ pub struct Summary {
     pub usage: Option<Usage>,
     /// An error the upstream reported inside the body or stream.
     pub error: Option<String>,
+    /// For a stream, how far into the body the first event carrying
+    /// generated output ends (see [`super::Arrivals::time_of`]).
+    pub first_token_end: Option<usize>,
 }
 
 /// Summarizes a response body. `ok` tells whether the call succeeded; token
@@ -93,16 +97,27 @@ pub fn summarize(
             | Endpoint::Embeddings
     );
     if summary.usage.is_none() && ok && estimable {
-        let prompt = serde_json::from_slice::<Value>(request)
-            .map_or(0, |r| estimate_tokens(&request_text(&r)));
+        let request = serde_json::from_slice::<Value>(request).ok();
+        let response = summary.response.as_ref().and_then(Doc::json);
+        // The model that answered names the template and vocabulary; the
+        // requested name may be a route's.
+        let model_of = |v: Option<&Value>| {
+            v.and_then(|v| v.get("model"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        let model = model_of(response.as_ref())
+            .or_else(|| model_of(request.as_ref()))
+            .unwrap_or_default();
+        let prompt = request
+            .as_ref()
+            .map_or(0, |r| tokens::prompt(endpoint, r, &model));
         let completion = if endpoint == Endpoint::Embeddings {
             0
         } else {
-            summary
-                .response
+            response
                 .as_ref()
-                .and_then(Doc::json)
-                .map_or(0, |v| estimate_tokens(&output_text(&v)))
+                .map_or(0, |v| tokens::completion(v, &model))
         };
         summary.usage = Some(Usage {
             prompt,
@@ -112,17 +127,6 @@ pub fn summarize(
         });
     }
     summary
-}
-
-/// About four characters per token is the usual rule of thumb for English text
-/// with BPE tokenizers; it is only used when the upstream reports nothing.
-pub fn estimate_tokens(text: &str) -> i64 {
-    let chars = text.trim().chars().count() as i64;
-    if chars == 0 {
-        0
-    } else {
-        (chars + 3) / 4
-    }
 }
 
 fn usage_from(v: &Value) -> Option<Usage> {
@@ -344,41 +348,102 @@ fn summarize_json(body: Vec<u8>) -> Summary {
         error: f.error,
         finish_reason: f.finish_reason.or(f.incomplete_reason),
         response: Some(Doc::Json(text)),
+        first_token_end: None,
     }
 }
 
-/// Yields the `data:` payload of each complete SSE event, joining multi-line data.
-fn sse_events(body: &[u8]) -> Vec<(Option<String>, String)> {
-    let text = String::from_utf8_lossy(body);
+/// One SSE event: its `event:` name, its `data:` (lines joined), and the
+/// length of the body up to its end (the blank line that closes it, or the
+/// body's end for an event cut short).
+struct SseEvent {
+    data: String,
+    end: usize,
+}
+
+/// Yields the `data:` payload of each SSE event, joining multi-line data,
+/// with where it ends in the body.
+fn sse_events(body: &[u8]) -> Vec<SseEvent> {
     let mut events = Vec::new();
-    let mut event: Option<String> = None;
     let mut data = String::new();
     let mut has_data = false;
-    for line in text.split('\n') {
-        let line = line.strip_suffix('\r').unwrap_or(line);
+    let mut start = 0;
+    while start < body.len() {
+        let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |i| start + i + 1);
+        let line = &body[start..end];
+        start = end;
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             if has_data {
-                events.push((event.take(), std::mem::take(&mut data)));
+                events.push(SseEvent {
+                    data: std::mem::take(&mut data),
+                    end,
+                });
             }
-            event = None;
             has_data = false;
             continue;
         }
-        if let Some(rest) = line.strip_prefix("data:") {
+        if let Some(rest) = line.strip_prefix(b"data:") {
             if has_data {
                 data.push('\n');
             }
-            data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+            data.push_str(&String::from_utf8_lossy(
+                rest.strip_prefix(b" ").unwrap_or(rest),
+            ));
             has_data = true;
-        } else if let Some(rest) = line.strip_prefix("event:") {
-            event = Some(rest.trim().to_string());
         }
     }
     // A stream cut mid-event still counts what arrived of its data.
     if has_data {
-        events.push((event, data));
+        events.push(SseEvent {
+            data,
+            end: body.len(),
+        });
     }
     events
+}
+
+/// Whether a string member is present and not empty.
+fn non_empty(v: Option<&Value>) -> bool {
+    v.and_then(Value::as_str).is_some_and(|s| !s.is_empty())
+}
+
+/// Whether a stream event carries generated output: text, reasoning, a
+/// refusal or a tool call. Opening chunks that only name the role, and the
+/// lifecycle events of the Responses API, do not; time to first token is
+/// measured to the first event that does.
+fn carries_token(endpoint: Endpoint, v: &Value) -> bool {
+    if endpoint == Endpoint::Responses {
+        // Every kind of generated output streams as `response.<kind>.delta`
+        // (output text, refusal, reasoning, function call arguments, ...).
+        let delta = v
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.ends_with(".delta"));
+        return delta
+            && match v.get("delta") {
+                Some(Value::String(s)) => !s.is_empty(),
+                Some(Value::Null) | None => false,
+                Some(_) => true,
+            };
+    }
+    let choices = v.get("choices").and_then(Value::as_array);
+    choices.into_iter().flatten().any(|c| {
+        if non_empty(c.get("text")) {
+            return true;
+        }
+        let Some(d) = c.get("delta") else {
+            return false;
+        };
+        ["content", "refusal", "reasoning_content", "reasoning"]
+            .iter()
+            .any(|k| non_empty(d.get(*k)))
+            || d.get("tool_calls")
+                .and_then(Value::as_array)
+                .is_some_and(|t| !t.is_empty())
+            // Older servers stream a single `function_call` object.
+            || d.get("function_call").is_some_and(Value::is_object)
+    })
 }
 
 #[derive(Default)]
@@ -405,13 +470,16 @@ fn summarize_sse(endpoint: Endpoint, body: &[u8]) -> Summary {
     let mut choices: BTreeMap<i64, Choice> = BTreeMap::new();
     let mut responses_final: Option<Value> = None;
     let mut responses_text = String::new();
-    for (_event, data) in sse_events(body) {
+    for SseEvent { data, end } in sse_events(body) {
         if data.trim() == "[DONE]" {
             continue;
         }
         let Ok(v) = serde_json::from_str::<Value>(&data) else {
             continue;
         };
+        if summary.first_token_end.is_none() && carries_token(endpoint, &v) {
+            summary.first_token_end = Some(end);
+        }
         if let Some(e) = error_message(&v) {
             summary.error = Some(e);
         }
@@ -574,83 +642,6 @@ fn summarize_sse(endpoint: Endpoint, body: &[u8]) -> Summary {
     summary
 }
 
-/// The text a prompt is made of, for estimating its tokens.
-fn request_text(v: &Value) -> String {
-    let mut out = String::new();
-    for m in v
-        .get("messages")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        push_content(&mut out, m.get("content"));
-    }
-    for key in ["prompt", "input", "instructions"] {
-        push_content(&mut out, v.get(key));
-    }
-    out
-}
-
-/// Appends the text of a content field: a string, an array of strings, an
-/// array of parts with `text`, or message items with `content`.
-fn push_content(out: &mut String, v: Option<&Value>) {
-    match v {
-        Some(Value::String(s)) => {
-            out.push_str(s);
-            out.push(' ');
-        }
-        Some(Value::Array(items)) => {
-            for item in items {
-                match item {
-                    Value::String(s) => {
-                        out.push_str(s);
-                        out.push(' ');
-                    }
-                    Value::Object(o) => {
-                        push_content(out, o.get("text"));
-                        push_content(out, o.get("content"));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-/// The generated text of a response object, for estimating its tokens.
-fn output_text(v: &Value) -> String {
-    let mut out = String::new();
-    for c in v
-        .get("choices")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        push_content(&mut out, c.get("text"));
-        if let Some(m) = c.get("message") {
-            push_content(&mut out, m.get("content"));
-            for t in m
-                .get("tool_calls")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                push_content(&mut out, t.pointer("/function/arguments"));
-            }
-        }
-    }
-    for item in v
-        .get("output")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        push_content(&mut out, item.get("content"));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -734,10 +725,87 @@ mod tests {
         assert_eq!(s.finish_reason.as_deref(), Some("tool_calls"));
     }
 
+    /// The first event carrying output is found in each stream shape, and
+    /// its end is where the blank line closing it ends.
+    #[test]
+    fn first_token_is_the_first_event_with_output() {
+        let first_end = |endpoint, events: &[&str]| {
+            let body = events.concat();
+            summarize(endpoint, b"", body.into_bytes(), true, true).first_token_end
+        };
+        let role = "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
+        let text = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n";
+        assert_eq!(
+            first_end(Endpoint::ChatCompletions, &[role, text]),
+            Some(role.len() + text.len())
+        );
+        assert_eq!(
+            first_end(Endpoint::ChatCompletions, &[text, role]),
+            Some(text.len())
+        );
+        // CRLF line ends, and an event split over lines of data.
+        let crlf =
+            "data: {\"choices\":[{\"delta\":\r\ndata: {\"reasoning_content\":\"hm\"}}]}\r\n\r\n";
+        assert_eq!(
+            first_end(Endpoint::ChatCompletions, &[role, crlf]),
+            Some(role.len() + crlf.len())
+        );
+        let tool = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"f\"}}]}}]}\n\n";
+        assert_eq!(
+            first_end(Endpoint::ChatCompletions, &[tool]),
+            Some(tool.len())
+        );
+        let refusal = "data: {\"choices\":[{\"delta\":{\"refusal\":\"no\"}}]}\n\n";
+        assert_eq!(
+            first_end(Endpoint::ChatCompletions, &[role, refusal]),
+            Some(role.len() + refusal.len())
+        );
+        // Nothing generated: a role chunk, a finish, usage and the end.
+        let finish = "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n";
+        let usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\ndata: [DONE]\n\n";
+        assert_eq!(
+            first_end(Endpoint::ChatCompletions, &[role, finish, usage]),
+            None
+        );
+
+        let empty = "data: {\"choices\":[{\"index\":0,\"text\":\"\"}]}\n\n";
+        let word = "data: {\"choices\":[{\"index\":0,\"text\":\"foo\"}]}\n\n";
+        assert_eq!(
+            first_end(Endpoint::Completions, &[empty, word]),
+            Some(empty.len() + word.len())
+        );
+
+        let created =
+            "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{}}\n\n";
+        let added = "event: response.content_part.added\ndata: {\"type\":\"response.content_part.added\",\"part\":{\"text\":\"\"}}\n\n";
+        let blank = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"\"}\n\n";
+        let delta = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n";
+        assert_eq!(
+            first_end(Endpoint::Responses, &[created, added, blank, delta]),
+            Some(created.len() + added.len() + blank.len() + delta.len())
+        );
+        let args =
+            "data: {\"type\":\"response.function_call_arguments.delta\",\"delta\":\"{\\\"a\"}\n\n";
+        assert_eq!(
+            first_end(Endpoint::Responses, &[created, args]),
+            Some(created.len() + args.len())
+        );
+        // A stream cut inside its first output event ends where the body does.
+        let cut = "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}";
+        assert_eq!(
+            first_end(Endpoint::ChatCompletions, &[role, cut]),
+            Some(role.len() + cut.len())
+        );
+    }
+
+    /// Without usage from the upstream, tokens are estimated, the chat
+    /// framing included: one message (4) and the reply's priming (3) around
+    /// "Hello there, how are you?" (7 by OpenAI's tokenizers), and "I am
+    /// fine." (4).
     #[test]
     fn estimates_when_no_usage() {
-        let body = chunk(json!({"choices":[{"index":0,"delta":{"content":"abcdefgh"}}]}));
-        let req = br#"{"messages":[{"role":"user","content":"abcdefghijkl"}]}"#;
+        let body = chunk(json!({"choices":[{"index":0,"delta":{"content":"I am fine."}}]}));
+        let req = br#"{"messages":[{"role":"user","content":"Hello there, how are you?"}]}"#;
         let s = summarize(
             Endpoint::ChatCompletions,
             req,
@@ -748,9 +816,9 @@ mod tests {
         assert_eq!(
             s.usage,
             Some(Usage {
-                prompt: 3,
-                completion: 2,
-                total: 5,
+                prompt: 14,
+                completion: 4,
+                total: 18,
                 estimated: true
             })
         );

@@ -25,6 +25,7 @@ pub mod json;
 pub mod privacy;
 pub mod redact;
 pub mod retention;
+pub mod tokens;
 pub mod vault;
 pub mod writer;
 
@@ -159,7 +160,12 @@ pub struct Interaction {
     pub response_is_sse: bool,
     pub truncated: bool,
     pub latency: Duration,
-    pub ttft: Option<Duration>,
+    /// When the response began: its head for a whole body, its first frame
+    /// for a stream (a stream's time to first token is found by the writer
+    /// from `arrivals`).
+    pub first_byte: Option<Duration>,
+    /// When each frame of a streamed response arrived (empty for whole bodies).
+    pub arrivals: Arrivals,
     pub app: Option<Arc<str>>,
     /// The raw user id; it lives only in memory until the writer hashes it.
     pub user: Option<String>,
@@ -187,7 +193,53 @@ impl Interaction {
         (std::mem::size_of::<Interaction>()
             + self.request_body.len()
             + self.response.capacity()
+            + self.arrivals.heap_bytes()
             + texts) as i64
+    }
+}
+
+/// When the frames of a streamed response arrived: for each, the length of
+/// the captured copy once it was in and the time since the request arrived.
+///
+/// Which frame carried the first token is decided on the writer thread, where
+/// the stream is parsed anyway; the hot path only appends two numbers per
+/// frame. The first token almost always comes within the first few frames,
+/// so the list keeps at most [`Arrivals::MAX`] of them; a stream whose first
+/// token comes later records no time to first token rather than a wrong one.
+#[derive(Debug, Default)]
+pub struct Arrivals {
+    /// (captured length, microseconds since the request arrived), in order.
+    frames: Vec<(u32, u32)>,
+}
+
+impl Arrivals {
+    pub const MAX: usize = 1024;
+
+    /// Notes that the captured copy is `captured` bytes long at `at`. A frame
+    /// that added nothing to the copy (the copy is full) is not noted.
+    pub fn push(&mut self, captured: usize, at: Duration) {
+        let end = u32::try_from(captured).unwrap_or(u32::MAX);
+        if self.frames.len() >= Self::MAX || self.frames.last().is_some_and(|f| f.0 >= end) {
+            return;
+        }
+        if self.frames.is_empty() {
+            self.frames.reserve_exact(16);
+        }
+        let micros = u32::try_from(at.as_micros()).unwrap_or(u32::MAX);
+        self.frames.push((end, micros));
+    }
+
+    /// When the first `len` bytes of the captured copy had all arrived, if
+    /// a noted frame completed them.
+    pub fn time_of(&self, len: usize) -> Option<Duration> {
+        let i = self.frames.partition_point(|f| (f.0 as usize) < len);
+        self.frames
+            .get(i)
+            .map(|f| Duration::from_micros(u64::from(f.1)))
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.frames.capacity() * std::mem::size_of::<(u32, u32)>()
     }
 }
 
@@ -289,6 +341,27 @@ impl CaptureQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arrivals_find_the_frame_that_completed_a_prefix() {
+        let ms = Duration::from_millis;
+        let mut a = Arrivals::default();
+        a.push(10, ms(1));
+        a.push(10, ms(2));
+        a.push(25, ms(50));
+        a.push(40, ms(100));
+        assert_eq!(a.time_of(1), Some(ms(1)));
+        assert_eq!(a.time_of(10), Some(ms(1)));
+        assert_eq!(a.time_of(11), Some(ms(50)));
+        assert_eq!(a.time_of(40), Some(ms(100)));
+        assert_eq!(a.time_of(41), None);
+        let mut full = Arrivals::default();
+        for i in 1..=Arrivals::MAX + 10 {
+            full.push(i, ms(i as u64));
+        }
+        assert_eq!(full.time_of(Arrivals::MAX), Some(ms(Arrivals::MAX as u64)));
+        assert_eq!(full.time_of(Arrivals::MAX + 1), None);
+    }
 
     /// A known endpoint's static path is the one its classification matched,
     /// so a record's path reads the same borrowed or owned.

@@ -319,6 +319,22 @@ pub struct RowMaker {
     pub max_body: usize,
 }
 
+/// Time to first token: for a stream, when the frame that completed its first
+/// event carrying a token arrived (none for a stream that carried none); for
+/// a whole body, when the response began, since all of it came at once.
+fn ttft(
+    arrivals: &super::Arrivals,
+    first_byte: Option<Duration>,
+    sse: bool,
+    first_token_end: Option<usize>,
+) -> Option<Duration> {
+    if sse {
+        first_token_end.and_then(|end| arrivals.time_of(end))
+    } else {
+        first_byte
+    }
+}
+
 impl RowMaker {
     /// Assembles the response, reads its token usage, hashes the user id, seals the raw
     /// payload when configured and redacts the text. Bodies are read as JSON
@@ -472,7 +488,13 @@ impl RowMaker {
             truncated: r.truncated || response_cut || request_cut,
             finish_reason: summary.finish_reason,
             latency_ms: r.latency.as_secs_f64() * 1e3,
-            ttft_ms: r.ttft.map(|d| d.as_secs_f64() * 1e3),
+            ttft_ms: ttft(
+                &r.arrivals,
+                r.first_byte,
+                r.response_is_sse,
+                summary.first_token_end,
+            )
+            .map(|d| d.as_secs_f64() * 1e3),
             prompt_tokens: summary.usage.map(|u| u.prompt),
             completion_tokens: summary.usage.map(|u| u.completion),
             total_tokens: summary.usage.map(|u| u.total),
@@ -769,7 +791,8 @@ mod tests {
             response_is_sse: false,
             truncated: false,
             latency: Duration::from_millis(5),
-            ttft: None,
+            first_byte: None,
+            arrivals: Default::default(),
             app: None,
             user: user.map(str::to_string),
             session: None,

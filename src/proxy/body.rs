@@ -13,7 +13,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use super::call::Call;
 use super::upstream::UpstreamBody;
-use crate::capture::Outcome;
+use crate::capture::{Arrivals, Outcome};
 use crate::error::GatewayError;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -84,7 +84,12 @@ pub struct TeeBody {
     captured: Vec<u8>,
     cap: usize,
     truncated: bool,
-    ttft: Option<Duration>,
+    /// When the response began: set by the caller for a whole body, at the
+    /// first frame for a stream.
+    first_byte: Option<Duration>,
+    /// When each frame of an SSE stream arrived, for the writer to tell when
+    /// the first token did (a role-only opening chunk is not one).
+    arrivals: Arrivals,
     /// Bytes to send before anything else (the rest of a filtered stream, or an error event).
     out: Option<Bytes>,
     /// An error to end the body with, for non-SSE bodies that cannot carry an error event.
@@ -100,7 +105,7 @@ impl TeeBody {
         sse: bool,
         hide_usage: bool,
         cap: usize,
-        ttft: Option<Duration>,
+        first_byte: Option<Duration>,
     ) -> TeeBody {
         TeeBody {
             upstream,
@@ -111,7 +116,8 @@ impl TeeBody {
             captured: Vec::new(),
             cap,
             truncated: false,
-            ttft,
+            first_byte,
+            arrivals: Arrivals::default(),
             out: None,
             abort: None,
             done: false,
@@ -129,8 +135,9 @@ impl TeeBody {
 
     fn finish(&mut self, outcome: Outcome, error: Option<String>) {
         let captured = std::mem::take(&mut self.captured);
+        self.call.set_arrivals(std::mem::take(&mut self.arrivals));
         self.call
-            .finish(outcome, captured, self.truncated, self.ttft, error);
+            .finish(outcome, captured, self.truncated, self.first_byte, error);
     }
 
     /// Ends the body after an upstream failure: SSE clients get an OpenAI-style
@@ -186,10 +193,16 @@ impl TeeBody {
                 }
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
-                        if self.ttft.is_none() {
-                            self.ttft = Some(self.call.start.elapsed());
+                        if self.sse {
+                            let at = self.call.start.elapsed();
+                            self.first_byte.get_or_insert(at);
+                            self.tee(&data);
+                            self.arrivals.push(self.captured.len(), at);
+                        } else {
+                            self.first_byte
+                                .get_or_insert_with(|| self.call.start.elapsed());
+                            self.tee(&data);
                         }
-                        self.tee(&data);
                         let forward = match &mut self.filter {
                             Some(f) => f.push(data),
                             None => Some(data),

@@ -80,7 +80,8 @@ impl Call {
                 response_is_sse: false,
                 truncated: false,
                 latency: Default::default(),
-                ttft: None,
+                first_byte: None,
+                arrivals: Default::default(),
                 app: None,
                 user: header(USER_HEADER),
                 session: header(SESSION_HEADER),
@@ -123,7 +124,8 @@ impl Call {
             response_is_sse: false,
             truncated: false,
             latency: Default::default(),
-            ttft: None,
+            first_byte: None,
+            arrivals: Default::default(),
             app: r.app.clone(),
             user: r.user.clone(),
             session: r.session.clone(),
@@ -184,21 +186,31 @@ impl Call {
         &mut self,
         outcome: Outcome,
         body: &[u8],
-        ttft: Option<std::time::Duration>,
+        first_byte: Option<std::time::Duration>,
         error: Option<String>,
     ) {
         let (response, cut) =
             crate::capture::capped_copy(body, self.gateway.config.capture.max_body_bytes);
-        self.finish(outcome, response, cut, ttft, error);
+        self.finish(outcome, response, cut, first_byte, error);
     }
 
-    /// Completes the record and hands it to the capture queue. Later calls do nothing.
+    /// Keeps when each frame of a streamed response arrived, for the writer
+    /// to find the first token's. Does nothing once the call is finished.
+    pub fn set_arrivals(&mut self, arrivals: crate::capture::Arrivals) {
+        if let Some(r) = self.record.as_mut() {
+            r.arrivals = arrivals;
+        }
+    }
+
+    /// Completes the record and hands it to the capture queue. Later calls do
+    /// nothing. `first_byte` is when the response began (see
+    /// [`Interaction::first_byte`]).
     pub fn finish(
         &mut self,
         outcome: Outcome,
         response: Vec<u8>,
         truncated: bool,
-        ttft: Option<std::time::Duration>,
+        first_byte: Option<std::time::Duration>,
         error: Option<String>,
     ) {
         let Some(mut r) = self.record.take() else {
@@ -210,13 +222,13 @@ impl Call {
         r.response = response;
         r.truncated |= truncated;
         r.latency = latency;
-        r.ttft = ttft;
+        r.first_byte = first_byte;
         r.error = error;
         let m = &self.gateway.metrics;
         m.in_flight.add(-1);
         self.target
             .series
-            .request_done(r.status, outcome, latency, ttft);
+            .request_done(r.status, outcome, latency, first_byte);
         self.gateway.capture.submit(r);
     }
 }

@@ -156,13 +156,55 @@ fn authenticate(
     found.ok_or(GatewayError::Unauthorized)
 }
 
-/// `GET /v1/models` when routes are configured: the routes, OpenAI-shaped.
-fn list_routes(mut call: Call, table: &RoutingTable) -> Response<ProxyBody> {
-    let data: Vec<serde_json::Value> = table
-        .route_names()
-        .into_iter()
+/// The most of the default upstream's model list that `GET /v1/models` reads:
+/// real lists are a few KiB to a few hundred KiB (hundreds of models with
+/// descriptions and prices); a bigger answer is given up on, not buffered.
+const UPSTREAM_MODELS_MAX_BYTES: usize = 1 << 20;
+
+/// `GET /v1/models` when routes are configured: the routes, then the models
+/// of the default upstream (which still serves any name that is not a
+/// route), merged by id. When the upstream's list cannot be had, the routes
+/// alone answer, and the failure is counted and logged.
+async fn list_models(
+    mut call: Call,
+    table: &RoutingTable,
+    parts: http::request::Parts,
+    keep_client_auth: bool,
+) -> Response<ProxyBody> {
+    let routes = table.route_names();
+    let mut data: Vec<serde_json::Value> = routes
+        .iter()
         .map(|name| serde_json::json!({"id": name, "object": "model", "created": 0, "owned_by": "flywheel"}))
         .collect();
+    match upstream_models(&call.target, parts, keep_client_auth).await {
+        Ok(models) => data.extend(
+            models
+                .into_iter()
+                .filter(|m| {
+                    !routes
+                        .iter()
+                        .any(|r| m.get("id").and_then(|v| v.as_str()) == Some(*r))
+                })
+                .map(serde_json::Value::Object),
+        ),
+        Err(reason) => {
+            let metrics = &call.gateway().metrics;
+            let failures = metrics
+                .models_upstream_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            // Clients may poll the list; an upstream that is down is logged
+            // once and then every hundredth time, the count says the rest.
+            if failures == 1 || failures % 100 == 0 {
+                tracing::warn!(
+                    upstream = %call.target.upstream.label,
+                    reason,
+                    failures,
+                    "the default upstream's models could not be listed; answering with the routes only"
+                );
+            }
+        }
+    }
     let body = Bytes::from(
         serde_json::to_vec(&serde_json::json!({"object": "list", "data": data}))
             .unwrap_or_default(),
@@ -176,6 +218,52 @@ fn list_routes(mut call: Call, table: &RoutingTable) -> Response<ProxyBody> {
     add_gateway_headers(&mut resp, &call);
     call.finish_with_body(Outcome::Ok, &body, None, None);
     resp
+}
+
+/// The entries of the default upstream's `GET /v1/models` answer that have
+/// a string `id`, read within [`UPSTREAM_MODELS_MAX_BYTES`] and the
+/// upstream's time limits; the error says why there are none.
+async fn upstream_models(
+    target: &VersionTarget,
+    parts: http::request::Parts,
+    keep_client_auth: bool,
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, String> {
+    #[derive(serde::Deserialize)]
+    struct List {
+        data: Vec<serde_json::Value>,
+    }
+    let resp = send(target, parts, Bytes::new(), keep_client_auth, true)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("the upstream answered {}", resp.status()));
+    }
+    let total = target.upstream.config.total_timeout;
+    let read = Limited::new(resp.into_body(), UPSTREAM_MODELS_MAX_BYTES).collect();
+    let body = match tokio::time::timeout(total, read).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(format!(
+                "the list is over {UPSTREAM_MODELS_MAX_BYTES} bytes"
+            ))
+        }
+        Ok(Err(_)) => return Err("the list could not be read".into()),
+        Err(_) => return Err("the list did not arrive in time".into()),
+    };
+    let list: List =
+        serde_json::from_slice(&body).map_err(|_| "the answer is not a model list".to_string())?;
+    Ok(list
+        .data
+        .into_iter()
+        .filter_map(|m| match m {
+            serde_json::Value::Object(o)
+                if o.get("id").is_some_and(serde_json::Value::is_string) =>
+            {
+                Some(o)
+            }
+            _ => None,
+        })
+        .collect())
 }
 
 /// Reads a request body whole, within `limit` bytes and `timeout`.
@@ -341,14 +429,14 @@ async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody
         }
     }
 
+    let keep_client_auth = gw.client_keys.is_empty() || gw.config.auth.pass_client_key;
     if endpoint == Endpoint::Models {
         let table = gw.routing.current();
         if !table.routes.is_empty() {
-            return list_routes(call, &table);
+            return list_models(call, &table, parts, keep_client_auth).await;
         }
     }
 
-    let keep_client_auth = gw.client_keys.is_empty() || gw.config.auth.pass_client_key;
     let plain = endpoint != Endpoint::Passthrough;
     // A retry needs the request again, so only then is it copied.
     let retry = retry.map(|(stable, b)| {
@@ -408,11 +496,13 @@ async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody
             rparts.headers.remove(header::CONTENT_LENGTH);
         }
         call.record().response_is_sse = is_sse;
-        let ttft = (!is_sse).then_some(headers_at);
+        // A stream's first byte is its first frame; the writer finds its
+        // first token from the frames' arrival times.
+        let first_byte = (!is_sse).then_some(headers_at);
         let mut resp = Response::from_parts(rparts, ProxyBody::empty());
         add_gateway_headers(&mut resp, &call);
         *resp.body_mut() = ProxyBody::Tee(Box::new(TeeBody::new(
-            rbody, call, deadline, is_sse, hide_usage, cap, ttft,
+            rbody, call, deadline, is_sse, hide_usage, cap, first_byte,
         )));
         return resp;
     }
