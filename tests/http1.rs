@@ -317,3 +317,233 @@ async fn a_client_that_stops_reading_is_let_go() {
     assert_eq!(gw.post("/v1/chat/completions", CHAT, &[]).await.status, 200);
     drop(stalled);
 }
+
+/// The head of a chunked chat request; its body follows.
+const CHUNKED_HEAD: &str = "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+
+/// The statuses of every response in `text`, in order.
+fn statuses(text: &str) -> Vec<u16> {
+    text.match_indices("HTTP/1.1 ")
+        .filter(|(at, _)| *at == 0 || text[..*at].ends_with('\n') || text[..*at].ends_with('}'))
+        .filter_map(|(at, _)| text[at + 9..at + 12].parse().ok())
+        .collect()
+}
+
+/// Chunked request bodies are held to RFC 9112 §7.1: exact CRLF line ends,
+/// the chunk-ext grammar, no space around the size, and trailer field
+/// lines. A body that breaks it gets one 400 and the connection closes, so
+/// nothing after it is read as a second request; well-formed extensions
+/// and trailers still pass.
+#[tokio::test]
+async fn chunked_request_bodies_follow_the_grammar_strictly() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let chat = |chunk: &str| format!("{:x}{chunk}\r\n{CHAT}\r\n", CHAT.len());
+    let smuggled = "GET /healthz HTTP/1.1\r\nhost: gw\r\n\r\n";
+    let bad: Vec<(&str, String)> = vec![
+        // A front proxy that takes LF inside an extension sees one body here;
+        // a reader that ends lines at a bare LF sees a second request.
+        (
+            "the smuggling payload",
+            format!("10;\nAB\r\nFFFFFFFFFFFF\r\n0;\r\n40;\n\r\n{smuggled}"),
+        ),
+        (
+            "a bare LF after the size",
+            format!("{:x}\n{CHAT}\r\n0\r\n\r\n", CHAT.len()),
+        ),
+        (
+            "a bare LF after the data",
+            format!("{:x}\r\n{CHAT}\n0\r\n\r\n", CHAT.len()),
+        ),
+        ("a bare LF ending the body", format!("{}0\r\n\n", chat(""))),
+        (
+            "a CR inside an extension",
+            format!("{}0\r\n\r\n", chat(";a\rb")),
+        ),
+        (
+            "a NUL inside an extension",
+            format!("{}0\r\n\r\n", chat(";a=\0")),
+        ),
+        (
+            "an extension without a name",
+            format!("{}0\r\n\r\n", chat(";=x")),
+        ),
+        (
+            "an extension value that is not a token",
+            format!("{}0\r\n\r\n", chat(";a=b c")),
+        ),
+        (
+            "an unclosed quoted value",
+            format!("{}0\r\n\r\n", chat(";a=\"b")),
+        ),
+        ("a space before the size", format!(" {}0\r\n\r\n", chat(""))),
+        ("a space after the size", format!("{}0\r\n\r\n", chat(" "))),
+        ("a sign before the size", format!("+{}0\r\n\r\n", chat(""))),
+        ("a 0x prefix", format!("0x{}0\r\n\r\n", chat(""))),
+        (
+            "a trailer line without a colon",
+            format!("{}0\r\nnot a field\r\n\r\n", chat("")),
+        ),
+        (
+            "a folded trailer line",
+            format!("{}0\r\nx-a: 1\r\n  folded\r\n\r\n", chat("")),
+        ),
+        (
+            "a NUL in a trailer",
+            format!("{}0\r\nx-a: \0\r\n\r\n", chat("")),
+        ),
+        (
+            "too many trailer lines",
+            format!("{}0\r\n{}\r\n", chat(""), "x-t: 1\r\n".repeat(100)),
+        ),
+    ];
+    for (what, body) in bad {
+        let text = exchange(&gw, format!("{CHUNKED_HEAD}{body}").as_bytes()).await;
+        assert_eq!(statuses(&text), [400], "{what}: {text}");
+        assert!(text.contains("connection: close\r\n"), "{what}: {text}");
+        assert!(text.contains("\"invalid_request_error\""), "{what}: {text}");
+    }
+    let good = [
+        format!("{}0\r\n\r\n", chat(" ;a")),
+        format!("{}0;last\r\n\r\n", chat(";a=b;c=\"d \\\" e\"\t; f = g")),
+        format!("{}0\r\nx-trailer: one\r\nx-other:two \r\n\r\n", chat("")),
+        format!("{:0>20x}\r\n{CHAT}\r\n0000\r\n\r\n", CHAT.len()),
+    ];
+    let head = CHUNKED_HEAD.replace("\r\n\r\n", "\r\nconnection: close\r\n\r\n");
+    for body in good {
+        let text = exchange(&gw, format!("{head}{body}").as_bytes()).await;
+        assert_eq!(statuses(&text), [200], "{body:?}: {text}");
+    }
+}
+
+/// `Transfer-Encoding` is taken only as `chunked`, once: another coding is
+/// 501, `chunked` twice (on one line or two), an empty value, or a coding
+/// beside a `Content-Length` is 400, and the connection closes.
+#[tokio::test]
+async fn transfer_encoding_is_chunked_once_or_refused() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let body = format!("{:x}\r\n{CHAT}\r\n0\r\n\r\n", CHAT.len());
+    let length = format!("content-length: {}\r\n", body.len());
+    let cases: [(String, u16); 7] = [
+        ("transfer-encoding: gzip, chunked\r\n".into(), 501),
+        ("transfer-encoding: chunked, gzip\r\n".into(), 501),
+        ("transfer-encoding: chunked, chunked\r\n".into(), 400),
+        (
+            "transfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n".into(),
+            400,
+        ),
+        ("transfer-encoding: \r\n".into(), 400),
+        (format!("transfer-encoding: chunked\r\n{length}"), 400),
+        (format!("{length}transfer-encoding: chunked\r\n"), 400),
+    ];
+    for (framing, status) in cases {
+        let request =
+            format!("POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\n{framing}\r\n{body}");
+        let text = exchange(&gw, request.as_bytes()).await;
+        assert_eq!(statuses(&text), [status], "{framing}: {text}");
+        assert!(text.contains("connection: close\r\n"), "{framing}: {text}");
+    }
+    for framing in [
+        "transfer-encoding:  Chunked \r\n",
+        "transfer-encoding: , chunked\r\n",
+    ] {
+        let request = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n{framing}\r\n{body}"
+        );
+        let text = exchange(&gw, request.as_bytes()).await;
+        assert_eq!(statuses(&text), [200], "{framing}: {text}");
+    }
+}
+
+/// A raw upstream: on every connection it reads one request (its head and a
+/// body by `content-length`), writes `answer` and closes.
+async fn raw_upstream(answer: Vec<u8>) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                if read_request(&mut sock).await.is_some() {
+                    let _ = sock.write_all(&answer).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Reads one request with a `content-length` body (or none) off `sock`.
+async fn read_request(sock: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&seen[..end]).to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if seen.len() >= end + 4 + len {
+                seen.truncate(end + 4 + len);
+                return Some(seen);
+            }
+        }
+        match sock.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// The upstream's chunked answers are held to the same grammar as requests:
+/// a malformed one is a 502 with an OpenAI-shaped error, never a body cut
+/// where a lenient reader would cut it.
+#[tokio::test]
+async fn malformed_chunked_answers_from_upstream_are_502() {
+    let ok = r#"{"id":"x","object":"chat.completion","choices":[]}"#;
+    let chunked = |te: &str, body: String| {
+        format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{te}\r\n{body}").into_bytes()
+    };
+    let one = |ext: &str| format!("{:x}{ext}\r\n{ok}\r\n", ok.len());
+    let te = "transfer-encoding: chunked\r\n";
+    let bad = [
+        chunked(te, format!("{:x}\n{ok}\r\n0\r\n\r\n", ok.len())),
+        chunked(te, format!("{:x}\r\n{ok}\n0\r\n\r\n", ok.len())),
+        chunked(te, format!("{}0\r\n\r\n", one(";a\rb"))),
+        chunked(te, format!("{}0\r\n\r\n", one(" "))),
+        chunked(te, format!("{}0\r\nno colon\r\n\r\n", one(""))),
+        chunked(
+            "transfer-encoding: gzip, chunked\r\n",
+            format!("{}0\r\n\r\n", one("")),
+        ),
+        chunked(
+            "transfer-encoding: chunked, chunked\r\n",
+            format!("{}0\r\n\r\n", one("")),
+        ),
+        chunked("transfer-encoding: gzip\r\n", ok.to_string()),
+    ];
+    for answer in bad {
+        let up = raw_upstream(answer.clone()).await;
+        let gw = gateway_with(&format!("http://{up}/v1"), "", &[]).await;
+        let r = gw.post("/v1/chat/completions", CHAT, &[]).await;
+        assert_eq!(
+            r.status,
+            502,
+            "{}: {}",
+            String::from_utf8_lossy(&answer),
+            r.text()
+        );
+        assert_eq!(r.json()["error"]["type"], "upstream_error", "{}", r.text());
+    }
+    let good = chunked(
+        te,
+        format!("{}0;x=y\r\nx-t: 1\r\n\r\n", one(" ; a = \"b\"")),
+    );
+    let up = raw_upstream(good).await;
+    let gw = gateway_with(&format!("http://{up}/v1"), "", &[]).await;
+    let r = gw.post("/v1/chat/completions", CHAT, &[]).await;
+    assert_eq!((r.status, r.text()), (200, ok.to_string()));
+}

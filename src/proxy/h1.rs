@@ -16,6 +16,14 @@
 //! connection may carry another request it goes back to the pool; a body
 //! dropped early (the client left) closes its connection, as does any error.
 //!
+//! Responses are read as strictly as requests are in `h1_server`, with the
+//! same code (`Framer`, the chunked decoder): `Transfer-Encoding` only as
+//! `chunked` once, chunk lines ended by CRLF with extensions that follow
+//! their grammar, a trailer section of field lines bounded in bytes and
+//! count. A response off these rules is an error (502 to the client) and
+//! its connection is closed, rather than a body cut where the upstream did
+//! not mean it.
+//!
 //! Idle connections are not read. A connection the upstream closed while it
 //! sat idle is found at checkout (its socket reads as ended) and dropped; one
 //! that fails as a request is written, before any of it went out, sends that
@@ -94,6 +102,10 @@ const MAX_HEADERS: usize = 128;
 const MAX_HEAD_BYTES: usize = 256 * 1024;
 /// The longest chunk-size or trailer line read before giving up.
 const MAX_LINE_BYTES: usize = 16 * 1024;
+/// The most bytes and field lines a chunked body's trailer section may have
+/// (the trailers are read and dropped, so they need not be large).
+const MAX_TRAILER_BYTES: u32 = 16 * 1024;
+const MAX_TRAILER_FIELDS: u16 = 64;
 /// A read asks for at least this much room, and grows the buffer by `READ_SIZE`.
 const MIN_READ: usize = 2 * 1024;
 const READ_SIZE: usize = 16 * 1024;
@@ -479,12 +491,12 @@ fn parse_head_with<const N: usize>(
             headers.append(name, value);
         }
         let keep_alive = framing.keeps_alive(version);
-        if framing.chunked.is_some() && framing.length.is_some() {
+        if framing.coding.is_some() && framing.length.is_some() {
             // Transfer-Encoding overrides Content-Length, which a proxy must
             // then not pass on (RFC 9112 §6.3): the body's length is not that.
             headers.remove(header::CONTENT_LENGTH);
         }
-        let framing = framing.framing(status, head_only);
+        let framing = framing.framing(status, head_only)?;
         return Ok(Some(Head {
             status,
             version,
@@ -499,11 +511,22 @@ fn parse_head_with<const N: usize>(
 /// `h1_server`).
 #[derive(Default)]
 pub(super) struct Framer {
-    /// From the last `Transfer-Encoding`: whether its last coding is chunked.
-    pub chunked: Option<bool>,
+    /// What the `Transfer-Encoding` lines named, if there were any.
+    pub coding: Option<Coding>,
     pub length: Option<u64>,
     pub close: bool,
     keep_alive: bool,
+}
+
+/// The transfer codings of a message, as far as framing goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Coding {
+    /// Exactly `chunked`, once: the only coding this side reads.
+    Chunked,
+    /// `chunked` more than once, or a `Transfer-Encoding` that names no coding.
+    Invalid,
+    /// Some coding other than `chunked` (a request gets 501, a response is refused).
+    Unsupported,
 }
 
 impl Framer {
@@ -526,8 +549,23 @@ impl Framer {
                 self.length = Some(n);
             }
         } else if name == header::TRANSFER_ENCODING {
-            let last = tokens().next_back().unwrap_or_default();
-            self.chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
+            // Every line counts, not only the last: `chunked` twice (over one
+            // line or two) or beside another coding is how a message gets
+            // framed one way here and another way by a peer (RFC 9112 §6.1).
+            // Empty list elements are ignored (RFC 9110 §5.6.1).
+            let mut named = false;
+            for token in tokens().filter(|t| !t.is_empty()) {
+                named = true;
+                self.coding = Some(match self.coding {
+                    Some(Coding::Unsupported) => Coding::Unsupported,
+                    _ if !token.eq_ignore_ascii_case(b"chunked") => Coding::Unsupported,
+                    None => Coding::Chunked,
+                    Some(_) => Coding::Invalid,
+                });
+            }
+            if !named && self.coding != Some(Coding::Unsupported) {
+                self.coding = Some(Coding::Invalid);
+            }
         } else if name == header::CONNECTION {
             for token in tokens() {
                 self.close |= token.eq_ignore_ascii_case(b"close");
@@ -537,15 +575,24 @@ impl Framer {
         Ok(())
     }
 
-    /// How the body ends (RFC 9112 §6.3).
-    fn framing(&self, status: StatusCode, head_only: bool) -> Framing {
+    /// How a response's body ends (RFC 9112 §6.3). A transfer coding other
+    /// than `chunked` alone is refused rather than read until the close, as
+    /// the RFC allows: the gateway would pass on a body coded in a way the
+    /// client is not told of, since `Transfer-Encoding` is per hop.
+    fn framing(&self, status: StatusCode, head_only: bool) -> Result<Framing, SendError> {
         if head_only || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-            return Framing::Length(0);
+            return Ok(Framing::Length(0));
         }
-        match (self.chunked, self.length) {
-            (Some(true), _) => Framing::Chunked(Chunked::Size),
-            (Some(false), _) | (None, None) => Framing::UntilClose,
-            (None, Some(n)) => Framing::Length(n),
+        match (self.coding, self.length) {
+            (Some(Coding::Chunked), _) => Ok(Framing::Chunked(Chunked::Size)),
+            (Some(Coding::Invalid), _) => Err(SendError::Malformed(
+                "the response's transfer-encoding is not valid",
+            )),
+            (Some(Coding::Unsupported), _) => Err(SendError::Malformed(
+                "the response has a transfer coding other than chunked",
+            )),
+            (None, None) => Ok(Framing::UntilClose),
+            (None, Some(n)) => Ok(Framing::Length(n)),
         }
     }
 
@@ -585,8 +632,12 @@ pub(super) enum Chunked {
     Data(u64),
     /// After a chunk's data, before its CRLF.
     DataEnd,
-    /// After the last chunk, in the trailer section (which is dropped).
-    Trailers,
+    /// After the last chunk, in the trailer section (which is dropped),
+    /// with the bytes and field lines read of it so far.
+    Trailers {
+        bytes: u32,
+        fields: u16,
+    },
     Done,
 }
 
@@ -614,7 +665,10 @@ impl Framing {
                             return Ok(Decoded::More);
                         };
                         *state = if size == 0 {
-                            Chunked::Trailers
+                            Chunked::Trailers {
+                                bytes: 0,
+                                fields: 0,
+                            }
                         } else {
                             Chunked::Data(size)
                         };
@@ -629,21 +683,34 @@ impl Framing {
                         return Ok(data);
                     }
                     Chunked::DataEnd => {
-                        let Some(empty) = take_line(buf, |l| Ok(l.is_empty()))? else {
-                            return Ok(Decoded::More);
-                        };
-                        if !empty {
-                            return Err(SendError::Malformed("a chunk is longer than its size"));
+                        // Exactly CRLF after the data: anything else means
+                        // the size did not frame the chunk.
+                        match buf.get(..2) {
+                            Some(b"\r\n") => buf.advance(2),
+                            None if buf.first().is_none_or(|&b| b == b'\r') => {
+                                return Ok(Decoded::More)
+                            }
+                            _ => {
+                                return Err(SendError::Malformed("a chunk is longer than its size"))
+                            }
                         }
                         *state = Chunked::Size;
                     }
-                    Chunked::Trailers => {
-                        let Some(empty) = take_line(buf, |l| Ok(l.is_empty()))? else {
+                    Chunked::Trailers { bytes, fields } => {
+                        let Some(len) = take_line(buf, |l| trailer_line(l).map(|()| l.len()))?
+                        else {
                             return Ok(Decoded::More);
                         };
-                        if empty {
+                        if len == 0 {
                             *state = Chunked::Done;
+                            continue;
                         }
+                        let bytes = bytes.saturating_add(len as u32 + 2);
+                        let fields = fields + 1;
+                        if bytes > MAX_TRAILER_BYTES || fields > MAX_TRAILER_FIELDS {
+                            return Err(SendError::Malformed("the trailer section is too large"));
+                        }
+                        *state = Chunked::Trailers { bytes, fields };
                     }
                     Chunked::Done => return Ok(Decoded::End),
                 }
@@ -667,41 +734,161 @@ fn take_up_to(buf: &mut BytesMut, left: &mut u64) -> Decoded {
     Decoded::Data(buf.split_to(n as usize).freeze())
 }
 
-/// Reads one line (without its CRLF, or a bare LF) with `read` and drops it
-/// from the front of `buf`; `None` while the line is incomplete. The line is
-/// read where it lies, not split off.
+/// Reads one line (without its CRLF) with `read` and drops it from the
+/// front of `buf`; `None` while the line is incomplete. The line is read
+/// where it lies, not split off. A line must end with CRLF (RFC 9112 §7.1):
+/// a bare LF is where a lenient peer and a strict one disagree on where a
+/// chunk ends, which is how a second request is smuggled inside a body.
 fn take_line<T>(
     buf: &mut BytesMut,
     read: impl FnOnce(&[u8]) -> Result<T, SendError>,
 ) -> Result<Option<T>, SendError> {
+    const TOO_LONG: SendError = SendError::Malformed("a chunk line is too long");
     match memchr::memchr(b'\n', buf) {
+        Some(at) if at > MAX_LINE_BYTES => Err(TOO_LONG),
         Some(at) => {
-            let line = &buf[..at];
-            let value = read(line.strip_suffix(b"\r").unwrap_or(line))?;
+            let line = buf[..at]
+                .strip_suffix(b"\r")
+                .ok_or(SendError::Malformed("a chunk line does not end with CRLF"))?;
+            let value = read(line)?;
             buf.advance(at + 1);
             Ok(Some(value))
         }
-        None if buf.len() > MAX_LINE_BYTES => Err(SendError::Malformed("a chunk line is too long")),
+        None if buf.len() > MAX_LINE_BYTES => Err(TOO_LONG),
         None => Ok(None),
     }
 }
 
-/// The size on a chunk-size line, before any extensions.
+/// The size on a chunk-size line, whose extensions must follow the grammar
+/// (RFC 9112 §7.1.1): `1*HEXDIG *( BWS ";" BWS name [ BWS "=" BWS value ] )`,
+/// a name a token and a value a token or a quoted string. Nothing else may
+/// stand on the line: no space before the size or after it (unless an
+/// extension follows), no CR, NUL or other control byte.
 fn chunk_size(line: &[u8]) -> Result<u64, SendError> {
-    let digits = line
-        .split(|&b| b == b';')
-        .next()
-        .unwrap_or_default()
-        .trim_ascii();
-    if digits.is_empty() || digits.len() > 15 {
-        return Err(SendError::Malformed("a chunk size is not valid"));
+    const BAD_SIZE: SendError = SendError::Malformed("a chunk size is not valid");
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 {
+        return Err(BAD_SIZE);
     }
-    digits.iter().try_fold(0u64, |n, &d| {
-        let v = (d as char)
-            .to_digit(16)
-            .ok_or(SendError::Malformed("a chunk size is not valid"))?;
-        Ok(n * 16 + u64::from(v))
-    })
+    let mut size = 0u64;
+    for &d in &line[..digits] {
+        // Below 2^60, however many leading zeros: no chunk is that large,
+        // and the sum of sizes cannot overflow before a limit stops it.
+        if size >> 56 != 0 {
+            return Err(BAD_SIZE);
+        }
+        let v = (d as char).to_digit(16).unwrap_or_default();
+        size = size << 4 | u64::from(v);
+    }
+    chunk_ext(&line[digits..])?;
+    Ok(size)
+}
+
+/// Checks what follows a chunk's size against the chunk-ext grammar.
+fn chunk_ext(mut rest: &[u8]) -> Result<(), SendError> {
+    const BAD_EXT: SendError = SendError::Malformed("a chunk extension is not valid");
+    while !rest.is_empty() {
+        rest = skip_ws(rest).strip_prefix(b";").ok_or(BAD_EXT)?;
+        rest = skip_ws(rest);
+        let name = token_len(rest);
+        if name == 0 {
+            return Err(BAD_EXT);
+        }
+        rest = &rest[name..];
+        if let Some(value) = skip_ws(rest).strip_prefix(b"=") {
+            let value = skip_ws(value);
+            let len = match value.first() {
+                Some(b'"') => quoted_len(value).ok_or(BAD_EXT)?,
+                _ => token_len(value),
+            };
+            if len == 0 {
+                return Err(BAD_EXT);
+            }
+            rest = &value[len..];
+        }
+    }
+    Ok(())
+}
+
+/// Checks one trailer field line: `token ":" OWS field-value OWS`, where
+/// the value holds visible bytes, spaces and tabs only (RFC 9112 §5). A
+/// line that starts with whitespace (obs-fold) has no name, and fails.
+fn trailer_line(line: &[u8]) -> Result<(), SendError> {
+    let name = token_len(line);
+    match line.get(name) {
+        Some(b':') if name > 0 && line[name + 1..].iter().all(|&b| is_field_byte(b)) => Ok(()),
+        _ if line.is_empty() => Ok(()),
+        _ => Err(SendError::Malformed("a trailer field is not valid")),
+    }
+}
+
+/// A byte a field value may hold: VCHAR, obs-text, SP or HTAB.
+fn is_field_byte(b: u8) -> bool {
+    b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
+}
+
+fn skip_ws(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    &s[n..]
+}
+
+/// Whether `b` may appear in a token (RFC 9110 §5.6.2): a byte-indexed table,
+/// so the check is one load.
+pub(super) fn is_tchar(b: u8) -> bool {
+    const TCHAR: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let b = i as u8;
+            t[i] = b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                );
+            i += 1;
+        }
+        t
+    };
+    TCHAR[b as usize]
+}
+
+/// The length of the token at the front of `s` (0 if none).
+fn token_len(s: &[u8]) -> usize {
+    s.iter().take_while(|&&b| is_tchar(b)).count()
+}
+
+/// The length of the quoted string at the front of `s`, quotes included;
+/// `None` if it is not closed or holds a byte a quoted string may not.
+fn quoted_len(s: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    while i < s.len() {
+        match s[i] {
+            b'"' => return Some(i + 1),
+            b'\\' => {
+                let next = *s.get(i + 1)?;
+                if !is_field_byte(next) {
+                    return None;
+                }
+                i += 2;
+            }
+            b if is_field_byte(b) => i += 1,
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// A response body read from its connection by whoever polls it; the
@@ -998,8 +1185,8 @@ mod tests {
     async fn writes_the_request_with_its_length_and_reads_bodies_of_every_framing() {
         let answers = vec![
             b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-up: a\r\nx-up: b\r\ncontent-length: 11\r\n\r\n{\"ok\":true}".to_vec(),
-            // Chunked, with an extension, a bare-LF line and a trailer.
-            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;name=v\r\nhello\r\n1\n \r\n6\r\nworld!\r\n0\r\nx-trailer: t\r\n\r\n".to_vec(),
+            // Chunked, with extensions and a trailer.
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;name=v\r\nhello\r\n1 ; q=\"a b\"\r\n \r\n6\r\nworld!\r\n0\r\nx-trailer: t\r\n\r\n".to_vec(),
             // Chunked coding wins over a length sent beside it.
             b"HTTP/1.1 200 OK\r\ncontent-length: 99\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n".to_vec(),
             // An interim response first; an empty 204.
@@ -1221,6 +1408,88 @@ mod tests {
             assert_eq!(out, b"data0123456789end", "pieces of {piece}");
             assert!(buf.is_empty());
         }
+    }
+
+    /// Decodes `wire` as a whole chunked body: its data, or the error.
+    fn dechunk(wire: &[u8]) -> Result<Vec<u8>, SendError> {
+        let mut framing = Framing::Chunked(Chunked::Size);
+        let mut buf = BytesMut::from(wire);
+        let mut out = Vec::new();
+        loop {
+            match framing.decode(&mut buf)? {
+                Decoded::Data(d) => out.extend_from_slice(&d),
+                Decoded::More => return Err(SendError::Malformed("incomplete")),
+                Decoded::End => return Ok(out),
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_follow_the_grammar_of_rfc_9112() {
+        let good: [&[u8]; 8] = [
+            b"3\r\nabc\r\n0\r\n\r\n",
+            b"3;a\r\nabc\r\n0\r\n\r\n",
+            b"3 \t; a = b ;c=\"x\\\"y\"\r\nabc\r\n0\r\n\r\n",
+            b"3;a=\"\"\r\nabc\r\n0\r\n\r\n",
+            b"0003\r\nabc\r\n000\r\n\r\n",
+            b"3\r\nabc\r\n0\r\nx-a: 1\r\nx-b:\r\nx-c: \x80 \t\r\n\r\n",
+            b"A\r\n0123456789\r\n0\r\n\r\n",
+            b"a\r\n0123456789\r\n0\r\n\r\n",
+        ];
+        for wire in good {
+            let data = dechunk(wire)
+                .unwrap_or_else(|e| panic!("{e}: {:?}", wire.escape_ascii().to_string()));
+            assert!(data == b"abc" || data == b"0123456789");
+        }
+        let bad: [&[u8]; 24] = [
+            b"3\nabc\r\n0\r\n\r\n",
+            b"3\r\nabc\n0\r\n\r\n",
+            b"3\r\nabc\r\n0\n\r\n",
+            b"3\r\nabc\r\n0\r\n\n",
+            b"3\r\nabcd\r\n0\r\n\r\n",
+            b"3\r\nabc\r\r\n0\r\n\r\n",
+            b" 3\r\nabc\r\n0\r\n\r\n",
+            b"3 \r\nabc\r\n0\r\n\r\n",
+            b"+3\r\nabc\r\n0\r\n\r\n",
+            b"0x3\r\nabc\r\n0\r\n\r\n",
+            b";a\r\nabc\r\n0\r\n\r\n",
+            b"3;\r\nabc\r\n0\r\n\r\n",
+            b"3;a \r\nabc\r\n0\r\n\r\n",
+            b"3;a=\r\nabc\r\n0\r\n\r\n",
+            b"3;a=b c\r\nabc\r\n0\r\n\r\n",
+            b"3;a\rb\r\nabc\r\n0\r\n\r\n",
+            b"3;a=\x00\r\nabc\r\n0\r\n\r\n",
+            b"3;a=\"b\r\nabc\r\n0\r\n\r\n",
+            b"3;a=\"\x01\"\r\nabc\r\n0\r\n\r\n",
+            b"3;a,b\r\nabc\r\n0\r\n\r\n",
+            b"3\r\nabc\r\n0\r\nno colon\r\n\r\n",
+            b"3\r\nabc\r\n0\r\n: no name\r\n\r\n",
+            b"3\r\nabc\r\n0\r\nx-a: 1\r\n folded\r\n\r\n",
+            b"3\r\nabc\r\n0\r\nx-a: \x00\r\n\r\n",
+        ];
+        for wire in bad {
+            assert!(
+                dechunk(wire).is_err(),
+                "accepted {:?}",
+                wire.escape_ascii().to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn trailer_sections_and_chunk_lines_are_bounded() {
+        let fields = "x-t: 1\r\n".repeat(usize::from(MAX_TRAILER_FIELDS));
+        assert!(dechunk(format!("0\r\n{fields}\r\n").as_bytes()).is_ok());
+        let fields = "x-t: 1\r\n".repeat(usize::from(MAX_TRAILER_FIELDS) + 1);
+        assert!(dechunk(format!("0\r\n{fields}\r\n").as_bytes()).is_err());
+        let big = format!("x-t: {}\r\n", "v".repeat(4000)).repeat(5);
+        assert!(dechunk(format!("0\r\n{big}\r\n").as_bytes()).is_err());
+        // A line over the limit is refused whether it is whole or not yet.
+        let long = format!("3;a={}\r\nabc\r\n0\r\n\r\n", "b".repeat(MAX_LINE_BYTES));
+        assert!(dechunk(long.as_bytes()).is_err());
+        let mut framing = Framing::Chunked(Chunked::Size);
+        let mut buf = BytesMut::from(&long.as_bytes()[..MAX_LINE_BYTES + 1]);
+        assert!(framing.decode(&mut buf).is_err());
     }
 
     #[test]

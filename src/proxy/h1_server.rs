@@ -20,12 +20,17 @@
 //! over TLS. On shutdown an idle connection closes at once and a busy one
 //! after its response, which says `connection: close`.
 //!
-//! Framing follows RFC 9112: a body is framed by `Transfer-Encoding: chunked`
-//! (which overrides `Content-Length`) or `Content-Length`; a request with any
-//! other transfer coding gets 501, a malformed head 400, a head over 64 KiB
-//! or 100 header lines 431, all as OpenAI-shaped JSON, and the connection is
-//! closed. `Expect: 100-continue` is answered when the body is about to be
-//! read.
+//! Framing follows RFC 9112, strictly, because a gateway that draws a
+//! request's boundary where a proxy in front of it does not can be made to
+//! serve a request nobody checked (request smuggling). A body is framed by
+//! `Transfer-Encoding: chunked` or `Content-Length`. A request with any other
+//! transfer coding gets 501; `chunked` twice or an empty `Transfer-Encoding`,
+//! both framings at once, a malformed head or a chunked body off the grammar
+//! (a line not ended by CRLF, a chunk extension that is not
+//! `;name[=token|"quoted"]`, space around the size, a trailer line that is
+//! not a field) get 400; a head over 64 KiB or 100 header lines 431; all as
+//! OpenAI-shaped JSON, and the connection is closed. `Expect: 100-continue`
+//! is answered when the body is about to be read.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -43,7 +48,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::body::{BoxError, ProxyBody};
-use super::h1::{parse_length, poll_fill, Chunked, Decoded, Framer, Framing, SendError};
+use super::h1::{parse_length, poll_fill, Chunked, Coding, Decoded, Framer, Framing, SendError};
 use super::idle::Activity;
 use super::server::Gateway;
 use crate::error::error_json_param;
@@ -624,25 +629,36 @@ fn parse_request(buf: &mut BytesMut, spans: &mut Vec<Span>) -> Result<Option<Hea
         }
         headers.append(name, value);
     }
-    let framing = match framer.chunked {
-        Some(true) if version == Version::HTTP_10 => return Err(MALFORMED),
-        Some(true) => {
-            // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3); the
-            // length is not the body's, and the connection closes after.
-            if framer.length.take().is_some() {
-                headers.remove(header::CONTENT_LENGTH);
-                framer.close = true;
-            }
-            Framing::Chunked(Chunked::Size)
-        }
-        Some(false) => {
+    let framing = match framer.coding {
+        None => Framing::Length(framer.length.unwrap_or(0)),
+        // Transfer codings are HTTP/1.1; a 1.0 peer may not frame by them.
+        Some(_) if version == Version::HTTP_10 => return Err(MALFORMED),
+        Some(Coding::Unsupported) => {
             return Err(Reject(
                 StatusCode::NOT_IMPLEMENTED,
                 "only the chunked transfer coding is supported",
                 "unsupported_transfer_encoding",
             ))
         }
-        None => Framing::Length(framer.length.unwrap_or(0)),
+        Some(Coding::Invalid) => {
+            return Err(Reject(
+                StatusCode::BAD_REQUEST,
+                "the transfer-encoding is not valid: it must be chunked, once",
+                "invalid_request",
+            ))
+        }
+        // Both framings on one request is the classic smuggling shape: a
+        // peer that reads the length sees a different request boundary. The
+        // RFC lets a server refuse it (RFC 9112 §6.3), which is safer than
+        // reading by the coding and closing after.
+        Some(Coding::Chunked) if framer.length.is_some() => {
+            return Err(Reject(
+                StatusCode::BAD_REQUEST,
+                "the request has both transfer-encoding and content-length",
+                "invalid_request",
+            ))
+        }
+        Some(Coding::Chunked) => Framing::Chunked(Chunked::Size),
     };
     let keep_alive = framer.keeps_alive(version);
     Ok(Some(Head {
@@ -762,14 +778,11 @@ mod tests {
         assert!(h.keep_alive);
         assert_eq!(h.headers["host"], "a");
 
-        let h = parse(
-            "POST / HTTP/1.1\r\ntransfer-encoding: gzip, chunked\r\ncontent-length: 5\r\n\r\n",
-        )
-        .unwrap()
-        .unwrap();
+        let h = parse("POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: chunked\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(h.framing, Framing::Chunked(Chunked::Size));
-        assert!(!h.headers.contains_key("content-length"));
-        assert!(!h.keep_alive, "a request with both framings closes after");
+        assert!(h.keep_alive);
 
         let h = parse("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
         assert_eq!(h.version, Version::HTTP_10);
@@ -805,6 +818,20 @@ mod tests {
             parse("POST / HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n").err(),
             Some(501)
         );
+        for te in ["gzip, chunked", "chunked, gzip", "chunked;q=1"] {
+            let head = format!("POST / HTTP/1.1\r\ntransfer-encoding: {te}\r\n\r\n");
+            assert_eq!(parse(&head).err(), Some(501), "{te}");
+        }
+        for te in [
+            "chunked, chunked",
+            "chunked\r\ntransfer-encoding: chunked",
+            "",
+            ",",
+            "chunked\r\ncontent-length: 5",
+        ] {
+            let head = format!("POST / HTTP/1.1\r\ntransfer-encoding: {te}\r\n\r\n");
+            assert_eq!(parse(&head).err(), Some(400), "{te}");
+        }
         assert_eq!(
             parse("POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n").err(),
             Some(400)
