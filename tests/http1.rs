@@ -214,7 +214,7 @@ async fn http_1_0_and_head() {
     let mut text = String::new();
     read_until(&mut s, &mut text, "ok\n").await;
     assert!(text.contains("connection: keep-alive\r\n"), "{text}");
-    s.write_all(b"HEAD /healthz HTTP/1.1\r\nconnection: close\r\n\r\n")
+    s.write_all(b"HEAD /healthz HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n\r\n")
         .await
         .unwrap();
     let text = read_to_close(&mut s).await;
@@ -546,4 +546,149 @@ async fn malformed_chunked_answers_from_upstream_are_502() {
     let gw = gateway_with(&format!("http://{up}/v1"), "", &[]).await;
     let r = gw.post("/v1/chat/completions", CHAT, &[]).await;
     assert_eq!((r.status, r.text()), (200, ok.to_string()));
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without a Host, with two, or with one
+/// that is not a host gets 400; HTTP/1.0 may leave it out.
+#[tokio::test]
+async fn requests_name_one_valid_host() {
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let bad = [
+        "GET /healthz HTTP/1.1\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nhost: gw\r\nhost: gw\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nhost: a\r\nHost: b\r\n\r\n",
+        "GET /healthz HTTP/1.0\r\nhost: a\r\nhost: b\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nhost: a b\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nhost: user@gw\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nhost: gw:80:80\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nhost: gw:http\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nhost: [::1\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nhost: gw/path\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nhost: %zz\r\n\r\n",
+    ];
+    for request in bad {
+        let text = exchange(&gw, request.as_bytes()).await;
+        assert_eq!(statuses(&text), [400], "{request:?}: {text}");
+        assert!(text.contains("\"invalid_request\""), "{request:?}: {text}");
+    }
+    let good = [
+        "GET /healthz HTTP/1.0\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nhost: 10.0.0.1:8080\r\nconnection: close\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nhost: [::1]:8080\r\nconnection: close\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nhost: my-gw.example.com.\r\nconnection: close\r\n\r\n",
+        // An empty value is what a client sends for a target with no authority.
+        "GET /healthz HTTP/1.1\r\nhost: \r\nconnection: close\r\n\r\n",
+    ];
+    for request in good {
+        let text = exchange(&gw, request.as_bytes()).await;
+        assert_eq!(statuses(&text), [200], "{request:?}: {text}");
+    }
+}
+
+/// CONNECT (the gateway opens no tunnels) and TRACE (which would echo the
+/// request with the upstream's credential in it) get 405 with the methods
+/// that are served, and never reach the upstream; CONNECT closes the
+/// connection, since what follows it would be tunnel bytes.
+#[tokio::test]
+async fn connect_and_trace_are_not_allowed() {
+    let (up, mut seen) = recording_upstream().await;
+    let gw = gateway_with(&format!("http://{up}/v1"), "", &[]).await;
+    let text = exchange(
+        &gw,
+        b"CONNECT api.openai.com:443 HTTP/1.1\r\nhost: api.openai.com:443\r\n\r\n",
+    )
+    .await;
+    assert_eq!(statuses(&text), [405], "{text}");
+    assert!(text.contains("connection: close\r\n"), "{text}");
+    assert!(text.contains("\"method_not_allowed\""), "{text}");
+
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"TRACE /v1/models HTTP/1.1\r\nhost: gw\r\n\r\nGET /healthz HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let text = read_to_close(&mut s).await;
+    assert_eq!(statuses(&text), [405, 200], "{text}");
+    let allow = text
+        .lines()
+        .find_map(|l| l.strip_prefix("allow: "))
+        .unwrap_or_else(|| panic!("no allow header: {text}"));
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    assert!(
+        !allow.contains("TRACE") && !allow.contains("CONNECT"),
+        "{allow}"
+    );
+    // A request the upstream does get, to show the two above never went.
+    assert_eq!(gw.get("/v1/models?x", &[]).await.status, 200);
+    let first = String::from_utf8(seen.recv().await.unwrap()).unwrap();
+    assert!(
+        first.starts_with("GET /v1/models?x HTTP/1.1\r\n"),
+        "{first}"
+    );
+}
+
+/// A raw upstream that answers every request `200 {}` on a kept-alive
+/// connection and sends each request it read on the returned channel.
+async fn recording_upstream() -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while let Some(request) = read_request(&mut sock).await {
+                    let _ = tx.send(request);
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                    if sock.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// An absolute-form target (RFC 9112 §3.2.2) is routed by its path and goes
+/// upstream in origin form; its scheme must be http(s), it may carry no
+/// user info, and the request still needs its Host line.
+#[tokio::test]
+async fn absolute_form_targets_are_taken_by_their_path() {
+    let (up, mut seen) = recording_upstream().await;
+    let gw = gateway_with(&format!("http://{up}/v1"), "", &[]).await;
+    let text = exchange(
+        &gw,
+        b"GET http://elsewhere.example/v1/models?a=1 HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(statuses(&text), [200], "{text}");
+    let forwarded = String::from_utf8(seen.recv().await.unwrap()).unwrap();
+    assert!(
+        forwarded.starts_with("GET /v1/models?a=1 HTTP/1.1\r\n"),
+        "{forwarded}"
+    );
+    let text = exchange(
+        &gw,
+        b"GET HTTP://gw:80 HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(statuses(&text), [200], "{text}");
+    let forwarded = String::from_utf8(seen.recv().await.unwrap()).unwrap();
+    assert!(forwarded.starts_with("GET / HTTP/1.1\r\n"), "{forwarded}");
+    for request in [
+        "GET ftp://gw/healthz HTTP/1.1\r\nhost: gw\r\n\r\n",
+        "GET http://user:pw@gw/healthz HTTP/1.1\r\nhost: gw\r\n\r\n",
+        "GET http://gw/healthz HTTP/1.1\r\n\r\n",
+        "GET gw:80 HTTP/1.1\r\nhost: gw\r\n\r\n",
+        "GET * HTTP/1.1\r\nhost: gw\r\n\r\n",
+    ] {
+        let text = exchange(&gw, request.as_bytes()).await;
+        assert_eq!(statuses(&text), [400], "{request:?}: {text}");
+    }
 }

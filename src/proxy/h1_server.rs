@@ -29,8 +29,12 @@
 //! (a line not ended by CRLF, a chunk extension that is not
 //! `;name[=token|"quoted"]`, space around the size, a trailer line that is
 //! not a field) get 400; a head over 64 KiB or 100 header lines 431; all as
-//! OpenAI-shaped JSON, and the connection is closed. `Expect: 100-continue`
-//! is answered when the body is about to be read.
+//! OpenAI-shaped JSON, and the connection is closed. So does an HTTP/1.1
+//! request without exactly one valid `Host` line (RFC 9112 §3.2), and a
+//! target that is not origin-form, absolute-form with an `http(s)` scheme
+//! (whose authority then replaces the `Host` value, §3.2.2), `*` for
+//! OPTIONS or authority-form for CONNECT (which the handler answers 405).
+//! `Expect: 100-continue` is answered when the body is about to be read.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -579,6 +583,11 @@ fn parse_request(buf: &mut BytesMut, spans: &mut Vec<Span>) -> Result<Option<Hea
         "the request is not valid HTTP/1.1",
         "invalid_request",
     );
+    const BAD_HOST: Reject = Reject(
+        StatusCode::BAD_REQUEST,
+        "the request must have one valid host header",
+        "invalid_request",
+    );
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut []);
     let len = match parsed.parse_with_uninit_headers(buf, &mut slots) {
@@ -617,9 +626,16 @@ fn parse_request(buf: &mut BytesMut, spans: &mut Vec<Span>) -> Result<Option<Hea
     let mut headers = HeaderMap::with_capacity(spans.len());
     let mut framer = Framer::default();
     let mut expect_continue = false;
+    let mut hosts = 0;
     for &((n0, n1), (v0, v1)) in spans.iter() {
         let name = HeaderName::from_bytes(&head[n0..n1]).map_err(|_| MALFORMED)?;
         let value = HeaderValue::from_maybe_shared(head.slice(v0..v1)).map_err(|_| MALFORMED)?;
+        if name == header::HOST {
+            hosts += 1;
+            if !valid_host(value.as_bytes()) {
+                return Err(BAD_HOST);
+            }
+        }
         framer.see(&name, &value).map_err(|e| match e {
             SendError::Malformed(m) => Reject(StatusCode::BAD_REQUEST, m, "invalid_request"),
             _ => MALFORMED,
@@ -660,7 +676,28 @@ fn parse_request(buf: &mut BytesMut, spans: &mut Vec<Span>) -> Result<Option<Hea
         }
         Some(Coding::Chunked) => Framing::Chunked(Chunked::Size),
     };
-    let keep_alive = framer.keeps_alive(version);
+    // RFC 9112 §3.2: an HTTP/1.1 request names its host exactly once, an
+    // HTTP/1.0 one at most once.
+    if hosts > 1 || (hosts == 0 && version != Version::HTTP_10) {
+        return Err(BAD_HOST);
+    }
+    let mut keep_alive = framer.keeps_alive(version);
+    let uri = match head.get(path.0) {
+        Some(b'/') if method != Method::CONNECT => uri,
+        Some(b'*') if method == Method::OPTIONS && path.1 - path.0 == 1 => uri,
+        // Authority-form, for CONNECT only (which the handler refuses: the
+        // gateway opens no tunnels). Bytes after it would be tunnel data.
+        _ if method == Method::CONNECT => {
+            if uri.scheme().is_some() || uri.authority().is_none() || !uri.path().is_empty() {
+                return Err(MALFORMED);
+            }
+            keep_alive = false;
+            uri
+        }
+        // Absolute-form: the target's authority wins over the Host header
+        // (RFC 9112 §3.2.2), and the handler gets the origin form it routes by.
+        _ => absolute_form(uri, &mut headers)?,
+    };
     Ok(Some(Head {
         method,
         uri,
@@ -670,6 +707,77 @@ fn parse_request(buf: &mut BytesMut, spans: &mut Vec<Span>) -> Result<Option<Hea
         keep_alive,
         expect_continue,
     }))
+}
+
+/// An absolute-form target (`http://host/path`) in origin form, its
+/// authority put in the `Host` header. Only `http` and `https` are taken,
+/// and no user info (RFC 9110 §4.2.4).
+fn absolute_form(uri: Uri, headers: &mut HeaderMap) -> Result<Uri, Reject> {
+    const BAD_TARGET: Reject = Reject(
+        StatusCode::BAD_REQUEST,
+        "the request target is not valid",
+        "invalid_request",
+    );
+    let scheme = uri.scheme_str().ok_or(BAD_TARGET)?;
+    let authority = uri.authority().ok_or(BAD_TARGET)?.as_str();
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
+        || authority.contains('@')
+        || !valid_host(authority.as_bytes())
+    {
+        return Err(BAD_TARGET);
+    }
+    let host = HeaderValue::from_str(authority).map_err(|_| BAD_TARGET)?;
+    headers.insert(header::HOST, host);
+    Ok(match uri.path_and_query() {
+        Some(pq) if pq.as_str().starts_with('/') => Uri::from(pq.clone()),
+        _ => Uri::from_static("/"),
+    })
+}
+
+/// Whether a `Host` value is `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC
+/// 3986 §3.2.2): an IP literal in brackets or a registered name (which
+/// covers IPv4), and a port of digits. Empty is valid: it is what a client
+/// sends for a target without an authority.
+fn valid_host(value: &[u8]) -> bool {
+    let port = match value.first() {
+        Some(b'[') => {
+            let Some(end) = value.iter().position(|&b| b == b']') else {
+                return false;
+            };
+            let literal = &value[1..end];
+            if literal.is_empty()
+                || !literal
+                    .iter()
+                    .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            {
+                return false;
+            }
+            &value[end + 1..]
+        }
+        _ => {
+            let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
+            let name = &value[..end];
+            let mut i = 0;
+            while i < name.len() {
+                match name[i] {
+                    b'%' if name
+                        .get(i + 1..i + 3)
+                        .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+                    {
+                        i += 3
+                    }
+                    b if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b) => i += 1,
+                    _ => return false,
+                }
+            }
+            &value[end..]
+        }
+    };
+    match port {
+        [] => true,
+        [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
 }
 
 fn push_hex(out: &mut Vec<u8>, mut n: usize) {
@@ -791,13 +899,14 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(h.keep_alive);
-        let h = parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        let h = parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
             .unwrap()
             .unwrap();
         assert!(!h.keep_alive);
-        let h = parse("PUT / HTTP/1.1\r\nExpect: 100-Continue\r\ncontent-length: 3\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let h =
+            parse("PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\ncontent-length: 3\r\n\r\n")
+                .unwrap()
+                .unwrap();
         assert!(h.expect_continue);
 
         assert!(parse("GET / HTTP/1.1\r\nHost: a\r\n").unwrap().is_none());
@@ -848,6 +957,54 @@ mod tests {
             "a".repeat(MAX_HEAD_BYTES)
         );
         assert_eq!(parse(&long).err(), Some(431));
+    }
+
+    #[test]
+    fn hosts_and_targets() {
+        for host in [
+            "",
+            "a",
+            "a.b-c_d~e",
+            "A:1",
+            "a:",
+            "10.0.0.1:80",
+            "[::1]",
+            "[::1]:8080",
+            "%41b",
+            "!$&'()*+,;=",
+        ] {
+            assert!(valid_host(host.as_bytes()), "{host:?}");
+        }
+        for host in [
+            "a b", "a@b", "a:b", "a:1:2", "[::1", "[]", "[::1]x", "[g::]", "a/b", "%4", "%zz",
+            "a\tb", "é",
+        ] {
+            assert!(!valid_host(host.as_bytes()), "{host:?}");
+        }
+        let h = parse("GET http://Up:8/p?q HTTP/1.1\r\nHost: other\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.uri, "/p?q");
+        assert_eq!(h.headers["host"], "Up:8");
+        let h = parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.uri, "*");
+        let h = parse("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!h.keep_alive);
+        for head in [
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+            "GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET a:80 HTTP/1.1\r\nHost: a\r\n\r\n",
+            "CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n",
+            "CONNECT http://a:443/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET mailto:a@b HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            assert_eq!(parse(head).err(), Some(400), "{head:?}");
+        }
     }
 
     #[test]
