@@ -692,3 +692,34 @@ async fn absolute_form_targets_are_taken_by_their_path() {
         assert_eq!(statuses(&text), [400], "{request:?}: {text}");
     }
 }
+
+/// The upstream's response head is held to its 256 KiB limit however it
+/// arrives: a 500 KiB head in one write is a 502 with an OpenAI-shaped
+/// error, as is one that trickles in.
+#[tokio::test]
+async fn an_upstream_head_over_the_limit_is_502_even_when_it_arrives_whole() {
+    // 110 lines, under the limit of 128.
+    let line = |n| format!("x-big: {}\r\n", "a".repeat(n));
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\n{}{}content-type: application/json\r\ncontent-length: 2\r\n\r\n{{}}",
+        line(2500).repeat(100),
+        line(25_000).repeat(10)
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            // Written at once on accepting, so the whole answer is likely
+            // waiting in the socket by the time the gateway reads it.
+            let _ = sock.write_all(answer.as_bytes()).await;
+            tokio::spawn(async move { read_request(&mut sock).await });
+        }
+    });
+    let gw = gateway_with(&format!("http://{up}/v1"), "", &[]).await;
+    for _ in 0..5 {
+        let text = exchange(&gw, chat_request("connection: close\r\n").as_bytes()).await;
+        assert_eq!(statuses(&text), [502], "{}", &text[..text.len().min(300)]);
+        assert!(text.contains("\"upstream_error\""), "{text}");
+    }
+}

@@ -17,7 +17,9 @@
 //! dropped early (the client left) closes its connection, as does any error.
 //!
 //! Responses are read as strictly as requests are in `h1_server`, with the
-//! same code (`Framer`, the chunked decoder): `Transfer-Encoding` only as
+//! same code (`Framer`, the chunked decoder): a head of at most 256 KiB
+//! (interim responses before it included) and 128 lines, whether it arrives
+//! in pieces or whole, `Transfer-Encoding` only as
 //! `chunked` once, chunk lines ended by CRLF with extensions that follow
 //! their grammar, a trailer section of field lines bounded in bytes and
 //! count. A response off these rules is an error (502 to the client) and
@@ -432,13 +434,21 @@ fn parse_head_with<const N: usize>(
     buf: &mut BytesMut,
     head_only: bool,
 ) -> Result<Option<Head>, SendError> {
+    const TOO_LARGE: SendError = SendError::Malformed("the response head is too large");
+    // Interim responses skipped on the way, which count toward the limit.
+    let mut skipped = 0;
     loop {
         let mut headers = [httparse::EMPTY_HEADER; N];
         let mut parsed = httparse::Response::new(&mut headers);
         let len = match parsed.parse(buf) {
+            // The limit holds for a head that arrived whole, too: one read
+            // can bring in much more than the limit once the buffer has grown.
+            Ok(httparse::Status::Complete(len)) if skipped + len > MAX_HEAD_BYTES => {
+                return Err(TOO_LARGE)
+            }
             Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
-                return Err(SendError::Malformed("the response head is too large"))
+            Ok(httparse::Status::Partial) if skipped + buf.len() > MAX_HEAD_BYTES => {
+                return Err(TOO_LARGE)
             }
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(httparse::Error::TooManyHeaders) => {
@@ -460,6 +470,7 @@ fn parse_head_with<const N: usize>(
                 return Err(SendError::Malformed("the upstream switched protocols"));
             }
             buf.advance(len);
+            skipped += len;
             continue;
         }
         let status = StatusCode::from_u16(code)
@@ -1490,6 +1501,31 @@ mod tests {
         let mut framing = Framing::Chunked(Chunked::Size);
         let mut buf = BytesMut::from(&long.as_bytes()[..MAX_LINE_BYTES + 1]);
         assert!(framing.decode(&mut buf).is_err());
+    }
+
+    /// The head limit holds for a head that is complete in the buffer, not
+    /// only for one still arriving.
+    #[test]
+    fn a_whole_response_head_over_the_limit_is_refused() {
+        let head = |n: usize| {
+            let line = format!("x-big: {}\r\n", "a".repeat(n / 100));
+            format!(
+                "HTTP/1.1 200 OK\r\n{}content-length: 0\r\n\r\n",
+                line.repeat(100)
+            )
+        };
+        let mut buf = BytesMut::from(head(MAX_HEAD_BYTES - 2048).as_bytes());
+        assert!(parse_head(&mut buf, false).unwrap().is_some());
+        let mut buf = BytesMut::from(head(MAX_HEAD_BYTES + 1024).as_bytes());
+        match parse_head(&mut buf, false) {
+            Err(SendError::Malformed(m)) => assert!(m.contains("too large"), "{m}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a head over the limit was taken"),
+        }
+        // Interim responses count toward it too.
+        let interim = "HTTP/1.1 100 Continue\r\n\r\n".repeat(MAX_HEAD_BYTES / 25 + 1);
+        let mut buf = BytesMut::from(format!("{interim}{}", head(100)).as_bytes());
+        assert!(parse_head(&mut buf, false).is_err());
     }
 
     #[test]
