@@ -723,3 +723,130 @@ async fn an_upstream_head_over_the_limit_is_502_even_when_it_arrives_whole() {
         assert!(text.contains("\"upstream_error\""), "{text}");
     }
 }
+
+/// A misbehaving upstream: it answers `GET /echo/<id>` with `<id>` on a
+/// kept-alive connection, followed in the same write by an answer nobody
+/// asked for. (Unasked bytes written later, once the gateway has sent its
+/// next request, cannot be told from that request's answer; the pool's own
+/// tests cover those that arrive before it.)
+fn chatty_upstream() -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for sock in listener.incoming() {
+            let Ok(mut sock) = sock else { return };
+            std::thread::spawn(move || {
+                sock.set_nodelay(true).unwrap();
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match sock.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                        continue;
+                    };
+                    let request: Vec<u8> = seen.drain(..end + 4).collect();
+                    let line = String::from_utf8_lossy(&request);
+                    let id = line
+                        .split(' ')
+                        .nth(1)
+                        .and_then(|t| t.strip_prefix("/echo/"))
+                        .unwrap_or("?")
+                        .to_string();
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{id}",
+                        id.len()
+                    );
+                    let unasked = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstale";
+                    let mut both = answer.into_bytes();
+                    both.extend_from_slice(unasked);
+                    if sock.write_all(&both).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The bodies of the responses in `wire`, in order (each framed by its
+/// content-length).
+fn bodies(mut wire: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(end) = wire.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&wire[..end]).to_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        let body = &wire[end + 4..(end + 4 + len).min(wire.len())];
+        out.push(String::from_utf8_lossy(body).into_owned());
+        wire = &wire[(end + 4 + len).min(wire.len())..];
+    }
+    out
+}
+
+/// Bytes an upstream sends after a complete answer are never taken as the
+/// answer to the next request on that connection: the connection is closed
+/// instead of reused. Every client gets its own answer, whether requests
+/// come pipelined (the next one checks a connection out at once), one by
+/// one, or from many clients at a time.
+#[tokio::test]
+async fn unasked_bytes_from_upstream_never_reach_another_client() {
+    let up = chatty_upstream();
+    let gw = gateway_with(&format!("http://{up}/v1"), "", &[]).await;
+    let echo = |id: &str, last: bool| {
+        let close = if last { "connection: close\r\n" } else { "" };
+        format!("GET /echo/{id} HTTP/1.1\r\nhost: gw\r\n{close}\r\n")
+    };
+    // Pipelined.
+    for round in 0..5 {
+        let ids: Vec<String> = (0..20).map(|i| format!("p{round}-{i}")).collect();
+        let wire: String = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| echo(id, i == 19))
+            .collect();
+        let mut s = TcpStream::connect(gw.addr).await.unwrap();
+        s.write_all(wire.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(bodies(&out), ids);
+    }
+    // One by one, and many clients at once.
+    let client = |name: String, n: usize| {
+        let addr = gw.addr;
+        async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            for i in 0..n {
+                let id = format!("{name}-{i}");
+                s.write_all(echo(&id, false).as_bytes()).await.unwrap();
+                let mut text = String::new();
+                let mut buf = [0u8; 4096];
+                while bodies(text.as_bytes())
+                    .first()
+                    .is_none_or(|b| b.len() < id.len())
+                {
+                    let n = s.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "closed: {text}");
+                    text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+                assert_eq!(bodies(text.as_bytes()), [id.as_str()], "{text}");
+            }
+        }
+    };
+    client("seq".into(), 100).await;
+    let many: Vec<_> = (0..8)
+        .map(|c| tokio::spawn(client(format!("c{c}"), 25)))
+        .collect();
+    for task in many {
+        task.await.unwrap();
+    }
+}

@@ -27,7 +27,11 @@
 //! not mean it.
 //!
 //! Idle connections are not read. A connection the upstream closed while it
-//! sat idle is found at checkout (its socket reads as ended) and dropped; one
+//! sat idle, or on which it sent bytes no request asked for, is found at
+//! checkout (a peek at its socket) and dropped, as is one whose answer came
+//! with more bytes than it framed: such bytes would otherwise be read as the
+//! next request's answer, and reach another client. (Bytes sent after the
+//! next request went out cannot be told from its answer.) One
 //! that fails as a request is written, before any of it went out, sends that
 //! request again on a new connection.
 //!
@@ -37,7 +41,7 @@ use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -192,22 +196,22 @@ impl Conn {
             .map(|()| Err(SendError::TimedOut))
     }
 
-    /// Still open, with nothing unasked-for to read. The socket is read only
-    /// when the runtime has it marked readable: the read that ended the last
-    /// answer cleared the mark when it emptied the socket, so a mark means the
-    /// upstream closed the connection while it was idle, or sent what no
-    /// request asked for (or, rarely, that last read filled the buffer
-    /// exactly, and this read finds the socket empty).
+    /// Still open, with nothing unasked-for to read. The kernel is asked
+    /// (a peek that does not wait), not the runtime's readiness flag: that
+    /// flag is raised only when the runtime next polls its events, so bytes
+    /// an upstream sent after its last answer could sit unseen in the socket
+    /// while a request that came at once (the next one of a pipeline, say)
+    /// takes the connection, and that request would get them as its answer.
+    /// The cost is one `recvfrom` per checkout.
     fn reusable(&mut self) -> bool {
         if !self.read.is_empty() {
             return false;
         }
-        let mut cx = Context::from_waker(Waker::noop());
-        if self.io.poll_read_ready(&mut cx).is_pending() {
-            return true;
-        }
-        let mut probe = [0u8; 1];
-        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        matches!(
+            socket2::SockRef::from(&self.io).peek(&mut probe),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock
+        )
     }
 }
 
@@ -1349,6 +1353,50 @@ mod tests {
                 other => panic!("{}: {other:?}", String::from_utf8_lossy(answer)),
             }
         }
+    }
+
+    /// Bytes the upstream sent after an answer, which have reached the
+    /// socket but not yet the runtime's notice (the runtime has not polled
+    /// its events since: here the task blocks its thread; in the gateway, the
+    /// next request of a pipeline comes at once), are found at checkout: the
+    /// connection is closed, and the next request gets its own answer.
+    #[tokio::test]
+    async fn unasked_bytes_that_arrived_unnoticed_are_found_at_checkout() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let origin: Uri = format!("http://{}", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let (sent, unasked_sent) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for (n, sock) in listener.incoming().enumerate() {
+                let mut sock = sock.unwrap();
+                let sent = sent.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let mut seen = Vec::new();
+                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let got = sock.read(&mut buf).unwrap();
+                        seen.extend_from_slice(&buf[..got]);
+                    }
+                    let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{n}{n}");
+                    sock.write_all(answer.as_bytes()).unwrap();
+                    std::thread::sleep(Duration::from_millis(20));
+                    sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstale")
+                        .unwrap();
+                    sent.send(()).unwrap();
+                    let _ = sock.read(&mut buf);
+                });
+            }
+        });
+        let pool = pool(origin);
+        let resp = pool.send(get(), Duration::from_secs(5)).await.unwrap();
+        assert_eq!(body(resp).await, "00");
+        // Blocks the runtime's only thread, so its events are not polled.
+        unasked_sent.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let resp = pool.send(get(), Duration::from_secs(5)).await.unwrap();
+        assert_eq!(body(resp).await, "11", "an answer meant for no one");
     }
 
     #[tokio::test]
