@@ -553,16 +553,16 @@ impl Framer {
                 .map(<[u8]>::trim_ascii)
         };
         if name == header::CONTENT_LENGTH {
-            for part in tokens() {
-                let n = parse_length(part)
-                    .ok_or(SendError::Malformed("the content-length is not valid"))?;
-                if self.length.is_some_and(|l| l != n) {
-                    return Err(SendError::Malformed(
-                        "the message has conflicting content-lengths",
-                    ));
-                }
-                self.length = Some(n);
+            // One number a line: a list (`5, 5`) is refused, as hyper does,
+            // though the same number on two lines is taken (RFC 9110 §8.6).
+            let n = parse_length(value.as_bytes().trim_ascii())
+                .ok_or(SendError::Malformed("the content-length is not valid"))?;
+            if self.length.is_some_and(|l| l != n) {
+                return Err(SendError::Malformed(
+                    "the message has conflicting content-lengths",
+                ));
             }
+            self.length = Some(n);
         } else if name == header::TRANSFER_ENCODING {
             // Every line counts, not only the last: `chunked` twice (over one
             // line or two) or beside another coding is how a message gets

@@ -924,6 +924,10 @@ mod tests {
             Some(400)
         );
         assert_eq!(
+            parse("POST / HTTP/1.1\r\ncontent-length: 3, 3\r\n\r\n").err(),
+            Some(400)
+        );
+        assert_eq!(
             parse("POST / HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n").err(),
             Some(501)
         );
