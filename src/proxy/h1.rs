@@ -1582,4 +1582,188 @@ mod tests {
         assert_eq!(chunk_size(b"fFfF ; x=y").unwrap(), 0xffff);
         assert!(chunk_size(b"").is_err());
     }
+
+    /// A small seeded generator (xorshift64*), so that a failure replays.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+    }
+
+    /// A well-formed response, the body it frames, and whether it ends
+    /// only with the connection.
+    fn well_formed(rng: &mut Rng) -> (Vec<u8>, Vec<u8>, bool) {
+        let mut wire = Vec::new();
+        if rng.below(4) == 0 {
+            wire.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        let status = rng.pick(&[
+            "200 OK",
+            "201 Created",
+            "404 Not Found",
+            "500 Oops",
+            "204 No Content",
+        ]);
+        let version = rng.pick(&["HTTP/1.1", "HTTP/1.1", "HTTP/1.0"]);
+        wire.extend_from_slice(format!("{version} {status}\r\n").as_bytes());
+        for _ in 0..rng.below(4) {
+            let name = rng.pick(&["x-a", "content-type", "server", "connection"]);
+            let value = rng.pick(&["keep-alive", "v", "a b", "text/plain", ""]);
+            wire.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        const BODY: &[u8] = b"ab\r\n0 ;:\"\x00\xffHTTP/1.1";
+        let mut body: Vec<u8> = (0..rng.below(48))
+            .map(|_| BODY[rng.below(BODY.len())])
+            .collect();
+        if status.starts_with("204") {
+            body.clear();
+        }
+        match rng.below(3) {
+            0 if version == "HTTP/1.1" => {
+                wire.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+                let mut rest = &body[..];
+                while !rest.is_empty() {
+                    let n = 1 + rng.below(rest.len());
+                    let ext = rng.pick(&["", ";a", " ; a=b", ";a=\"b c\""]);
+                    wire.extend_from_slice(format!("{n:X}{ext}\r\n").as_bytes());
+                    wire.extend_from_slice(&rest[..n]);
+                    wire.extend_from_slice(b"\r\n");
+                    rest = &rest[n..];
+                }
+                if !status.starts_with("204") {
+                    let trailers = rng.pick(&["", "x-t: 1\r\n"]);
+                    wire.extend_from_slice(format!("0\r\n{trailers}\r\n").as_bytes());
+                }
+            }
+            1 if !status.starts_with("204") => {
+                wire.extend_from_slice(b"\r\n");
+                wire.extend_from_slice(&body);
+                return (wire, body, true);
+            }
+            _ => {
+                wire.extend_from_slice(
+                    format!("content-length: {}\r\n\r\n", body.len()).as_bytes(),
+                );
+                wire.extend_from_slice(&body);
+            }
+        }
+        (wire, body, false)
+    }
+
+    /// Changes a few bytes of `wire`, with bytes that matter to framing.
+    fn mutate(rng: &mut Rng, wire: &mut Vec<u8>) {
+        const BYTES: &[u8] = b"\r\n\x00 \t;:\",=0fF9-+xX\x7f\x80";
+        for _ in 0..1 + rng.below(3) {
+            if wire.is_empty() {
+                return;
+            }
+            let at = rng.below(wire.len());
+            let byte = BYTES[rng.below(BYTES.len())];
+            match rng.below(4) {
+                0 => wire[at] = byte,
+                1 => wire.insert(at, byte),
+                2 => {
+                    wire.remove(at);
+                }
+                _ => wire.truncate(at),
+            }
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Outcome {
+        Refused,
+        /// The connection closed before the message ended.
+        Incomplete,
+        /// One message framed: the bytes it took and its body.
+        Framed(usize, Vec<u8>),
+    }
+
+    /// Reads one response off `input` the way a connection does, the bytes
+    /// arriving in pieces that end at `cuts`, and the connection closing
+    /// after the last.
+    fn frame(input: &[u8], cuts: &[usize]) -> Outcome {
+        let mut buf = BytesMut::new();
+        let mut fed = 0;
+        let mut pieces = cuts.iter().copied().chain([input.len()]);
+        let mut framing = None;
+        let mut body = Vec::new();
+        loop {
+            if framing.is_none() {
+                match parse_head(&mut buf, false) {
+                    Ok(Some(head)) => framing = Some(head.framing),
+                    Ok(None) => {}
+                    Err(_) => return Outcome::Refused,
+                }
+            }
+            if let Some(framing) = &mut framing {
+                loop {
+                    match framing.decode(&mut buf) {
+                        Ok(Decoded::Data(d)) => body.extend_from_slice(&d),
+                        Ok(Decoded::More) => break,
+                        Ok(Decoded::End) => return Outcome::Framed(fed - buf.len(), body),
+                        Err(_) => return Outcome::Refused,
+                    }
+                }
+            }
+            let Some(next) = pieces.next() else {
+                return match framing {
+                    Some(f) if f.ends_at_close() => Outcome::Framed(fed, body),
+                    _ => Outcome::Incomplete,
+                };
+            };
+            buf.extend_from_slice(&input[fed..next]);
+            fed = next;
+        }
+    }
+
+    /// Random responses, well-formed and mutated, read whole and in random
+    /// pieces: reading never panics or takes more than it was given, the
+    /// way the bytes arrive never changes the verdict, and a well-formed
+    /// response is framed exactly, leaving the bytes after it unread.
+    #[test]
+    fn response_framing_holds_for_random_input() {
+        let after = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+        let mut rng = Rng(0x5eed_1234_abcd_0002);
+        let start = Instant::now();
+        for round in 0..20_000 {
+            if start.elapsed() > Duration::from_secs(3) {
+                break;
+            }
+            let (mut wire, body, until_close) = well_formed(&mut rng);
+            let first = wire.len();
+            if !until_close {
+                wire.extend_from_slice(after);
+            }
+            let mutated = round % 4 != 0;
+            if mutated {
+                mutate(&mut rng, &mut wire);
+            }
+            let whole = frame(&wire, &[]);
+            let mut cuts: Vec<usize> = (0..rng.below(6))
+                .map(|_| rng.below(wire.len() + 1))
+                .collect();
+            cuts.sort_unstable();
+            let pieces = frame(&wire, &cuts);
+            let shown = wire.escape_ascii().to_string();
+            assert_eq!(whole, pieces, "{shown} cut at {cuts:?}");
+            if let Outcome::Framed(took, framed) = &whole {
+                assert!(*took <= wire.len() && framed.len() <= *took, "{shown}");
+            }
+            if !mutated {
+                assert_eq!(whole, Outcome::Framed(first, body), "{shown}");
+            }
+        }
+    }
 }

@@ -1019,4 +1019,166 @@ mod tests {
             assert_eq!(out, s.as_bytes());
         }
     }
+
+    /// A small seeded generator (xorshift64*), so that a failure replays.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+    }
+
+    /// A well-formed request and the body it frames.
+    fn well_formed(rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
+        let method = rng.pick(&["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
+        let target = rng.pick(&["/", "/v1/chat/completions", "/a?b=c", "http://h:1/x"]);
+        let version = rng.pick(&["HTTP/1.1", "HTTP/1.1", "HTTP/1.0"]);
+        let mut wire = format!("{method} {target} {version}\r\nhost: h\r\n").into_bytes();
+        for _ in 0..rng.below(4) {
+            let name = rng.pick(&["x-a", "accept", "user-agent", "connection"]);
+            let value = rng.pick(&["keep-alive", "v", "a b", "*/*", ""]);
+            wire.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        const BODY: &[u8] = b"ab\r\n0 ;:\"\x00\xff";
+        let body: Vec<u8> = (0..rng.below(48))
+            .map(|_| BODY[rng.below(BODY.len())])
+            .collect();
+        if version == "HTTP/1.1" && rng.below(2) == 0 {
+            wire.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+            let mut rest = &body[..];
+            while !rest.is_empty() {
+                let n = 1 + rng.below(rest.len());
+                let ext = rng.pick(&["", ";a", " ; a=b", ";a=\"b c\""]);
+                wire.extend_from_slice(format!("{n:x}{ext}\r\n").as_bytes());
+                wire.extend_from_slice(&rest[..n]);
+                wire.extend_from_slice(b"\r\n");
+                rest = &rest[n..];
+            }
+            let trailers = rng.pick(&["", "x-t: 1\r\n", "a: \r\nb:c\r\n"]);
+            wire.extend_from_slice(format!("0\r\n{trailers}\r\n").as_bytes());
+        } else if !body.is_empty() || rng.below(2) == 0 {
+            wire.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+            wire.extend_from_slice(&body);
+        } else {
+            wire.extend_from_slice(b"\r\n");
+            return (wire, Vec::new());
+        }
+        (wire, body)
+    }
+
+    /// Changes a few bytes of `wire`: overwrites, inserts, deletes, or cuts
+    /// it short, with bytes that matter to framing.
+    fn mutate(rng: &mut Rng, wire: &mut Vec<u8>) {
+        const BYTES: &[u8] = b"\r\n\x00 \t;:\",=0fF9-+xX\x7f\x80";
+        for _ in 0..1 + rng.below(3) {
+            if wire.is_empty() {
+                return;
+            }
+            let at = rng.below(wire.len());
+            let byte = BYTES[rng.below(BYTES.len())];
+            match rng.below(4) {
+                0 => wire[at] = byte,
+                1 => wire.insert(at, byte),
+                2 => {
+                    wire.remove(at);
+                }
+                _ => wire.truncate(at),
+            }
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Outcome {
+        Refused,
+        /// The input ended before the message did.
+        Incomplete,
+        /// One message framed: the bytes it took and its body.
+        Framed(usize, Vec<u8>),
+    }
+
+    /// Reads one request off `input` the way a connection does, the bytes
+    /// arriving in pieces that end at `cuts`.
+    fn frame(input: &[u8], cuts: &[usize]) -> Outcome {
+        let mut buf = BytesMut::new();
+        let mut spans = Vec::new();
+        let mut fed = 0;
+        let mut pieces = cuts.iter().copied().chain([input.len()]);
+        let mut framing = None;
+        let mut body = Vec::new();
+        loop {
+            if framing.is_none() {
+                match parse_request(&mut buf, &mut spans) {
+                    Ok(Some(head)) => framing = Some(head.framing),
+                    Ok(None) => {}
+                    Err(_) => return Outcome::Refused,
+                }
+            }
+            if let Some(framing) = &mut framing {
+                loop {
+                    match framing.decode(&mut buf) {
+                        Ok(Decoded::Data(d)) => body.extend_from_slice(&d),
+                        Ok(Decoded::More) => break,
+                        Ok(Decoded::End) => return Outcome::Framed(fed - buf.len(), body),
+                        Err(_) => return Outcome::Refused,
+                    }
+                }
+            }
+            let Some(next) = pieces.next() else {
+                return Outcome::Incomplete;
+            };
+            buf.extend_from_slice(&input[fed..next]);
+            fed = next;
+        }
+    }
+
+    /// Random requests, well-formed and mutated, read whole and in random
+    /// pieces: reading never panics or takes more than it was given, the
+    /// way the bytes arrive never changes the verdict, and a well-formed
+    /// request is framed exactly, so the request after it is left whole.
+    #[test]
+    fn request_framing_holds_for_random_input() {
+        let next = b"GET /next HTTP/1.1\r\nhost: h\r\n\r\n";
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        let start = std::time::Instant::now();
+        for round in 0..20_000 {
+            if start.elapsed() > Duration::from_secs(3) {
+                break;
+            }
+            let (mut wire, body) = well_formed(&mut rng);
+            let first = wire.len();
+            wire.extend_from_slice(next);
+            let mutated = round % 4 != 0;
+            if mutated {
+                mutate(&mut rng, &mut wire);
+            }
+            let whole = frame(&wire, &[]);
+            let mut cuts: Vec<usize> = (0..rng.below(6))
+                .map(|_| rng.below(wire.len() + 1))
+                .collect();
+            cuts.sort_unstable();
+            let pieces = frame(&wire, &cuts);
+            let shown = wire.escape_ascii().to_string();
+            assert_eq!(whole, pieces, "{shown} cut at {cuts:?}");
+            if let Outcome::Framed(took, framed) = &whole {
+                assert!(*took <= wire.len() && framed.len() <= *took, "{shown}");
+            }
+            if !mutated {
+                assert_eq!(whole, Outcome::Framed(first, body), "{shown}");
+                assert_eq!(
+                    frame(&wire[first..], &[]),
+                    Outcome::Framed(next.len(), Vec::new())
+                );
+            }
+        }
+    }
 }
