@@ -201,6 +201,7 @@ fn requests() -> Vec<(&'static str, Vec<u8>)> {
         ("chunk size overflowing", chunked("fffffffffffffffff\r\nhello\r\n0\r\n\r\n")),
         ("chunk longer than its size", chunked("3\r\nhello\r\n0\r\n\r\n")),
         ("chunk extension over 16 KiB", chunked(&format!("5;a={}\r\nhello\r\n0\r\n\r\n", "b".repeat(17 * 1024)))),
+        ("chunk extensions over 16 KiB in all", chunked(&(format!("1;a={}\r\nx\r\n", "b".repeat(1000)).repeat(20) + "0\r\n\r\n"))),
         ("trailer without a colon", chunked("5\r\nhello\r\n0\r\nnot a field\r\n\r\n")),
         ("folded trailer", chunked("5\r\nhello\r\n0\r\nx-a: 1\r\n 2\r\n\r\n")),
         // Heads.

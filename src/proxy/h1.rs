@@ -19,12 +19,13 @@
 //! Responses are read as strictly as requests are in `h1_server`, with the
 //! same code (`Framer`, the chunked decoder): a head of at most 256 KiB
 //! (interim responses before it included) and 128 lines, whether it arrives
-//! in pieces or whole, `Transfer-Encoding` only as
-//! `chunked` once, chunk lines ended by CRLF with extensions that follow
-//! their grammar, a trailer section of field lines bounded in bytes and
-//! count. A response off these rules is an error (502 to the client) and
-//! its connection is closed, rather than a body cut where the upstream did
-//! not mean it.
+//! in pieces or whole; `Transfer-Encoding` only as `chunked`, once; one
+//! number per `Content-Length` line; chunk lines ended by CRLF, with
+//! extensions that follow their grammar and sum to 16 KiB at most over a
+//! body; a trailer section of field lines bounded in bytes and count. A
+//! response off these rules is an error (502 to the client) and its
+//! connection is closed, rather than a body cut where the upstream did not
+//! mean it.
 //!
 //! Idle connections are not read. A connection the upstream closed while it
 //! sat idle, or on which it sent bytes no request asked for, is found at
@@ -112,6 +113,11 @@ const MAX_LINE_BYTES: usize = 16 * 1024;
 /// (the trailers are read and dropped, so they need not be large).
 const MAX_TRAILER_BYTES: u32 = 16 * 1024;
 const MAX_TRAILER_FIELDS: u16 = 64;
+/// The most bytes of chunk extensions one body may carry, over all its
+/// chunks (as hyper): the extensions are read and dropped, and without a
+/// sum a body of one-byte chunks could make a reader scan a thousand times
+/// more bytes than the body limit lets through.
+const MAX_EXTENSION_BYTES: u32 = 16 * 1024;
 /// A read asks for at least this much room, and grows the buffer by `READ_SIZE`.
 const MIN_READ: usize = 2 * 1024;
 const READ_SIZE: usize = 16 * 1024;
@@ -599,7 +605,7 @@ impl Framer {
             return Ok(Framing::Length(0));
         }
         match (self.coding, self.length) {
-            (Some(Coding::Chunked), _) => Ok(Framing::Chunked(Chunked::Size)),
+            (Some(Coding::Chunked), _) => Ok(Framing::CHUNKED),
             (Some(Coding::Invalid), _) => Err(SendError::Malformed(
                 "the response's transfer-encoding is not valid",
             )),
@@ -634,7 +640,8 @@ pub(super) fn parse_length(digits: &[u8]) -> Option<u64> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Framing {
     Length(u64),
-    Chunked(Chunked),
+    /// Where the decoder stands, and the extension bytes read so far.
+    Chunked(Chunked, u32),
     UntilClose,
 }
 
@@ -666,6 +673,9 @@ pub(super) enum Decoded {
 }
 
 impl Framing {
+    /// A chunked body, before its first chunk.
+    pub(super) const CHUNKED: Framing = Framing::Chunked(Chunked::Size, 0);
+
     /// Takes the next piece of the body from the front of `buf`.
     pub(super) fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, SendError> {
         match self {
@@ -673,12 +683,16 @@ impl Framing {
             Framing::Length(left) => Ok(take_up_to(buf, left)),
             Framing::UntilClose if buf.is_empty() => Ok(Decoded::More),
             Framing::UntilClose => Ok(Decoded::Data(buf.split().freeze())),
-            Framing::Chunked(state) => loop {
+            Framing::Chunked(state, extensions) => loop {
                 match *state {
                     Chunked::Size => {
-                        let Some(size) = take_line(buf, chunk_size)? else {
+                        let Some((size, ext)) = take_line(buf, chunk_size)? else {
                             return Ok(Decoded::More);
                         };
+                        *extensions = extensions.saturating_add(ext as u32);
+                        if *extensions > MAX_EXTENSION_BYTES {
+                            return Err(SendError::Malformed("the chunk extensions are too large"));
+                        }
                         *state = if size == 0 {
                             Chunked::Trailers {
                                 bytes: 0,
@@ -779,7 +793,8 @@ fn take_line<T>(
 /// a name a token and a value a token or a quoted string. Nothing else may
 /// stand on the line: no space before the size or after it (unless an
 /// extension follows), no CR, NUL or other control byte.
-fn chunk_size(line: &[u8]) -> Result<u64, SendError> {
+/// Returns the size and the length of the extensions.
+fn chunk_size(line: &[u8]) -> Result<(u64, usize), SendError> {
     const BAD_SIZE: SendError = SendError::Malformed("a chunk size is not valid");
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
     if digits == 0 {
@@ -796,7 +811,7 @@ fn chunk_size(line: &[u8]) -> Result<u64, SendError> {
         size = size << 4 | u64::from(v);
     }
     chunk_ext(&line[digits..])?;
-    Ok(size)
+    Ok((size, line.len() - digits))
 }
 
 /// Checks what follows a chunk's size against the chunk-ext grammar.
@@ -977,7 +992,7 @@ impl Body for PooledBody {
         self.conn.is_none()
             || matches!(
                 self.framing,
-                Framing::Length(0) | Framing::Chunked(Chunked::Done)
+                Framing::Length(0) | Framing::Chunked(Chunked::Done, _)
             )
     }
 
@@ -1446,7 +1461,7 @@ mod tests {
         let wire: &[u8] =
             b"4\r\ndata\r\nA;ext=1\r\n0123456789\r\n3\r\nend\r\n0\r\ntrailer: x\r\n\r\n";
         for piece in 1..wire.len() {
-            let mut framing = Framing::Chunked(Chunked::Size);
+            let mut framing = Framing::CHUNKED;
             let mut buf = BytesMut::new();
             let mut out = Vec::new();
             let mut ended = false;
@@ -1471,7 +1486,7 @@ mod tests {
 
     /// Decodes `wire` as a whole chunked body: its data, or the error.
     fn dechunk(wire: &[u8]) -> Result<Vec<u8>, SendError> {
-        let mut framing = Framing::Chunked(Chunked::Size);
+        let mut framing = Framing::CHUNKED;
         let mut buf = BytesMut::from(wire);
         let mut out = Vec::new();
         loop {
@@ -1543,10 +1558,16 @@ mod tests {
         assert!(dechunk(format!("0\r\n{fields}\r\n").as_bytes()).is_err());
         let big = format!("x-t: {}\r\n", "v".repeat(4000)).repeat(5);
         assert!(dechunk(format!("0\r\n{big}\r\n").as_bytes()).is_err());
+        // Extensions are summed over the body: many small ones are refused
+        // past the sum, each line well under the line limit.
+        let ext = format!(";a={}", "b".repeat(1000));
+        let chunks = |n: usize| format!("1{ext}\r\nx\r\n").repeat(n) + "0\r\n\r\n";
+        assert_eq!(dechunk(chunks(16).as_bytes()).unwrap().len(), 16);
+        assert!(dechunk(chunks(17).as_bytes()).is_err());
         // A line over the limit is refused whether it is whole or not yet.
         let long = format!("3;a={}\r\nabc\r\n0\r\n\r\n", "b".repeat(MAX_LINE_BYTES));
         assert!(dechunk(long.as_bytes()).is_err());
-        let mut framing = Framing::Chunked(Chunked::Size);
+        let mut framing = Framing::CHUNKED;
         let mut buf = BytesMut::from(&long.as_bytes()[..MAX_LINE_BYTES + 1]);
         assert!(framing.decode(&mut buf).is_err());
     }
@@ -1579,7 +1600,7 @@ mod tests {
     #[test]
     fn chunk_sizes_that_overflow_are_refused() {
         assert!(chunk_size(b"ffffffffffffffff").is_err());
-        assert_eq!(chunk_size(b"fFfF ; x=y").unwrap(), 0xffff);
+        assert_eq!(chunk_size(b"fFfF ; x=y").unwrap(), (0xffff, 6));
         assert!(chunk_size(b"").is_err());
     }
 

@@ -52,7 +52,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::body::{BoxError, ProxyBody};
-use super::h1::{parse_length, poll_fill, Chunked, Coding, Decoded, Framer, Framing, SendError};
+use super::h1::{parse_length, poll_fill, Coding, Decoded, Framer, Framing, SendError};
 use super::idle::Activity;
 use super::server::Gateway;
 use crate::error::error_json_param;
@@ -674,7 +674,7 @@ fn parse_request(buf: &mut BytesMut, spans: &mut Vec<Span>) -> Result<Option<Hea
                 "invalid_request",
             ))
         }
-        Some(Coding::Chunked) => Framing::Chunked(Chunked::Size),
+        Some(Coding::Chunked) => Framing::CHUNKED,
     };
     // RFC 9112 §3.2: an HTTP/1.1 request names its host exactly once, an
     // HTTP/1.0 one at most once.
@@ -889,7 +889,7 @@ mod tests {
         let h = parse("POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: chunked\r\n\r\n")
             .unwrap()
             .unwrap();
-        assert_eq!(h.framing, Framing::Chunked(Chunked::Size));
+        assert_eq!(h.framing, Framing::CHUNKED);
         assert!(h.keep_alive);
 
         let h = parse("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
