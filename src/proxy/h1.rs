@@ -16,8 +16,23 @@
 //! connection may carry another request it goes back to the pool; a body
 //! dropped early (the client left) closes its connection, as does any error.
 //!
+//! Responses are read as strictly as requests are in `h1_server`, with the
+//! same code (`Framer`, the chunked decoder): a head of at most 256 KiB
+//! (interim responses before it included) and 128 lines, whether it arrives
+//! in pieces or whole; `Transfer-Encoding` only as `chunked`, once; one
+//! number per `Content-Length` line; chunk lines ended by CRLF, with
+//! extensions that follow their grammar and sum to 16 KiB at most over a
+//! body; a trailer section of field lines bounded in bytes and count. A
+//! response off these rules is an error (502 to the client) and its
+//! connection is closed, rather than a body cut where the upstream did not
+//! mean it.
+//!
 //! Idle connections are not read. A connection the upstream closed while it
-//! sat idle is found at checkout (its socket reads as ended) and dropped; one
+//! sat idle, or on which it sent bytes no request asked for, is found at
+//! checkout (a peek at its socket) and dropped, as is one whose answer came
+//! with more bytes than it framed: such bytes would otherwise be read as the
+//! next request's answer, and reach another client. (Bytes sent after the
+//! next request went out cannot be told from its answer.) One
 //! that fails as a request is written, before any of it went out, sends that
 //! request again on a new connection.
 //!
@@ -27,7 +42,7 @@ use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -94,6 +109,15 @@ const MAX_HEADERS: usize = 128;
 const MAX_HEAD_BYTES: usize = 256 * 1024;
 /// The longest chunk-size or trailer line read before giving up.
 const MAX_LINE_BYTES: usize = 16 * 1024;
+/// The most bytes and field lines a chunked body's trailer section may have
+/// (the trailers are read and dropped, so they need not be large).
+const MAX_TRAILER_BYTES: u32 = 16 * 1024;
+const MAX_TRAILER_FIELDS: u16 = 64;
+/// The most bytes of chunk extensions one body may carry, over all its
+/// chunks (as hyper): the extensions are read and dropped, and without a
+/// sum a body of one-byte chunks could make a reader scan a thousand times
+/// more bytes than the body limit lets through.
+const MAX_EXTENSION_BYTES: u32 = 16 * 1024;
 /// A read asks for at least this much room, and grows the buffer by `READ_SIZE`.
 const MIN_READ: usize = 2 * 1024;
 const READ_SIZE: usize = 16 * 1024;
@@ -178,22 +202,22 @@ impl Conn {
             .map(|()| Err(SendError::TimedOut))
     }
 
-    /// Still open, with nothing unasked-for to read. The socket is read only
-    /// when the runtime has it marked readable: the read that ended the last
-    /// answer cleared the mark when it emptied the socket, so a mark means the
-    /// upstream closed the connection while it was idle, or sent what no
-    /// request asked for (or, rarely, that last read filled the buffer
-    /// exactly, and this read finds the socket empty).
+    /// Still open, with nothing unasked-for to read. The kernel is asked
+    /// (a peek that does not wait), not the runtime's readiness flag: that
+    /// flag is raised only when the runtime next polls its events, so bytes
+    /// an upstream sent after its last answer could sit unseen in the socket
+    /// while a request that came at once (the next one of a pipeline, say)
+    /// takes the connection, and that request would get them as its answer.
+    /// The cost is one `recvfrom` per checkout.
     fn reusable(&mut self) -> bool {
         if !self.read.is_empty() {
             return false;
         }
-        let mut cx = Context::from_waker(Waker::noop());
-        if self.io.poll_read_ready(&mut cx).is_pending() {
-            return true;
-        }
-        let mut probe = [0u8; 1];
-        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        matches!(
+            socket2::SockRef::from(&self.io).peek(&mut probe),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock
+        )
     }
 }
 
@@ -420,13 +444,21 @@ fn parse_head_with<const N: usize>(
     buf: &mut BytesMut,
     head_only: bool,
 ) -> Result<Option<Head>, SendError> {
+    const TOO_LARGE: SendError = SendError::Malformed("the response head is too large");
+    // Interim responses skipped on the way, which count toward the limit.
+    let mut skipped = 0;
     loop {
         let mut headers = [httparse::EMPTY_HEADER; N];
         let mut parsed = httparse::Response::new(&mut headers);
         let len = match parsed.parse(buf) {
+            // The limit holds for a head that arrived whole, too: one read
+            // can bring in much more than the limit once the buffer has grown.
+            Ok(httparse::Status::Complete(len)) if skipped + len > MAX_HEAD_BYTES => {
+                return Err(TOO_LARGE)
+            }
             Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
-                return Err(SendError::Malformed("the response head is too large"))
+            Ok(httparse::Status::Partial) if skipped + buf.len() > MAX_HEAD_BYTES => {
+                return Err(TOO_LARGE)
             }
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(httparse::Error::TooManyHeaders) => {
@@ -448,6 +480,7 @@ fn parse_head_with<const N: usize>(
                 return Err(SendError::Malformed("the upstream switched protocols"));
             }
             buf.advance(len);
+            skipped += len;
             continue;
         }
         let status = StatusCode::from_u16(code)
@@ -479,12 +512,12 @@ fn parse_head_with<const N: usize>(
             headers.append(name, value);
         }
         let keep_alive = framing.keeps_alive(version);
-        if framing.chunked.is_some() && framing.length.is_some() {
+        if framing.coding.is_some() && framing.length.is_some() {
             // Transfer-Encoding overrides Content-Length, which a proxy must
             // then not pass on (RFC 9112 §6.3): the body's length is not that.
             headers.remove(header::CONTENT_LENGTH);
         }
-        let framing = framing.framing(status, head_only);
+        let framing = framing.framing(status, head_only)?;
         return Ok(Some(Head {
             status,
             version,
@@ -499,11 +532,22 @@ fn parse_head_with<const N: usize>(
 /// `h1_server`).
 #[derive(Default)]
 pub(super) struct Framer {
-    /// From the last `Transfer-Encoding`: whether its last coding is chunked.
-    pub chunked: Option<bool>,
+    /// What the `Transfer-Encoding` lines named, if there were any.
+    pub coding: Option<Coding>,
     pub length: Option<u64>,
     pub close: bool,
     keep_alive: bool,
+}
+
+/// The transfer codings of a message, as far as framing goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Coding {
+    /// Exactly `chunked`, once: the only coding this side reads.
+    Chunked,
+    /// `chunked` more than once, or a `Transfer-Encoding` that names no coding.
+    Invalid,
+    /// Some coding other than `chunked` (a request gets 501, a response is refused).
+    Unsupported,
 }
 
 impl Framer {
@@ -515,19 +559,34 @@ impl Framer {
                 .map(<[u8]>::trim_ascii)
         };
         if name == header::CONTENT_LENGTH {
-            for part in tokens() {
-                let n = parse_length(part)
-                    .ok_or(SendError::Malformed("the content-length is not valid"))?;
-                if self.length.is_some_and(|l| l != n) {
-                    return Err(SendError::Malformed(
-                        "the message has conflicting content-lengths",
-                    ));
-                }
-                self.length = Some(n);
+            // One number a line: a list (`5, 5`) is refused, as hyper does,
+            // though the same number on two lines is taken (RFC 9110 §8.6).
+            let n = parse_length(value.as_bytes().trim_ascii())
+                .ok_or(SendError::Malformed("the content-length is not valid"))?;
+            if self.length.is_some_and(|l| l != n) {
+                return Err(SendError::Malformed(
+                    "the message has conflicting content-lengths",
+                ));
             }
+            self.length = Some(n);
         } else if name == header::TRANSFER_ENCODING {
-            let last = tokens().next_back().unwrap_or_default();
-            self.chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
+            // Every line counts, not only the last: `chunked` twice (over one
+            // line or two) or beside another coding is how a message gets
+            // framed one way here and another way by a peer (RFC 9112 §6.1).
+            // Empty list elements are ignored (RFC 9110 §5.6.1).
+            let mut named = false;
+            for token in tokens().filter(|t| !t.is_empty()) {
+                named = true;
+                self.coding = Some(match self.coding {
+                    Some(Coding::Unsupported) => Coding::Unsupported,
+                    _ if !token.eq_ignore_ascii_case(b"chunked") => Coding::Unsupported,
+                    None => Coding::Chunked,
+                    Some(_) => Coding::Invalid,
+                });
+            }
+            if !named && self.coding != Some(Coding::Unsupported) {
+                self.coding = Some(Coding::Invalid);
+            }
         } else if name == header::CONNECTION {
             for token in tokens() {
                 self.close |= token.eq_ignore_ascii_case(b"close");
@@ -537,15 +596,24 @@ impl Framer {
         Ok(())
     }
 
-    /// How the body ends (RFC 9112 §6.3).
-    fn framing(&self, status: StatusCode, head_only: bool) -> Framing {
+    /// How a response's body ends (RFC 9112 §6.3). A transfer coding other
+    /// than `chunked` alone is refused rather than read until the close, as
+    /// the RFC allows: the gateway would pass on a body coded in a way the
+    /// client is not told of, since `Transfer-Encoding` is per hop.
+    fn framing(&self, status: StatusCode, head_only: bool) -> Result<Framing, SendError> {
         if head_only || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-            return Framing::Length(0);
+            return Ok(Framing::Length(0));
         }
-        match (self.chunked, self.length) {
-            (Some(true), _) => Framing::Chunked(Chunked::Size),
-            (Some(false), _) | (None, None) => Framing::UntilClose,
-            (None, Some(n)) => Framing::Length(n),
+        match (self.coding, self.length) {
+            (Some(Coding::Chunked), _) => Ok(Framing::CHUNKED),
+            (Some(Coding::Invalid), _) => Err(SendError::Malformed(
+                "the response's transfer-encoding is not valid",
+            )),
+            (Some(Coding::Unsupported), _) => Err(SendError::Malformed(
+                "the response has a transfer coding other than chunked",
+            )),
+            (None, None) => Ok(Framing::UntilClose),
+            (None, Some(n)) => Ok(Framing::Length(n)),
         }
     }
 
@@ -572,7 +640,8 @@ pub(super) fn parse_length(digits: &[u8]) -> Option<u64> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Framing {
     Length(u64),
-    Chunked(Chunked),
+    /// Where the decoder stands, and the extension bytes read so far.
+    Chunked(Chunked, u32),
     UntilClose,
 }
 
@@ -585,8 +654,12 @@ pub(super) enum Chunked {
     Data(u64),
     /// After a chunk's data, before its CRLF.
     DataEnd,
-    /// After the last chunk, in the trailer section (which is dropped).
-    Trailers,
+    /// After the last chunk, in the trailer section (which is dropped),
+    /// with the bytes and field lines read of it so far.
+    Trailers {
+        bytes: u32,
+        fields: u16,
+    },
     Done,
 }
 
@@ -600,6 +673,9 @@ pub(super) enum Decoded {
 }
 
 impl Framing {
+    /// A chunked body, before its first chunk.
+    pub(super) const CHUNKED: Framing = Framing::Chunked(Chunked::Size, 0);
+
     /// Takes the next piece of the body from the front of `buf`.
     pub(super) fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, SendError> {
         match self {
@@ -607,14 +683,21 @@ impl Framing {
             Framing::Length(left) => Ok(take_up_to(buf, left)),
             Framing::UntilClose if buf.is_empty() => Ok(Decoded::More),
             Framing::UntilClose => Ok(Decoded::Data(buf.split().freeze())),
-            Framing::Chunked(state) => loop {
+            Framing::Chunked(state, extensions) => loop {
                 match *state {
                     Chunked::Size => {
-                        let Some(size) = take_line(buf, chunk_size)? else {
+                        let Some((size, ext)) = take_line(buf, chunk_size)? else {
                             return Ok(Decoded::More);
                         };
+                        *extensions = extensions.saturating_add(ext as u32);
+                        if *extensions > MAX_EXTENSION_BYTES {
+                            return Err(SendError::Malformed("the chunk extensions are too large"));
+                        }
                         *state = if size == 0 {
-                            Chunked::Trailers
+                            Chunked::Trailers {
+                                bytes: 0,
+                                fields: 0,
+                            }
                         } else {
                             Chunked::Data(size)
                         };
@@ -629,21 +712,34 @@ impl Framing {
                         return Ok(data);
                     }
                     Chunked::DataEnd => {
-                        let Some(empty) = take_line(buf, |l| Ok(l.is_empty()))? else {
-                            return Ok(Decoded::More);
-                        };
-                        if !empty {
-                            return Err(SendError::Malformed("a chunk is longer than its size"));
+                        // Exactly CRLF after the data: anything else means
+                        // the size did not frame the chunk.
+                        match buf.get(..2) {
+                            Some(b"\r\n") => buf.advance(2),
+                            None if buf.first().is_none_or(|&b| b == b'\r') => {
+                                return Ok(Decoded::More)
+                            }
+                            _ => {
+                                return Err(SendError::Malformed("a chunk is longer than its size"))
+                            }
                         }
                         *state = Chunked::Size;
                     }
-                    Chunked::Trailers => {
-                        let Some(empty) = take_line(buf, |l| Ok(l.is_empty()))? else {
+                    Chunked::Trailers { bytes, fields } => {
+                        let Some(len) = take_line(buf, |l| trailer_line(l).map(|()| l.len()))?
+                        else {
                             return Ok(Decoded::More);
                         };
-                        if empty {
+                        if len == 0 {
                             *state = Chunked::Done;
+                            continue;
                         }
+                        let bytes = bytes.saturating_add(len as u32 + 2);
+                        let fields = fields + 1;
+                        if bytes > MAX_TRAILER_BYTES || fields > MAX_TRAILER_FIELDS {
+                            return Err(SendError::Malformed("the trailer section is too large"));
+                        }
+                        *state = Chunked::Trailers { bytes, fields };
                     }
                     Chunked::Done => return Ok(Decoded::End),
                 }
@@ -667,41 +763,162 @@ fn take_up_to(buf: &mut BytesMut, left: &mut u64) -> Decoded {
     Decoded::Data(buf.split_to(n as usize).freeze())
 }
 
-/// Reads one line (without its CRLF, or a bare LF) with `read` and drops it
-/// from the front of `buf`; `None` while the line is incomplete. The line is
-/// read where it lies, not split off.
+/// Reads one line (without its CRLF) with `read` and drops it from the
+/// front of `buf`; `None` while the line is incomplete. The line is read
+/// where it lies, not split off. A line must end with CRLF (RFC 9112 §7.1):
+/// a bare LF is where a lenient peer and a strict one disagree on where a
+/// chunk ends, which is how a second request is smuggled inside a body.
 fn take_line<T>(
     buf: &mut BytesMut,
     read: impl FnOnce(&[u8]) -> Result<T, SendError>,
 ) -> Result<Option<T>, SendError> {
+    const TOO_LONG: SendError = SendError::Malformed("a chunk line is too long");
     match memchr::memchr(b'\n', buf) {
+        Some(at) if at > MAX_LINE_BYTES => Err(TOO_LONG),
         Some(at) => {
-            let line = &buf[..at];
-            let value = read(line.strip_suffix(b"\r").unwrap_or(line))?;
+            let line = buf[..at]
+                .strip_suffix(b"\r")
+                .ok_or(SendError::Malformed("a chunk line does not end with CRLF"))?;
+            let value = read(line)?;
             buf.advance(at + 1);
             Ok(Some(value))
         }
-        None if buf.len() > MAX_LINE_BYTES => Err(SendError::Malformed("a chunk line is too long")),
+        None if buf.len() > MAX_LINE_BYTES => Err(TOO_LONG),
         None => Ok(None),
     }
 }
 
-/// The size on a chunk-size line, before any extensions.
-fn chunk_size(line: &[u8]) -> Result<u64, SendError> {
-    let digits = line
-        .split(|&b| b == b';')
-        .next()
-        .unwrap_or_default()
-        .trim_ascii();
-    if digits.is_empty() || digits.len() > 15 {
-        return Err(SendError::Malformed("a chunk size is not valid"));
+/// The size on a chunk-size line, whose extensions must follow the grammar
+/// (RFC 9112 §7.1.1): `1*HEXDIG *( BWS ";" BWS name [ BWS "=" BWS value ] )`,
+/// a name a token and a value a token or a quoted string. Nothing else may
+/// stand on the line: no space before the size or after it (unless an
+/// extension follows), no CR, NUL or other control byte.
+/// Returns the size and the length of the extensions.
+fn chunk_size(line: &[u8]) -> Result<(u64, usize), SendError> {
+    const BAD_SIZE: SendError = SendError::Malformed("a chunk size is not valid");
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 {
+        return Err(BAD_SIZE);
     }
-    digits.iter().try_fold(0u64, |n, &d| {
-        let v = (d as char)
-            .to_digit(16)
-            .ok_or(SendError::Malformed("a chunk size is not valid"))?;
-        Ok(n * 16 + u64::from(v))
-    })
+    let mut size = 0u64;
+    for &d in &line[..digits] {
+        // Below 2^60, however many leading zeros: no chunk is that large,
+        // and the sum of sizes cannot overflow before a limit stops it.
+        if size >> 56 != 0 {
+            return Err(BAD_SIZE);
+        }
+        let v = (d as char).to_digit(16).unwrap_or_default();
+        size = size << 4 | u64::from(v);
+    }
+    chunk_ext(&line[digits..])?;
+    Ok((size, line.len() - digits))
+}
+
+/// Checks what follows a chunk's size against the chunk-ext grammar.
+fn chunk_ext(mut rest: &[u8]) -> Result<(), SendError> {
+    const BAD_EXT: SendError = SendError::Malformed("a chunk extension is not valid");
+    while !rest.is_empty() {
+        rest = skip_ws(rest).strip_prefix(b";").ok_or(BAD_EXT)?;
+        rest = skip_ws(rest);
+        let name = token_len(rest);
+        if name == 0 {
+            return Err(BAD_EXT);
+        }
+        rest = &rest[name..];
+        if let Some(value) = skip_ws(rest).strip_prefix(b"=") {
+            let value = skip_ws(value);
+            let len = match value.first() {
+                Some(b'"') => quoted_len(value).ok_or(BAD_EXT)?,
+                _ => token_len(value),
+            };
+            if len == 0 {
+                return Err(BAD_EXT);
+            }
+            rest = &value[len..];
+        }
+    }
+    Ok(())
+}
+
+/// Checks one trailer field line: `token ":" OWS field-value OWS`, where
+/// the value holds visible bytes, spaces and tabs only (RFC 9112 §5). A
+/// line that starts with whitespace (obs-fold) has no name, and fails.
+fn trailer_line(line: &[u8]) -> Result<(), SendError> {
+    let name = token_len(line);
+    match line.get(name) {
+        Some(b':') if name > 0 && line[name + 1..].iter().all(|&b| is_field_byte(b)) => Ok(()),
+        _ if line.is_empty() => Ok(()),
+        _ => Err(SendError::Malformed("a trailer field is not valid")),
+    }
+}
+
+/// A byte a field value may hold: VCHAR, obs-text, SP or HTAB.
+fn is_field_byte(b: u8) -> bool {
+    b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
+}
+
+fn skip_ws(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    &s[n..]
+}
+
+/// Whether `b` may appear in a token (RFC 9110 §5.6.2): a byte-indexed table,
+/// so the check is one load.
+pub(super) fn is_tchar(b: u8) -> bool {
+    const TCHAR: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let b = i as u8;
+            t[i] = b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                );
+            i += 1;
+        }
+        t
+    };
+    TCHAR[b as usize]
+}
+
+/// The length of the token at the front of `s` (0 if none).
+fn token_len(s: &[u8]) -> usize {
+    s.iter().take_while(|&&b| is_tchar(b)).count()
+}
+
+/// The length of the quoted string at the front of `s`, quotes included;
+/// `None` if it is not closed or holds a byte a quoted string may not.
+fn quoted_len(s: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    while i < s.len() {
+        match s[i] {
+            b'"' => return Some(i + 1),
+            b'\\' => {
+                let next = *s.get(i + 1)?;
+                if !is_field_byte(next) {
+                    return None;
+                }
+                i += 2;
+            }
+            b if is_field_byte(b) => i += 1,
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// A response body read from its connection by whoever polls it; the
@@ -775,7 +992,7 @@ impl Body for PooledBody {
         self.conn.is_none()
             || matches!(
                 self.framing,
-                Framing::Length(0) | Framing::Chunked(Chunked::Done)
+                Framing::Length(0) | Framing::Chunked(Chunked::Done, _)
             )
     }
 
@@ -998,8 +1215,8 @@ mod tests {
     async fn writes_the_request_with_its_length_and_reads_bodies_of_every_framing() {
         let answers = vec![
             b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-up: a\r\nx-up: b\r\ncontent-length: 11\r\n\r\n{\"ok\":true}".to_vec(),
-            // Chunked, with an extension, a bare-LF line and a trailer.
-            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;name=v\r\nhello\r\n1\n \r\n6\r\nworld!\r\n0\r\nx-trailer: t\r\n\r\n".to_vec(),
+            // Chunked, with extensions and a trailer.
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;name=v\r\nhello\r\n1 ; q=\"a b\"\r\n \r\n6\r\nworld!\r\n0\r\nx-trailer: t\r\n\r\n".to_vec(),
             // Chunked coding wins over a length sent beside it.
             b"HTTP/1.1 200 OK\r\ncontent-length: 99\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n".to_vec(),
             // An interim response first; an empty 204.
@@ -1153,6 +1370,50 @@ mod tests {
         }
     }
 
+    /// Bytes the upstream sent after an answer, which have reached the
+    /// socket but not yet the runtime's notice (the runtime has not polled
+    /// its events since: here the task blocks its thread; in the gateway, the
+    /// next request of a pipeline comes at once), are found at checkout: the
+    /// connection is closed, and the next request gets its own answer.
+    #[tokio::test]
+    async fn unasked_bytes_that_arrived_unnoticed_are_found_at_checkout() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let origin: Uri = format!("http://{}", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let (sent, unasked_sent) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for (n, sock) in listener.incoming().enumerate() {
+                let mut sock = sock.unwrap();
+                let sent = sent.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let mut seen = Vec::new();
+                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let got = sock.read(&mut buf).unwrap();
+                        seen.extend_from_slice(&buf[..got]);
+                    }
+                    let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{n}{n}");
+                    sock.write_all(answer.as_bytes()).unwrap();
+                    std::thread::sleep(Duration::from_millis(20));
+                    sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstale")
+                        .unwrap();
+                    sent.send(()).unwrap();
+                    let _ = sock.read(&mut buf);
+                });
+            }
+        });
+        let pool = pool(origin);
+        let resp = pool.send(get(), Duration::from_secs(5)).await.unwrap();
+        assert_eq!(body(resp).await, "00");
+        // Blocks the runtime's only thread, so its events are not polled.
+        unasked_sent.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let resp = pool.send(get(), Duration::from_secs(5)).await.unwrap();
+        assert_eq!(body(resp).await, "11", "an answer meant for no one");
+    }
+
     #[tokio::test]
     async fn an_answer_that_comes_before_the_whole_request_is_read_is_returned() {
         let (listener, origin) = listen().await;
@@ -1200,7 +1461,7 @@ mod tests {
         let wire: &[u8] =
             b"4\r\ndata\r\nA;ext=1\r\n0123456789\r\n3\r\nend\r\n0\r\ntrailer: x\r\n\r\n";
         for piece in 1..wire.len() {
-            let mut framing = Framing::Chunked(Chunked::Size);
+            let mut framing = Framing::CHUNKED;
             let mut buf = BytesMut::new();
             let mut out = Vec::new();
             let mut ended = false;
@@ -1223,10 +1484,307 @@ mod tests {
         }
     }
 
+    /// Decodes `wire` as a whole chunked body: its data, or the error.
+    fn dechunk(wire: &[u8]) -> Result<Vec<u8>, SendError> {
+        let mut framing = Framing::CHUNKED;
+        let mut buf = BytesMut::from(wire);
+        let mut out = Vec::new();
+        loop {
+            match framing.decode(&mut buf)? {
+                Decoded::Data(d) => out.extend_from_slice(&d),
+                Decoded::More => return Err(SendError::Malformed("incomplete")),
+                Decoded::End => return Ok(out),
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_follow_the_grammar_of_rfc_9112() {
+        let good: [&[u8]; 8] = [
+            b"3\r\nabc\r\n0\r\n\r\n",
+            b"3;a\r\nabc\r\n0\r\n\r\n",
+            b"3 \t; a = b ;c=\"x\\\"y\"\r\nabc\r\n0\r\n\r\n",
+            b"3;a=\"\"\r\nabc\r\n0\r\n\r\n",
+            b"0003\r\nabc\r\n000\r\n\r\n",
+            b"3\r\nabc\r\n0\r\nx-a: 1\r\nx-b:\r\nx-c: \x80 \t\r\n\r\n",
+            b"A\r\n0123456789\r\n0\r\n\r\n",
+            b"a\r\n0123456789\r\n0\r\n\r\n",
+        ];
+        for wire in good {
+            let data = dechunk(wire)
+                .unwrap_or_else(|e| panic!("{e}: {:?}", wire.escape_ascii().to_string()));
+            assert!(data == b"abc" || data == b"0123456789");
+        }
+        let bad: [&[u8]; 24] = [
+            b"3\nabc\r\n0\r\n\r\n",
+            b"3\r\nabc\n0\r\n\r\n",
+            b"3\r\nabc\r\n0\n\r\n",
+            b"3\r\nabc\r\n0\r\n\n",
+            b"3\r\nabcd\r\n0\r\n\r\n",
+            b"3\r\nabc\r\r\n0\r\n\r\n",
+            b" 3\r\nabc\r\n0\r\n\r\n",
+            b"3 \r\nabc\r\n0\r\n\r\n",
+            b"+3\r\nabc\r\n0\r\n\r\n",
+            b"0x3\r\nabc\r\n0\r\n\r\n",
+            b";a\r\nabc\r\n0\r\n\r\n",
+            b"3;\r\nabc\r\n0\r\n\r\n",
+            b"3;a \r\nabc\r\n0\r\n\r\n",
+            b"3;a=\r\nabc\r\n0\r\n\r\n",
+            b"3;a=b c\r\nabc\r\n0\r\n\r\n",
+            b"3;a\rb\r\nabc\r\n0\r\n\r\n",
+            b"3;a=\x00\r\nabc\r\n0\r\n\r\n",
+            b"3;a=\"b\r\nabc\r\n0\r\n\r\n",
+            b"3;a=\"\x01\"\r\nabc\r\n0\r\n\r\n",
+            b"3;a,b\r\nabc\r\n0\r\n\r\n",
+            b"3\r\nabc\r\n0\r\nno colon\r\n\r\n",
+            b"3\r\nabc\r\n0\r\n: no name\r\n\r\n",
+            b"3\r\nabc\r\n0\r\nx-a: 1\r\n folded\r\n\r\n",
+            b"3\r\nabc\r\n0\r\nx-a: \x00\r\n\r\n",
+        ];
+        for wire in bad {
+            assert!(
+                dechunk(wire).is_err(),
+                "accepted {:?}",
+                wire.escape_ascii().to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn trailer_sections_and_chunk_lines_are_bounded() {
+        let fields = "x-t: 1\r\n".repeat(usize::from(MAX_TRAILER_FIELDS));
+        assert!(dechunk(format!("0\r\n{fields}\r\n").as_bytes()).is_ok());
+        let fields = "x-t: 1\r\n".repeat(usize::from(MAX_TRAILER_FIELDS) + 1);
+        assert!(dechunk(format!("0\r\n{fields}\r\n").as_bytes()).is_err());
+        let big = format!("x-t: {}\r\n", "v".repeat(4000)).repeat(5);
+        assert!(dechunk(format!("0\r\n{big}\r\n").as_bytes()).is_err());
+        // Extensions are summed over the body: many small ones are refused
+        // past the sum, each line well under the line limit.
+        let ext = format!(";a={}", "b".repeat(1000));
+        let chunks = |n: usize| format!("1{ext}\r\nx\r\n").repeat(n) + "0\r\n\r\n";
+        assert_eq!(dechunk(chunks(16).as_bytes()).unwrap().len(), 16);
+        assert!(dechunk(chunks(17).as_bytes()).is_err());
+        // A line over the limit is refused whether it is whole or not yet.
+        let long = format!("3;a={}\r\nabc\r\n0\r\n\r\n", "b".repeat(MAX_LINE_BYTES));
+        assert!(dechunk(long.as_bytes()).is_err());
+        let mut framing = Framing::CHUNKED;
+        let mut buf = BytesMut::from(&long.as_bytes()[..MAX_LINE_BYTES + 1]);
+        assert!(framing.decode(&mut buf).is_err());
+    }
+
+    /// The head limit holds for a head that is complete in the buffer, not
+    /// only for one still arriving.
+    #[test]
+    fn a_whole_response_head_over_the_limit_is_refused() {
+        let head = |n: usize| {
+            let line = format!("x-big: {}\r\n", "a".repeat(n / 100));
+            format!(
+                "HTTP/1.1 200 OK\r\n{}content-length: 0\r\n\r\n",
+                line.repeat(100)
+            )
+        };
+        let mut buf = BytesMut::from(head(MAX_HEAD_BYTES - 2048).as_bytes());
+        assert!(parse_head(&mut buf, false).unwrap().is_some());
+        let mut buf = BytesMut::from(head(MAX_HEAD_BYTES + 1024).as_bytes());
+        match parse_head(&mut buf, false) {
+            Err(SendError::Malformed(m)) => assert!(m.contains("too large"), "{m}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a head over the limit was taken"),
+        }
+        // Interim responses count toward it too.
+        let interim = "HTTP/1.1 100 Continue\r\n\r\n".repeat(MAX_HEAD_BYTES / 25 + 1);
+        let mut buf = BytesMut::from(format!("{interim}{}", head(100)).as_bytes());
+        assert!(parse_head(&mut buf, false).is_err());
+    }
+
     #[test]
     fn chunk_sizes_that_overflow_are_refused() {
         assert!(chunk_size(b"ffffffffffffffff").is_err());
-        assert_eq!(chunk_size(b"fFfF ; x=y").unwrap(), 0xffff);
+        assert_eq!(chunk_size(b"fFfF ; x=y").unwrap(), (0xffff, 6));
         assert!(chunk_size(b"").is_err());
+    }
+
+    /// A small seeded generator (xorshift64*), so that a failure replays.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+    }
+
+    /// A well-formed response, the body it frames, and whether it ends
+    /// only with the connection.
+    fn well_formed(rng: &mut Rng) -> (Vec<u8>, Vec<u8>, bool) {
+        let mut wire = Vec::new();
+        if rng.below(4) == 0 {
+            wire.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        let status = rng.pick(&[
+            "200 OK",
+            "201 Created",
+            "404 Not Found",
+            "500 Oops",
+            "204 No Content",
+        ]);
+        let version = rng.pick(&["HTTP/1.1", "HTTP/1.1", "HTTP/1.0"]);
+        wire.extend_from_slice(format!("{version} {status}\r\n").as_bytes());
+        for _ in 0..rng.below(4) {
+            let name = rng.pick(&["x-a", "content-type", "server", "connection"]);
+            let value = rng.pick(&["keep-alive", "v", "a b", "text/plain", ""]);
+            wire.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        const BODY: &[u8] = b"ab\r\n0 ;:\"\x00\xffHTTP/1.1";
+        let mut body: Vec<u8> = (0..rng.below(48))
+            .map(|_| BODY[rng.below(BODY.len())])
+            .collect();
+        if status.starts_with("204") {
+            body.clear();
+        }
+        match rng.below(3) {
+            0 if version == "HTTP/1.1" => {
+                wire.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+                let mut rest = &body[..];
+                while !rest.is_empty() {
+                    let n = 1 + rng.below(rest.len());
+                    let ext = rng.pick(&["", ";a", " ; a=b", ";a=\"b c\""]);
+                    wire.extend_from_slice(format!("{n:X}{ext}\r\n").as_bytes());
+                    wire.extend_from_slice(&rest[..n]);
+                    wire.extend_from_slice(b"\r\n");
+                    rest = &rest[n..];
+                }
+                if !status.starts_with("204") {
+                    let trailers = rng.pick(&["", "x-t: 1\r\n"]);
+                    wire.extend_from_slice(format!("0\r\n{trailers}\r\n").as_bytes());
+                }
+            }
+            1 if !status.starts_with("204") => {
+                wire.extend_from_slice(b"\r\n");
+                wire.extend_from_slice(&body);
+                return (wire, body, true);
+            }
+            _ => {
+                wire.extend_from_slice(
+                    format!("content-length: {}\r\n\r\n", body.len()).as_bytes(),
+                );
+                wire.extend_from_slice(&body);
+            }
+        }
+        (wire, body, false)
+    }
+
+    /// Changes a few bytes of `wire`, with bytes that matter to framing.
+    fn mutate(rng: &mut Rng, wire: &mut Vec<u8>) {
+        const BYTES: &[u8] = b"\r\n\x00 \t;:\",=0fF9-+xX\x7f\x80";
+        for _ in 0..1 + rng.below(3) {
+            if wire.is_empty() {
+                return;
+            }
+            let at = rng.below(wire.len());
+            let byte = BYTES[rng.below(BYTES.len())];
+            match rng.below(4) {
+                0 => wire[at] = byte,
+                1 => wire.insert(at, byte),
+                2 => {
+                    wire.remove(at);
+                }
+                _ => wire.truncate(at),
+            }
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Outcome {
+        Refused,
+        /// The connection closed before the message ended.
+        Incomplete,
+        /// One message framed: the bytes it took and its body.
+        Framed(usize, Vec<u8>),
+    }
+
+    /// Reads one response off `input` the way a connection does, the bytes
+    /// arriving in pieces that end at `cuts`, and the connection closing
+    /// after the last.
+    fn frame(input: &[u8], cuts: &[usize]) -> Outcome {
+        let mut buf = BytesMut::new();
+        let mut fed = 0;
+        let mut pieces = cuts.iter().copied().chain([input.len()]);
+        let mut framing = None;
+        let mut body = Vec::new();
+        loop {
+            if framing.is_none() {
+                match parse_head(&mut buf, false) {
+                    Ok(Some(head)) => framing = Some(head.framing),
+                    Ok(None) => {}
+                    Err(_) => return Outcome::Refused,
+                }
+            }
+            if let Some(framing) = &mut framing {
+                loop {
+                    match framing.decode(&mut buf) {
+                        Ok(Decoded::Data(d)) => body.extend_from_slice(&d),
+                        Ok(Decoded::More) => break,
+                        Ok(Decoded::End) => return Outcome::Framed(fed - buf.len(), body),
+                        Err(_) => return Outcome::Refused,
+                    }
+                }
+            }
+            let Some(next) = pieces.next() else {
+                return match framing {
+                    Some(f) if f.ends_at_close() => Outcome::Framed(fed, body),
+                    _ => Outcome::Incomplete,
+                };
+            };
+            buf.extend_from_slice(&input[fed..next]);
+            fed = next;
+        }
+    }
+
+    /// Random responses, well-formed and mutated, read whole and in random
+    /// pieces: reading never panics or takes more than it was given, the
+    /// way the bytes arrive never changes the verdict, and a well-formed
+    /// response is framed exactly, leaving the bytes after it unread.
+    #[test]
+    fn response_framing_holds_for_random_input() {
+        let after = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+        let mut rng = Rng(0x5eed_1234_abcd_0002);
+        let start = Instant::now();
+        for round in 0..20_000 {
+            if start.elapsed() > Duration::from_secs(3) {
+                break;
+            }
+            let (mut wire, body, until_close) = well_formed(&mut rng);
+            let first = wire.len();
+            if !until_close {
+                wire.extend_from_slice(after);
+            }
+            let mutated = round % 4 != 0;
+            if mutated {
+                mutate(&mut rng, &mut wire);
+            }
+            let whole = frame(&wire, &[]);
+            let mut cuts: Vec<usize> = (0..rng.below(6))
+                .map(|_| rng.below(wire.len() + 1))
+                .collect();
+            cuts.sort_unstable();
+            let pieces = frame(&wire, &cuts);
+            let shown = wire.escape_ascii().to_string();
+            assert_eq!(whole, pieces, "{shown} cut at {cuts:?}");
+            if let Outcome::Framed(took, framed) = &whole {
+                assert!(*took <= wire.len() && framed.len() <= *took, "{shown}");
+            }
+            if !mutated {
+                assert_eq!(whole, Outcome::Framed(first, body), "{shown}");
+            }
+        }
     }
 }

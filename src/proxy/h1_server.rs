@@ -20,12 +20,21 @@
 //! over TLS. On shutdown an idle connection closes at once and a busy one
 //! after its response, which says `connection: close`.
 //!
-//! Framing follows RFC 9112: a body is framed by `Transfer-Encoding: chunked`
-//! (which overrides `Content-Length`) or `Content-Length`; a request with any
-//! other transfer coding gets 501, a malformed head 400, a head over 64 KiB
-//! or 100 header lines 431, all as OpenAI-shaped JSON, and the connection is
-//! closed. `Expect: 100-continue` is answered when the body is about to be
-//! read.
+//! Framing follows RFC 9112, strictly, because a gateway that draws a
+//! request's boundary where a proxy in front of it does not can be made to
+//! serve a request nobody checked (request smuggling). A body is framed by
+//! `Transfer-Encoding: chunked` or `Content-Length`. A request with any other
+//! transfer coding gets 501; `chunked` twice or an empty `Transfer-Encoding`,
+//! both framings at once, a malformed head or a chunked body off the grammar
+//! (a line not ended by CRLF, a chunk extension that is not
+//! `;name[=token|"quoted"]`, space around the size, a trailer line that is
+//! not a field) get 400; a head over 64 KiB or 100 header lines 431; all as
+//! OpenAI-shaped JSON, and the connection is closed. So does an HTTP/1.1
+//! request without exactly one valid `Host` line (RFC 9112 §3.2), and a
+//! target that is not origin-form, absolute-form with an `http(s)` scheme
+//! (whose authority then replaces the `Host` value, §3.2.2), `*` for
+//! OPTIONS or authority-form for CONNECT (which the handler answers 405).
+//! `Expect: 100-continue` is answered when the body is about to be read.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -43,7 +52,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::body::{BoxError, ProxyBody};
-use super::h1::{parse_length, poll_fill, Chunked, Decoded, Framer, Framing, SendError};
+use super::h1::{parse_length, poll_fill, Coding, Decoded, Framer, Framing, SendError};
 use super::idle::Activity;
 use super::server::Gateway;
 use crate::error::error_json_param;
@@ -574,6 +583,11 @@ fn parse_request(buf: &mut BytesMut, spans: &mut Vec<Span>) -> Result<Option<Hea
         "the request is not valid HTTP/1.1",
         "invalid_request",
     );
+    const BAD_HOST: Reject = Reject(
+        StatusCode::BAD_REQUEST,
+        "the request must have one valid host header",
+        "invalid_request",
+    );
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut []);
     let len = match parsed.parse_with_uninit_headers(buf, &mut slots) {
@@ -612,9 +626,16 @@ fn parse_request(buf: &mut BytesMut, spans: &mut Vec<Span>) -> Result<Option<Hea
     let mut headers = HeaderMap::with_capacity(spans.len());
     let mut framer = Framer::default();
     let mut expect_continue = false;
+    let mut hosts = 0;
     for &((n0, n1), (v0, v1)) in spans.iter() {
         let name = HeaderName::from_bytes(&head[n0..n1]).map_err(|_| MALFORMED)?;
         let value = HeaderValue::from_maybe_shared(head.slice(v0..v1)).map_err(|_| MALFORMED)?;
+        if name == header::HOST {
+            hosts += 1;
+            if !valid_host(value.as_bytes()) {
+                return Err(BAD_HOST);
+            }
+        }
         framer.see(&name, &value).map_err(|e| match e {
             SendError::Malformed(m) => Reject(StatusCode::BAD_REQUEST, m, "invalid_request"),
             _ => MALFORMED,
@@ -624,27 +645,59 @@ fn parse_request(buf: &mut BytesMut, spans: &mut Vec<Span>) -> Result<Option<Hea
         }
         headers.append(name, value);
     }
-    let framing = match framer.chunked {
-        Some(true) if version == Version::HTTP_10 => return Err(MALFORMED),
-        Some(true) => {
-            // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3); the
-            // length is not the body's, and the connection closes after.
-            if framer.length.take().is_some() {
-                headers.remove(header::CONTENT_LENGTH);
-                framer.close = true;
-            }
-            Framing::Chunked(Chunked::Size)
-        }
-        Some(false) => {
+    let framing = match framer.coding {
+        None => Framing::Length(framer.length.unwrap_or(0)),
+        // Transfer codings are HTTP/1.1; a 1.0 peer may not frame by them.
+        Some(_) if version == Version::HTTP_10 => return Err(MALFORMED),
+        Some(Coding::Unsupported) => {
             return Err(Reject(
                 StatusCode::NOT_IMPLEMENTED,
                 "only the chunked transfer coding is supported",
                 "unsupported_transfer_encoding",
             ))
         }
-        None => Framing::Length(framer.length.unwrap_or(0)),
+        Some(Coding::Invalid) => {
+            return Err(Reject(
+                StatusCode::BAD_REQUEST,
+                "the transfer-encoding is not valid: it must be chunked, once",
+                "invalid_request",
+            ))
+        }
+        // Both framings on one request is the classic smuggling shape: a
+        // peer that reads the length sees a different request boundary. The
+        // RFC lets a server refuse it (RFC 9112 §6.3), which is safer than
+        // reading by the coding and closing after.
+        Some(Coding::Chunked) if framer.length.is_some() => {
+            return Err(Reject(
+                StatusCode::BAD_REQUEST,
+                "the request has both transfer-encoding and content-length",
+                "invalid_request",
+            ))
+        }
+        Some(Coding::Chunked) => Framing::CHUNKED,
     };
-    let keep_alive = framer.keeps_alive(version);
+    // RFC 9112 §3.2: an HTTP/1.1 request names its host exactly once, an
+    // HTTP/1.0 one at most once.
+    if hosts > 1 || (hosts == 0 && version != Version::HTTP_10) {
+        return Err(BAD_HOST);
+    }
+    let mut keep_alive = framer.keeps_alive(version);
+    let uri = match head.get(path.0) {
+        Some(b'/') if method != Method::CONNECT => uri,
+        Some(b'*') if method == Method::OPTIONS && path.1 - path.0 == 1 => uri,
+        // Authority-form, for CONNECT only (which the handler refuses: the
+        // gateway opens no tunnels). Bytes after it would be tunnel data.
+        _ if method == Method::CONNECT => {
+            if uri.scheme().is_some() || uri.authority().is_none() || !uri.path().is_empty() {
+                return Err(MALFORMED);
+            }
+            keep_alive = false;
+            uri
+        }
+        // Absolute-form: the target's authority wins over the Host header
+        // (RFC 9112 §3.2.2), and the handler gets the origin form it routes by.
+        _ => absolute_form(uri, &mut headers)?,
+    };
     Ok(Some(Head {
         method,
         uri,
@@ -654,6 +707,77 @@ fn parse_request(buf: &mut BytesMut, spans: &mut Vec<Span>) -> Result<Option<Hea
         keep_alive,
         expect_continue,
     }))
+}
+
+/// An absolute-form target (`http://host/path`) in origin form, its
+/// authority put in the `Host` header. Only `http` and `https` are taken,
+/// and no user info (RFC 9110 §4.2.4).
+fn absolute_form(uri: Uri, headers: &mut HeaderMap) -> Result<Uri, Reject> {
+    const BAD_TARGET: Reject = Reject(
+        StatusCode::BAD_REQUEST,
+        "the request target is not valid",
+        "invalid_request",
+    );
+    let scheme = uri.scheme_str().ok_or(BAD_TARGET)?;
+    let authority = uri.authority().ok_or(BAD_TARGET)?.as_str();
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
+        || authority.contains('@')
+        || !valid_host(authority.as_bytes())
+    {
+        return Err(BAD_TARGET);
+    }
+    let host = HeaderValue::from_str(authority).map_err(|_| BAD_TARGET)?;
+    headers.insert(header::HOST, host);
+    Ok(match uri.path_and_query() {
+        Some(pq) if pq.as_str().starts_with('/') => Uri::from(pq.clone()),
+        _ => Uri::from_static("/"),
+    })
+}
+
+/// Whether a `Host` value is `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC
+/// 3986 §3.2.2): an IP literal in brackets or a registered name (which
+/// covers IPv4), and a port of digits. Empty is valid: it is what a client
+/// sends for a target without an authority.
+fn valid_host(value: &[u8]) -> bool {
+    let port = match value.first() {
+        Some(b'[') => {
+            let Some(end) = value.iter().position(|&b| b == b']') else {
+                return false;
+            };
+            let literal = &value[1..end];
+            if literal.is_empty()
+                || !literal
+                    .iter()
+                    .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            {
+                return false;
+            }
+            &value[end + 1..]
+        }
+        _ => {
+            let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
+            let name = &value[..end];
+            let mut i = 0;
+            while i < name.len() {
+                match name[i] {
+                    b'%' if name
+                        .get(i + 1..i + 3)
+                        .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+                    {
+                        i += 3
+                    }
+                    b if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b) => i += 1,
+                    _ => return false,
+                }
+            }
+            &value[end..]
+        }
+    };
+    match port {
+        [] => true,
+        [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
 }
 
 fn push_hex(out: &mut Vec<u8>, mut n: usize) {
@@ -762,14 +886,11 @@ mod tests {
         assert!(h.keep_alive);
         assert_eq!(h.headers["host"], "a");
 
-        let h = parse(
-            "POST / HTTP/1.1\r\ntransfer-encoding: gzip, chunked\r\ncontent-length: 5\r\n\r\n",
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(h.framing, Framing::Chunked(Chunked::Size));
-        assert!(!h.headers.contains_key("content-length"));
-        assert!(!h.keep_alive, "a request with both framings closes after");
+        let h = parse("POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: chunked\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::CHUNKED);
+        assert!(h.keep_alive);
 
         let h = parse("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
         assert_eq!(h.version, Version::HTTP_10);
@@ -778,13 +899,14 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(h.keep_alive);
-        let h = parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        let h = parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
             .unwrap()
             .unwrap();
         assert!(!h.keep_alive);
-        let h = parse("PUT / HTTP/1.1\r\nExpect: 100-Continue\r\ncontent-length: 3\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let h =
+            parse("PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\ncontent-length: 3\r\n\r\n")
+                .unwrap()
+                .unwrap();
         assert!(h.expect_continue);
 
         assert!(parse("GET / HTTP/1.1\r\nHost: a\r\n").unwrap().is_none());
@@ -802,9 +924,27 @@ mod tests {
             Some(400)
         );
         assert_eq!(
+            parse("POST / HTTP/1.1\r\ncontent-length: 3, 3\r\n\r\n").err(),
+            Some(400)
+        );
+        assert_eq!(
             parse("POST / HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n").err(),
             Some(501)
         );
+        for te in ["gzip, chunked", "chunked, gzip", "chunked;q=1"] {
+            let head = format!("POST / HTTP/1.1\r\ntransfer-encoding: {te}\r\n\r\n");
+            assert_eq!(parse(&head).err(), Some(501), "{te}");
+        }
+        for te in [
+            "chunked, chunked",
+            "chunked\r\ntransfer-encoding: chunked",
+            "",
+            ",",
+            "chunked\r\ncontent-length: 5",
+        ] {
+            let head = format!("POST / HTTP/1.1\r\ntransfer-encoding: {te}\r\n\r\n");
+            assert_eq!(parse(&head).err(), Some(400), "{te}");
+        }
         assert_eq!(
             parse("POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n").err(),
             Some(400)
@@ -824,11 +964,221 @@ mod tests {
     }
 
     #[test]
+    fn hosts_and_targets() {
+        for host in [
+            "",
+            "a",
+            "a.b-c_d~e",
+            "A:1",
+            "a:",
+            "10.0.0.1:80",
+            "[::1]",
+            "[::1]:8080",
+            "%41b",
+            "!$&'()*+,;=",
+        ] {
+            assert!(valid_host(host.as_bytes()), "{host:?}");
+        }
+        for host in [
+            "a b", "a@b", "a:b", "a:1:2", "[::1", "[]", "[::1]x", "[g::]", "a/b", "%4", "%zz",
+            "a\tb", "é",
+        ] {
+            assert!(!valid_host(host.as_bytes()), "{host:?}");
+        }
+        let h = parse("GET http://Up:8/p?q HTTP/1.1\r\nHost: other\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.uri, "/p?q");
+        assert_eq!(h.headers["host"], "Up:8");
+        let h = parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.uri, "*");
+        let h = parse("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!h.keep_alive);
+        for head in [
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+            "GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET a:80 HTTP/1.1\r\nHost: a\r\n\r\n",
+            "CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n",
+            "CONNECT http://a:443/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET mailto:a@b HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            assert_eq!(parse(head).err(), Some(400), "{head:?}");
+        }
+    }
+
+    #[test]
     fn hex_sizes() {
         for (n, s) in [(0, "0"), (10, "a"), (255, "ff"), (4096, "1000")] {
             let mut out = Vec::new();
             push_hex(&mut out, n);
             assert_eq!(out, s.as_bytes());
+        }
+    }
+
+    /// A small seeded generator (xorshift64*), so that a failure replays.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+    }
+
+    /// A well-formed request and the body it frames.
+    fn well_formed(rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
+        let method = rng.pick(&["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
+        let target = rng.pick(&["/", "/v1/chat/completions", "/a?b=c", "http://h:1/x"]);
+        let version = rng.pick(&["HTTP/1.1", "HTTP/1.1", "HTTP/1.0"]);
+        let mut wire = format!("{method} {target} {version}\r\nhost: h\r\n").into_bytes();
+        for _ in 0..rng.below(4) {
+            let name = rng.pick(&["x-a", "accept", "user-agent", "connection"]);
+            let value = rng.pick(&["keep-alive", "v", "a b", "*/*", ""]);
+            wire.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        const BODY: &[u8] = b"ab\r\n0 ;:\"\x00\xff";
+        let body: Vec<u8> = (0..rng.below(48))
+            .map(|_| BODY[rng.below(BODY.len())])
+            .collect();
+        if version == "HTTP/1.1" && rng.below(2) == 0 {
+            wire.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+            let mut rest = &body[..];
+            while !rest.is_empty() {
+                let n = 1 + rng.below(rest.len());
+                let ext = rng.pick(&["", ";a", " ; a=b", ";a=\"b c\""]);
+                wire.extend_from_slice(format!("{n:x}{ext}\r\n").as_bytes());
+                wire.extend_from_slice(&rest[..n]);
+                wire.extend_from_slice(b"\r\n");
+                rest = &rest[n..];
+            }
+            let trailers = rng.pick(&["", "x-t: 1\r\n", "a: \r\nb:c\r\n"]);
+            wire.extend_from_slice(format!("0\r\n{trailers}\r\n").as_bytes());
+        } else if !body.is_empty() || rng.below(2) == 0 {
+            wire.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+            wire.extend_from_slice(&body);
+        } else {
+            wire.extend_from_slice(b"\r\n");
+            return (wire, Vec::new());
+        }
+        (wire, body)
+    }
+
+    /// Changes a few bytes of `wire`: overwrites, inserts, deletes, or cuts
+    /// it short, with bytes that matter to framing.
+    fn mutate(rng: &mut Rng, wire: &mut Vec<u8>) {
+        const BYTES: &[u8] = b"\r\n\x00 \t;:\",=0fF9-+xX\x7f\x80";
+        for _ in 0..1 + rng.below(3) {
+            if wire.is_empty() {
+                return;
+            }
+            let at = rng.below(wire.len());
+            let byte = BYTES[rng.below(BYTES.len())];
+            match rng.below(4) {
+                0 => wire[at] = byte,
+                1 => wire.insert(at, byte),
+                2 => {
+                    wire.remove(at);
+                }
+                _ => wire.truncate(at),
+            }
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Outcome {
+        Refused,
+        /// The input ended before the message did.
+        Incomplete,
+        /// One message framed: the bytes it took and its body.
+        Framed(usize, Vec<u8>),
+    }
+
+    /// Reads one request off `input` the way a connection does, the bytes
+    /// arriving in pieces that end at `cuts`.
+    fn frame(input: &[u8], cuts: &[usize]) -> Outcome {
+        let mut buf = BytesMut::new();
+        let mut spans = Vec::new();
+        let mut fed = 0;
+        let mut pieces = cuts.iter().copied().chain([input.len()]);
+        let mut framing = None;
+        let mut body = Vec::new();
+        loop {
+            if framing.is_none() {
+                match parse_request(&mut buf, &mut spans) {
+                    Ok(Some(head)) => framing = Some(head.framing),
+                    Ok(None) => {}
+                    Err(_) => return Outcome::Refused,
+                }
+            }
+            if let Some(framing) = &mut framing {
+                loop {
+                    match framing.decode(&mut buf) {
+                        Ok(Decoded::Data(d)) => body.extend_from_slice(&d),
+                        Ok(Decoded::More) => break,
+                        Ok(Decoded::End) => return Outcome::Framed(fed - buf.len(), body),
+                        Err(_) => return Outcome::Refused,
+                    }
+                }
+            }
+            let Some(next) = pieces.next() else {
+                return Outcome::Incomplete;
+            };
+            buf.extend_from_slice(&input[fed..next]);
+            fed = next;
+        }
+    }
+
+    /// Random requests, well-formed and mutated, read whole and in random
+    /// pieces: reading never panics or takes more than it was given, the
+    /// way the bytes arrive never changes the verdict, and a well-formed
+    /// request is framed exactly, so the request after it is left whole.
+    #[test]
+    fn request_framing_holds_for_random_input() {
+        let next = b"GET /next HTTP/1.1\r\nhost: h\r\n\r\n";
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        let start = std::time::Instant::now();
+        for round in 0..20_000 {
+            if start.elapsed() > Duration::from_secs(3) {
+                break;
+            }
+            let (mut wire, body) = well_formed(&mut rng);
+            let first = wire.len();
+            wire.extend_from_slice(next);
+            let mutated = round % 4 != 0;
+            if mutated {
+                mutate(&mut rng, &mut wire);
+            }
+            let whole = frame(&wire, &[]);
+            let mut cuts: Vec<usize> = (0..rng.below(6))
+                .map(|_| rng.below(wire.len() + 1))
+                .collect();
+            cuts.sort_unstable();
+            let pieces = frame(&wire, &cuts);
+            let shown = wire.escape_ascii().to_string();
+            assert_eq!(whole, pieces, "{shown} cut at {cuts:?}");
+            if let Outcome::Framed(took, framed) = &whole {
+                assert!(*took <= wire.len() && framed.len() <= *took, "{shown}");
+            }
+            if !mutated {
+                assert_eq!(whole, Outcome::Framed(first, body), "{shown}");
+                assert_eq!(
+                    frame(&wire[first..], &[]),
+                    Outcome::Framed(next.len(), Vec::new())
+                );
+            }
         }
     }
 }

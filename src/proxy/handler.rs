@@ -49,6 +49,9 @@ pub async fn handle(
 ) -> Result<Response<Watched>, Infallible> {
     let path = req.uri().path();
     let resp = match (req.method(), path) {
+        // The gateway opens no tunnels, and a TRACE would echo the request
+        // with the upstream's credential added to it.
+        (&Method::CONNECT | &Method::TRACE, _) => not_allowed(),
         (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET | &Method::HEAD, "/readyz") => {
             if gw.is_draining() {
@@ -78,6 +81,27 @@ fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// 405 for a method the gateway serves on no path, with the methods it
+/// does serve (RFC 9110 §15.5.6).
+fn not_allowed() -> Response<ProxyBody> {
+    let body = crate::error::error_json(
+        "the method is not allowed",
+        ("invalid_request_error", "method_not_allowed"),
+    );
+    let mut r = Response::new(ProxyBody::full(body));
+    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    let headers = r.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::ALLOW,
+        HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
     );
     r
 }
