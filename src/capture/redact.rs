@@ -1639,10 +1639,10 @@ fn cue_flags(word: &[u8], prev: &[u8]) -> u8 {
         | b"lot" | b"iban" | b"bic" | b"swift" | b"routing" | b"ein" | b"vat" | b"timestamp"
         | b"epoch" => CUE_NOT_PHONE,
         b"version" | b"ver" | b"build" => CUE_NOT_PHONE | CUE_VERSION,
-        b"v" | b"release" | b"firmware" | b"section" | b"chapter" | b"ch" | b"figure" | b"fig"
-        | b"table" | b"step" | b"paragraph" | b"clause" | b"article" | b"rule" | b"oid" => {
-            CUE_VERSION
-        }
+        // Words that also come right before addresses in network text
+        // (`rule 10.0.0.5`, `table 10.0.0.0`, `step`) are left out.
+        b"v" | b"release" | b"firmware" | b"section" | b"chapter" | b"figure" | b"fig"
+        | b"paragraph" | b"clause" | b"article" | b"oid" => CUE_VERSION,
         b"ssn" | b"social" | b"ss" => CUE_SSN,
         _ if !word.is_ascii() => non_ascii_cue(word),
         _ => 0,
@@ -1767,8 +1767,30 @@ fn ssn_context(b: &[u8], start: usize) -> bool {
     nearest_cue(b, start, 32, CUE_SSN).is_some()
 }
 
+/// Whether the word right before `start` (across spaces, `:` or `=` only)
+/// makes a dotted quad a version: `version 2.4.1.0`, `Section 2.3.1.4`. A cue
+/// further back does not count, because an address read as a version is
+/// stored in clear, which is worse than a version read as an address: in
+/// `GET /v2/me from 172.20.147.207` the `v` belongs to the URL. A `v` glued
+/// to the number (`v1.2.3.4`) never gets here, the run starts inside a word.
 fn version_context(b: &[u8], start: usize) -> bool {
-    nearest_cue(b, start, 24, CUE_VERSION).is_some()
+    let mut e = start;
+    while e > 0 && start - e < 3 && matches!(b[e - 1], b' ' | b'\t' | b':' | b'=') {
+        e -= 1;
+    }
+    let is_letter = |c: u8| c.is_ascii_alphabetic() || c >= 0x80;
+    let mut s = e;
+    while s > 0 && e - s < 16 && is_letter(b[s - 1]) {
+        s -= 1;
+    }
+    if s == e || (s > 0 && is_letter(b[s - 1])) {
+        return false;
+    }
+    let mut word = [0u8; 16];
+    let word = &mut word[..e - s];
+    word.copy_from_slice(&b[s..e]);
+    word.make_ascii_lowercase();
+    cue_flags(word, b"") & CUE_VERSION != 0
 }
 
 /// IBAN lengths by country, from the IBAN registry.
@@ -2113,6 +2135,38 @@ mod tests {
             "a[1::2]",
             "$1,234,567.89",
             "12:30:45",
+        ] {
+            assert_eq!(red(s), s);
+        }
+    }
+
+    /// A `v` somewhere before an address (a `/v2/` in a URL, the word
+    /// `build` in a file name) does not make it a version number: only a
+    /// version word right before the number does, or a `v` glued to it.
+    #[test]
+    fn an_address_after_a_versioned_url_path_is_still_an_address() {
+        assert_eq!(
+            red("curl https://api.acme.dev/v2/me returns 403 from 172.20.147.207"),
+            "curl https://api.acme.dev/v2/me returns 403 from <IP_ADDRESS>"
+        );
+        assert_eq!(
+            red("GET /api/v1/users 401 client=10.0.0.7"),
+            "GET /api/v1/users 401 client=<IP_ADDRESS>"
+        );
+        assert_eq!(
+            red("scp build.tar.gz ubuntu@203.0.113.9:/tmp/"),
+            "scp build.tar.gz ubuntu@<IP_ADDRESS>:/tmp/"
+        );
+        assert_eq!(
+            red("release notes for v3 say to allow 198.51.100.4"),
+            "release notes for v3 say to allow <IP_ADDRESS>"
+        );
+        for s in [
+            "I'm running version 2.4.1.0 and it crashes",
+            "Firmware 1.0.0.5 fixes it.",
+            "Section 2.3.1.4 explains why",
+            "installed v1.2.3.4 yesterday",
+            "Version: 10.0.0.1",
         ] {
             assert_eq!(red(s), s);
         }
