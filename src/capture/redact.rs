@@ -288,7 +288,9 @@ const CUSTOM_BASE: u32 = 8;
 /// operator wrote them on purpose; then the kinds whose validation is
 /// strongest (checksums) before the weaker ones. E-mail outranks phone because
 /// an address can contain a digit run that looks like a phone number, never
-/// the other way round.
+/// the other way round. A MAC address outranks a phone number because its
+/// shapes (six pairs, three dotted quads of hex) are exact while Cisco's
+/// all-digit `0050.7966.6800` also passes the looser phone rules.
 fn rank(kind: u32) -> u8 {
     match kind {
         K_SECRET => 0,
@@ -296,9 +298,9 @@ fn rank(kind: u32) -> u8 {
         K_IBAN => 3,
         K_SSN => 4,
         K_EMAIL => 5,
-        K_PHONE => 6,
-        K_IP => 7,
-        K_MAC => 8,
+        K_MAC => 6,
+        K_PHONE => 7,
+        K_IP => 8,
         _ => 1,
     }
 }
@@ -772,11 +774,31 @@ fn valid_domain(d: &[u8]) -> bool {
 // ---------------------------------------------------------------------------
 // MAC and IPv6 addresses.
 
-/// Visits every `:` and `-`; MAC addresses are tried at both, IPv6 at `:`.
+/// Visits every `:`, `-` and `.`; MAC addresses are tried at all three (the
+/// dot for Cisco's `2c20.ceae.ec41`), IPv6 at `:`.
 fn scan_colons_and_dashes(b: &[u8], out: &mut Vec<Finding>) {
     let mut pos = 0;
-    while let Some(off) = memchr::memchr2(b':', b'-', &b[pos..]) {
+    while let Some(off) = memchr::memchr3(b':', b'-', b'.', &b[pos..]) {
         let p = pos + off;
+        if b[p] == b'.' {
+            if let Some(end) = p.checked_sub(4).and_then(|s| cisco_mac_at(b, s)) {
+                out.push(Finding {
+                    start: p - 4,
+                    end,
+                    kind: K_MAC,
+                });
+                pos = end;
+            } else {
+                pos = p + 1;
+            }
+            continue;
+        }
+        if p >= 6 && b[p] == b':' && &b[p - 6..p - 2] == b"MAC=" {
+            if let Some(end) = netfilter_macs(b, p - 2, out) {
+                pos = end;
+                continue;
+            }
+        }
         if p >= 2 {
             if let Some(end) = mac_at(b, p - 2) {
                 out.push(Finding {
@@ -826,6 +848,87 @@ fn mac_at(b: &[u8], s: usize) -> Option<usize> {
         return None;
     }
     Some(e)
+}
+
+/// Three dotted groups of four hex digits, as Cisco prints MAC addresses
+/// (`show arp`, `show mac address-table`). A digit is required, as it is by
+/// the scan trigger, and the groups must not continue a longer dotted name.
+fn cisco_mac_at(b: &[u8], s: usize) -> Option<usize> {
+    let e = s + 14;
+    let m = b.get(s..e)?;
+    let shape = m.iter().enumerate().all(|(k, &c)| {
+        if k == 4 || k == 9 {
+            c == b'.'
+        } else {
+            is_hex(c)
+        }
+    });
+    if !shape || !m.iter().any(u8::is_ascii_digit) {
+        return None;
+    }
+    if !boundary_before(b, s) || (s > 0 && b[s - 1] == b'.') {
+        return None;
+    }
+    if e < b.len()
+        && (is_word(b[e])
+            || (b[e] == b'.' && b.get(e + 1).is_some_and(|c| c.is_ascii_alphanumeric())))
+    {
+        return None;
+    }
+    Some(e)
+}
+
+/// Netfilter logs (`MAC=` in iptables and UFW lines) print the destination
+/// and source MAC addresses and the EtherType as one run of fourteen
+/// colon-separated pairs, which [`mac_at`] refuses as too long. Pushes the
+/// two addresses and returns the end of the run.
+fn netfilter_macs(b: &[u8], s: usize, out: &mut Vec<Finding>) -> Option<usize> {
+    let e = s + 14 * 3 - 1;
+    let m = b.get(s..e)?;
+    let shape = m
+        .iter()
+        .enumerate()
+        .all(|(k, &c)| if k % 3 == 2 { c == b':' } else { is_hex(c) });
+    if !shape || (e < b.len() && (is_word(b[e]) || b[e] == b':')) {
+        return None;
+    }
+    for k in 0..2 {
+        out.push(Finding {
+            start: s + 18 * k,
+            end: s + 18 * k + 17,
+            kind: K_MAC,
+        });
+    }
+    Some(e)
+}
+
+/// Twelve bare hex digits at `ws` (a word start) followed by a word end,
+/// right after a word that says they are a MAC address (`MAC`, `hwaddr`,
+/// `bssid`, ...). Without such a word they are as likely a container id or
+/// the tail of a UUID. Returns the end.
+fn bare_mac_at(b: &[u8], ws: usize) -> Option<usize> {
+    let e = ws + 12;
+    let m = b.get(ws..e)?;
+    if !m.iter().all(|&c| is_hex(c)) || (e < b.len() && is_word(b[e])) {
+        return None;
+    }
+    let from = ws.saturating_sub(24);
+    let mut buf = [0u8; 24];
+    let w = &mut buf[..ws - from];
+    w.copy_from_slice(&b[from..ws]);
+    w.make_ascii_lowercase();
+    let letter_at = |i: usize| w.get(i).is_some_and(u8::is_ascii_alphabetic);
+    for cue in [&b"mac"[..], b"hwaddr", b"lladdr", b"chaddr", b"bssid"] {
+        for i in memchr::memmem::find_iter(w, cue) {
+            let after = i + cue.len();
+            let starts = i == 0 || !letter_at(i - 1);
+            let ends = !letter_at(after) || w[after..].starts_with(b"addr");
+            if starts && ends {
+                return Some(e);
+            }
+        }
+    }
+    None
 }
 
 /// Expands around a `:` to the longest run of hex digits, colons and (for an
@@ -957,6 +1060,22 @@ fn scan_numbers(b: &[u8], out: &mut Vec<Finding>) {
                         start: i - 2,
                         end,
                         kind: K_IBAN,
+                    });
+                    i = end;
+                    continue;
+                }
+            }
+            // The word may be a MAC address written as twelve bare hex digits.
+            let mut ws = i - 1;
+            while ws > 0 && i - ws <= 12 && is_word(b[ws - 1]) && !is_json_escape(b, ws - 1) {
+                ws -= 1;
+            }
+            if i - ws < 12 {
+                if let Some(end) = bare_mac_at(b, ws) {
+                    out.push(Finding {
+                        start: ws,
+                        end,
+                        kind: K_MAC,
                     });
                     i = end;
                     continue;
@@ -2167,6 +2286,41 @@ mod tests {
             "Section 2.3.1.4 explains why",
             "installed v1.2.3.4 yesterday",
             "Version: 10.0.0.1",
+        ] {
+            assert_eq!(red(s), s);
+        }
+    }
+
+    /// Cisco writes MAC addresses as three dotted groups of four hex digits,
+    /// and device tools print them as twelve bare hex digits after a word
+    /// that says what they are.
+    #[test]
+    fn mac_addresses_in_every_common_notation() {
+        assert_eq!(
+            red("Internet  10.1.1.1   12   2c20.ceae.ec41  ARPA   Vlan10"),
+            "Internet  <IP_ADDRESS>   12   <MAC_ADDRESS>  ARPA   Vlan10"
+        );
+        assert_eq!(
+            red("address is 0050.7966.6800 (bia 0050.7966.6800)"),
+            "address is <MAC_ADDRESS> (bia <MAC_ADDRESS>)"
+        );
+        assert_eq!(red("nic 00-1a-2b-3c-4d-5e up"), "nic <MAC_ADDRESS> up");
+        assert_eq!(
+            red("client MAC E878D6CE3BEB roams"),
+            "client MAC <MAC_ADDRESS> roams"
+        );
+        assert_eq!(red("mac=1248ba335599 vlan=30"), "mac=<MAC_ADDRESS> vlan=30");
+        assert_eq!(
+            red("Your device's MAC is 90D8AB9AA090."),
+            "Your device's MAC is <MAC_ADDRESS>."
+        );
+        for s in [
+            "container 3f4e5d6c7b8a is up",
+            "uuid 550e8400-e29b-41d4-a716-446655440000",
+            "macOS build 22f3a1b9c0de",
+            "see 1.2.3 and 2024.05.06",
+            "file app.3f9a.c2b1.js",
+            "MD5:16:27:ac:a5:76:28:2d:36:63:1b:56:4d:eb:df:a6:48",
         ] {
             assert_eq!(red(s), s);
         }
