@@ -964,7 +964,18 @@ fn ipv6_around(b: &[u8], p: usize) -> Option<(usize, usize)> {
         e -= 1;
     }
     let text = std::str::from_utf8(cand).ok()?;
-    Ipv6Addr::from_str(text).ok()?;
+    if Ipv6Addr::from_str(text).is_err() {
+        // netstat writes a port after an IPv6 address with one more colon
+        // (`::1:51544`); a last group of five digits can only be that port.
+        let colon = cand.iter().rposition(|&c| c == b':')?;
+        let tail = &cand[colon + 1..];
+        if tail.len() != 5 || !tail.iter().all(u8::is_ascii_digit) || colon < 2 {
+            return None;
+        }
+        cand = &cand[..colon];
+        e = s + colon;
+        Ipv6Addr::from_str(std::str::from_utf8(cand).ok()?).ok()?;
+    }
     if !cand.iter().any(u8::is_ascii_digit) {
         return None;
     }
@@ -1294,8 +1305,14 @@ fn classify(b: &[u8], run: &Run, lo: usize, hi: usize, full: bool) -> Option<Fin
         && gs[2].len == 4
         && gs[1].sep == gs[2].sep
         && matches!(gs[1].sep, Sep::Dash | Sep::Space);
-    let left = if ip_shape && start > 0 && matches!(b[start - 1], b'/' | b'@') {
-        start < 2 || !b[start - 2].is_ascii_digit()
+    let left = if ip_shape && start > 0 && b[start - 1] == b'@' {
+        // Whatever ends the user part (a password may end in a digit).
+        true
+    } else if ip_shape && start > 0 && b[start - 1] == b'/' {
+        (start < 2 || !b[start - 2].is_ascii_digit()) && !product_token_before(b, start - 1)
+    } else if ip_shape && b[..start].ends_with(b"ipv4:") {
+        // Samba and others write `ipv4:10.0.0.1:445`.
+        true
     } else if ssn_shape && start > 0 && b[start - 1] == b'#' {
         // `SSN#123-45-6789`: here the `#` belongs to the keyword.
         ssn_context(b, start - 1)
@@ -1458,6 +1475,20 @@ fn card_prefix(d: &[u8]) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether the `/` at `slash` ends a product name that starts a token, as
+/// in a user agent's `Chrome/120.0.0.0`, whose reduced form has four parts
+/// that all fit in an octet. A path segment (`/hosts/10.0.0.5`) starts after
+/// another `/`, and a product name starts with a capital.
+fn product_token_before(b: &[u8], slash: usize) -> bool {
+    let mut s = slash;
+    while s > 0 && slash - s < 32 && (b[s - 1].is_ascii_alphanumeric() || b[s - 1] == b'-') {
+        s -= 1;
+    }
+    s < slash
+        && b[s].is_ascii_uppercase()
+        && (s == 0 || matches!(b[s - 1], b' ' | b'(' | b'"' | b'\t' | b';'))
 }
 
 /// The Luhn mod-10 check used by payment cards.
@@ -2324,6 +2355,32 @@ mod tests {
         ] {
             assert_eq!(red(s), s);
         }
+    }
+
+    /// Addresses where logs and URLs put them: after the password of a
+    /// URL, after Samba's `ipv4:`, and before a port in netstat's IPv6
+    /// column. A dotted quad glued to a browser's product name is its version.
+    #[test]
+    fn addresses_after_userinfo_prefixes_and_before_ports() {
+        assert_eq!(
+            red("postgres://app:Monkey-ysO66@192.168.143.71:5432/orders"),
+            "postgres://<SECRET>@<IP_ADDRESS>:5432/orders"
+        );
+        assert_eq!(
+            red("smbd: 10.1.2.3 (ipv4:172.20.172.125:29402) connect"),
+            "smbd: <IP_ADDRESS> (ipv4:<IP_ADDRESS>:29402) connect"
+        );
+        assert_eq!(
+            red("tcp6  0  0 2001:db8::7:443  ::1:51544  ESTABLISHED"),
+            "tcp6  0  0 <IP_ADDRESS>  <IP_ADDRESS>:51544  ESTABLISHED"
+        );
+        assert_eq!(
+            red("GET /hosts/10.0.0.5 HTTP/1.1"),
+            "GET /hosts/<IP_ADDRESS> HTTP/1.1"
+        );
+        let ua =
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36";
+        assert_eq!(red(ua), ua);
     }
 
     /// Random strings over the bytes the scanners care about, including
