@@ -684,61 +684,91 @@ fn is_local_byte(b: u8) -> bool {
 fn scan_emails(b: &[u8], out: &mut Vec<Finding>) {
     let mut resume = 0;
     for at in memchr::memchr_iter(b'@', b) {
-        if at < resume || at == 0 {
+        if at < resume {
             continue;
         }
-        let mut s = at;
-        while s > 0 && is_local_byte(b[s - 1]) {
-            s -= 1;
+        if let Some((s, e)) = email_around(b, at, 1) {
+            out.push(Finding {
+                start: s,
+                end: e,
+                kind: K_EMAIL,
+            });
+            resume = e;
         }
-        if s > 0 && is_json_escape(b, s) {
-            s += 1;
-        }
-        // `\u003calice@…`: a JSON unicode escape glued to the local part.
-        if s > 0
-            && b[s - 1] == b'\\'
-            && b[s] == b'u'
-            && at - s > 5
-            && b[s + 1..s + 5].iter().all(|&c| is_hex(c))
-        {
-            s += 5;
-        }
-        while s < at && matches!(b[s], b'.' | b'-' | b'+' | b'\'') {
-            s += 1;
-        }
-        if s == at || b[at - 1] == b'.' {
-            continue;
-        }
-        // `git@github.com:org/repo` is an SSH remote, not a person.
-        if &b[s..at] == b"git" {
-            continue;
-        }
-        // In `scheme://user:password@host` the credentials are a secret and
-        // the host is not personal, so the password must not be read as the
-        // local part of an address (which would swallow the host).
-        if url_userinfo(b, at) {
-            continue;
-        }
-        let mut e = at + 1;
-        while e < b.len() && (b[e].is_ascii_alphanumeric() || b[e] == b'.' || b[e] == b'-') {
-            e += 1;
-        }
-        while e > at + 1 && matches!(b[e - 1], b'.' | b'-') {
-            e -= 1;
-        }
-        if e < b.len() && (is_word(b[e]) || b[e] == b'@') {
-            continue;
-        }
-        if !valid_domain(&b[at + 1..e]) {
-            continue;
-        }
-        out.push(Finding {
-            start: s,
-            end: e,
-            kind: K_EMAIL,
-        });
-        resume = e;
     }
+    // Query strings and form bodies carry the `@` percent-encoded.
+    if memchr::memchr(b'%', b).is_none() {
+        return;
+    }
+    resume = 0;
+    for at in memchr::memmem::find_iter(b, b"%40") {
+        if at < resume {
+            continue;
+        }
+        if let Some((s, e)) = email_around(b, at, 3) {
+            out.push(Finding {
+                start: s,
+                end: e,
+                kind: K_EMAIL,
+            });
+            resume = e;
+        }
+    }
+}
+
+/// The address around the `@` (or its `%40` encoding, `at_len` bytes long)
+/// at `at`, as a byte span.
+fn email_around(b: &[u8], at: usize, at_len: usize) -> Option<(usize, usize)> {
+    if at == 0 {
+        return None;
+    }
+    let mut s = at;
+    while s > 0 && is_local_byte(b[s - 1]) {
+        s -= 1;
+    }
+    if s > 0 && is_json_escape(b, s) {
+        s += 1;
+    }
+    // `\u003calice@…`: a JSON unicode escape glued to the local part.
+    if s > 0
+        && b[s - 1] == b'\\'
+        && b[s] == b'u'
+        && at - s > 5
+        && b[s + 1..s + 5].iter().all(|&c| is_hex(c))
+    {
+        s += 5;
+    }
+    while s < at && matches!(b[s], b'.' | b'-' | b'+' | b'\'') {
+        s += 1;
+    }
+    if s == at || b[at - 1] == b'.' {
+        return None;
+    }
+    // `git@github.com:org/repo` is an SSH remote, not a person.
+    if &b[s..at] == b"git" {
+        return None;
+    }
+    // In `scheme://user:password@host` the credentials are a secret and
+    // the host is not personal, so the password must not be read as the
+    // local part of an address (which would swallow the host).
+    if url_userinfo(b, at) {
+        return None;
+    }
+    let d = at + at_len;
+    let mut e = d;
+    while e < b.len() && (b[e].is_ascii_alphanumeric() || b[e] == b'.' || b[e] == b'-') {
+        e += 1;
+    }
+    while e > d && matches!(b[e - 1], b'.' | b'-') {
+        e -= 1;
+    }
+    if e < b.len() && (is_word(b[e]) || b[e] == b'@') {
+        return None;
+    }
+    if !valid_domain(&b[d..e]) {
+        return None;
+    }
+    Some((s, e))
 }
 
 /// Whether the `@` at `at` ends the `user:password` of a URL, i.e. the text
@@ -2381,6 +2411,22 @@ mod tests {
         let ua =
             "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36";
         assert_eq!(red(ua), ua);
+    }
+
+    /// Query strings carry addresses percent-encoded, `%40` for the `@`.
+    #[test]
+    fn percent_encoded_emails_in_query_strings() {
+        assert_eq!(
+            red("GET /reset?email=kenji-haddad%40example.fr HTTP/1.1"),
+            "GET /reset?email=<EMAIL> HTTP/1.1"
+        );
+        assert_eq!(
+            red("login_hint=ana+test%40acme-widgets.example&next=%2F"),
+            "login_hint=<EMAIL>&next=%2F"
+        );
+        for s in ["width=100%40px", "discount 5%40 items", "a%40b"] {
+            assert_eq!(red(s), s);
+        }
     }
 
     /// Random strings over the bytes the scanners care about, including
