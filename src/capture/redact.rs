@@ -1377,7 +1377,10 @@ fn classify(b: &[u8], run: &Run, lo: usize, hi: usize, full: bool) -> Option<Fin
         if ok && !version_context(b, start) {
             return found(K_IP);
         }
-        return None;
+        // Four groups of four digits may still be a card typed with dots.
+        if !gs.iter().all(|g| g.len == 4) {
+            return None;
+        }
     }
     if port_or_time || slash {
         return None;
@@ -1403,6 +1406,7 @@ fn classify(b: &[u8], run: &Run, lo: usize, hi: usize, full: bool) -> Option<Fin
         && card_shape(gs)
         && card_prefix(digits)
         && luhn(digits)
+        && (ndig != 13 || n > 1 || card_context(b, start))
     {
         return found(K_CARD);
     }
@@ -1465,16 +1469,21 @@ fn card_shape(gs: &[Group]) -> bool {
         return true;
     }
     let sep = gs[1].sep;
-    if !matches!(sep, Sep::Space | Sep::Dash) || gs[1..].iter().any(|g| g.sep != sep) {
+    if !matches!(sep, Sep::Space | Sep::Dash | Sep::Dot) || gs[1..].iter().any(|g| g.sep != sep) {
         return false;
     }
     let mut lens = [0usize; MAX_GROUPS];
     for (l, g) in lens.iter_mut().zip(gs) {
         *l = g.len;
     }
+    // Dots only in the common four-by-four grouping (`4111.1111.1111.1111`),
+    // where no version or address has that shape.
+    if sep == Sep::Dot {
+        return lens[..gs.len()] == [4, 4, 4, 4];
+    }
     matches!(
         &lens[..gs.len()],
-        [4, 4, 4, 4] | [4, 6, 5] | [4, 6, 4] | [4, 4, 4, 1..=3] | [4, 4, 4, 4, 1..=3]
+        [4, 4, 4, 4] | [4, 6, 5] | [4, 6, 4] | [4, 4, 5] | [4, 4, 4, 1..=3] | [4, 4, 4, 4, 1..=3]
     )
 }
 
@@ -1485,9 +1494,10 @@ fn card_prefix(d: &[u8]) -> bool {
     let num = |k: usize| d[..k].iter().fold(0u32, |a, &c| a * 10 + u32::from(c));
     let len = d.len();
     match d[0] {
-        // Thirteen-digit Visa numbers are long gone, while EAN-13 barcodes
-        // starting with 4 are everywhere.
-        4 => matches!(len, 16 | 19),
+        // Thirteen-digit Visa numbers are rare, while EAN-13 barcodes
+        // starting with 4 are everywhere: `classify` accepts them only when
+        // grouped or named as a card.
+        4 => matches!(len, 13 | 16 | 19),
         5 => (51..=55).contains(&num(2)) && len == 16,
         2 => {
             ((2221..=2720).contains(&num(4)) && len == 16)
@@ -1798,6 +1808,7 @@ const CUE_PHONE: u8 = 1;
 const CUE_NOT_PHONE: u8 = 2;
 const CUE_SSN: u8 = 4;
 const CUE_VERSION: u8 = 8;
+const CUE_CARD: u8 = 16;
 
 /// The cues of one lower-cased word; `prev` is the word before it, for the
 /// two-word cue "my number".
@@ -1824,6 +1835,9 @@ fn cue_flags(word: &[u8], prev: &[u8]) -> u8 {
         b"v" | b"release" | b"firmware" | b"section" | b"chapter" | b"figure" | b"fig"
         | b"paragraph" | b"clause" | b"article" | b"oid" => CUE_VERSION,
         b"ssn" | b"social" | b"ss" => CUE_SSN,
+        b"card" | b"pan" | b"cc" | b"visa" | b"karte" | b"kartennummer" | b"carte" | b"tarjeta" => {
+            CUE_CARD
+        }
         _ if !word.is_ascii() => non_ascii_cue(word),
         _ => 0,
     }
@@ -1941,6 +1955,10 @@ fn phone_context(b: &[u8], start: usize) -> (Option<usize>, bool) {
         Some((_, end)) => (Some(end), false),
         None => (None, false),
     }
+}
+
+fn card_context(b: &[u8], start: usize) -> bool {
+    nearest_cue(b, start, 32, CUE_CARD).is_some()
 }
 
 fn ssn_context(b: &[u8], start: usize) -> bool {
@@ -2427,6 +2445,29 @@ mod tests {
         for s in ["width=100%40px", "discount 5%40 items", "a%40b"] {
             assert_eq!(red(s), s);
         }
+    }
+
+    /// Cards typed with dots, and thirteen-digit Visa numbers when they are
+    /// grouped or named as a card (bare, they are as likely EAN-13 barcodes).
+    #[test]
+    fn cards_with_dots_and_thirteen_digit_visa() {
+        assert_eq!(
+            red("I typed 4111.1111.1111.1111 in"),
+            "I typed <CREDIT_CARD> in"
+        );
+        assert_eq!(
+            red("Kartennummer: 4145 8641 42756"),
+            "Kartennummer: <CREDIT_CARD>"
+        );
+        assert_eq!(red("card: 4751-1239-59573"), "card: <CREDIT_CARD>");
+        assert_eq!(
+            red(r#"{"pan": "4384901973820", "exp": "08/27"}"#),
+            r#"{"pan": "<CREDIT_CARD>", "exp": "08/27"}"#
+        );
+        assert_eq!(
+            red("EAN 4006381333931 barcode"),
+            "EAN 4006381333931 barcode"
+        );
     }
 
     /// Random strings over the bytes the scanners care about, including
