@@ -330,10 +330,10 @@ enum SecretCheck {
 /// of a Unicode word boundary, which would push the regex engine off its fast
 /// DFA on non-ASCII text.
 const SECRET_PATTERNS: &[(&str, SecretCheck)] = &[
-    // PEM private keys, whole block; a block pasted without its END line is
-    // cut after its last base64 line.
+    // PEM private keys (and PGP's armoured private key blocks), whole block;
+    // a block pasted without its END line is cut after its last base64 line.
     (
-        r"(-----BEGIN [A-Z ]{0,20}PRIVATE KEY-----(?:(?s:.)*?-----END [A-Z ]{0,20}PRIVATE KEY-----|(?:(?:\s|\\[nr])*[A-Za-z0-9+/=]{16,})*))",
+        r"(-----BEGIN [A-Z ]{0,20}PRIVATE KEY(?: BLOCK)?-----(?:(?s:.)*?-----END [A-Z ]{0,20}PRIVATE KEY(?: BLOCK)?-----|(?:(?:\s|\\[nr])*[A-Za-z0-9+/=]{16,})*))",
         SecretCheck::None,
     ),
     (
@@ -382,12 +382,45 @@ const SECRET_PATTERNS: &[(&str, SecretCheck)] = &[
         SecretCheck::None,
     ),
     (
-        r#"(?-u:\b)(?:password|passwd|Password|PASSWORD|pwd|PWD)["']?\s*[:=]\s*["']?([^\s"',;&]{6,})"#,
+        r#"(?:password|passwd|Password|PASSWORD|pwd|PWD)["']?\s*[:=]\s*["']?([^\s"',;&]{6,})"#,
         SecretCheck::HasDigit,
     ),
     (
-        r#"(?-u:\b)(?:api_key|apikey|api-key|API_KEY|APIKEY|x-api-key|X-API-Key|X-Api-Key|client_secret|CLIENT_SECRET|secret_key|SECRET_KEY|access_token|ACCESS_TOKEN|auth_token|AUTH_TOKEN)["']?\s*[:=]\s*["']?([A-Za-z0-9_\-./+=]{16,})"#,
+        r#"(?:api_key|apikey|api-key|API_KEY|APIKEY|x-api-key|X-API-Key|X-Api-Key|client_secret|CLIENT_SECRET|secret_key|SECRET_KEY|access_token|ACCESS_TOKEN|auth_token|AUTH_TOKEN)["']?\s*[:=]\s*["']?([A-Za-z0-9_\-./+=]{16,})"#,
         SecretCheck::HasDigitAndLetter,
+    ),
+    // Any key that names a secret or a token (`JWT_SECRET`, `jwt_secret`,
+    // `SHOPIFY_ACCESS_TOKEN`, `?token=`), and session cookies.
+    (
+        r#"(?:secret|Secret|SECRET|token|Token|TOKEN)["']?\s*[:=]\s*["']?([A-Za-z0-9_\-./+=]{16,})"#,
+        SecretCheck::HasDigitAndLetter,
+    ),
+    (
+        r"(?:sessionid|session_id|SESSIONID|PHPSESSID|JSESSIONID)=([A-Za-z0-9%._~+/-]{16,})",
+        SecretCheck::HasDigitAndLetter,
+    ),
+    // Basic credentials on a command line: `curl -u user:password`, and the
+    // password glued to mysql's `-p`.
+    (
+        r#"(?:-u |--user |--user=)["']?([^\s:"'/@]+:[^\s"']+)"#,
+        SecretCheck::HasDigitAndLetter,
+    ),
+    (
+        r#"(?:mysql|mysqldump|mysqladmin) [^\n]*? -p([^\s"']{4,})"#,
+        SecretCheck::HasDigit,
+    ),
+    (
+        r"discord(?:app)?\.com/api/webhooks/[0-9]{5,}/([A-Za-z0-9_-]{30,})",
+        SecretCheck::None,
+    ),
+    (r"(?-u:\b)(dop_v1_[a-f0-9]{64})", SecretCheck::None),
+    (
+        r"(?-u:\b)(shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})",
+        SecretCheck::None,
+    ),
+    (
+        r"(?-u:\b)(SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})",
+        SecretCheck::None,
     ),
 ];
 
@@ -502,7 +535,9 @@ impl Redactor {
         // not, and capture positions are only resolved for actual matches,
         // which are rare.
         let mut locs = None;
-        for m in self.secrets.find_iter(text) {
+        let mut pos = 0;
+        while let Some(m) = self.secrets.find_at(text, pos) {
+            pos = m.end();
             let locs = locs.get_or_insert_with(|| self.secrets.capture_locations());
             if self
                 .secrets
@@ -532,6 +567,15 @@ impl Redactor {
                     end,
                     kind: K_SECRET,
                 });
+            } else {
+                // A key name whose value fails the check (`HF_TOKEN=` before
+                // a letters-only `hf_…` token) must not hide a pattern that
+                // matches the value itself, so search again from the value.
+                let mut next = start.max(m.start() + 1);
+                while !text.is_char_boundary(next) {
+                    next += 1;
+                }
+                pos = next;
             }
         }
     }
@@ -2468,6 +2512,37 @@ mod tests {
             red("EAN 4006381333931 barcode"),
             "EAN 4006381333931 barcode"
         );
+    }
+
+    /// Credentials as configuration files, shells and headers write them.
+    #[test]
+    fn credentials_in_config_dumps_and_command_lines() {
+        for (text, want) in [
+            ("DB_PASSWORD=Winter-UCm93", "DB_PASSWORD=<SECRET>"),
+            ("PGPASSWORD=MonkeyXTk3 psql -h db", "PGPASSWORD=<SECRET> psql -h db"),
+            ("  jwt_secret: 323eae191b743da46d008b6287d5004e", "  jwt_secret: <SECRET>"),
+            ("SHOPIFY_ACCESS_TOKEN=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", "SHOPIFY_ACCESS_TOKEN=<SECRET>"),
+            ("TWILIO_API_KEY=SK0e37ca7f7176fef8486ec99aa7de7ffb", "TWILIO_API_KEY=<SECRET>"),
+            ("curl -u admin:Pa55.Tkq5222 https://ci.example.com", "curl -u <SECRET> https://ci.example.com"),
+            ("mysql -h db -u root -pPa55.SCv4 shop", "mysql -h db -u root -p<SECRET> shop"),
+            ("Cookie: _ga=GA1.2.1234567890.1714989802; sessionid=4904d35fe25ec78a7aaf1526b7c1817d", "Cookie: _ga=GA1.2.1234567890.1714989802; sessionid=<SECRET>"),
+            ("https://discord.com/api/webhooks/123456789012345678/0iX0R7M_nnoTNjUVurMg3P8m9FYe6ibbzCpOFP5c63IU", "https://discord.com/api/webhooks/123456789012345678/<SECRET>"),
+            ("-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBGYx0aABCAC7\n-----END PGP PRIVATE KEY BLOCK-----", "<SECRET>"),
+            // A key name whose own pattern fails its check must not hide
+            // the token's pattern.
+            ("export HF_TOKEN=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", "export HF_TOKEN=<SECRET>"),
+            ("key dop_v1_3e76878465063340360ae17a57993be4b07366dd206d3bf7932df2a58568d4bb", "key <SECRET>"),
+        ] {
+            assert_eq!(red(text), want, "{text}");
+        }
+        for s in [
+            "password: ${DB_PASSWORD}",
+            "token_type=Bearer max_tokens=4096",
+            "docker run -u 1000:1000 app",
+            "next_page_token: null",
+        ] {
+            assert_eq!(red(s), s);
+        }
     }
 
     /// Random strings over the bytes the scanners care about, including
