@@ -1613,7 +1613,8 @@ fn ssn_valid(d: &[u8]) -> bool {
 /// 2. It has the North American shape `(415) 555-0123`, `415-555-0123`,
 ///    `415.555.0123`, optionally after `1-`, with area code and exchange not
 ///    starting with 0 or 1 (which rules out most ids like `123-456-7890`).
-/// 3. It starts with a national trunk `0` or a parenthesised area code and
+/// 3. It starts with a national trunk `0` (or the CIS trunk `8` before a
+///    parenthesised area code) or a parenthesised area code and
 ///    has 2-5 groups and 9-12 digits: `020 7946 0958`, `06 12 34 56 78`,
 ///    `03-1234-5678`, `(11) 91234-5678`. Six or more pairs of digits are a
 ///    list (lottery numbers), not a French number.
@@ -1655,10 +1656,13 @@ fn is_phone(
     }
     // Groups of one digit are counters or list items, except a leading
     // North American `1` and a `(0)` trunk marker.
+    // Russian and other CIS numbers put a trunk `8` before a parenthesised
+    // area code: `8 (495) 123-45-67`.
+    let trunk_eight = gs.len() > 2 && gs[0].len == 1 && digits[0] == 8 && gs[1].paren;
     let short_ok = gs
         .iter()
         .enumerate()
-        .all(|(k, g)| g.len >= 2 || g.paren || (k == 0 && digits[0] == 1));
+        .all(|(k, g)| g.len >= 2 || g.paren || (k == 0 && (digits[0] == 1 || trunk_eight)));
     if !short_ok {
         return false;
     }
@@ -1673,7 +1677,7 @@ fn is_phone(
     let pair_list = gs.len() > 5 && gs.iter().all(|g| g.len == 2);
     let trunk = (2..=5).contains(&gs.len())
         && (9..=12).contains(&ndig)
-        && (digits[0] == 0 || gs[0].paren)
+        && (digits[0] == 0 || gs[0].paren || trunk_eight)
         && gs[0].len <= 5
         && !pair_list;
     if trunk {
@@ -2543,6 +2547,18 @@ mod tests {
         ] {
             assert_eq!(red(s), s);
         }
+    }
+
+    /// Russian and other CIS numbers are written with the trunk `8` before
+    /// a parenthesised area code.
+    #[test]
+    fn trunk_eight_before_an_area_code() {
+        assert_eq!(
+            red("You can text 8 (495) 123-45-67 when it arrives."),
+            "You can text <PHONE> when it arrives."
+        );
+        assert_eq!(red("Звоните: 8 (812) 555-12-34"), "Звоните: <PHONE>");
+        assert_eq!(red("step 8 (of 12) done"), "step 8 (of 12) done");
     }
 
     /// Random strings over the bytes the scanners care about, including
