@@ -382,7 +382,7 @@ const SECRET_PATTERNS: &[(&str, SecretCheck)] = &[
         SecretCheck::None,
     ),
     (
-        r#"(?:password|passwd|Password|PASSWORD|pwd|PWD)["']?\s*[:=]\s*["']?([^\s"',;&]{6,})"#,
+        r#"(?:password|passwd|Password|PASSWORD|pwd|PWD|passphrase|Passphrase|PASSPHRASE)["']?\s*[:=]\s*["']?([^\s"',;&]{6,})"#,
         SecretCheck::HasDigit,
     ),
     (
@@ -408,6 +408,23 @@ const SECRET_PATTERNS: &[(&str, SecretCheck)] = &[
     (
         r#"(?:mysql|mysqldump|mysqladmin) [^\n]*? -p([^\s"']{4,})"#,
         SecretCheck::HasDigit,
+    ),
+    (
+        r#"--password[ =]["']?([^\s"'-][^\s"']{3,})"#,
+        SecretCheck::HasDigit,
+    ),
+    (
+        r#"redis-cli [^\n]*?-a ["']?([^\s"']{4,})"#,
+        SecretCheck::HasDigit,
+    ),
+    // Azure storage and service bus connection strings, and .npmrc's `_auth`.
+    (
+        r"(?:AccountKey|SharedAccessKey)=([A-Za-z0-9+/]{20,}={0,2})",
+        SecretCheck::None,
+    ),
+    (
+        r#"_auth\s*=\s*["']?([A-Za-z0-9+/]{16,}={0,2})"#,
+        SecretCheck::HasDigitAndLetter,
     ),
     (
         r"discord(?:app)?\.com/api/webhooks/[0-9]{5,}/([A-Za-z0-9_-]{30,})",
@@ -2559,6 +2576,26 @@ mod tests {
         );
         assert_eq!(red("Звоните: 8 (812) 555-12-34"), "Звоните: <PHONE>");
         assert_eq!(red("step 8 (of 12) done"), "step 8 (of 12) done");
+    }
+
+    /// Credential shapes from the held-out corpus's second round.
+    #[test]
+    fn credentials_in_connection_strings_and_client_flags() {
+        for (text, want) in [
+            ("passphrase: correct-horse-battery-staple-42", "passphrase: <SECRET>"),
+            (
+                "AccountName=acme;AccountKey=s4DPvJa7NZ6E3W8FvLvlxlPtxzwuFT2TeZqH==;EndpointSuffix=core.windows.net",
+                "AccountName=acme;AccountKey=<SECRET>;EndpointSuffix=core.windows.net",
+            ),
+            ("_auth=AAy+LQZl0p0UZiPGxdF2una4Q5af2JJjsTDfKuxa=", "_auth=<SECRET>"),
+            ("pg_dump --username app --password S3cret1x shop", "pg_dump --username app --password <SECRET> shop"),
+            ("redis-cli -h cache -a S3cretPass1 ping", "redis-cli -h cache -a <SECRET> ping"),
+        ] {
+            assert_eq!(red(text), want, "{text}");
+        }
+        for s in ["--password-file /run/secrets/db", "redis-cli -a"] {
+            assert_eq!(red(s), s);
+        }
     }
 
     /// Random strings over the bytes the scanners care about, including
