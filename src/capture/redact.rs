@@ -1167,6 +1167,20 @@ fn scan_numbers(b: &[u8], out: &mut Vec<Finding>) {
                     continue;
                 }
             }
+            // `%2B` is a `+` percent-encoded in a query string.
+            if i >= 3
+                && b[i - 3] == b'%'
+                && b[i - 2] == b'2'
+                && b[i - 1].eq_ignore_ascii_case(&b'b')
+                && parse_run(b, i, &mut run)
+            {
+                run.plus = true;
+                run.start = i - 3;
+                let end = run.end();
+                classify_run(b, &run, out);
+                i = end;
+                continue;
+            }
             // The word may be a MAC address written as twelve bare hex digits.
             let mut ws = i - 1;
             while ws > 0 && i - ws <= 12 && is_word(b[ws - 1]) && !is_json_escape(b, ws - 1) {
@@ -2078,7 +2092,8 @@ fn iban_length(cc: &[u8]) -> Option<usize> {
 }
 
 /// An IBAN starting at `s`: the country's exact length in letters and
-/// digits, optionally in space-separated groups of four, passing mod-97.
+/// digits, optionally in groups of four split by spaces or dashes, passing
+/// mod-97.
 /// Letters may be in either case, since people type IBANs in lower case too;
 /// the exact length and the checksum keep words out.
 fn iban_at(b: &[u8], s: usize) -> Option<usize> {
@@ -2090,13 +2105,21 @@ fn iban_at(b: &[u8], s: usize) -> Option<usize> {
     let mut buf = [0u8; 34];
     let mut n = 0;
     let mut p = s;
+    // Groups of four are split by spaces, or by dashes in some forms, but
+    // one IBAN never mixes the two.
+    let mut sep = 0u8;
     while n < want {
         let c = *b.get(p)?;
         if c.is_ascii_alphanumeric() {
             buf[n] = c.to_ascii_uppercase();
             n += 1;
             p += 1;
-        } else if c == b' ' && n % 4 == 0 && b.get(p + 1).is_some_and(u8::is_ascii_alphanumeric) {
+        } else if matches!(c, b' ' | b'-')
+            && (sep == 0 || sep == c)
+            && n % 4 == 0
+            && b.get(p + 1).is_some_and(u8::is_ascii_alphanumeric)
+        {
+            sep = c;
             p += 1;
         } else {
             return None;
@@ -2596,6 +2619,20 @@ mod tests {
         for s in ["--password-file /run/secrets/db", "redis-cli -a"] {
             assert_eq!(red(s), s);
         }
+    }
+
+    /// A `+` percent-encoded in a query string, and IBANs grouped by dashes.
+    #[test]
+    fn percent_encoded_plus_and_dashed_ibans() {
+        assert_eq!(
+            red("GET /callback?phone=%2B14155550132&lang=en"),
+            "GET /callback?phone=<PHONE>&lang=en"
+        );
+        assert_eq!(
+            red("IBAN DE89-3704-0044-0532-0130-00 please"),
+            "IBAN <IBAN> please"
+        );
+        assert_eq!(red("color=%2B123&x=1"), "color=%2B123&x=1");
     }
 
     /// Random strings over the bytes the scanners care about, including
