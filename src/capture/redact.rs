@@ -1258,7 +1258,9 @@ fn parse_run(b: &[u8], pos: usize, run: &mut Run) -> bool {
     if plus {
         p += 1;
     }
-    run.start = pos;
+    // `(+34) 912 345 678`: the country code in parentheses.
+    let open = plus && pos > 0 && b[pos - 1] == b'(';
+    run.start = if open { pos - 1 } else { pos };
     run.plus = plus;
     run.n = 0;
     let mut sep = Sep::Start;
@@ -1272,7 +1274,10 @@ fn parse_run(b: &[u8], pos: usize, run: &mut Run) -> bool {
             break;
         }
         // Look for a separator followed by another group.
-        let q = g.end;
+        let mut q = g.end;
+        if open && run.n == 1 && b.get(q) == Some(&b')') {
+            q += 1;
+        }
         let at = |k: usize| b.get(q + k).copied().unwrap_or(0);
         let starts_group = |k: usize| {
             let c = at(k);
@@ -2633,6 +2638,14 @@ mod tests {
             "IBAN <IBAN> please"
         );
         assert_eq!(red("color=%2B123&x=1"), "color=%2B123&x=1");
+    }
+
+    /// Spanish and Latin American forms put the country code in parentheses.
+    #[test]
+    fn country_code_in_parentheses() {
+        assert_eq!(red("Llámame al (+34) 912 345 678"), "Llámame al <PHONE>");
+        assert_eq!(red("tel (+52) 55 1234 5678."), "tel <PHONE>.");
+        assert_eq!(red("f(+12) 345 678"), "f(+12) 345 678");
     }
 
     /// Random strings over the bytes the scanners care about, including
