@@ -3,9 +3,9 @@
 //! Two corpora are scored with the same rules. `pii_corpus.jsonl` was written
 //! together with the redactor. `pii_heldout.jsonl` was written later, by its
 //! own generator, from the shapes personal data takes in real traffic and
-//! without reading the redactor; its first score (in the README) is the one
-//! that measured the redactor on text it was not written for, and the fixes
-//! it led to are held here.
+//! without reading the redactor; the first score of each of its two rounds
+//! (in the README) measured the redactor on text it was not written for, and
+//! the fixes they led to are held here.
 //!
 //! An entity counts as found when its value no longer appears in the output
 //! and a placeholder of its type does. Per line and type, true positives are
