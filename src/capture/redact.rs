@@ -390,9 +390,17 @@ const SECRET_PATTERNS: &[(&str, SecretCheck)] = &[
         SecretCheck::HasDigitAndLetter,
     ),
     // Any key that names a secret or a token (`JWT_SECRET`, `jwt_secret`,
-    // `SHOPIFY_ACCESS_TOKEN`, `?token=`), and session cookies.
+    // `SHOPIFY_ACCESS_TOKEN`, `X-Auth-Token`), and session cookies. A bare
+    // lower-case `token` is only taken in the shapes of a key (`?token=`,
+    // `"token":`, `token: `), because every completion's usage object holds
+    // `prompt_tokens` and `total_tokens`, and each literal hit costs the
+    // prefilter a check.
     (
-        r#"(?:secret|Secret|SECRET|token|Token|TOKEN)["']?\s*[:=]\s*["']?([A-Za-z0-9_\-./+=]{16,})"#,
+        r#"(?:secret|Secret|SECRET|Token|TOKEN|refresh_token|id_token)["']?\s*[:=]\s*["']?([A-Za-z0-9_\-./+=]{16,})"#,
+        SecretCheck::HasDigitAndLetter,
+    ),
+    (
+        r#"(?:[?&]token=|"token" ?: ?"|'token' ?: ?'|token: |token = ["']?)([A-Za-z0-9_\-./+=]{16,})"#,
         SecretCheck::HasDigitAndLetter,
     ),
     (
@@ -2646,6 +2654,33 @@ mod tests {
         assert_eq!(red("Llámame al (+34) 912 345 678"), "Llámame al <PHONE>");
         assert_eq!(red("tel (+52) 55 1234 5678."), "tel <PHONE>.");
         assert_eq!(red("f(+12) 345 678"), "f(+12) 345 678");
+    }
+
+    /// Lower-case `token` keys are matched in the shapes keys take, not
+    /// inside the usage fields of every completion.
+    #[test]
+    fn lower_case_token_keys() {
+        for (text, want) in [
+            (
+                r#"{"token": "abcd1234efgh5678ijkl"}"#,
+                r#"{"token": "<SECRET>"}"#,
+            ),
+            (
+                "GET /export?token=abcd1234efgh5678ijkl&x=1",
+                "GET /export?token=<SECRET>&x=1",
+            ),
+            ("  token: abcd1234efgh5678ijkl", "  token: <SECRET>"),
+            (
+                r#"{"refresh_token":"abcd1234efgh5678ijkl"}"#,
+                r#"{"refresh_token":"<SECRET>"}"#,
+            ),
+        ] {
+            assert_eq!(red(text), want, "{text}");
+        }
+        let usage = r#"{"usage": {"prompt_tokens": 1234567890123, "total_tokens": 1234567890124}}"#;
+        assert!(!Redactor::new(&RedactorConfig::default())
+            .unwrap()
+            .may_hold_secrets(usage));
     }
 
     /// Random strings over the bytes the scanners care about, including
