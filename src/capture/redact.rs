@@ -880,7 +880,13 @@ fn scan_colons_and_dashes(b: &[u8], out: &mut Vec<Finding>) {
     while let Some(off) = memchr::memchr3(b':', b'-', b'.', &b[pos..]) {
         let p = pos + off;
         if b[p] == b'.' {
-            if let Some(end) = p.checked_sub(4).and_then(|s| cisco_mac_at(b, s)) {
+            // Most dots end a sentence or split a number; one with no second
+            // dot five bytes on costs a single comparison.
+            let second_dot = b.get(p + 5) == Some(&b'.');
+            if let Some(end) = second_dot
+                .then(|| p.checked_sub(4).and_then(|s| cisco_mac_at(b, s)))
+                .flatten()
+            {
                 out.push(Finding {
                     start: p - 4,
                     end,
