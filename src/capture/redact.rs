@@ -743,6 +743,19 @@ fn is_json_escape(b: &[u8], i: usize) -> bool {
 // ---------------------------------------------------------------------------
 // E-mail addresses.
 
+/// Whether two bytes are an accented Latin letter in UTF-8 (U+00C0 to
+/// U+017F: `ü`, `ß`, `é`, `ł`), which internationalised addresses may hold.
+/// Scripts written without spaces (CJK) are left out, so that the words
+/// before an address there do not become part of it.
+fn latin_letter(lead: u8, cont: u8) -> bool {
+    let code = (u32::from(lead & 0x1F) << 6) | u32::from(cont & 0x3F);
+    matches!(lead, 0xC3..=0xC5)
+        && (0x80..=0xBF).contains(&cont)
+        && code >= 0xC0
+        && code != 0xD7
+        && code != 0xF7
+}
+
 fn is_local_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-' | b'\'')
 }
@@ -792,8 +805,14 @@ fn email_around(b: &[u8], at: usize, at_len: usize) -> Option<(usize, usize)> {
         return None;
     }
     let mut s = at;
-    while s > 0 && is_local_byte(b[s - 1]) {
-        s -= 1;
+    loop {
+        if s > 0 && is_local_byte(b[s - 1]) {
+            s -= 1;
+        } else if s > 1 && latin_letter(b[s - 2], b[s - 1]) {
+            s -= 2;
+        } else {
+            break;
+        }
     }
     if s > 0 && is_json_escape(b, s) {
         s += 1;
@@ -2687,6 +2706,17 @@ mod tests {
         assert!(!Redactor::new(&RedactorConfig::default())
             .unwrap()
             .may_hold_secrets(usage));
+    }
+
+    /// Local parts may hold accented Latin letters (RFC 6531 addresses).
+    #[test]
+    fn accented_local_parts() {
+        assert_eq!(red("Kontakt: jürgen.weiß@example.de"), "Kontakt: <EMAIL>");
+        assert_eq!(red("écrire à zoé@example.fr"), "écrire à <EMAIL>");
+        assert_eq!(
+            red("私のメールはbob@example.comです"),
+            "私のメールは<EMAIL>です"
+        );
     }
 
     /// Random strings over the bytes the scanners care about, including
