@@ -18,9 +18,10 @@
 //! Detection is built for throughput on chat text, which is mostly prose:
 //! credentials are found by one regex whose alternatives all begin with a
 //! literal (so the regex engine skips prose with a literal prefilter), e-mail
-//! addresses are found from each `@`, MAC and IPv6 addresses from each `:` and
-//! `-`, and everything numeric by a hand-written scanner that only wakes up on
-//! ASCII digits. Every candidate is validated (Luhn for cards, mod-97 for
+//! addresses are found from each `@` (and `%40`), MAC and IPv6 addresses from
+//! each `:` and `-` (Cisco's dotted MACs from a `.` with a second one five
+//! bytes on), and everything numeric, bare MACs included, by a hand-written
+//! scanner that only wakes up on ASCII digits. Every candidate is validated (Luhn for cards, mod-97 for
 //! IBANs, the SSA's invalid ranges for SSNs, octet ranges for IPv4, the IPv6
 //! grammar) before it is redacted, because false positives destroy exactly the
 //! numbers (versions, prices, dates, ids) that make chat data useful.
