@@ -1,11 +1,18 @@
-//! Accuracy of the PII redactor on the labelled corpus in tests/data.
+//! Accuracy of the PII redactor on the labelled corpora in tests/data.
+//!
+//! Two corpora are scored with the same rules. `pii_corpus.jsonl` was written
+//! together with the redactor. `pii_heldout.jsonl` was written later, by its
+//! own generator, from the shapes personal data takes in real traffic and
+//! without reading the redactor; the first score of each of its two rounds
+//! (in the README) measured the redactor on text it was not written for, and
+//! the fixes they led to are held here.
 //!
 //! An entity counts as found when its value no longer appears in the output
 //! and a placeholder of its type does. Per line and type, true positives are
 //! the found entities (capped by the placeholders of that type), false
 //! negatives the rest, and false positives the placeholders beyond the
-//! labelled entities. The test fails when recall on any structured type is
-//! below 0.98 or when more than 1% of PII-free lines are altered.
+//! labelled entities. A test fails when recall on any type is below 0.98 or
+//! when more than 1% of PII-free lines are altered.
 
 use std::collections::BTreeMap;
 
@@ -37,14 +44,30 @@ const MAX_CLEAN_ALTERED: f64 = 0.01;
 
 #[test]
 fn pii_accuracy() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/pii_corpus.jsonl");
-    let corpus = std::fs::read_to_string(path).expect("corpus is readable");
+    score("pii_corpus.jsonl", 400);
+}
+
+#[test]
+fn pii_accuracy_held_out() {
+    score("pii_heldout.jsonl", 500);
+}
+
+/// Scores the redactor on one corpus, prints the table and the misses, and
+/// fails under the recall floor of any type or over the share of altered
+/// PII-free lines.
+fn score(file: &str, min_lines: usize) {
+    let path = format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
+    let corpus = std::fs::read_to_string(&path).expect("corpus is readable");
     let lines: Vec<Line> = corpus
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).expect("corpus line is valid JSON"))
         .collect();
-    assert!(lines.len() >= 400, "corpus has only {} lines", lines.len());
+    assert!(
+        lines.len() >= min_lines,
+        "{file} has only {} lines",
+        lines.len()
+    );
 
     let redactor = Redactor::new(&RedactorConfig::default()).expect("default config builds");
     let kinds: Vec<String> = EntityKind::BUILTIN.iter().map(|k| k.to_string()).collect();
@@ -66,7 +89,9 @@ fn pii_accuracy() {
             }
         }
         for kind in &kinds {
-            let placeholders = count_placeholders(text, kind);
+            // A SEPA document's own `<IBAN>` tags are not placeholders.
+            let placeholders =
+                count_placeholders(text, kind).saturating_sub(count_placeholders(&line.text, kind));
             let labelled: Vec<&Entity> = line.entities.iter().filter(|e| &e.kind == kind).collect();
             let gone = labelled
                 .iter()
@@ -93,6 +118,7 @@ fn pii_accuracy() {
     }
 
     println!();
+    println!("{file}: {} lines", lines.len());
     println!(
         "{:<12} {:>5} {:>5} {:>5} {:>9} {:>7}",
         "type", "TP", "FN", "FP", "precision", "recall"
@@ -126,7 +152,7 @@ fn pii_accuracy() {
             MAX_CLEAN_ALTERED * 100.0
         ));
     }
-    assert!(failures.is_empty(), "{}", failures.join("; "));
+    assert!(failures.is_empty(), "{file}: {}", failures.join("; "));
 }
 
 /// Counts `<KIND>` and `<KIND:...>` placeholders.

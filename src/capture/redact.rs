@@ -18,9 +18,10 @@
 //! Detection is built for throughput on chat text, which is mostly prose:
 //! credentials are found by one regex whose alternatives all begin with a
 //! literal (so the regex engine skips prose with a literal prefilter), e-mail
-//! addresses are found from each `@`, MAC and IPv6 addresses from each `:` and
-//! `-`, and everything numeric by a hand-written scanner that only wakes up on
-//! ASCII digits. Every candidate is validated (Luhn for cards, mod-97 for
+//! addresses are found from each `@` (and `%40`), MAC and IPv6 addresses from
+//! each `:` and `-` (Cisco's dotted MACs from a `.` with a second one five
+//! bytes on), and everything numeric, bare MACs included, by a hand-written
+//! scanner that only wakes up on ASCII digits. Every candidate is validated (Luhn for cards, mod-97 for
 //! IBANs, the SSA's invalid ranges for SSNs, octet ranges for IPv4, the IPv6
 //! grammar) before it is redacted, because false positives destroy exactly the
 //! numbers (versions, prices, dates, ids) that make chat data useful.
@@ -288,7 +289,9 @@ const CUSTOM_BASE: u32 = 8;
 /// operator wrote them on purpose; then the kinds whose validation is
 /// strongest (checksums) before the weaker ones. E-mail outranks phone because
 /// an address can contain a digit run that looks like a phone number, never
-/// the other way round.
+/// the other way round. A MAC address outranks a phone number because its
+/// shapes (six pairs, three dotted quads of hex) are exact while Cisco's
+/// all-digit `0050.7966.6800` also passes the looser phone rules.
 fn rank(kind: u32) -> u8 {
     match kind {
         K_SECRET => 0,
@@ -296,9 +299,9 @@ fn rank(kind: u32) -> u8 {
         K_IBAN => 3,
         K_SSN => 4,
         K_EMAIL => 5,
-        K_PHONE => 6,
-        K_IP => 7,
-        K_MAC => 8,
+        K_MAC => 6,
+        K_PHONE => 7,
+        K_IP => 8,
         _ => 1,
     }
 }
@@ -328,10 +331,10 @@ enum SecretCheck {
 /// of a Unicode word boundary, which would push the regex engine off its fast
 /// DFA on non-ASCII text.
 const SECRET_PATTERNS: &[(&str, SecretCheck)] = &[
-    // PEM private keys, whole block; a block pasted without its END line is
-    // cut after its last base64 line.
+    // PEM private keys (and PGP's armoured private key blocks), whole block;
+    // a block pasted without its END line is cut after its last base64 line.
     (
-        r"(-----BEGIN [A-Z ]{0,20}PRIVATE KEY-----(?:(?s:.)*?-----END [A-Z ]{0,20}PRIVATE KEY-----|(?:(?:\s|\\[nr])*[A-Za-z0-9+/=]{16,})*))",
+        r"(-----BEGIN [A-Z ]{0,20}PRIVATE KEY(?: BLOCK)?-----(?:(?s:.)*?-----END [A-Z ]{0,20}PRIVATE KEY(?: BLOCK)?-----|(?:(?:\s|\\[nr])*[A-Za-z0-9+/=]{16,})*))",
         SecretCheck::None,
     ),
     (
@@ -380,12 +383,70 @@ const SECRET_PATTERNS: &[(&str, SecretCheck)] = &[
         SecretCheck::None,
     ),
     (
-        r#"(?-u:\b)(?:password|passwd|Password|PASSWORD|pwd|PWD)["']?\s*[:=]\s*["']?([^\s"',;&]{6,})"#,
+        r#"(?:password|passwd|Password|PASSWORD|pwd|PWD|passphrase|Passphrase|PASSPHRASE)["']?\s*[:=]\s*["']?([^\s"',;&]{6,})"#,
         SecretCheck::HasDigit,
     ),
     (
-        r#"(?-u:\b)(?:api_key|apikey|api-key|API_KEY|APIKEY|x-api-key|X-API-Key|X-Api-Key|client_secret|CLIENT_SECRET|secret_key|SECRET_KEY|access_token|ACCESS_TOKEN|auth_token|AUTH_TOKEN)["']?\s*[:=]\s*["']?([A-Za-z0-9_\-./+=]{16,})"#,
+        r#"(?:api_key|apikey|api-key|API_KEY|APIKEY|x-api-key|X-API-Key|X-Api-Key|client_secret|CLIENT_SECRET|secret_key|SECRET_KEY|access_token|ACCESS_TOKEN|auth_token|AUTH_TOKEN)["']?\s*[:=]\s*["']?([A-Za-z0-9_\-./+=]{16,})"#,
         SecretCheck::HasDigitAndLetter,
+    ),
+    // Any key that names a secret or a token (`JWT_SECRET`, `jwt_secret`,
+    // `SHOPIFY_ACCESS_TOKEN`, `X-Auth-Token`), and session cookies. A bare
+    // lower-case `token` is only taken in the shapes of a key (`?token=`,
+    // `"token":`, `token: `), because every completion's usage object holds
+    // `prompt_tokens` and `total_tokens`, and each literal hit costs the
+    // prefilter a check.
+    (
+        r#"(?:secret|Secret|SECRET|Token|TOKEN|refresh_token|id_token)["']?\s*[:=]\s*["']?([A-Za-z0-9_\-./+=]{16,})"#,
+        SecretCheck::HasDigitAndLetter,
+    ),
+    (
+        r#"(?:[?&]token=|"token" ?: ?"|'token' ?: ?'|token: |token = ["']?)([A-Za-z0-9_\-./+=]{16,})"#,
+        SecretCheck::HasDigitAndLetter,
+    ),
+    (
+        r"(?:sessionid|session_id|SESSIONID|PHPSESSID|JSESSIONID)=([A-Za-z0-9%._~+/-]{16,})",
+        SecretCheck::HasDigitAndLetter,
+    ),
+    // Basic credentials on a command line: `curl -u user:password`, and the
+    // password glued to mysql's `-p`.
+    (
+        r#"(?:-u |--user |--user=)["']?([^\s:"'/@]+:[^\s"']+)"#,
+        SecretCheck::HasDigitAndLetter,
+    ),
+    (
+        r#"(?:mysql|mysqldump|mysqladmin) [^\n]*? -p([^\s"']{4,})"#,
+        SecretCheck::HasDigit,
+    ),
+    (
+        r#"--password[ =]["']?([^\s"'-][^\s"']{3,})"#,
+        SecretCheck::HasDigit,
+    ),
+    (
+        r#"redis-cli [^\n]*?-a ["']?([^\s"']{4,})"#,
+        SecretCheck::HasDigit,
+    ),
+    // Azure storage and service bus connection strings, and .npmrc's `_auth`.
+    (
+        r"(?:AccountKey|SharedAccessKey)=([A-Za-z0-9+/]{20,}={0,2})",
+        SecretCheck::None,
+    ),
+    (
+        r#"_auth\s*=\s*["']?([A-Za-z0-9+/]{16,}={0,2})"#,
+        SecretCheck::HasDigitAndLetter,
+    ),
+    (
+        r"discord(?:app)?\.com/api/webhooks/[0-9]{5,}/([A-Za-z0-9_-]{30,})",
+        SecretCheck::None,
+    ),
+    (r"(?-u:\b)(dop_v1_[a-f0-9]{64})", SecretCheck::None),
+    (
+        r"(?-u:\b)(shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})",
+        SecretCheck::None,
+    ),
+    (
+        r"(?-u:\b)(SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})",
+        SecretCheck::None,
     ),
 ];
 
@@ -500,7 +561,9 @@ impl Redactor {
         // not, and capture positions are only resolved for actual matches,
         // which are rare.
         let mut locs = None;
-        for m in self.secrets.find_iter(text) {
+        let mut pos = 0;
+        while let Some(m) = self.secrets.find_at(text, pos) {
+            pos = m.end();
             let locs = locs.get_or_insert_with(|| self.secrets.capture_locations());
             if self
                 .secrets
@@ -530,6 +593,15 @@ impl Redactor {
                     end,
                     kind: K_SECRET,
                 });
+            } else {
+                // A key name whose value fails the check (`HF_TOKEN=` before
+                // a letters-only `hf_…` token) must not hide a pattern that
+                // matches the value itself, so search again from the value.
+                let mut next = start.max(m.start() + 1);
+                while !text.is_char_boundary(next) {
+                    next += 1;
+                }
+                pos = next;
             }
         }
     }
@@ -672,6 +744,19 @@ fn is_json_escape(b: &[u8], i: usize) -> bool {
 // ---------------------------------------------------------------------------
 // E-mail addresses.
 
+/// Whether two bytes are an accented Latin letter in UTF-8 (U+00C0 to
+/// U+017F: `ü`, `ß`, `é`, `ł`), which internationalised addresses may hold.
+/// Scripts written without spaces (CJK) are left out, so that the words
+/// before an address there do not become part of it.
+fn latin_letter(lead: u8, cont: u8) -> bool {
+    let code = (u32::from(lead & 0x1F) << 6) | u32::from(cont & 0x3F);
+    matches!(lead, 0xC3..=0xC5)
+        && (0x80..=0xBF).contains(&cont)
+        && code >= 0xC0
+        && code != 0xD7
+        && code != 0xF7
+}
+
 fn is_local_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-' | b'\'')
 }
@@ -682,61 +767,97 @@ fn is_local_byte(b: u8) -> bool {
 fn scan_emails(b: &[u8], out: &mut Vec<Finding>) {
     let mut resume = 0;
     for at in memchr::memchr_iter(b'@', b) {
-        if at < resume || at == 0 {
+        if at < resume {
             continue;
         }
-        let mut s = at;
-        while s > 0 && is_local_byte(b[s - 1]) {
-            s -= 1;
+        if let Some((s, e)) = email_around(b, at, 1) {
+            out.push(Finding {
+                start: s,
+                end: e,
+                kind: K_EMAIL,
+            });
+            resume = e;
         }
-        if s > 0 && is_json_escape(b, s) {
-            s += 1;
-        }
-        // `\u003calice@…`: a JSON unicode escape glued to the local part.
-        if s > 0
-            && b[s - 1] == b'\\'
-            && b[s] == b'u'
-            && at - s > 5
-            && b[s + 1..s + 5].iter().all(|&c| is_hex(c))
-        {
-            s += 5;
-        }
-        while s < at && matches!(b[s], b'.' | b'-' | b'+' | b'\'') {
-            s += 1;
-        }
-        if s == at || b[at - 1] == b'.' {
-            continue;
-        }
-        // `git@github.com:org/repo` is an SSH remote, not a person.
-        if &b[s..at] == b"git" {
-            continue;
-        }
-        // In `scheme://user:password@host` the credentials are a secret and
-        // the host is not personal, so the password must not be read as the
-        // local part of an address (which would swallow the host).
-        if url_userinfo(b, at) {
-            continue;
-        }
-        let mut e = at + 1;
-        while e < b.len() && (b[e].is_ascii_alphanumeric() || b[e] == b'.' || b[e] == b'-') {
-            e += 1;
-        }
-        while e > at + 1 && matches!(b[e - 1], b'.' | b'-') {
-            e -= 1;
-        }
-        if e < b.len() && (is_word(b[e]) || b[e] == b'@') {
-            continue;
-        }
-        if !valid_domain(&b[at + 1..e]) {
-            continue;
-        }
-        out.push(Finding {
-            start: s,
-            end: e,
-            kind: K_EMAIL,
-        });
-        resume = e;
     }
+    // Query strings and form bodies carry the `@` percent-encoded.
+    if memchr::memchr(b'%', b).is_none() {
+        return;
+    }
+    resume = 0;
+    for at in memchr::memmem::find_iter(b, b"%40") {
+        if at < resume {
+            continue;
+        }
+        if let Some((s, e)) = email_around(b, at, 3) {
+            out.push(Finding {
+                start: s,
+                end: e,
+                kind: K_EMAIL,
+            });
+            resume = e;
+        }
+    }
+}
+
+/// The address around the `@` (or its `%40` encoding, `at_len` bytes long)
+/// at `at`, as a byte span.
+fn email_around(b: &[u8], at: usize, at_len: usize) -> Option<(usize, usize)> {
+    if at == 0 {
+        return None;
+    }
+    let mut s = at;
+    loop {
+        if s > 0 && is_local_byte(b[s - 1]) {
+            s -= 1;
+        } else if s > 1 && latin_letter(b[s - 2], b[s - 1]) {
+            s -= 2;
+        } else {
+            break;
+        }
+    }
+    if s > 0 && is_json_escape(b, s) {
+        s += 1;
+    }
+    // `\u003calice@…`: a JSON unicode escape glued to the local part.
+    if s > 0
+        && b[s - 1] == b'\\'
+        && b[s] == b'u'
+        && at - s > 5
+        && b[s + 1..s + 5].iter().all(|&c| is_hex(c))
+    {
+        s += 5;
+    }
+    while s < at && matches!(b[s], b'.' | b'-' | b'+' | b'\'') {
+        s += 1;
+    }
+    if s == at || b[at - 1] == b'.' {
+        return None;
+    }
+    // `git@github.com:org/repo` is an SSH remote, not a person.
+    if &b[s..at] == b"git" {
+        return None;
+    }
+    // In `scheme://user:password@host` the credentials are a secret and
+    // the host is not personal, so the password must not be read as the
+    // local part of an address (which would swallow the host).
+    if url_userinfo(b, at) {
+        return None;
+    }
+    let d = at + at_len;
+    let mut e = d;
+    while e < b.len() && (b[e].is_ascii_alphanumeric() || b[e] == b'.' || b[e] == b'-') {
+        e += 1;
+    }
+    while e > d && matches!(b[e - 1], b'.' | b'-') {
+        e -= 1;
+    }
+    if e < b.len() && (is_word(b[e]) || b[e] == b'@') {
+        return None;
+    }
+    if !valid_domain(&b[d..e]) {
+        return None;
+    }
+    Some((s, e))
 }
 
 /// Whether the `@` at `at` ends the `user:password` of a URL, i.e. the text
@@ -772,11 +893,37 @@ fn valid_domain(d: &[u8]) -> bool {
 // ---------------------------------------------------------------------------
 // MAC and IPv6 addresses.
 
-/// Visits every `:` and `-`; MAC addresses are tried at both, IPv6 at `:`.
+/// Visits every `:`, `-` and `.`; MAC addresses are tried at all three (the
+/// dot for Cisco's `2c20.ceae.ec41`), IPv6 at `:`.
 fn scan_colons_and_dashes(b: &[u8], out: &mut Vec<Finding>) {
     let mut pos = 0;
-    while let Some(off) = memchr::memchr2(b':', b'-', &b[pos..]) {
+    while let Some(off) = memchr::memchr3(b':', b'-', b'.', &b[pos..]) {
         let p = pos + off;
+        if b[p] == b'.' {
+            // Most dots end a sentence or split a number; one with no second
+            // dot five bytes on costs a single comparison.
+            let second_dot = b.get(p + 5) == Some(&b'.');
+            if let Some(end) = second_dot
+                .then(|| p.checked_sub(4).and_then(|s| cisco_mac_at(b, s)))
+                .flatten()
+            {
+                out.push(Finding {
+                    start: p - 4,
+                    end,
+                    kind: K_MAC,
+                });
+                pos = end;
+            } else {
+                pos = p + 1;
+            }
+            continue;
+        }
+        if p >= 6 && b[p] == b':' && &b[p - 6..p - 2] == b"MAC=" {
+            if let Some(end) = netfilter_macs(b, p - 2, out) {
+                pos = end;
+                continue;
+            }
+        }
         if p >= 2 {
             if let Some(end) = mac_at(b, p - 2) {
                 out.push(Finding {
@@ -828,6 +975,87 @@ fn mac_at(b: &[u8], s: usize) -> Option<usize> {
     Some(e)
 }
 
+/// Three dotted groups of four hex digits, as Cisco prints MAC addresses
+/// (`show arp`, `show mac address-table`). A digit is required, as it is by
+/// the scan trigger, and the groups must not continue a longer dotted name.
+fn cisco_mac_at(b: &[u8], s: usize) -> Option<usize> {
+    let e = s + 14;
+    let m = b.get(s..e)?;
+    let shape = m.iter().enumerate().all(|(k, &c)| {
+        if k == 4 || k == 9 {
+            c == b'.'
+        } else {
+            is_hex(c)
+        }
+    });
+    if !shape || !m.iter().any(u8::is_ascii_digit) {
+        return None;
+    }
+    if !boundary_before(b, s) || (s > 0 && b[s - 1] == b'.') {
+        return None;
+    }
+    if e < b.len()
+        && (is_word(b[e])
+            || (b[e] == b'.' && b.get(e + 1).is_some_and(|c| c.is_ascii_alphanumeric())))
+    {
+        return None;
+    }
+    Some(e)
+}
+
+/// Netfilter logs (`MAC=` in iptables and UFW lines) print the destination
+/// and source MAC addresses and the EtherType as one run of fourteen
+/// colon-separated pairs, which [`mac_at`] refuses as too long. Pushes the
+/// two addresses and returns the end of the run.
+fn netfilter_macs(b: &[u8], s: usize, out: &mut Vec<Finding>) -> Option<usize> {
+    let e = s + 14 * 3 - 1;
+    let m = b.get(s..e)?;
+    let shape = m
+        .iter()
+        .enumerate()
+        .all(|(k, &c)| if k % 3 == 2 { c == b':' } else { is_hex(c) });
+    if !shape || (e < b.len() && (is_word(b[e]) || b[e] == b':')) {
+        return None;
+    }
+    for k in 0..2 {
+        out.push(Finding {
+            start: s + 18 * k,
+            end: s + 18 * k + 17,
+            kind: K_MAC,
+        });
+    }
+    Some(e)
+}
+
+/// Twelve bare hex digits at `ws` (a word start) followed by a word end,
+/// right after a word that says they are a MAC address (`MAC`, `hwaddr`,
+/// `bssid`, ...). Without such a word they are as likely a container id or
+/// the tail of a UUID. Returns the end.
+fn bare_mac_at(b: &[u8], ws: usize) -> Option<usize> {
+    let e = ws + 12;
+    let m = b.get(ws..e)?;
+    if !m.iter().all(|&c| is_hex(c)) || (e < b.len() && is_word(b[e])) {
+        return None;
+    }
+    let from = ws.saturating_sub(24);
+    let mut buf = [0u8; 24];
+    let w = &mut buf[..ws - from];
+    w.copy_from_slice(&b[from..ws]);
+    w.make_ascii_lowercase();
+    let letter_at = |i: usize| w.get(i).is_some_and(u8::is_ascii_alphabetic);
+    for cue in [&b"mac"[..], b"hwaddr", b"lladdr", b"chaddr", b"bssid"] {
+        for i in memchr::memmem::find_iter(w, cue) {
+            let after = i + cue.len();
+            let starts = i == 0 || !letter_at(i - 1);
+            let ends = !letter_at(after) || w[after..].starts_with(b"addr");
+            if starts && ends {
+                return Some(e);
+            }
+        }
+    }
+    None
+}
+
 /// Expands around a `:` to the longest run of hex digits, colons and (for an
 /// embedded IPv4 tail) dots, then lets the standard library's parser decide.
 /// Extra checks keep code out: `std::io` fails the word boundary, `abc::def`
@@ -861,7 +1089,18 @@ fn ipv6_around(b: &[u8], p: usize) -> Option<(usize, usize)> {
         e -= 1;
     }
     let text = std::str::from_utf8(cand).ok()?;
-    Ipv6Addr::from_str(text).ok()?;
+    if Ipv6Addr::from_str(text).is_err() {
+        // netstat writes a port after an IPv6 address with one more colon
+        // (`::1:51544`); a last group of five digits can only be that port.
+        let colon = cand.iter().rposition(|&c| c == b':')?;
+        let tail = &cand[colon + 1..];
+        if tail.len() != 5 || !tail.iter().all(u8::is_ascii_digit) || colon < 2 {
+            return None;
+        }
+        cand = &cand[..colon];
+        e = s + colon;
+        Ipv6Addr::from_str(std::str::from_utf8(cand).ok()?).ok()?;
+    }
     if !cand.iter().any(u8::is_ascii_digit) {
         return None;
     }
@@ -962,6 +1201,36 @@ fn scan_numbers(b: &[u8], out: &mut Vec<Finding>) {
                     continue;
                 }
             }
+            // `%2B` is a `+` percent-encoded in a query string.
+            if i >= 3
+                && b[i - 3] == b'%'
+                && b[i - 2] == b'2'
+                && b[i - 1].eq_ignore_ascii_case(&b'b')
+                && parse_run(b, i, &mut run)
+            {
+                run.plus = true;
+                run.start = i - 3;
+                let end = run.end();
+                classify_run(b, &run, out);
+                i = end;
+                continue;
+            }
+            // The word may be a MAC address written as twelve bare hex digits.
+            let mut ws = i - 1;
+            while ws > 0 && i - ws <= 12 && is_word(b[ws - 1]) && !is_json_escape(b, ws - 1) {
+                ws -= 1;
+            }
+            if i - ws < 12 {
+                if let Some(end) = bare_mac_at(b, ws) {
+                    out.push(Finding {
+                        start: ws,
+                        end,
+                        kind: K_MAC,
+                    });
+                    i = end;
+                    continue;
+                }
+            }
             while i < b.len() && is_word(b[i]) {
                 i += 1;
             }
@@ -1023,7 +1292,9 @@ fn parse_run(b: &[u8], pos: usize, run: &mut Run) -> bool {
     if plus {
         p += 1;
     }
-    run.start = pos;
+    // `(+34) 912 345 678`: the country code in parentheses.
+    let open = plus && pos > 0 && b[pos - 1] == b'(';
+    run.start = if open { pos - 1 } else { pos };
     run.plus = plus;
     run.n = 0;
     let mut sep = Sep::Start;
@@ -1037,7 +1308,10 @@ fn parse_run(b: &[u8], pos: usize, run: &mut Run) -> bool {
             break;
         }
         // Look for a separator followed by another group.
-        let q = g.end;
+        let mut q = g.end;
+        if open && run.n == 1 && b.get(q) == Some(&b')') {
+            q += 1;
+        }
         let at = |k: usize| b.get(q + k).copied().unwrap_or(0);
         let starts_group = |k: usize| {
             let c = at(k);
@@ -1175,8 +1449,14 @@ fn classify(b: &[u8], run: &Run, lo: usize, hi: usize, full: bool) -> Option<Fin
         && gs[2].len == 4
         && gs[1].sep == gs[2].sep
         && matches!(gs[1].sep, Sep::Dash | Sep::Space);
-    let left = if ip_shape && start > 0 && matches!(b[start - 1], b'/' | b'@') {
-        start < 2 || !b[start - 2].is_ascii_digit()
+    let left = if ip_shape && start > 0 && b[start - 1] == b'@' {
+        // Whatever ends the user part (a password may end in a digit).
+        true
+    } else if ip_shape && start > 0 && b[start - 1] == b'/' {
+        (start < 2 || !b[start - 2].is_ascii_digit()) && !product_token_before(b, start - 1)
+    } else if ip_shape && b[..start].ends_with(b"ipv4:") {
+        // Samba and others write `ipv4:10.0.0.1:445`.
+        true
     } else if ssn_shape && start > 0 && b[start - 1] == b'#' {
         // `SSN#123-45-6789`: here the `#` belongs to the keyword.
         ssn_context(b, start - 1)
@@ -1211,7 +1491,10 @@ fn classify(b: &[u8], run: &Run, lo: usize, hi: usize, full: bool) -> Option<Fin
         if ok && !version_context(b, start) {
             return found(K_IP);
         }
-        return None;
+        // Four groups of four digits may still be a card typed with dots.
+        if !gs.iter().all(|g| g.len == 4) {
+            return None;
+        }
     }
     if port_or_time || slash {
         return None;
@@ -1237,6 +1520,7 @@ fn classify(b: &[u8], run: &Run, lo: usize, hi: usize, full: bool) -> Option<Fin
         && card_shape(gs)
         && card_prefix(digits)
         && luhn(digits)
+        && (ndig != 13 || n > 1 || card_context(b, start))
     {
         return found(K_CARD);
     }
@@ -1299,16 +1583,21 @@ fn card_shape(gs: &[Group]) -> bool {
         return true;
     }
     let sep = gs[1].sep;
-    if !matches!(sep, Sep::Space | Sep::Dash) || gs[1..].iter().any(|g| g.sep != sep) {
+    if !matches!(sep, Sep::Space | Sep::Dash | Sep::Dot) || gs[1..].iter().any(|g| g.sep != sep) {
         return false;
     }
     let mut lens = [0usize; MAX_GROUPS];
     for (l, g) in lens.iter_mut().zip(gs) {
         *l = g.len;
     }
+    // Dots only in the common four-by-four grouping (`4111.1111.1111.1111`),
+    // where no version or address has that shape.
+    if sep == Sep::Dot {
+        return lens[..gs.len()] == [4, 4, 4, 4];
+    }
     matches!(
         &lens[..gs.len()],
-        [4, 4, 4, 4] | [4, 6, 5] | [4, 6, 4] | [4, 4, 4, 1..=3] | [4, 4, 4, 4, 1..=3]
+        [4, 4, 4, 4] | [4, 6, 5] | [4, 6, 4] | [4, 4, 5] | [4, 4, 4, 1..=3] | [4, 4, 4, 4, 1..=3]
     )
 }
 
@@ -1319,9 +1608,10 @@ fn card_prefix(d: &[u8]) -> bool {
     let num = |k: usize| d[..k].iter().fold(0u32, |a, &c| a * 10 + u32::from(c));
     let len = d.len();
     match d[0] {
-        // Thirteen-digit Visa numbers are long gone, while EAN-13 barcodes
-        // starting with 4 are everywhere.
-        4 => matches!(len, 16 | 19),
+        // Thirteen-digit Visa numbers are rare, while EAN-13 barcodes
+        // starting with 4 are everywhere: `classify` accepts them only when
+        // grouped or named as a card.
+        4 => matches!(len, 13 | 16 | 19),
         5 => (51..=55).contains(&num(2)) && len == 16,
         2 => {
             ((2221..=2720).contains(&num(4)) && len == 16)
@@ -1339,6 +1629,20 @@ fn card_prefix(d: &[u8]) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether the `/` at `slash` ends a product name that starts a token, as
+/// in a user agent's `Chrome/120.0.0.0`, whose reduced form has four parts
+/// that all fit in an octet. A path segment (`/hosts/10.0.0.5`) starts after
+/// another `/`, and a product name starts with a capital.
+fn product_token_before(b: &[u8], slash: usize) -> bool {
+    let mut s = slash;
+    while s > 0 && slash - s < 32 && (b[s - 1].is_ascii_alphanumeric() || b[s - 1] == b'-') {
+        s -= 1;
+    }
+    s < slash
+        && b[s].is_ascii_uppercase()
+        && (s == 0 || matches!(b[s - 1], b' ' | b'(' | b'"' | b'\t' | b';'))
 }
 
 /// The Luhn mod-10 check used by payment cards.
@@ -1379,7 +1683,8 @@ fn ssn_valid(d: &[u8]) -> bool {
 /// 2. It has the North American shape `(415) 555-0123`, `415-555-0123`,
 ///    `415.555.0123`, optionally after `1-`, with area code and exchange not
 ///    starting with 0 or 1 (which rules out most ids like `123-456-7890`).
-/// 3. It starts with a national trunk `0` or a parenthesised area code and
+/// 3. It starts with a national trunk `0` (or the CIS trunk `8` before a
+///    parenthesised area code) or a parenthesised area code and
 ///    has 2-5 groups and 9-12 digits: `020 7946 0958`, `06 12 34 56 78`,
 ///    `03-1234-5678`, `(11) 91234-5678`. Six or more pairs of digits are a
 ///    list (lottery numbers), not a French number.
@@ -1421,10 +1726,13 @@ fn is_phone(
     }
     // Groups of one digit are counters or list items, except a leading
     // North American `1` and a `(0)` trunk marker.
+    // Russian and other CIS numbers put a trunk `8` before a parenthesised
+    // area code: `8 (495) 123-45-67`.
+    let trunk_eight = gs.len() > 2 && gs[0].len == 1 && digits[0] == 8 && gs[1].paren;
     let short_ok = gs
         .iter()
         .enumerate()
-        .all(|(k, g)| g.len >= 2 || g.paren || (k == 0 && digits[0] == 1));
+        .all(|(k, g)| g.len >= 2 || g.paren || (k == 0 && (digits[0] == 1 || trunk_eight)));
     if !short_ok {
         return false;
     }
@@ -1439,7 +1747,7 @@ fn is_phone(
     let pair_list = gs.len() > 5 && gs.iter().all(|g| g.len == 2);
     let trunk = (2..=5).contains(&gs.len())
         && (9..=12).contains(&ndig)
-        && (digits[0] == 0 || gs[0].paren)
+        && (digits[0] == 0 || gs[0].paren || trunk_eight)
         && gs[0].len <= 5
         && !pair_list;
     if trunk {
@@ -1618,6 +1926,7 @@ const CUE_PHONE: u8 = 1;
 const CUE_NOT_PHONE: u8 = 2;
 const CUE_SSN: u8 = 4;
 const CUE_VERSION: u8 = 8;
+const CUE_CARD: u8 = 16;
 
 /// The cues of one lower-cased word; `prev` is the word before it, for the
 /// two-word cue "my number".
@@ -1639,11 +1948,14 @@ fn cue_flags(word: &[u8], prev: &[u8]) -> u8 {
         | b"lot" | b"iban" | b"bic" | b"swift" | b"routing" | b"ein" | b"vat" | b"timestamp"
         | b"epoch" => CUE_NOT_PHONE,
         b"version" | b"ver" | b"build" => CUE_NOT_PHONE | CUE_VERSION,
-        b"v" | b"release" | b"firmware" | b"section" | b"chapter" | b"ch" | b"figure" | b"fig"
-        | b"table" | b"step" | b"paragraph" | b"clause" | b"article" | b"rule" | b"oid" => {
-            CUE_VERSION
-        }
+        // Words that also come right before addresses in network text
+        // (`rule 10.0.0.5`, `table 10.0.0.0`, `step`) are left out.
+        b"v" | b"release" | b"firmware" | b"section" | b"chapter" | b"figure" | b"fig"
+        | b"paragraph" | b"clause" | b"article" | b"oid" => CUE_VERSION,
         b"ssn" | b"social" | b"ss" => CUE_SSN,
+        b"card" | b"pan" | b"cc" | b"visa" | b"karte" | b"kartennummer" | b"carte" | b"tarjeta" => {
+            CUE_CARD
+        }
         _ if !word.is_ascii() => non_ascii_cue(word),
         _ => 0,
     }
@@ -1763,12 +2075,38 @@ fn phone_context(b: &[u8], start: usize) -> (Option<usize>, bool) {
     }
 }
 
+fn card_context(b: &[u8], start: usize) -> bool {
+    nearest_cue(b, start, 32, CUE_CARD).is_some()
+}
+
 fn ssn_context(b: &[u8], start: usize) -> bool {
     nearest_cue(b, start, 32, CUE_SSN).is_some()
 }
 
+/// Whether the word right before `start` (across spaces, `:` or `=` only)
+/// makes a dotted quad a version: `version 2.4.1.0`, `Section 2.3.1.4`. A cue
+/// further back does not count, because an address read as a version is
+/// stored in clear, which is worse than a version read as an address: in
+/// `GET /v2/me from 172.20.147.207` the `v` belongs to the URL. A `v` glued
+/// to the number (`v1.2.3.4`) never gets here, the run starts inside a word.
 fn version_context(b: &[u8], start: usize) -> bool {
-    nearest_cue(b, start, 24, CUE_VERSION).is_some()
+    let mut e = start;
+    while e > 0 && start - e < 3 && matches!(b[e - 1], b' ' | b'\t' | b':' | b'=') {
+        e -= 1;
+    }
+    let is_letter = |c: u8| c.is_ascii_alphabetic() || c >= 0x80;
+    let mut s = e;
+    while s > 0 && e - s < 16 && is_letter(b[s - 1]) {
+        s -= 1;
+    }
+    if s == e || (s > 0 && is_letter(b[s - 1])) {
+        return false;
+    }
+    let mut word = [0u8; 16];
+    let word = &mut word[..e - s];
+    word.copy_from_slice(&b[s..e]);
+    word.make_ascii_lowercase();
+    cue_flags(word, b"") & CUE_VERSION != 0
 }
 
 /// IBAN lengths by country, from the IBAN registry.
@@ -1793,7 +2131,8 @@ fn iban_length(cc: &[u8]) -> Option<usize> {
 }
 
 /// An IBAN starting at `s`: the country's exact length in letters and
-/// digits, optionally in space-separated groups of four, passing mod-97.
+/// digits, optionally in groups of four split by spaces or dashes, passing
+/// mod-97.
 /// Letters may be in either case, since people type IBANs in lower case too;
 /// the exact length and the checksum keep words out.
 fn iban_at(b: &[u8], s: usize) -> Option<usize> {
@@ -1805,13 +2144,21 @@ fn iban_at(b: &[u8], s: usize) -> Option<usize> {
     let mut buf = [0u8; 34];
     let mut n = 0;
     let mut p = s;
+    // Groups of four are split by spaces, or by dashes in some forms, but
+    // one IBAN never mixes the two.
+    let mut sep = 0u8;
     while n < want {
         let c = *b.get(p)?;
         if c.is_ascii_alphanumeric() {
             buf[n] = c.to_ascii_uppercase();
             n += 1;
             p += 1;
-        } else if c == b' ' && n % 4 == 0 && b.get(p + 1).is_some_and(u8::is_ascii_alphanumeric) {
+        } else if matches!(c, b' ' | b'-')
+            && (sep == 0 || sep == c)
+            && n % 4 == 0
+            && b.get(p + 1).is_some_and(u8::is_ascii_alphanumeric)
+        {
+            sep = c;
             p += 1;
         } else {
             return None;
@@ -2116,6 +2463,261 @@ mod tests {
         ] {
             assert_eq!(red(s), s);
         }
+    }
+
+    /// A `v` somewhere before an address (a `/v2/` in a URL, the word
+    /// `build` in a file name) does not make it a version number: only a
+    /// version word right before the number does, or a `v` glued to it.
+    #[test]
+    fn an_address_after_a_versioned_url_path_is_still_an_address() {
+        assert_eq!(
+            red("curl https://api.acme.dev/v2/me returns 403 from 172.20.147.207"),
+            "curl https://api.acme.dev/v2/me returns 403 from <IP_ADDRESS>"
+        );
+        assert_eq!(
+            red("GET /api/v1/users 401 client=10.0.0.7"),
+            "GET /api/v1/users 401 client=<IP_ADDRESS>"
+        );
+        assert_eq!(
+            red("scp build.tar.gz ubuntu@203.0.113.9:/tmp/"),
+            "scp build.tar.gz ubuntu@<IP_ADDRESS>:/tmp/"
+        );
+        assert_eq!(
+            red("release notes for v3 say to allow 198.51.100.4"),
+            "release notes for v3 say to allow <IP_ADDRESS>"
+        );
+        for s in [
+            "I'm running version 2.4.1.0 and it crashes",
+            "Firmware 1.0.0.5 fixes it.",
+            "Section 2.3.1.4 explains why",
+            "installed v1.2.3.4 yesterday",
+            "Version: 10.0.0.1",
+        ] {
+            assert_eq!(red(s), s);
+        }
+    }
+
+    /// Cisco writes MAC addresses as three dotted groups of four hex digits,
+    /// and device tools print them as twelve bare hex digits after a word
+    /// that says what they are.
+    #[test]
+    fn mac_addresses_in_every_common_notation() {
+        assert_eq!(
+            red("Internet  10.1.1.1   12   2c20.ceae.ec41  ARPA   Vlan10"),
+            "Internet  <IP_ADDRESS>   12   <MAC_ADDRESS>  ARPA   Vlan10"
+        );
+        assert_eq!(
+            red("address is 0050.7966.6800 (bia 0050.7966.6800)"),
+            "address is <MAC_ADDRESS> (bia <MAC_ADDRESS>)"
+        );
+        assert_eq!(red("nic 00-1a-2b-3c-4d-5e up"), "nic <MAC_ADDRESS> up");
+        assert_eq!(
+            red("client MAC E878D6CE3BEB roams"),
+            "client MAC <MAC_ADDRESS> roams"
+        );
+        assert_eq!(red("mac=1248ba335599 vlan=30"), "mac=<MAC_ADDRESS> vlan=30");
+        assert_eq!(
+            red("Your device's MAC is 90D8AB9AA090."),
+            "Your device's MAC is <MAC_ADDRESS>."
+        );
+        for s in [
+            "container 3f4e5d6c7b8a is up",
+            "uuid 550e8400-e29b-41d4-a716-446655440000",
+            "macOS build 22f3a1b9c0de",
+            "see 1.2.3 and 2024.05.06",
+            "file app.3f9a.c2b1.js",
+            "MD5:16:27:ac:a5:76:28:2d:36:63:1b:56:4d:eb:df:a6:48",
+        ] {
+            assert_eq!(red(s), s);
+        }
+    }
+
+    /// Addresses where logs and URLs put them: after the password of a
+    /// URL, after Samba's `ipv4:`, and before a port in netstat's IPv6
+    /// column. A dotted quad glued to a browser's product name is its version.
+    #[test]
+    fn addresses_after_userinfo_prefixes_and_before_ports() {
+        assert_eq!(
+            red("postgres://app:Monkey-ysO66@192.168.143.71:5432/orders"),
+            "postgres://<SECRET>@<IP_ADDRESS>:5432/orders"
+        );
+        assert_eq!(
+            red("smbd: 10.1.2.3 (ipv4:172.20.172.125:29402) connect"),
+            "smbd: <IP_ADDRESS> (ipv4:<IP_ADDRESS>:29402) connect"
+        );
+        assert_eq!(
+            red("tcp6  0  0 2001:db8::7:443  ::1:51544  ESTABLISHED"),
+            "tcp6  0  0 <IP_ADDRESS>  <IP_ADDRESS>:51544  ESTABLISHED"
+        );
+        assert_eq!(
+            red("GET /hosts/10.0.0.5 HTTP/1.1"),
+            "GET /hosts/<IP_ADDRESS> HTTP/1.1"
+        );
+        let ua =
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0.0.0 Safari/537.36";
+        assert_eq!(red(ua), ua);
+    }
+
+    /// Query strings carry addresses percent-encoded, `%40` for the `@`.
+    #[test]
+    fn percent_encoded_emails_in_query_strings() {
+        assert_eq!(
+            red("GET /reset?email=kenji-haddad%40example.fr HTTP/1.1"),
+            "GET /reset?email=<EMAIL> HTTP/1.1"
+        );
+        assert_eq!(
+            red("login_hint=ana+test%40acme-widgets.example&next=%2F"),
+            "login_hint=<EMAIL>&next=%2F"
+        );
+        for s in ["width=100%40px", "discount 5%40 items", "a%40b"] {
+            assert_eq!(red(s), s);
+        }
+    }
+
+    /// Cards typed with dots, and thirteen-digit Visa numbers when they are
+    /// grouped or named as a card (bare, they are as likely EAN-13 barcodes).
+    #[test]
+    fn cards_with_dots_and_thirteen_digit_visa() {
+        assert_eq!(
+            red("I typed 4111.1111.1111.1111 in"),
+            "I typed <CREDIT_CARD> in"
+        );
+        assert_eq!(
+            red("Kartennummer: 4145 8641 42756"),
+            "Kartennummer: <CREDIT_CARD>"
+        );
+        assert_eq!(red("card: 4751-1239-59573"), "card: <CREDIT_CARD>");
+        assert_eq!(
+            red(r#"{"pan": "4384901973820", "exp": "08/27"}"#),
+            r#"{"pan": "<CREDIT_CARD>", "exp": "08/27"}"#
+        );
+        assert_eq!(
+            red("EAN 4006381333931 barcode"),
+            "EAN 4006381333931 barcode"
+        );
+    }
+
+    /// Credentials as configuration files, shells and headers write them.
+    #[test]
+    fn credentials_in_config_dumps_and_command_lines() {
+        for (text, want) in [
+            ("DB_PASSWORD=Winter-UCm93", "DB_PASSWORD=<SECRET>"),
+            ("PGPASSWORD=MonkeyXTk3 psql -h db", "PGPASSWORD=<SECRET> psql -h db"),
+            ("  jwt_secret: 323eae191b743da46d008b6287d5004e", "  jwt_secret: <SECRET>"),
+            ("SHOPIFY_ACCESS_TOKEN=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", "SHOPIFY_ACCESS_TOKEN=<SECRET>"),
+            ("TWILIO_API_KEY=SK0e37ca7f7176fef8486ec99aa7de7ffb", "TWILIO_API_KEY=<SECRET>"),
+            ("curl -u admin:Pa55.Tkq5222 https://ci.example.com", "curl -u <SECRET> https://ci.example.com"),
+            ("mysql -h db -u root -pPa55.SCv4 shop", "mysql -h db -u root -p<SECRET> shop"),
+            ("Cookie: _ga=GA1.2.1234567890.1714989802; sessionid=4904d35fe25ec78a7aaf1526b7c1817d", "Cookie: _ga=GA1.2.1234567890.1714989802; sessionid=<SECRET>"),
+            ("https://discord.com/api/webhooks/123456789012345678/0iX0R7M_nnoTNjUVurMg3P8m9FYe6ibbzCpOFP5c63IU", "https://discord.com/api/webhooks/123456789012345678/<SECRET>"),
+            ("-----BEGIN PGP PRIVATE KEY BLOCK-----\nlQOYBGYx0aABCAC7\n-----END PGP PRIVATE KEY BLOCK-----", "<SECRET>"),
+            // A key name whose own pattern fails its check must not hide
+            // the token's pattern.
+            ("export HF_TOKEN=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", "export HF_TOKEN=<SECRET>"),
+            ("key dop_v1_3e76878465063340360ae17a57993be4b07366dd206d3bf7932df2a58568d4bb", "key <SECRET>"),
+        ] {
+            assert_eq!(red(text), want, "{text}");
+        }
+        for s in [
+            "password: ${DB_PASSWORD}",
+            "token_type=Bearer max_tokens=4096",
+            "docker run -u 1000:1000 app",
+            "next_page_token: null",
+        ] {
+            assert_eq!(red(s), s);
+        }
+    }
+
+    /// Russian and other CIS numbers are written with the trunk `8` before
+    /// a parenthesised area code.
+    #[test]
+    fn trunk_eight_before_an_area_code() {
+        assert_eq!(
+            red("You can text 8 (495) 123-45-67 when it arrives."),
+            "You can text <PHONE> when it arrives."
+        );
+        assert_eq!(red("Звоните: 8 (812) 555-12-34"), "Звоните: <PHONE>");
+        assert_eq!(red("step 8 (of 12) done"), "step 8 (of 12) done");
+    }
+
+    /// Credential shapes from the held-out corpus's second round.
+    #[test]
+    fn credentials_in_connection_strings_and_client_flags() {
+        for (text, want) in [
+            ("passphrase: correct-horse-battery-staple-42", "passphrase: <SECRET>"),
+            (
+                "AccountName=acme;AccountKey=s4DPvJa7NZ6E3W8FvLvlxlPtxzwuFT2TeZqH==;EndpointSuffix=core.windows.net",
+                "AccountName=acme;AccountKey=<SECRET>;EndpointSuffix=core.windows.net",
+            ),
+            ("_auth=AAy+LQZl0p0UZiPGxdF2una4Q5af2JJjsTDfKuxa=", "_auth=<SECRET>"),
+            ("pg_dump --username app --password S3cret1x shop", "pg_dump --username app --password <SECRET> shop"),
+            ("redis-cli -h cache -a S3cretPass1 ping", "redis-cli -h cache -a <SECRET> ping"),
+        ] {
+            assert_eq!(red(text), want, "{text}");
+        }
+        for s in ["--password-file /run/secrets/db", "redis-cli -a"] {
+            assert_eq!(red(s), s);
+        }
+    }
+
+    /// A `+` percent-encoded in a query string, and IBANs grouped by dashes.
+    #[test]
+    fn percent_encoded_plus_and_dashed_ibans() {
+        assert_eq!(
+            red("GET /callback?phone=%2B14155550132&lang=en"),
+            "GET /callback?phone=<PHONE>&lang=en"
+        );
+        assert_eq!(
+            red("IBAN DE89-3704-0044-0532-0130-00 please"),
+            "IBAN <IBAN> please"
+        );
+        assert_eq!(red("color=%2B123&x=1"), "color=%2B123&x=1");
+    }
+
+    /// Spanish and Latin American forms put the country code in parentheses.
+    #[test]
+    fn country_code_in_parentheses() {
+        assert_eq!(red("Llámame al (+34) 912 345 678"), "Llámame al <PHONE>");
+        assert_eq!(red("tel (+52) 55 1234 5678."), "tel <PHONE>.");
+        assert_eq!(red("f(+12) 345 678"), "f(+12) 345 678");
+    }
+
+    /// Lower-case `token` keys are matched in the shapes keys take, not
+    /// inside the usage fields of every completion.
+    #[test]
+    fn lower_case_token_keys() {
+        for (text, want) in [
+            (
+                r#"{"token": "abcd1234efgh5678ijkl"}"#,
+                r#"{"token": "<SECRET>"}"#,
+            ),
+            (
+                "GET /export?token=abcd1234efgh5678ijkl&x=1",
+                "GET /export?token=<SECRET>&x=1",
+            ),
+            ("  token: abcd1234efgh5678ijkl", "  token: <SECRET>"),
+            (
+                r#"{"refresh_token":"abcd1234efgh5678ijkl"}"#,
+                r#"{"refresh_token":"<SECRET>"}"#,
+            ),
+        ] {
+            assert_eq!(red(text), want, "{text}");
+        }
+        let usage = r#"{"usage": {"prompt_tokens": 1234567890123, "total_tokens": 1234567890124}}"#;
+        assert!(!Redactor::new(&RedactorConfig::default())
+            .unwrap()
+            .may_hold_secrets(usage));
+    }
+
+    /// Local parts may hold accented Latin letters (RFC 6531 addresses).
+    #[test]
+    fn accented_local_parts() {
+        assert_eq!(red("Kontakt: jürgen.weiß@example.de"), "Kontakt: <EMAIL>");
+        assert_eq!(red("écrire à zoé@example.fr"), "écrire à <EMAIL>");
+        assert_eq!(
+            red("私のメールはbob@example.comです"),
+            "私のメールは<EMAIL>です"
+        );
     }
 
     /// Random strings over the bytes the scanners care about, including
