@@ -626,6 +626,7 @@ async fn user_segments_are_recorded_filtered_and_compared() {
     .await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["counts"]["scanned"], 6, "{}", r.text());
+}
 
 /// The canary's live share as `models list` reports it.
 async fn canary_percent(gw: &Gw, version: &str) -> f64 {
@@ -839,6 +840,7 @@ async fn a_second_start_names_the_active_rollout_and_how_to_act_on_it() {
         }
         assert!(!msg.contains("only an approved version"), "{msg}");
     }
+}
 
 /// With routes configured, `/v1/models` lists them first, then the default
 /// upstream's own models, which still answer when called by name; a route

@@ -310,7 +310,11 @@ mod tests {
         let p = privacy();
         let r = p.redactor.as_ref().unwrap();
         let mut lines = 0;
-        for line in crate::capture::redact::TEST_CORPUS.lines() {
+        let corpora = [
+            crate::capture::redact::TEST_CORPUS,
+            crate::capture::redact::HELDOUT_CORPUS,
+        ];
+        for line in corpora.iter().flat_map(|c| c.lines()) {
             let v: Value = serde_json::from_str(line).unwrap();
             let text = v["text"].as_str().unwrap();
             let bodies = [
@@ -338,6 +342,6 @@ mod tests {
             }
             lines += 1;
         }
-        assert!(lines > 100, "the corpus was read");
+        assert!(lines > 1000, "both corpora were read");
     }
 }

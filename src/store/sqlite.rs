@@ -1063,8 +1063,9 @@ impl Store for SqliteStore {
     ) -> Result<BTreeMap<String, VersionStats>, StoreError> {
         let conn = self.reader();
         let mut out: BTreeMap<String, VersionStats> = BTreeMap::new();
-        // Each query answers (segment, a, b) rows; `set` puts a and b in place.
-        let queries: [(&str, fn(&mut VersionStats, u64, u64)); 2] = [
+        // Each query answers (segment, a, b) rows; its setter puts a and b in place.
+        type Set = fn(&mut VersionStats, u64, u64);
+        let queries: [(&str, Set); 2] = [
             (
                 "SELECT COALESCE(segment, ''), COUNT(*), COALESCE(SUM(status >= 500 OR outcome = 'timeout'), 0)
                  FROM interactions
