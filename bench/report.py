@@ -172,6 +172,14 @@ def case_table(w, m, case, r, rounds):
     w("Machine CPU busy during the closed loop (all processes, all CPUs): " + "; ".join(
         f"{t} {r[t]['busy'] * 100:.0f}%" for t in TARGETS if r[t]["busy"] is not None) + ".")
     w("")
+    backlog = [m.get(f"{p}backlog_flywheel_{i}") for i in range(1, rounds + 1)]
+    drain = [m.get(f"{p}drain_ms_flywheel_{i}") for i in range(1, rounds + 1)]
+    if all(backlog) and all(drain):
+        w("Flywheel's capture queue at the end of each closed-loop turn: " + " / ".join(backlog)
+          + " records, drained in " + " / ".join(f"{int(x) / 1000:.1f}" for x in drain)
+          + " s before its CPU time was read (the writer's catch-up counts in CPU per request, "
+          "not in req/s).")
+        w("")
     w("Per round, closed-loop req/s: " + "; ".join(
         f"{t} " + " / ".join(f"{x:.0f}" for x in r[t]["rps_rounds"]) for t in TARGETS)
       + ". Open-loop p99 ms: " + "; ".join(

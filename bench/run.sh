@@ -237,12 +237,26 @@ rotated() { # round -> the targets, rotated by round
     local r=$1 i n=${#TARGETS[@]}
     for i in $(seq 0 $((n - 1))); do echo "${TARGETS[$(((i + r) % n))]}"; done
 }
+capture_depth() { # flywheel's capture queue depth from /metrics (empty if it does not answer)
+    curl -s -m 1 "http://127.0.0.1:$FW_PORT/metrics" |
+        awk '$1=="flywheel_capture_queue_depth" {print $2}' || true
+}
+drain_capture() { # wait (at most 60 s) until flywheel's capture queue is empty
+    local d
+    for _ in $(seq 600); do
+        d=$(capture_depth)
+        [ -n "$d" ] && [ "$d" != 0 ] || return 0
+        sleep 0.1
+    done
+    log "flywheel's capture queue still holds $d records after 60 s"
+}
 run_load() { # prefix label closed_seconds open_seconds: warm-up, closed and open loop of one case
-    local p=$1 label=$2 duration=$3 open_duration=$4 r t pids before after mbefore mafter
+    local p=$1 label=$2 duration=$3 open_duration=$4 r t pids before after mbefore mafter started
     for t in "${TARGETS[@]}"; do
         log "$label warm-up: $t (${WARMUP}s)"
         oha_run "$t" "$RAW/${p}warmup_$t.json" "$WARMUP" -c "$CONNS"
     done
+    drain_capture
     local slice=$(((duration + ROUNDS - 1) / ROUNDS))
     for r in $(seq 1 "$ROUNDS"); do
         for t in $(rotated "$r"); do
@@ -252,6 +266,15 @@ run_load() { # prefix label closed_seconds open_seconds: warm-up, closed and ope
             mbefore=$(machine_ticks)
             oha_run "$t" "$RAW/${p}closed_${t}_$r.json" "$slice" -c "$CONNS"
             mafter=$(machine_ticks)
+            if [ "$t" = flywheel ]; then
+                # When the capture writer falls behind, the records left in its queue are work
+                # for this turn's requests: wait for it so that it counts in flywheel's CPU per
+                # request, and so that it does not eat into the next target's turn.
+                started=$(date +%s%N)
+                meta "${p}backlog_${t}_$r" "$(capture_depth)"
+                drain_capture
+                meta "${p}drain_ms_${t}_$r" "$((($(date +%s%N) - started) / 1000000))"
+            fi
             after=$(cpu_ticks $pids)
             [ -z "$pids" ] || meta "${p}cpu_ticks_closed_${t}_$r" "$((after - before))"
             meta "${p}machine_busy_closed_${t}_$r" "$(echo $mbefore $mafter |
@@ -264,6 +287,7 @@ run_load() { # prefix label closed_seconds open_seconds: warm-up, closed and ope
             log "$label open loop, round $r/$ROUNDS: $t, $OPEN_RATE req/s, $OPEN_CONNS connections, ${oslice}s"
             oha_run "$t" "$RAW/${p}open_${t}_$r.json" "$oslice" -c "$OPEN_CONNS" -q "$OPEN_RATE" \
                 --latency-correction
+            [ "$t" != flywheel ] || drain_capture
         done
     done
     meta "${p}duration" "$((slice * ROUNDS))"
