@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Flywheel benchmark: the gateway (capture on) side by side with nginx as a plain
 # reverse proxy and with no proxy at all, all three in front of the same mock
-# upstream, in one run. See bench/README.md.
+# upstream, in one run: a small-payload case, then a realistic one (1-4 KB
+# conversations, ~1.4 KB answers with usage details). See bench/README.md.
 #
 # Usage: bench/run.sh            (env knobs: see the block below and bench/README.md)
 #
@@ -41,6 +42,14 @@ ROUNDS=${ROUNDS:-6}                   # closed/open-loop time is split into this
 STREAM_REQUESTS=${STREAM_REQUESTS:-200}   # measured streaming requests per target
 STREAM_CONTROL_REQUESTS=${STREAM_CONTROL_REQUESTS:-100}  # same, client asks for usage itself (0: skip)
 STREAM_MOCK=${STREAM_MOCK:-chunks=20,chunk_delay_ms=5}
+CASES=${CASES:-small realistic}       # which payload cases to run, in this order
+# Realistic case: 1-4 KB chat bodies (bench/payloads.py, oha picks one per request), answers
+# of ~900 bytes of prose with usage details, streams of 40 chunks.
+REAL_DURATION=${REAL_DURATION:-12}    # seconds of closed loop per target (all rounds)
+REAL_OPEN_DURATION=${REAL_OPEN_DURATION:-12}  # seconds of open loop per target (all rounds)
+REAL_MOCK=${REAL_MOCK:-prose=900,usage_details}
+REAL_STREAM_REQUESTS=${REAL_STREAM_REQUESTS:-100}
+REAL_STREAM_MOCK=${REAL_STREAM_MOCK:-prose=1200,usage_details,chunks=40,chunk_delay_ms=2}
 PROFILE=${PROFILE:-0}                 # 1: extra closed-loop run on flywheel under `perf record`
 SKIP_BUILD=${SKIP_BUILD:-0}           # 1: use the existing target/release/flywheel
 # FW_BIN=path: run that flywheel binary (gateway and mock) instead of building one
@@ -88,7 +97,7 @@ if [ ! -x "$OHA" ] || ! "$OHA" --version 2>/dev/null | grep -q " $OHA_VERSION\$"
 fi
 
 # ---- 2. build ----------------------------------------------------------------
-FW=${FW_BIN:-$REPO/target/release/flywheel}
+FW=${FW_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/flywheel}
 if [ "$SKIP_BUILD" != 1 ] && [ -z "${FW_BIN:-}" ]; then
     log "building flywheel (release)"
     (cd "$REPO" && cargo build --release --quiet)
@@ -194,12 +203,15 @@ hwm_kb() { # VmHWM (peak RSS) in kB, summed over PIDs
     done
     echo "$total"
 }
+# The case being run sets these: oha's body arguments and any extra request headers.
+BODY_ARGS=(-d "$BODY")
+CASE_ARGS=()
 oha_run() { # name outfile seconds [extra oha args...]; bounded by -z and timeout(1)
     local target=$1 out=$2 secs=$3
     shift 3
     timeout -k 5 $((secs + 60)) "$OHA" --no-tui --output-format json -z "${secs}s" -w -t 10s \
-        -m POST -H 'content-type: application/json' -d "$BODY" "$@" "${URL[$target]}" \
-        >"$out" 2>"$out.err" || die "oha failed for $target (see $out.err)"
+        -m POST -H 'content-type: application/json' "${BODY_ARGS[@]}" ${CASE_ARGS[@]+"${CASE_ARGS[@]}"} \
+        "$@" "${URL[$target]}" >"$out" 2>"$out.err" || die "oha failed for $target (see $out.err)"
 }
 
 # ---- 4. measurements ---------------------------------------------------------
@@ -216,10 +228,8 @@ oha_run() { # name outfile seconds [extra oha args...]; bounded by -z and timeou
 ) >"$RAW/flywheel_samples.txt" 2>/dev/null &
 SAMPLER_PID=$!
 meta loadavg_start "$(cut -d' ' -f1-3 /proc/loadavg)"
-for t in "${TARGETS[@]}"; do
-    log "warm-up: $t (${WARMUP}s)"
-    oha_run "$t" "$RAW/warmup_$t.json" "$WARMUP" -c "$CONNS"
-done
+meta clk_tck "$CLK_TCK"
+meta nginx_processes "$(nginx_pids | wc -w)"
 
 # a. closed loop, b. open loop. Each is split into ROUNDS slices and the targets take turns
 # (order rotated every round), so a burst of background load hits all of them alike.
@@ -227,46 +237,123 @@ rotated() { # round -> the targets, rotated by round
     local r=$1 i n=${#TARGETS[@]}
     for i in $(seq 0 $((n - 1))); do echo "${TARGETS[$(((i + r) % n))]}"; done
 }
-slice=$(((DURATION + ROUNDS - 1) / ROUNDS))
-for r in $(seq 1 "$ROUNDS"); do
-    for t in $(rotated "$r"); do
-        log "closed loop, round $r/$ROUNDS: $t, $CONNS connections, ${slice}s"
-        pids=$(proxy_pids "$t")
-        before=$(cpu_ticks $pids)
-        mbefore=$(machine_ticks)
-        oha_run "$t" "$RAW/closed_${t}_$r.json" "$slice" -c "$CONNS"
-        after=$(cpu_ticks $pids)
-        mafter=$(machine_ticks)
-        [ -z "$pids" ] || meta "cpu_ticks_closed_${t}_$r" "$((after - before))"
-        meta "machine_busy_closed_${t}_$r" "$(echo $mbefore $mafter |
-            awk '{b = $3 - $1; t = $4 - $2; printf "%.3f", t ? b / t : 0}')"
+capture_depth() { # flywheel's capture queue depth from /metrics (empty if it does not answer)
+    curl -s -m 1 "http://127.0.0.1:$FW_PORT/metrics" |
+        awk '$1=="flywheel_capture_queue_depth" {print $2}' || true
+}
+drain_capture() { # wait (at most 60 s) until flywheel's capture queue is empty
+    local d
+    for _ in $(seq 600); do
+        d=$(capture_depth)
+        [ -n "$d" ] && [ "$d" != 0 ] || return 0
+        sleep 0.1
     done
-done
-meta clk_tck "$CLK_TCK"
-meta nginx_processes "$(nginx_pids | wc -w)"
-
-oslice=$(((OPEN_DURATION + ROUNDS - 1) / ROUNDS))
-for r in $(seq 1 "$ROUNDS"); do
-    for t in $(rotated "$r"); do
-        log "open loop, round $r/$ROUNDS: $t, $OPEN_RATE req/s, $OPEN_CONNS connections, ${oslice}s"
-        oha_run "$t" "$RAW/open_${t}_$r.json" "$oslice" -c "$OPEN_CONNS" -q "$OPEN_RATE" --latency-correction
+    log "flywheel's capture queue still holds $d records after 60 s"
+}
+run_load() { # prefix label closed_seconds open_seconds: warm-up, closed and open loop of one case
+    local p=$1 label=$2 duration=$3 open_duration=$4 r t pids before after mbefore mafter started
+    for t in "${TARGETS[@]}"; do
+        log "$label warm-up: $t (${WARMUP}s)"
+        oha_run "$t" "$RAW/${p}warmup_$t.json" "$WARMUP" -c "$CONNS"
     done
-done
-
-# c. streaming: one keep-alive connection per target, requests round-robin across targets
-log "streaming: $STREAM_REQUESTS requests per target, x-mock: $STREAM_MOCK (round-robin over targets)"
+    drain_capture
+    local slice=$(((duration + ROUNDS - 1) / ROUNDS))
+    for r in $(seq 1 "$ROUNDS"); do
+        for t in $(rotated "$r"); do
+            log "$label closed loop, round $r/$ROUNDS: $t, $CONNS connections, ${slice}s"
+            pids=$(proxy_pids "$t")
+            before=$(cpu_ticks $pids)
+            mbefore=$(machine_ticks)
+            oha_run "$t" "$RAW/${p}closed_${t}_$r.json" "$slice" -c "$CONNS"
+            mafter=$(machine_ticks)
+            if [ "$t" = flywheel ]; then
+                # When the capture writer falls behind, the records left in its queue are work
+                # for this turn's requests: wait for it so that it counts in flywheel's CPU per
+                # request, and so that it does not eat into the next target's turn.
+                started=$(date +%s%N)
+                meta "${p}backlog_${t}_$r" "$(capture_depth)"
+                drain_capture
+                meta "${p}drain_ms_${t}_$r" "$((($(date +%s%N) - started) / 1000000))"
+            fi
+            after=$(cpu_ticks $pids)
+            [ -z "$pids" ] || meta "${p}cpu_ticks_closed_${t}_$r" "$((after - before))"
+            meta "${p}machine_busy_closed_${t}_$r" "$(echo $mbefore $mafter |
+                awk '{b = $3 - $1; t = $4 - $2; printf "%.3f", t ? b / t : 0}')"
+        done
+    done
+    local oslice=$(((open_duration + ROUNDS - 1) / ROUNDS))
+    for r in $(seq 1 "$ROUNDS"); do
+        for t in $(rotated "$r"); do
+            log "$label open loop, round $r/$ROUNDS: $t, $OPEN_RATE req/s, $OPEN_CONNS connections, ${oslice}s"
+            oha_run "$t" "$RAW/${p}open_${t}_$r.json" "$oslice" -c "$OPEN_CONNS" -q "$OPEN_RATE" \
+                --latency-correction
+            [ "$t" != flywheel ] || drain_capture
+        done
+    done
+    meta "${p}duration" "$((slice * ROUNDS))"
+    meta "${p}open_duration" "$((oslice * ROUNDS))"
+}
 stream_args=()
 for t in "${TARGETS[@]}"; do stream_args+=("$t=${URL[$t]}"); done
-timeout -k 5 300 python3 "$BENCH_DIR/stream_client.py" --requests "$STREAM_REQUESTS" --warmup 10 \
-    --deadline 240 --header "x-mock: $STREAM_MOCK" --body "$STREAM_BODY" "${stream_args[@]}" \
-    >"$RAW/stream.json" 2>"$RAW/stream.err" || die "streaming client failed (see $RAW/stream.err)"
-if [ "$STREAM_CONTROL_REQUESTS" -gt 0 ]; then
-    log "streaming control: $STREAM_CONTROL_REQUESTS requests per target, client sends include_usage"
-    timeout -k 5 300 python3 "$BENCH_DIR/stream_client.py" --requests "$STREAM_CONTROL_REQUESTS" \
-        --warmup 5 --deadline 240 --header "x-mock: $STREAM_MOCK" --body "$STREAM_BODY_USAGE" \
-        "${stream_args[@]}" >"$RAW/stream_usage.json" 2>"$RAW/stream_usage.err" \
-        || die "streaming client failed (see $RAW/stream_usage.err)"
-fi
+run_stream() { # outfile requests warmup x-mock [stream_client body args...]: c. streaming
+    local out=$1 requests=$2 warmup=$3 mock=$4
+    shift 4
+    timeout -k 5 300 python3 "$BENCH_DIR/stream_client.py" --requests "$requests" --warmup "$warmup" \
+        --deadline 240 --header "x-mock: $mock" "$@" "${stream_args[@]}" \
+        >"$out" 2>"${out%.json}.err" || die "streaming client failed (see ${out%.json}.err)"
+}
+reset_peak_rss() { # so that each case reports its own peak (VmHWM); best effort
+    local pid
+    for pid in $FW_PID $(nginx_pids); do echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true; done
+}
+record_rss() { # prefix: peak RSS of flywheel and nginx so far
+    meta "${1}rss_flywheel_kb" "$(hwm_kb "$FW_PID")"
+    meta "${1}rss_nginx_kb" "$(hwm_kb $(nginx_pids))"
+    meta "${1}rss_nginx_worker_max_kb" "$(for p in $(pgrep -P "$NGINX_PID"); do hwm_kb "$p"; done | sort -n | tail -1)"
+}
+
+for c in $CASES; do
+    case $c in
+    small)
+        BODY_ARGS=(-d "$BODY"); CASE_ARGS=()
+        run_load "" small "$DURATION" "$OPEN_DURATION"
+        # c. streaming: one keep-alive connection per target, requests round-robin across targets
+        log "small streaming: $STREAM_REQUESTS requests per target, x-mock: $STREAM_MOCK (round-robin over targets)"
+        run_stream "$RAW/stream.json" "$STREAM_REQUESTS" 10 "$STREAM_MOCK" --body "$STREAM_BODY"
+        if [ "$STREAM_CONTROL_REQUESTS" -gt 0 ]; then
+            log "small streaming control: $STREAM_CONTROL_REQUESTS requests per target, client sends include_usage"
+            run_stream "$RAW/stream_usage.json" "$STREAM_CONTROL_REQUESTS" 5 "$STREAM_MOCK" \
+                --body "$STREAM_BODY_USAGE"
+        fi
+        meta stream_requests "$STREAM_REQUESTS"; meta stream_mock "$STREAM_MOCK"
+        meta stream_control_requests "$STREAM_CONTROL_REQUESTS"
+        ;;
+    realistic)
+        python3 "$BENCH_DIR/payloads.py" >"$WORK/bodies.jsonl"
+        python3 "$BENCH_DIR/payloads.py" --stream >"$WORK/stream_bodies.jsonl"
+        BODY_ARGS=(-Z "$WORK/bodies.jsonl"); CASE_ARGS=(-H "x-mock: $REAL_MOCK")
+        run_load real_ realistic "$REAL_DURATION" "$REAL_OPEN_DURATION"
+        log "realistic streaming: $REAL_STREAM_REQUESTS requests per target, x-mock: $REAL_STREAM_MOCK"
+        run_stream "$RAW/real_stream.json" "$REAL_STREAM_REQUESTS" 6 "$REAL_STREAM_MOCK" \
+            --body-file "$WORK/stream_bodies.jsonl"
+        meta real_mock "$REAL_MOCK"; meta real_stream_mock "$REAL_STREAM_MOCK"
+        meta real_stream_requests "$REAL_STREAM_REQUESTS"
+        meta real_body_sizes "$(python3 "$BENCH_DIR/payloads.py" --sizes)"
+        # One answer of each kind from the mock, to report their sizes.
+        answer_bytes() { # bodies-file x-mock
+            head -1 "$1" | curl -s -m 5 -H 'content-type: application/json' -H "x-mock: $2" \
+                --data-binary @- "${URL[direct]}" -o /dev/null -w '%{size_download}' || true
+        }
+        meta real_answer_bytes "$(answer_bytes "$WORK/bodies.jsonl" "$REAL_MOCK")"
+        meta real_stream_bytes "$(answer_bytes "$WORK/stream_bodies.jsonl" "$REAL_STREAM_MOCK")"
+        ;;
+    *) die "unknown case in CASES: $case (small, realistic)" ;;
+    esac
+    record_rss "${c}_"
+    reset_peak_rss
+    BODY_ARGS=(-d "$BODY"); CASE_ARGS=()
+done
+meta cases "$CASES"
 
 # optional: profile flywheel under closed-loop load (not part of the table's numbers)
 if [ "$PROFILE" = 1 ]; then
@@ -299,9 +386,6 @@ wait "$SAMPLER_PID" 2>/dev/null || true
 SAMPLER_PID=
 meta max_queue_depth "$(awk '$2 != "?" {print $2}' "$RAW/flywheel_samples.txt" | sort -n | tail -1)"
 meta rss_flywheel_now "$(awk '/^(RssAnon|RssFile|RssShmem):/ {printf "%s %d; ", $1, $2/1024}' "/proc/$FW_PID/status")"
-meta rss_flywheel_kb "$(hwm_kb "$FW_PID")"
-meta rss_nginx_kb "$(hwm_kb $(nginx_pids))"
-meta rss_nginx_worker_max_kb "$(for p in $(pgrep -P "$NGINX_PID"); do hwm_kb "$p"; done | sort -n | tail -1)"
 
 # d. capture check
 curl -s -m 5 "http://127.0.0.1:$FW_PORT/metrics" >"$RAW/flywheel_metrics.txt" || true
@@ -335,10 +419,8 @@ else
 fi
 meta flywheel_built "$(date -u -r "$FW" +%Y-%m-%dT%H:%M:%SZ)"
 meta date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-meta rounds "$ROUNDS"; meta duration "$((slice * ROUNDS))"; meta conns "$CONNS"
-meta open_rate "$OPEN_RATE"; meta open_conns "$OPEN_CONNS"; meta open_duration "$((oslice * ROUNDS))"
-meta stream_requests "$STREAM_REQUESTS"; meta stream_mock "$STREAM_MOCK"
-meta stream_control_requests "$STREAM_CONTROL_REQUESTS"
+meta rounds "$ROUNDS"; meta conns "$CONNS"
+meta open_rate "$OPEN_RATE"; meta open_conns "$OPEN_CONNS"
 
 # ---- 5. report ---------------------------------------------------------------
 python3 "$BENCH_DIR/report.py" "$RAW" | tee "$OUT/results.md"

@@ -11,7 +11,9 @@ see the same machine noise. For each request it records:
           Content-Length reached), in ms.
 
 Usage: stream_client.py --requests N --warmup W --header 'x-mock: ...' \
-           --body JSON NAME=http://127.0.0.1:PORT/path [NAME=URL ...]
+           (--body JSON | --body-file FILE) NAME=http://127.0.0.1:PORT/path [NAME=URL ...]
+With --body-file (one body per line) the rounds take the lines in turn, every
+target getting the same body within a round.
 Prints one JSON object: {NAME: {"ok": answered, "errors": n, "ttfb": [...], "total": [...]}}.
 The whole run is bounded by --deadline seconds.
 """
@@ -127,28 +129,36 @@ def main():
     p.add_argument("--requests", type=int, default=200)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--header", action="append", default=[])
-    p.add_argument("--body", required=True)
+    bodies = p.add_mutually_exclusive_group(required=True)
+    bodies.add_argument("--body")
+    bodies.add_argument("--body-file")
     p.add_argument("--timeout", type=float, default=10.0)
     p.add_argument("--deadline", type=float, default=180.0)
     p.add_argument("targets", nargs="+")
     a = p.parse_args()
 
-    body = a.body.encode()
+    if a.body_file:
+        with open(a.body_file, "rb") as f:
+            bodies = [line.rstrip(b"\r\n") for line in f if line.strip()]
+    else:
+        bodies = [a.body.encode()]
     targets = []
     for spec in a.targets:
         name, _, url = spec.partition("=")
         u = urlsplit(url)
-        head = (
-            f"POST {u.path or '/'} HTTP/1.1\r\n"
-            f"Host: {u.hostname}:{u.port}\r\n"
-            "Content-Type: application/json\r\n"
-            "Accept: text/event-stream\r\n"
-            f"Content-Length: {len(body)}\r\n"
-        )
-        for h in a.header:
-            head += h + "\r\n"
-        raw = (head + "\r\n").encode() + body
-        targets.append((name, Conn(u.hostname, u.port, a.timeout), raw))
+        raws = []
+        for body in bodies:
+            head = (
+                f"POST {u.path or '/'} HTTP/1.1\r\n"
+                f"Host: {u.hostname}:{u.port}\r\n"
+                "Content-Type: application/json\r\n"
+                "Accept: text/event-stream\r\n"
+                f"Content-Length: {len(body)}\r\n"
+            )
+            for h in a.header:
+                head += h + "\r\n"
+            raws.append((head + "\r\n").encode() + body)
+        targets.append((name, Conn(u.hostname, u.port, a.timeout), raws))
 
     res = {name: {"ok": 0, "errors": 0, "non2xx": 0, "ttfb": [], "total": []} for name, _, _ in targets}
     stop_at = time.monotonic() + a.deadline
@@ -156,10 +166,10 @@ def main():
         if time.monotonic() > stop_at:
             print(f"stream_client: deadline reached after {i} rounds", file=sys.stderr)
             break
-        for name, conn, raw in targets:
+        for name, conn, raws in targets:
             r = res[name]
             try:
-                status, ttfb, total, keep = conn.request(raw)
+                status, ttfb, total, keep = conn.request(raws[i % len(raws)])
             except (OSError, ValueError, IndexError) as e:
                 r["errors"] += 1
                 print(f"stream_client: {name}: {e!r}", file=sys.stderr)

@@ -4,7 +4,8 @@
 //! completions, embeddings, responses, models) with deterministic content, plain JSON or SSE
 //! streams. Each request may pick a behaviour (errors, delays, chunking, disconnects, hangs)
 //! through the `x-mock` header or a `mock:` model prefix, so tests can provoke upstream faults
-//! without any real provider.
+//! without any real provider; `prose=N` and `usage_details` give answers the size and shape of
+//! real ones for the benchmark.
 //!
 //! This module must never be used for production routing, and it must never open a network
 //! connection of its own: the only socket it touches is the listener it is handed.
@@ -196,6 +197,10 @@ struct Directives<'a> {
     hang: bool,
     reply: Option<&'a str>,
     reply_words: Option<usize>,
+    /// Bytes of built-in prose to answer with, for payloads the size and shape of real ones.
+    prose: Option<usize>,
+    /// Usage carries `prompt_tokens_details` and `completion_tokens_details`, as OpenAI's does.
+    usage_details: bool,
 }
 
 impl<'a> Directives<'a> {
@@ -216,6 +221,8 @@ impl<'a> Directives<'a> {
                 "hang" => d.hang = true,
                 "reply" => d.reply = Some(value),
                 "reply_words" => d.reply_words = count(),
+                "prose" => d.prose = count(),
+                "usage_details" => d.usage_details = true,
                 _ => {}
             }
         }
@@ -468,10 +475,11 @@ fn reply_text(
     limit: Option<u64>,
     pad_to: Option<usize>,
 ) -> (String, bool) {
-    let mut text = match (d.reply, d.reply_words) {
-        (Some(reply), _) => reply.to_owned(),
-        (None, Some(n)) => numbered_words(String::with_capacity(n * 7), 1, n),
-        (None, None) => {
+    let mut text = match (d.reply, d.reply_words, d.prose) {
+        (Some(reply), _, _) => reply.to_owned(),
+        (None, Some(n), _) => numbered_words(String::with_capacity(n * 7), 1, n),
+        (None, None, Some(n)) => prose(n),
+        (None, None, None) => {
             let mut s = String::with_capacity(prefix.len() + echo.len());
             s.push_str(prefix);
             s.push_str(echo);
@@ -503,6 +511,61 @@ fn numbered_words(mut text: String, from: usize, to: usize) -> String {
         }
         let _ = write!(text, "word{k}");
     }
+    text
+}
+
+/// A model's answer as an assistant writes one: prose with numbers and a code block, so a
+/// payload built from it costs what a real one does to escape, parse and scan. ASCII only,
+/// so any byte offset is a character boundary.
+const PROSE: &str = "\
+The retries you describe all fire at the same moment, which is why the upstream keeps \
+answering 429: after a rate-limit error every worker waits exactly 2 seconds and then \
+sends again, so the next burst is as large as the first one. Two changes fix this. First, \
+grow the wait after each failure (exponential backoff), starting at 0.5 s and doubling up \
+to a cap of 30 s. Second, add random jitter so that 50 clients do not wake up together.
+
+Here is a version of your helper with both changes:
+
+```python
+import random
+import time
+
+def call_with_retry(send, max_attempts=6, base=0.5, cap=30.0):
+    for attempt in range(max_attempts):
+        response = send()
+        if response.status_code not in (429, 500, 502, 503):
+            return response
+        retry_after = response.headers.get(\"retry-after\")
+        if retry_after is not None:
+            delay = float(retry_after)
+        else:
+            delay = random.uniform(0, min(cap, base * 2 ** attempt))
+        time.sleep(delay)
+    raise RuntimeError(f\"gave up after {max_attempts} attempts\")
+```
+
+A few notes on the numbers. With 6 attempts the longest total wait is about 0.5 + 1 + 2 + \
+4 + 8 + 16 = 31.5 s, which fits inside your 60 s job timeout. If the server sends a \
+Retry-After header, honour it: it knows its own window better than any guess. Finally, \
+only retry requests that are safe to repeat; a POST that charges a card should carry an \
+idempotency key before you let the loop send it twice.";
+
+/// About `n` bytes of [`PROSE`], repeated as needed and cut after the last whole word.
+fn prose(n: usize) -> String {
+    let mut text = String::with_capacity(n + PROSE.len());
+    while text.len() < n {
+        if !text.is_empty() {
+            text.push_str("\n\n");
+        }
+        text.push_str(PROSE);
+    }
+    // Keep the word that ends exactly at `n`, drop one cut in two.
+    let cut = match text.as_bytes().get(n) {
+        Some(b) if !b.is_ascii_whitespace() => text[..n].rfind(char::is_whitespace),
+        _ => Some(n),
+    };
+    text.truncate(cut.unwrap_or(0).min(text.len()));
+    text.truncate(text.trim_end().len());
     text
 }
 
@@ -561,6 +624,26 @@ struct Usage {
     prompt_tokens: usize,
     completion_tokens: usize,
     total_tokens: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+/// All zero: the mock has no prompt cache, no audio, no reasoning and no predicted output;
+/// the fields are there for the shape and size of a real answer.
+#[derive(Serialize, Default)]
+struct PromptDetails {
+    cached_tokens: usize,
+    audio_tokens: usize,
+}
+
+#[derive(Serialize, Default)]
+struct CompletionDetails {
+    reasoning_tokens: usize,
+    audio_tokens: usize,
+    accepted_prediction_tokens: usize,
+    rejected_prediction_tokens: usize,
 }
 
 impl Usage {
@@ -570,6 +653,8 @@ impl Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
             total_tokens,
+            prompt_tokens_details: None,
+            completion_tokens_details: None,
         }
     }
 }
@@ -598,7 +683,11 @@ struct Head<'a> {
 }
 
 impl<'a> Head<'a> {
-    fn new(prefix: &str, model: Option<&'a str>, usage: Usage, d: &Directives<'_>) -> Self {
+    fn new(prefix: &str, model: Option<&'a str>, mut usage: Usage, d: &Directives<'_>) -> Self {
+        if d.usage_details {
+            usage.prompt_tokens_details = Some(PromptDetails::default());
+            usage.completion_tokens_details = Some(CompletionDetails::default());
+        }
         let id = format!("{prefix}{}", next_id());
         let model = model.unwrap_or(DEFAULT_MODEL);
         let with_usage = !d.no_usage;

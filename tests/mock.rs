@@ -612,6 +612,102 @@ async fn reply_reply_words_and_chunk_count() {
     mock.stop().await;
 }
 
+/// The usage details an OpenAI chat answer carries, all zero for an answer with no cache,
+/// no reasoning, no audio and no predicted output.
+fn zero_details() -> (Value, Value) {
+    let prompt = json!({"cached_tokens": 0, "audio_tokens": 0});
+    let completion = json!({
+        "reasoning_tokens": 0,
+        "audio_tokens": 0,
+        "accepted_prediction_tokens": 0,
+        "rejected_prediction_tokens": 0
+    });
+    (prompt, completion)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prose_reply_of_a_given_size_with_usage_details() {
+    let mock = Mock::start().await;
+    let header = [("x-mock", "prose=1200,usage_details")];
+    let v = mock
+        .post("/v1/chat/completions", &header, chat_body(json!({})))
+        .await
+        .json();
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap();
+    // Whole words up to the size asked for, and reads like an answer: sentences, numbers,
+    // a code block, no filler words and no echo of the question.
+    assert!(
+        (1100..=1200).contains(&content.len()),
+        "{} bytes",
+        content.len()
+    );
+    assert_eq!(content, content.trim());
+    assert!(content.contains(". ") && content.contains("```") && content.contains('\n'));
+    assert!(content.chars().any(|c| c.is_ascii_digit()));
+    assert!(!content.contains("word1") && !content.contains("hello there world"));
+    let words = content.split_whitespace().count();
+    assert_eq!(v["usage"]["completion_tokens"], words);
+    assert_eq!(v["usage"]["prompt_tokens"], 5);
+    assert_eq!(v["usage"]["total_tokens"], words + 5);
+    let (prompt, completion) = zero_details();
+    assert_eq!(v["usage"]["prompt_tokens_details"], prompt);
+    assert_eq!(v["usage"]["completion_tokens_details"], completion);
+
+    // The same answer streamed in forty content chunks; the details ride in the usage chunk.
+    let body = chat_body(json!({"stream": true, "stream_options": {"include_usage": true}}));
+    let header = [("x-mock", "prose=1200,usage_details,chunks=40")];
+    let chunks = mock
+        .post("/v1/chat/completions", &header, body)
+        .await
+        .chunks();
+    assert_eq!(chunks.len(), 43, "role, 40 content, finish, usage");
+    assert_eq!(streamed_content(&chunks), content);
+    let usage = &chunks[42]["usage"];
+    assert_eq!(usage["completion_tokens"], words);
+    assert_eq!(usage["prompt_tokens_details"], prompt);
+    assert_eq!(usage["completion_tokens_details"], completion);
+
+    // Longer than the built-in text: it repeats, still cut at a word.
+    let v = mock
+        .post(
+            "/v1/chat/completions",
+            &[("x-mock", "prose=5000")],
+            chat_body(json!({})),
+        )
+        .await
+        .json();
+    let long = v["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!((4900..=5000).contains(&long.len()), "{} bytes", long.len());
+    assert!(long.starts_with(&content[..200]));
+
+    // Without the directive, usage keeps its plain three fields.
+    let v = mock
+        .post(
+            "/v1/chat/completions",
+            &[("x-mock", "prose=1200")],
+            chat_body(json!({})),
+        )
+        .await
+        .json();
+    assert_eq!(v["choices"][0]["message"]["content"], content);
+    let fields = v["usage"].as_object().unwrap();
+    assert_eq!(fields.len(), 3, "{fields:?}");
+
+    // Text completions take both directives too.
+    let v = mock
+        .post(
+            "/v1/completions",
+            &[("x-mock", "prose=600,usage_details")],
+            json!({"prompt": "one two"}),
+        )
+        .await
+        .json();
+    let text = v["choices"][0]["text"].as_str().unwrap();
+    assert!((500..=600).contains(&text.len()), "{} bytes", text.len());
+    assert_eq!(v["usage"]["completion_tokens_details"], completion);
+    mock.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disconnect_after_three_chunks_breaks_the_body() {
     let mock = Mock::start().await;
