@@ -4,8 +4,10 @@
 //! request body to the service through a channel, parses the head into a
 //! header map with its own bookkeeping, and encodes the response through
 //! buffers of its own. Here one loop per connection does the exchange: it reads
-//! a request head ([`httparse`]), reads the body whole (every route reads its
-//! body whole before it answers) within `server.max_body_bytes` and
+//! a request head ([`httparse`]), checks on the head that the request is
+//! authorized (one that is not gets its 401 without its body being read, and
+//! the connection closes), reads the body whole (every route reads its body
+//! whole before it answers) within `server.max_body_bytes` and
 //! `server.body_timeout_secs`, calls the handler, and writes the response: a
 //! whole body with its head in one write, a streamed one chunk by chunk as it
 //! comes. While the handler waits on the upstream, and while a response
@@ -82,6 +84,8 @@ pub enum BodyFault {
     TimedOut,
     /// Badly framed, or the connection ended inside it.
     Malformed,
+    /// Not read: the request was refused on its head (no valid key).
+    Refused,
 }
 
 impl std::fmt::Display for BodyFault {
@@ -90,6 +94,7 @@ impl std::fmt::Display for BodyFault {
             BodyFault::TooLarge => "the request body is too large",
             BodyFault::TimedOut => "the request body did not arrive in time",
             BodyFault::Malformed => "the request body could not be read",
+            BodyFault::Refused => "the request was refused before its body was read",
         })
     }
 }
@@ -231,14 +236,30 @@ pub async fn serve(
         // whose body is still arriving (that has its own time limit).
         let busy = activity.enter(head.version);
         let mut keep_alive = head.keep_alive;
-        let body = match conn
-            .read_body(head.framing, head.expect_continue, limit, body_timeout)
-            .await
-        {
-            Ok(b) => ClientBody::Read(b),
-            Err(fault) => {
-                keep_alive = false;
-                ClientBody::Fault(fault)
+        let has_body = head.framing != Framing::Length(0);
+        let body = if has_body
+            && !super::handler::authorized_on_head(
+                &gw,
+                &head.method,
+                head.uri.path(),
+                &head.headers,
+            ) {
+            // Refused on its head: the body is neither invited (no 100
+            // Continue) nor read, the handler answers at once, and the
+            // connection closes after, draining what still comes within the
+            // linger's bounds.
+            keep_alive = false;
+            ClientBody::Fault(BodyFault::Refused)
+        } else {
+            match conn
+                .read_body(head.framing, head.expect_continue, limit, body_timeout)
+                .await
+            {
+                Ok(b) => ClientBody::Read(b),
+                Err(fault) => {
+                    keep_alive = false;
+                    ClientBody::Fault(fault)
+                }
             }
         };
         let head_only = head.method == Method::HEAD;

@@ -155,6 +155,26 @@ fn authenticate(
     found.ok_or(GatewayError::Unauthorized)
 }
 
+/// Whether a request may go on to send its body, judged on its head alone:
+/// the same checks [`handle`] makes before it reads a body (the admin token
+/// for `/admin`, a client key for the rest when keys are configured). The
+/// HTTP/1.1 server asks this before it reads a body, so a request that will
+/// be refused costs no more memory than its head.
+pub fn authorized_on_head(
+    gw: &Gateway,
+    method: &Method,
+    path: &str,
+    headers: &http::HeaderMap,
+) -> bool {
+    match (method, path) {
+        (&Method::GET | &Method::HEAD, "/healthz" | "/readyz") | (&Method::GET, "/metrics") => true,
+        (_, p) if p == "/admin" || p.starts_with("/admin/") => {
+            crate::admin::authorized(gw, headers)
+        }
+        _ => authenticate(gw, headers).is_ok(),
+    }
+}
+
 /// `GET /v1/models` when routes are configured: the routes, OpenAI-shaped.
 fn list_routes(mut call: Call, table: &RoutingTable) -> Response<ProxyBody> {
     let data: Vec<serde_json::Value> = table
@@ -193,6 +213,7 @@ pub async fn read_body(
             return Err(GatewayError::PayloadTooLarge { limit })
         }
         ClientBody::Fault(BodyFault::TimedOut) => return Err(GatewayError::RequestTimeout),
+        ClientBody::Fault(BodyFault::Refused) => return Err(GatewayError::Unauthorized),
         ClientBody::Fault(BodyFault::Malformed) => {
             return Err(GatewayError::BadRequest(
                 "the request body could not be read".into(),
