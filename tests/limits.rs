@@ -142,3 +142,176 @@ async fn an_unauthenticated_h2_stream_is_refused_before_its_body() {
         .unwrap();
     assert_eq!(resp.status(), 401);
 }
+
+/// A chat request body of exactly `size` bytes.
+fn chat_of_size(size: usize) -> String {
+    let shell = r#"{"model":"m","messages":[{"role":"user","content":""}]}"#;
+    let pad = "a".repeat(size - shell.len());
+    format!(r#"{{"model":"m","messages":[{{"role":"user","content":"{pad}"}}]}}"#)
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in metrics"))
+}
+
+const BUDGET: &str = "[server]\nmax_body_bytes = 1000000\nbody_budget_bytes = 1500000\n";
+
+#[tokio::test]
+async fn request_bodies_in_flight_share_one_budget() {
+    let m = mock().await;
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), BUDGET, &[]).await;
+    // A holds a million bytes of the budget while its body trickles in.
+    let body_a = chat_of_size(1_000_000);
+    let mut a = TcpStream::connect(gw.addr).await.unwrap();
+    a.write_all(
+        big_head("/v1/chat/completions", "")
+            .replace("10000000", "1000000")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    a.write_all(&body_a.as_bytes()[..1000]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // B announces as much: it does not fit, and is told so at once.
+    let mut b = TcpStream::connect(gw.addr).await.unwrap();
+    b.write_all(
+        big_head("/v1/chat/completions", "")
+            .replace("10000000", "1000000")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let answer = read_answer(&mut b, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("retry-after: 1"), "{answer}");
+    assert!(answer.contains("\"code\":\"overloaded\""), "{answer}");
+
+    // A chunked body is counted as its chunks come: past the room left, 503.
+    let mut c = TcpStream::connect(gw.addr).await.unwrap();
+    c.write_all(b"POST /v1/embeddings HTTP/1.1\r\nhost: gw\r\ntransfer-encoding: chunked\r\n\r\n")
+        .await
+        .unwrap();
+    let chunk = format!("{:x}\r\n{}\r\n", 100_000, "b".repeat(100_000));
+    let mut sent = 0;
+    while sent < 8 {
+        if c.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    let answer = read_answer(&mut c, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+
+    // A small request still fits beside A.
+    let small = gw
+        .post("/v1/chat/completions", &chat_of_size(200), &[])
+        .await;
+    assert_eq!(small.status, 200, "{}", small.text());
+
+    // A completes, and its share is given back.
+    a.write_all(&body_a.as_bytes()[1000..]).await.unwrap();
+    let mut text = String::new();
+    let mut buf = vec![0u8; 65536];
+    while !text.contains("\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), a.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "{text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let again = gw.post("/v1/chat/completions", &body_a, &[]).await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    let metrics = gw.metrics().await;
+    assert_eq!(metric(&metrics, "flywheel_request_body_rejected_total"), 2);
+    assert_eq!(metric(&metrics, "flywheel_request_body_bytes"), 0);
+}
+
+#[tokio::test]
+async fn h2_streams_share_the_body_budget() {
+    let m = mock().await;
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), BUDGET, &[]).await;
+    let h2c: Client<_, Endless> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let request = || {
+        http::Request::builder()
+            .method("POST")
+            .uri(format!("{}/v1/chat/completions", gw.url))
+            .header("content-length", "1000000")
+            .body(Endless(Some(Bytes::from_static(b"{\"model\":"))))
+            .unwrap()
+    };
+    // The first stream holds its declared million bytes and never finishes.
+    let first = tokio::spawn(h2c.request(request()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = tokio::time::timeout(Duration::from_secs(5), h2c.request(request()))
+        .await
+        .expect("the second stream was not answered at once")
+        .unwrap();
+    assert_eq!(second.status(), 503);
+    assert_eq!(second.headers()["retry-after"], "1");
+    let metrics = gw.metrics().await;
+    assert_eq!(metric(&metrics, "flywheel_request_body_rejected_total"), 1);
+    assert_eq!(metric(&metrics, "flywheel_request_body_bytes"), 1_000_000);
+    first.abort();
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_are_closed_and_counted() {
+    let m = mock().await;
+    let gw = gateway_with(
+        &format!("http://{}/v1", m.addr),
+        "[server]\nmax_connections = 2\nworkers = 1\n",
+        &[],
+    )
+    .await;
+    let get = b"GET /healthz HTTP/1.1\r\nhost: gw\r\n\r\n";
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(gw.addr).await.unwrap();
+        s.write_all(get).await.unwrap();
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        held.push(s);
+    }
+    let mut third = TcpStream::connect(gw.addr).await.unwrap();
+    let _ = third.write_all(get).await;
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut buf))
+        .await
+        .expect("the connection past the limit was left open")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "{}", String::from_utf8_lossy(&buf[..n]));
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let metrics = gw.metrics().await;
+    assert_eq!(metric(&metrics, "flywheel_connections_refused_total"), 1);
+}
+
+#[tokio::test]
+async fn by_default_thirteen_announced_bodies_of_ten_mib_do_not_fit() {
+    // The defaults: 10 MiB per body, 128 MiB for all of them. Bodies that
+    // are announced and trickle in hold their whole declared length.
+    let m = mock().await;
+    let gw = gateway(&m).await;
+    let head = big_head("/v1/chat/completions", "").replace("10000000", "10485760");
+    let mut held = Vec::new();
+    for _ in 0..12 {
+        let mut s = TcpStream::connect(gw.addr).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(b"{\"model\":").await.unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_answer(&mut s, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    drop(held);
+}

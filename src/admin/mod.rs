@@ -37,14 +37,12 @@ pub(crate) async fn read_bytes(
     body: ClientBody,
     limit: u64,
 ) -> Result<Bytes, Response<ProxyBody>> {
-    crate::proxy::handler::read_body(
-        body,
-        &http::HeaderMap::new(),
-        limit,
-        gw.config.server.body_timeout,
-    )
-    .await
-    .map_err(|e| error_response(&e))
+    // Admin bodies are small and handled at once: the budget share is
+    // given back as soon as they are read.
+    crate::proxy::handler::read_body(gw, body, &http::HeaderMap::new(), limit)
+        .await
+        .map(|(bytes, _reserved)| bytes)
+        .map_err(|e| error_response(&e))
 }
 
 /// Whether the request carries the admin token; false when none is configured.

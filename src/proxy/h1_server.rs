@@ -45,6 +45,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::body::{BoxError, ProxyBody};
+use super::budget::{BodyBudget, Reserved};
 use super::h1::{parse_length, poll_fill, Chunked, Decoded, Framer, Framing, SendError};
 use super::idle::Activity;
 use super::server::Gateway;
@@ -70,8 +71,9 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub enum ClientBody {
     /// From hyper's server: HTTP/2, and every connection over TLS.
     Incoming(hyper::body::Incoming),
-    /// Read whole before the handler was called.
-    Read(Bytes),
+    /// Read whole before the handler was called, with its share of the
+    /// body budget.
+    Read(Bytes, Reserved),
     /// Why the body could not be read whole.
     Fault(BodyFault),
 }
@@ -86,6 +88,8 @@ pub enum BodyFault {
     Malformed,
     /// Not read: the request was refused on its head (no valid key).
     Refused,
+    /// Not read: it does not fit in `server.body_budget_bytes` now.
+    Busy,
 }
 
 impl std::fmt::Display for BodyFault {
@@ -95,6 +99,7 @@ impl std::fmt::Display for BodyFault {
             BodyFault::TimedOut => "the request body did not arrive in time",
             BodyFault::Malformed => "the request body could not be read",
             BodyFault::Refused => "the request was refused before its body was read",
+            BodyFault::Busy => "the request body does not fit in the body budget",
         })
     }
 }
@@ -113,8 +118,8 @@ impl Body for ClientBody {
             ClientBody::Incoming(b) => std::pin::Pin::new(b)
                 .poll_frame(cx)
                 .map_err(|e| Box::new(e) as BoxError),
-            ClientBody::Read(b) if b.is_empty() => Poll::Ready(None),
-            ClientBody::Read(b) => Poll::Ready(Some(Ok(Frame::data(std::mem::take(b))))),
+            ClientBody::Read(b, _) if b.is_empty() => Poll::Ready(None),
+            ClientBody::Read(b, _) => Poll::Ready(Some(Ok(Frame::data(std::mem::take(b))))),
             ClientBody::Fault(f) => Poll::Ready(Some(Err(Box::new(*f)))),
         }
     }
@@ -122,7 +127,7 @@ impl Body for ClientBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ClientBody::Incoming(b) => b.is_end_stream(),
-            ClientBody::Read(b) => b.is_empty(),
+            ClientBody::Read(b, _) => b.is_empty(),
             ClientBody::Fault(_) => false,
         }
     }
@@ -130,7 +135,7 @@ impl Body for ClientBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ClientBody::Incoming(b) => b.size_hint(),
-            ClientBody::Read(b) => SizeHint::with_exact(b.len() as u64),
+            ClientBody::Read(b, _) => SizeHint::with_exact(b.len() as u64),
             ClientBody::Fault(_) => SizeHint::default(),
         }
     }
@@ -252,10 +257,16 @@ pub async fn serve(
             ClientBody::Fault(BodyFault::Refused)
         } else {
             match conn
-                .read_body(head.framing, head.expect_continue, limit, body_timeout)
+                .read_body(
+                    head.framing,
+                    head.expect_continue,
+                    limit,
+                    body_timeout,
+                    &gw.body_budget,
+                )
                 .await
             {
-                Ok(b) => ClientBody::Read(b),
+                Ok((b, reserved)) => ClientBody::Read(b, reserved),
                 Err(fault) => {
                     keep_alive = false;
                     ClientBody::Fault(fault)
@@ -321,21 +332,27 @@ impl Conn {
         std::future::poll_fn(|cx| poll_fill(&self.io, &mut self.buf, cx)).await
     }
 
-    /// Reads a body framed by `framing` whole. A small body has mostly
-    /// arrived with its head: it is taken without a timer.
+    /// Reads a body framed by `framing` whole, holding its size in
+    /// `budget`: a declared length before anything is read (or the client
+    /// is invited to send it), a chunked body as its chunks arrive. A small
+    /// body has mostly arrived with its head: it is taken without a timer.
     async fn read_body(
         &mut self,
         mut framing: Framing,
         expect_continue: bool,
         limit: u64,
         timeout: Duration,
-    ) -> Result<Bytes, BodyFault> {
-        if matches!(framing, Framing::Length(n) if n > limit) {
-            return Err(BodyFault::TooLarge);
-        }
+        budget: &Arc<BodyBudget>,
+    ) -> Result<(Bytes, Reserved), BodyFault> {
+        let mut reserved = match framing {
+            Framing::Length(n) if n > limit => return Err(BodyFault::TooLarge),
+            Framing::Length(0) => Reserved::default(),
+            Framing::Length(n) => budget.reserve(n).ok_or(BodyFault::Busy)?,
+            _ => budget.empty(),
+        };
         let mut body = BytesMut::new();
-        if let Some(done) = self.take_body(&mut framing, &mut body, limit)? {
-            return Ok(done);
+        if let Some(done) = self.take_body(&mut framing, &mut body, limit, &mut reserved)? {
+            return Ok((done, reserved));
         }
         if expect_continue && self.buf.is_empty() {
             send(
@@ -352,14 +369,15 @@ impl Conn {
                     Ok(0) | Err(_) => return Err(BodyFault::Malformed),
                     Ok(_) => {}
                 }
-                if let Some(done) = self.take_body(&mut framing, &mut body, limit)? {
+                if let Some(done) = self.take_body(&mut framing, &mut body, limit, &mut reserved)? {
                     return Ok(done);
                 }
             }
         };
-        tokio::time::timeout(timeout, rest)
+        let body = tokio::time::timeout(timeout, rest)
             .await
-            .unwrap_or(Err(BodyFault::TimedOut))
+            .unwrap_or(Err(BodyFault::TimedOut))?;
+        Ok((body, reserved))
     }
 
     /// Moves what has arrived of the body from `buf` to `body`; the whole
@@ -369,14 +387,19 @@ impl Conn {
         framing: &mut Framing,
         body: &mut BytesMut,
         limit: u64,
+        reserved: &mut Reserved,
     ) -> Result<Option<Bytes>, BodyFault> {
         loop {
             match framing.decode(&mut self.buf) {
                 Ok(Decoded::End) => return Ok(Some(body.split().freeze())),
                 Ok(Decoded::More) => return Ok(None),
                 Ok(Decoded::Data(data)) => {
-                    if (body.len() + data.len()) as u64 > limit {
+                    let total = (body.len() + data.len()) as u64;
+                    if total > limit {
                         return Err(BodyFault::TooLarge);
+                    }
+                    if !reserved.cover(total) {
+                        return Err(BodyFault::Busy);
                     }
                     if body.is_empty() && *framing == Framing::Length(0) {
                         return Ok(Some(data));

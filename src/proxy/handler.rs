@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 
 use super::body::{ProxyBody, TeeBody};
+use super::budget::Reserved;
 use super::call::Call;
 use super::h1::SendError;
 use super::h1_server::{BodyFault, ClientBody};
@@ -93,6 +94,10 @@ fn json_error_response(err: &GatewayError, body: Bytes) -> Response<ProxyBody> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    if let Some(secs) = err.retry_after() {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
+    }
     r
 }
 
@@ -197,23 +202,27 @@ fn list_routes(mut call: Call, table: &RoutingTable) -> Response<ProxyBody> {
     resp
 }
 
-/// Reads a request body whole, within `limit` bytes and `timeout`.
+/// Reads a request body whole, within `limit` bytes and the server's body
+/// time limit, holding its size in the gateway's body budget: the declared
+/// length before anything is read, else as it arrives. The budget is held
+/// until the returned reservation is dropped.
 pub async fn read_body(
+    gw: &Gateway,
     body: ClientBody,
     headers: &http::HeaderMap,
     limit: u64,
-    timeout: std::time::Duration,
-) -> Result<Bytes, GatewayError> {
-    let body = match body {
-        ClientBody::Read(b) if b.len() as u64 > limit => {
+) -> Result<(Bytes, Reserved), GatewayError> {
+    let mut body = match body {
+        ClientBody::Read(b, _) if b.len() as u64 > limit => {
             return Err(GatewayError::PayloadTooLarge { limit })
         }
-        ClientBody::Read(b) => return Ok(b),
+        ClientBody::Read(b, reserved) => return Ok((b, reserved)),
         ClientBody::Fault(BodyFault::TooLarge) => {
             return Err(GatewayError::PayloadTooLarge { limit })
         }
         ClientBody::Fault(BodyFault::TimedOut) => return Err(GatewayError::RequestTimeout),
         ClientBody::Fault(BodyFault::Refused) => return Err(GatewayError::Unauthorized),
+        ClientBody::Fault(BodyFault::Busy) => return Err(GatewayError::Busy),
         ClientBody::Fault(BodyFault::Malformed) => {
             return Err(GatewayError::BadRequest(
                 "the request body could not be read".into(),
@@ -228,24 +237,59 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(GatewayError::PayloadTooLarge { limit });
     }
+    let mut reserved = match declared {
+        Some(0) => Reserved::default(),
+        Some(n) => gw.body_budget.reserve(n).ok_or(GatewayError::Busy)?,
+        None => gw.body_budget.empty(),
+    };
+    let collect = async move {
+        // The first chunk is kept as it came; only a body in several is copied.
+        let mut first: Option<Bytes> = None;
+        let mut rest = BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame
+                .map_err(|_| GatewayError::BadRequest("the request body could not be read".into()))?
+                .into_data()
+            else {
+                continue;
+            };
+            let have = first.as_ref().map_or(0, Bytes::len) + rest.len();
+            let total = (have + data.len()) as u64;
+            if total > limit {
+                return Err(GatewayError::PayloadTooLarge { limit });
+            }
+            if !reserved.cover(total) {
+                return Err(GatewayError::Busy);
+            }
+            match &first {
+                None => first = Some(data),
+                Some(f) => {
+                    if rest.is_empty() {
+                        let size = declared.unwrap_or(0).min(limit) as usize;
+                        rest.reserve(size.max(f.len() + data.len()));
+                        rest.extend_from_slice(f);
+                    }
+                    rest.extend_from_slice(&data);
+                }
+            }
+        }
+        let bytes = if rest.is_empty() {
+            first.unwrap_or_default()
+        } else {
+            rest.freeze()
+        };
+        Ok((bytes, reserved))
+    };
     // A small body has mostly arrived with the head: one look before a timer
     // is set up for it (which reads the clock and makes a timer entry).
-    let mut collect = std::pin::pin!(Limited::new(body, limit as usize).collect());
+    let mut collect = std::pin::pin!(collect);
     let collected = match std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await {
         Poll::Ready(c) => c,
-        Poll::Pending => tokio::time::timeout(timeout, collect)
+        Poll::Pending => tokio::time::timeout(gw.config.server.body_timeout, collect)
             .await
             .map_err(|_| GatewayError::RequestTimeout)?,
     };
-    match collected {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(GatewayError::PayloadTooLarge { limit })
-        }
-        Err(_) => Err(GatewayError::BadRequest(
-            "the request body could not be read".into(),
-        )),
-    }
+    collected
 }
 
 async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody> {
@@ -266,17 +310,14 @@ async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody
         }
         Err(e) => return fail(call, e),
     };
-    let body = match read_body(
-        body,
-        &parts.headers,
-        gw.config.server.max_body_bytes,
-        gw.config.server.body_timeout,
-    )
-    .await
-    {
-        Ok(b) => b,
-        Err(e) => return fail(call, e),
-    };
+    // The body's share of the body budget is held until the response is
+    // ready to be sent: by then the upstream has been given the body, and
+    // what capture keeps of it is counted by the capture queue.
+    let (body, _reserved) =
+        match read_body(&gw, body, &parts.headers, gw.config.server.max_body_bytes).await {
+            Ok(b) => b,
+            Err(e) => return fail(call, e),
+        };
     call.record().request_body = crate::capture::request_copy(&body);
 
     let mut forward = body.clone();
@@ -462,7 +503,7 @@ async fn feedback(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyB
         Err(e) => return error_response(&e),
     };
     let limit = feedback::MAX_BODY_BYTES.min(gw.config.server.max_body_bytes);
-    let body = match read_body(body, &parts.headers, limit, gw.config.server.body_timeout).await {
+    let (body, _reserved) = match read_body(&gw, body, &parts.headers, limit).await {
         Ok(b) => b,
         Err(e) => return error_response(&e),
     };
