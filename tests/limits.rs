@@ -315,3 +315,97 @@ async fn by_default_thirteen_announced_bodies_of_ten_mib_do_not_fit() {
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     drop(held);
 }
+
+/// An upstream that answers one request with a JSON body of `size` bytes,
+/// declared up front: the first `first` bytes at once, the rest only when
+/// told to.
+async fn slow_upstream(size: usize, first: usize) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let (go, wait) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).await.unwrap();
+            head.extend_from_slice(&buf[..n]);
+        }
+        let shell = r#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":""}]}"#;
+        let pad = "A".repeat(size - shell.len());
+        let body = format!(
+            r#"{{"object":"list","data":[{{"object":"embedding","index":0,"embedding":"{pad}"}}]}}"#
+        );
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {size}\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&body.as_bytes()[..first]).await.unwrap();
+        let _ = wait.await;
+        s.write_all(&body.as_bytes()[first..]).await.unwrap();
+        let _ = s.read(&mut buf).await;
+    });
+    (url, go)
+}
+
+#[tokio::test]
+async fn a_json_response_over_the_capture_limit_is_streamed_not_held() {
+    let (upstream, go) = slow_upstream(2_000_000, 1_000_000).await;
+    let gw = gateway_with(
+        &upstream,
+        "",
+        &[("FLYWHEEL_CAPTURE_MAX_BODY_BYTES", "65536")],
+    )
+    .await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let body = r#"{"model":"m","input":"x"}"#;
+    s.write_all(
+        format!(
+            "POST /v1/embeddings HTTP/1.1\r\nhost: gw\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    // The first megabyte reaches the client while the upstream still holds
+    // back the second: the gateway does not wait for the whole body.
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while got.len() < 1_000_000 {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("nothing of the body was forwarded before its end");
+    let text = String::from_utf8_lossy(&got[..got.len().min(4096)]).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("content-length: 2000000"), "{text}");
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("x-flywheel-interaction-id: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    go.send(()).unwrap();
+    let head_len = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    while got.len() < head_len + 2_000_000 {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "the body ended early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let v: serde_json::Value = serde_json::from_slice(&got[head_len..]).unwrap();
+    let padded = v["data"][0]["embedding"].as_str().unwrap();
+    assert!(padded.len() > 1_999_000 && padded.bytes().all(|b| b == b'A'));
+    // The record keeps the first 64 KiB, marked as cut, and the call as ok.
+    let rec = gw.interaction(&id).await;
+    assert_eq!(rec["status"], 200, "{rec}");
+    assert_eq!(rec["outcome"], "ok", "{rec}");
+    assert_eq!(rec["truncated"], true, "{rec}");
+}

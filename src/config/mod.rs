@@ -246,7 +246,8 @@ pub struct RawCapture {
     /// in milliseconds; 0 writes whatever is queued at once. Default 10.
     pub flush_interval_ms: Option<u64>,
     /// Largest request or response body kept in a record, in bytes (larger bodies are
-    /// truncated and flagged). Default 4 MiB.
+    /// truncated and flagged). A non-streaming response longer than this is
+    /// forwarded as it arrives rather than read whole first. Default 4 MiB.
     pub max_body_bytes: Option<usize>,
     /// Name of the environment variable holding the user-id HMAC secret. Default
     /// `FLYWHEEL_USER_HASH_SECRET`; unset there, a random secret is kept in the database.

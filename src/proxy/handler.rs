@@ -12,7 +12,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
-use super::body::{ProxyBody, TeeBody};
+use super::body::{BoxError, ProxyBody, TeeBody};
 use super::budget::Reserved;
 use super::call::Call;
 use super::h1::SendError;
@@ -458,6 +458,11 @@ async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     let cap = gw.config.capture.max_body_bytes;
+    let declared = rparts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
 
     if is_sse || endpoint == Endpoint::Passthrough {
         if hide_usage {
@@ -468,18 +473,44 @@ async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody
         let mut resp = Response::from_parts(rparts, ProxyBody::empty());
         add_gateway_headers(&mut resp, &call);
         *resp.body_mut() = ProxyBody::Tee(Box::new(TeeBody::new(
-            rbody, call, deadline, is_sse, hide_usage, cap, ttft,
+            rbody, call, deadline, is_sse, hide_usage, cap, ttft, declared,
         )));
         return resp;
     }
 
-    // A JSON answer is read whole before it is sent on: it is small, and this
-    // way the call is captured before the client can see the response end.
-    let collected = match tokio::time::timeout_at(deadline.into(), rbody.collect()).await {
-        Ok(Ok(c)) => c.to_bytes(),
-        Ok(Err(_)) => return fail(call, GatewayError::UpstreamProtocol),
-        Err(_) => return fail(call, GatewayError::UpstreamTimeout("the total time limit")),
+    // A JSON answer that fits in what capture keeps of it is read whole
+    // before it is sent on, so the call is captured before the client can
+    // see the response end. A longer one (an embeddings batch, say) is
+    // forwarded as it comes instead, so that the gateway never holds more of
+    // it than capture keeps; its record is queued before its last bytes go
+    // out. A declared length over the limit skips the reading ahead.
+    let mut rbody = rbody;
+    let ahead = if declared.is_some_and(|n| n > cap as u64) {
+        Ahead::default()
+    } else {
+        match tokio::time::timeout_at(deadline.into(), read_ahead(&mut rbody, cap)).await {
+            Ok(Ok(a)) => a,
+            Ok(Err(_)) => return fail(call, GatewayError::UpstreamProtocol),
+            Err(_) => return fail(call, GatewayError::UpstreamTimeout("the total time limit")),
+        }
     };
+    if !ahead.ended {
+        let mut resp = Response::from_parts(rparts, ProxyBody::empty());
+        add_gateway_headers(&mut resp, &call);
+        let tee = TeeBody::new(
+            rbody,
+            call,
+            deadline,
+            false,
+            false,
+            cap,
+            Some(headers_at),
+            declared,
+        );
+        *resp.body_mut() = ProxyBody::Tee(Box::new(tee.with_prefix(ahead.data)));
+        return resp;
+    }
+    let collected = ahead.data;
     rparts.headers.remove(header::CONTENT_LENGTH);
     let outcome = if rparts.status.as_u16() < 400 {
         Outcome::Ok
@@ -490,6 +521,46 @@ async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody
     add_gateway_headers(&mut resp, &call);
     call.finish_with_body(outcome, &collected, Some(headers_at), None);
     resp
+}
+
+/// The start of a response body, read ahead of sending it.
+#[derive(Default)]
+struct Ahead {
+    data: Bytes,
+    /// Whether `data` is the whole body.
+    ended: bool,
+}
+
+/// Reads a body until it ends or more than `cap` bytes of it have come.
+async fn read_ahead(body: &mut UpstreamBody, cap: usize) -> Result<Ahead, BoxError> {
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut len = 0;
+    let ended = loop {
+        if len > cap {
+            break false;
+        }
+        match body.frame().await {
+            None => break true,
+            Some(frame) => {
+                if let Ok(data) = frame?.into_data() {
+                    len += data.len();
+                    chunks.push(data);
+                }
+            }
+        }
+    };
+    let data = match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().unwrap_or_default(),
+        _ => {
+            let mut all = BytesMut::with_capacity(len);
+            for c in &chunks {
+                all.extend_from_slice(c);
+            }
+            all.freeze()
+        }
+    };
+    Ok(Ahead { data, ended })
 }
 
 /// `POST /v1/feedback`: authorized like proxied calls, validated, stored, and
