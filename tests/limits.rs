@@ -409,3 +409,24 @@ async fn a_json_response_over_the_capture_limit_is_streamed_not_held() {
     assert_eq!(rec["outcome"], "ok", "{rec}");
     assert_eq!(rec["truncated"], true, "{rec}");
 }
+
+#[tokio::test]
+async fn an_h2_body_in_many_frames_up_to_the_limit_is_taken() {
+    let m = mock().await;
+    let gw = gateway_with(&format!("http://{}/v1", m.addr), BUDGET, &[]).await;
+    let h2c: Client<_, http_body_util::Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    // HTTP/2 carries it in frames of 16 KiB: the limit counts each byte once.
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("{}/v1/chat/completions", gw.url))
+        .body(http_body_util::Full::new(Bytes::from(chat_of_size(
+            1_000_000,
+        ))))
+        .unwrap();
+    let r = read(h2c.request(req).await.unwrap()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let metrics = gw.metrics().await;
+    assert_eq!(metric(&metrics, "flywheel_request_body_bytes"), 0);
+}

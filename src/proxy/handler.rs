@@ -253,7 +253,11 @@ pub async fn read_body(
             else {
                 continue;
             };
-            let have = first.as_ref().map_or(0, Bytes::len) + rest.len();
+            // Once a second chunk came, `rest` holds the first one too.
+            let have = match &first {
+                Some(f) if rest.is_empty() => f.len(),
+                _ => rest.len(),
+            };
             let total = (have + data.len()) as u64;
             if total > limit {
                 return Err(GatewayError::PayloadTooLarge { limit });
