@@ -38,6 +38,9 @@ pub enum GatewayError {
     UpstreamProtocol,
     #[error("the gateway is shutting down")]
     ShuttingDown,
+    /// The request bodies in flight fill `server.body_budget_bytes`.
+    #[error("the gateway is holding as many request bodies as it may; retry shortly")]
+    Busy,
     #[error("internal gateway error")]
     Internal,
 }
@@ -58,7 +61,7 @@ impl GatewayError {
                 StatusCode::BAD_GATEWAY
             }
             GatewayError::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            GatewayError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::ShuttingDown | GatewayError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -78,7 +81,17 @@ impl GatewayError {
             GatewayError::UpstreamTimeout(_) => ("upstream_error", "upstream_timeout"),
             GatewayError::UpstreamProtocol => ("upstream_error", "upstream_protocol_error"),
             GatewayError::ShuttingDown => ("server_error", "shutting_down"),
+            GatewayError::Busy => ("server_error", "overloaded"),
             GatewayError::Internal => ("server_error", "internal_error"),
+        }
+    }
+
+    /// Seconds a client should wait before it tries again, for the errors
+    /// that pass with time (sent as `Retry-After`).
+    pub fn retry_after(&self) -> Option<&'static str> {
+        match self {
+            GatewayError::Busy => Some("1"),
+            _ => None,
         }
     }
 

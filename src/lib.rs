@@ -20,8 +20,10 @@
 //! - [`shutdown`]: the one shutdown signal and how the drain is awaited.
 //! - [`error`]: gateway errors and their single mapping to OpenAI-shaped responses.
 //! - [`cli`]: clap definitions only.
+//! - [`alloc`]: has the C allocator hand large freed buffers back to the OS (`main` only).
 
 pub mod admin;
+pub mod alloc;
 pub mod capture;
 pub mod cli;
 pub mod client;

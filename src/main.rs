@@ -24,6 +24,9 @@ const EXIT_UNREACHABLE: u8 = 3;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    if matches!(cli.command, Command::Serve(_)) {
+        flywheel::alloc::return_large_buffers();
+    }
     // `serve` runs its connections on shard threads of their own (see
     // `proxy::shard`), which also accept them; this thread runs the control
     // loops and the shutdown sequence.

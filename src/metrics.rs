@@ -280,6 +280,10 @@ pub struct Metrics {
     pub in_flight: StripedGauge,
     /// Open client connections per shard, once the shards run.
     pub connections: std::sync::OnceLock<std::sync::Arc<crate::proxy::shard::Balance>>,
+    /// Connections closed as soon as accepted, past `server.max_connections`.
+    pub connections_refused: AtomicU64,
+    /// Request bodies in flight and the requests refused for want of room.
+    pub body_budget: std::sync::OnceLock<std::sync::Arc<crate::proxy::budget::BodyBudget>>,
 }
 
 impl Default for Metrics {
@@ -316,6 +320,8 @@ impl Metrics {
             pii_redacted: AtomicU64::new(0),
             in_flight: StripedGauge::default(),
             connections: std::sync::OnceLock::new(),
+            connections_refused: AtomicU64::new(0),
+            body_budget: std::sync::OnceLock::new(),
         }
     }
 
@@ -578,7 +584,38 @@ impl Metrics {
                 let _ = writeln!(out, "flywheel_connections_open{{shard=\"{shard}\"}} {n}");
             }
         }
-        let counters: [(&str, &str, u64); 7] = [
+        if let Some(budget) = self.body_budget.get() {
+            let series: [(&str, &str, &str, u64); 3] = [
+                (
+                    "flywheel_request_body_bytes",
+                    "gauge",
+                    "Bytes of request bodies held now (declared lengths of bodies being read included), all connections together.",
+                    budget.used(),
+                ),
+                (
+                    "flywheel_request_body_budget_bytes",
+                    "gauge",
+                    "The most bytes of request bodies held at once (server.body_budget_bytes).",
+                    budget.limit(),
+                ),
+                (
+                    "flywheel_request_body_rejected_total",
+                    "counter",
+                    "Requests answered 503 because their body did not fit in the body budget.",
+                    budget.rejected(),
+                ),
+            ];
+            for (name, kind, help, v) in series {
+                header(&mut out, name, kind, help);
+                let _ = writeln!(out, "{name} {v}");
+            }
+        }
+        let counters: [(&str, &str, u64); 8] = [
+            (
+                "flywheel_connections_refused_total",
+                "Client connections closed as soon as accepted because server.max_connections were open.",
+                self.connections_refused.load(Ordering::Relaxed),
+            ),
             (
                 "flywheel_redaction_failures_total",
                 "Records whose text was not stored because redaction could not run.",

@@ -37,14 +37,30 @@ pub(crate) async fn read_bytes(
     body: ClientBody,
     limit: u64,
 ) -> Result<Bytes, Response<ProxyBody>> {
-    crate::proxy::handler::read_body(
-        body,
-        &http::HeaderMap::new(),
-        limit,
-        gw.config.server.body_timeout,
-    )
-    .await
-    .map_err(|e| error_response(&e))
+    // Admin bodies are small and handled at once: the budget share is
+    // given back as soon as they are read.
+    crate::proxy::handler::read_body(gw, body, &http::HeaderMap::new(), limit)
+        .await
+        .map(|(bytes, _reserved)| bytes)
+        .map_err(|e| error_response(&e))
+}
+
+/// Whether the request carries the admin token; false when none is configured.
+pub(crate) fn authorized(gw: &Gateway, headers: &http::HeaderMap) -> bool {
+    gw.config
+        .admin
+        .token
+        .as_deref()
+        .is_some_and(|token| token_matches(token, headers))
+}
+
+fn token_matches(token: &str, headers: &http::HeaderMap) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    hash::secret_eq(given.as_bytes(), token.as_bytes())
 }
 
 pub async fn handle(gw: &Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody> {
@@ -53,13 +69,7 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request<ClientBody>) -> Response<Pro
             "the admin API is disabled; set FLYWHEEL_ADMIN_TOKEN to enable it".into(),
         ));
     };
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !hash::secret_eq(given.as_bytes(), token.as_bytes()) {
+    if !token_matches(token, req.headers()) {
         let mut r = error_response(&GatewayError::Unauthorized);
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

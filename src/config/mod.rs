@@ -183,6 +183,17 @@ pub struct RawServer {
     pub listen: Option<String>,
     /// Largest request body accepted, in bytes. Default 10 MiB.
     pub max_body_bytes: Option<u64>,
+    /// Bytes of request bodies all connections together may hold while they
+    /// are read and handled. A body reserves its declared length before it is
+    /// read (or grows its share as it arrives); a request that does not fit
+    /// gets 503 with `Retry-After`, counted in
+    /// `flywheel_request_body_rejected_total`. At least `max_body_bytes`.
+    /// Default 128 MiB (or `max_body_bytes`, if that is larger).
+    pub body_budget_bytes: Option<u64>,
+    /// Client connections open at once, over every transport. A connection
+    /// accepted past it is closed at once and counted in
+    /// `flywheel_connections_refused_total`. Default 4096.
+    pub max_connections: Option<usize>,
     /// Seconds allowed on SIGTERM to finish in-flight requests and flush captures. Default 30.
     pub shutdown_grace_secs: Option<u64>,
     /// Seconds allowed to receive a request body; a client that trickles it
@@ -249,7 +260,8 @@ pub struct RawCapture {
     /// in milliseconds; 0 writes whatever is queued at once. Default 10.
     pub flush_interval_ms: Option<u64>,
     /// Largest request or response body kept in a record, in bytes (larger bodies are
-    /// truncated and flagged). Default 4 MiB.
+    /// truncated and flagged). A non-streaming response longer than this is
+    /// forwarded as it arrives rather than read whole first. Default 4 MiB.
     pub max_body_bytes: Option<usize>,
     /// Name of the environment variable holding the user-id HMAC secret. Default
     /// `FLYWHEEL_USER_HASH_SECRET`; unset there, a random secret is kept in the database.
@@ -543,6 +555,9 @@ fn secs(n: u64) -> Duration {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub max_body_bytes: u64,
+    /// Bytes of request bodies in flight, all connections together.
+    pub body_budget_bytes: u64,
+    pub max_connections: usize,
     pub shutdown_grace: Duration,
     pub body_timeout: Duration,
     pub header_timeout: Duration,
@@ -762,9 +777,25 @@ impl RawConfig {
             }
             n => n,
         };
+        let body_budget_bytes = match s.body_budget_bytes {
+            None => max_body_bytes.max(128 << 20),
+            Some(n) if n < max_body_bytes => {
+                return Err(invalid(
+                    "server.body_budget_bytes",
+                    format!("is smaller than server.max_body_bytes ({max_body_bytes}), so the largest body allowed could never be read; raise it or lower max_body_bytes"),
+                ))
+            }
+            Some(n) => n,
+        };
+        let max_connections = match s.max_connections.unwrap_or(4096) {
+            0 => return Err(invalid("server.max_connections", "must be greater than 0")),
+            n => n,
+        };
         let server = ServerConfig {
             listen,
             max_body_bytes,
+            body_budget_bytes,
+            max_connections,
             shutdown_grace: secs(s.shutdown_grace_secs.unwrap_or(30)),
             body_timeout: secs(s.body_timeout_secs.unwrap_or(60).max(1)),
             header_timeout: secs(s.header_timeout_secs.unwrap_or(30).max(1)),

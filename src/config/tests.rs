@@ -475,3 +475,33 @@ fn the_capture_queue_byte_limit_has_a_default_an_override_and_a_floor() {
     ));
     assert!(msg.contains("capture.queue_max_bytes"), "{msg}");
 }
+
+#[test]
+fn body_budget_must_hold_the_largest_body() {
+    let msg = err_text(load_str(
+        "[server]\nmax_body_bytes = 2000000\nbody_budget_bytes = 1000000\n[upstream]\nurl = \"http://a/v1\"\n",
+        &[],
+    ));
+    assert!(
+        msg.contains("server.body_budget_bytes") && msg.contains("max_body_bytes"),
+        "{msg}"
+    );
+    let c = load_str(
+        "[server]\nmax_body_bytes = 300000000\n[upstream]\nurl = \"http://a/v1\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.server.body_budget_bytes, 300_000_000,
+        "the default covers a larger body"
+    );
+}
+
+#[test]
+fn max_connections_must_be_positive() {
+    let msg = err_text(load_str(
+        "[server]\nmax_connections = 0\n[upstream]\nurl = \"http://a/v1\"\n",
+        &[],
+    ));
+    assert!(msg.contains("server.max_connections"), "{msg}");
+}

@@ -94,10 +94,16 @@ pub struct TeeBody {
     out: Option<Bytes>,
     /// An error to end the body with, for non-SSE bodies that cannot carry an error event.
     abort: Option<BoxError>,
+    /// Bytes of a body of declared length still to come: the call is
+    /// finished before its last bytes go out, since the client takes the
+    /// body as complete once it has them all.
+    remaining: Option<u64>,
     done: bool,
 }
 
 impl TeeBody {
+    /// `length` is the body's declared length, when it is forwarded as is.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         upstream: UpstreamBody,
         call: Call,
@@ -106,21 +112,58 @@ impl TeeBody {
         hide_usage: bool,
         cap: usize,
         first_byte: Option<Duration>,
+        length: Option<u64>,
     ) -> TeeBody {
+        let hide_usage = sse && hide_usage;
+        // A body of known length gets its copy's room at once rather than by
+        // doubling, which would ask for up to twice the room.
+        let room = length.map_or(0, |n| n.min(cap as u64) as usize);
         TeeBody {
             upstream,
             call,
             deadline: Box::pin(tokio::time::sleep_until(deadline.into())),
             sse,
-            filter: (sse && hide_usage).then(UsageFilter::default),
-            captured: Vec::new(),
+            filter: hide_usage.then(UsageFilter::default),
+            captured: Vec::with_capacity(room),
             cap,
             truncated: false,
             first_byte,
             arrivals: Arrivals::default(),
             out: None,
             abort: None,
+            remaining: length.filter(|_| !hide_usage),
             done: false,
+        }
+    }
+
+    /// Sends `prefix`, the start of the body already read from the
+    /// upstream, before the rest.
+    pub fn with_prefix(mut self, prefix: Bytes) -> TeeBody {
+        self.tee(&prefix);
+        self.count_out(prefix.len());
+        self.out = Some(prefix).filter(|p| !p.is_empty());
+        self
+    }
+
+    /// Counts bytes going out against a declared length, and finishes the
+    /// call when they are the last.
+    fn count_out(&mut self, n: usize) {
+        let Some(left) = self.remaining.as_mut() else {
+            return;
+        };
+        *left = left.saturating_sub(n as u64);
+        if *left == 0 {
+            self.remaining = None;
+            self.done = true;
+            self.finish(self.outcome(), None);
+        }
+    }
+
+    fn outcome(&self) -> Outcome {
+        if self.call.status < 400 {
+            Outcome::Ok
+        } else {
+            Outcome::UpstreamError
         }
     }
 
@@ -180,12 +223,7 @@ impl TeeBody {
                 Poll::Ready(None) => {
                     self.done = true;
                     self.out = self.filter.as_mut().and_then(UsageFilter::finish);
-                    let outcome = if self.call.status < 400 {
-                        Outcome::Ok
-                    } else {
-                        Outcome::UpstreamError
-                    };
-                    self.finish(outcome, None);
+                    self.finish(self.outcome(), None);
                 }
                 Poll::Ready(Some(Err(e))) => {
                     tracing::debug!(error = %e, "upstream body failed");
@@ -203,6 +241,7 @@ impl TeeBody {
                                 .get_or_insert_with(|| self.call.start.elapsed());
                             self.tee(&data);
                         }
+                        self.count_out(data.len());
                         let forward = match &mut self.filter {
                             Some(f) => f.push(data),
                             None => Some(data),

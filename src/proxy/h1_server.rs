@@ -4,8 +4,10 @@
 //! request body to the service through a channel, parses the head into a
 //! header map with its own bookkeeping, and encodes the response through
 //! buffers of its own. Here one loop per connection does the exchange: it reads
-//! a request head ([`httparse`]), reads the body whole (every route reads its
-//! body whole before it answers) within `server.max_body_bytes` and
+//! a request head ([`httparse`]), checks on the head that the request is
+//! authorized (one that is not gets its 401 without its body being read, and
+//! the connection closes), reads the body whole (every route reads its body
+//! whole before it answers) within `server.max_body_bytes` and
 //! `server.body_timeout_secs`, calls the handler, and writes the response: a
 //! whole body with its head in one write, a streamed one chunk by chunk as it
 //! comes. While the handler waits on the upstream, and while a response
@@ -52,6 +54,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::body::{BoxError, ProxyBody};
+use super::budget::{BodyBudget, Reserved};
 use super::h1::{parse_length, poll_fill, Coding, Decoded, Framer, Framing, SendError};
 use super::idle::Activity;
 use super::server::Gateway;
@@ -77,8 +80,9 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub enum ClientBody {
     /// From hyper's server: HTTP/2, and every connection over TLS.
     Incoming(hyper::body::Incoming),
-    /// Read whole before the handler was called.
-    Read(Bytes),
+    /// Read whole before the handler was called, with its share of the
+    /// body budget.
+    Read(Bytes, Reserved),
     /// Why the body could not be read whole.
     Fault(BodyFault),
 }
@@ -91,6 +95,10 @@ pub enum BodyFault {
     TimedOut,
     /// Badly framed, or the connection ended inside it.
     Malformed,
+    /// Not read: the request was refused on its head (no valid key).
+    Refused,
+    /// Not read: it does not fit in `server.body_budget_bytes` now.
+    Busy,
 }
 
 impl std::fmt::Display for BodyFault {
@@ -99,6 +107,8 @@ impl std::fmt::Display for BodyFault {
             BodyFault::TooLarge => "the request body is too large",
             BodyFault::TimedOut => "the request body did not arrive in time",
             BodyFault::Malformed => "the request body could not be read",
+            BodyFault::Refused => "the request was refused before its body was read",
+            BodyFault::Busy => "the request body does not fit in the body budget",
         })
     }
 }
@@ -117,8 +127,8 @@ impl Body for ClientBody {
             ClientBody::Incoming(b) => std::pin::Pin::new(b)
                 .poll_frame(cx)
                 .map_err(|e| Box::new(e) as BoxError),
-            ClientBody::Read(b) if b.is_empty() => Poll::Ready(None),
-            ClientBody::Read(b) => Poll::Ready(Some(Ok(Frame::data(std::mem::take(b))))),
+            ClientBody::Read(b, _) if b.is_empty() => Poll::Ready(None),
+            ClientBody::Read(b, _) => Poll::Ready(Some(Ok(Frame::data(std::mem::take(b))))),
             ClientBody::Fault(f) => Poll::Ready(Some(Err(Box::new(*f)))),
         }
     }
@@ -126,7 +136,7 @@ impl Body for ClientBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ClientBody::Incoming(b) => b.is_end_stream(),
-            ClientBody::Read(b) => b.is_empty(),
+            ClientBody::Read(b, _) => b.is_empty(),
             ClientBody::Fault(_) => false,
         }
     }
@@ -134,7 +144,7 @@ impl Body for ClientBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ClientBody::Incoming(b) => b.size_hint(),
-            ClientBody::Read(b) => SizeHint::with_exact(b.len() as u64),
+            ClientBody::Read(b, _) => SizeHint::with_exact(b.len() as u64),
             ClientBody::Fault(_) => SizeHint::default(),
         }
     }
@@ -240,14 +250,36 @@ pub async fn serve(
         // whose body is still arriving (that has its own time limit).
         let busy = activity.enter(head.version);
         let mut keep_alive = head.keep_alive;
-        let body = match conn
-            .read_body(head.framing, head.expect_continue, limit, body_timeout)
-            .await
-        {
-            Ok(b) => ClientBody::Read(b),
-            Err(fault) => {
-                keep_alive = false;
-                ClientBody::Fault(fault)
+        let has_body = head.framing != Framing::Length(0);
+        let body = if has_body
+            && !super::handler::authorized_on_head(
+                &gw,
+                &head.method,
+                head.uri.path(),
+                &head.headers,
+            ) {
+            // Refused on its head: the body is neither invited (no 100
+            // Continue) nor read, the handler answers at once, and the
+            // connection closes after, draining what still comes within the
+            // linger's bounds.
+            keep_alive = false;
+            ClientBody::Fault(BodyFault::Refused)
+        } else {
+            match conn
+                .read_body(
+                    head.framing,
+                    head.expect_continue,
+                    limit,
+                    body_timeout,
+                    &gw.body_budget,
+                )
+                .await
+            {
+                Ok((b, reserved)) => ClientBody::Read(b, reserved),
+                Err(fault) => {
+                    keep_alive = false;
+                    ClientBody::Fault(fault)
+                }
             }
         };
         let head_only = head.method == Method::HEAD;
@@ -309,21 +341,27 @@ impl Conn {
         std::future::poll_fn(|cx| poll_fill(&self.io, &mut self.buf, cx)).await
     }
 
-    /// Reads a body framed by `framing` whole. A small body has mostly
-    /// arrived with its head: it is taken without a timer.
+    /// Reads a body framed by `framing` whole, holding its size in
+    /// `budget`: a declared length before anything is read (or the client
+    /// is invited to send it), a chunked body as its chunks arrive. A small
+    /// body has mostly arrived with its head: it is taken without a timer.
     async fn read_body(
         &mut self,
         mut framing: Framing,
         expect_continue: bool,
         limit: u64,
         timeout: Duration,
-    ) -> Result<Bytes, BodyFault> {
-        if matches!(framing, Framing::Length(n) if n > limit) {
-            return Err(BodyFault::TooLarge);
-        }
+        budget: &Arc<BodyBudget>,
+    ) -> Result<(Bytes, Reserved), BodyFault> {
+        let mut reserved = match framing {
+            Framing::Length(n) if n > limit => return Err(BodyFault::TooLarge),
+            Framing::Length(0) => Reserved::default(),
+            Framing::Length(n) => budget.reserve(n).ok_or(BodyFault::Busy)?,
+            _ => budget.empty(),
+        };
         let mut body = BytesMut::new();
-        if let Some(done) = self.take_body(&mut framing, &mut body, limit)? {
-            return Ok(done);
+        if let Some(done) = self.take_body(&mut framing, &mut body, limit, &mut reserved)? {
+            return Ok((done, reserved));
         }
         if expect_continue && self.buf.is_empty() {
             send(
@@ -340,14 +378,15 @@ impl Conn {
                     Ok(0) | Err(_) => return Err(BodyFault::Malformed),
                     Ok(_) => {}
                 }
-                if let Some(done) = self.take_body(&mut framing, &mut body, limit)? {
+                if let Some(done) = self.take_body(&mut framing, &mut body, limit, &mut reserved)? {
                     return Ok(done);
                 }
             }
         };
-        tokio::time::timeout(timeout, rest)
+        let body = tokio::time::timeout(timeout, rest)
             .await
-            .unwrap_or(Err(BodyFault::TimedOut))
+            .unwrap_or(Err(BodyFault::TimedOut))?;
+        Ok((body, reserved))
     }
 
     /// Moves what has arrived of the body from `buf` to `body`; the whole
@@ -357,14 +396,19 @@ impl Conn {
         framing: &mut Framing,
         body: &mut BytesMut,
         limit: u64,
+        reserved: &mut Reserved,
     ) -> Result<Option<Bytes>, BodyFault> {
         loop {
             match framing.decode(&mut self.buf) {
                 Ok(Decoded::End) => return Ok(Some(body.split().freeze())),
                 Ok(Decoded::More) => return Ok(None),
                 Ok(Decoded::Data(data)) => {
-                    if (body.len() + data.len()) as u64 > limit {
+                    let total = (body.len() + data.len()) as u64;
+                    if total > limit {
                         return Err(BodyFault::TooLarge);
+                    }
+                    if !reserved.cover(total) {
+                        return Err(BodyFault::Busy);
                     }
                     if body.is_empty() && *framing == Framing::Length(0) {
                         return Ok(Some(data));

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 
-use super::body::{ProxyBody, TeeBody};
+use super::body::{BoxError, ProxyBody, TeeBody};
+use super::budget::Reserved;
 use super::call::Call;
 use super::h1::SendError;
 use super::h1_server::{BodyFault, ClientBody};
@@ -118,6 +119,10 @@ fn json_error_response(err: &GatewayError, body: Bytes) -> Response<ProxyBody> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    if let Some(secs) = err.retry_after() {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
+    }
     r
 }
 
@@ -178,6 +183,26 @@ fn authenticate(
         }
     }
     found.ok_or(GatewayError::Unauthorized)
+}
+
+/// Whether a request may go on to send its body, judged on its head alone:
+/// the same checks [`handle`] makes before it reads a body (the admin token
+/// for `/admin`, a client key for the rest when keys are configured). The
+/// HTTP/1.1 server asks this before it reads a body, so a request that will
+/// be refused costs no more memory than its head.
+pub fn authorized_on_head(
+    gw: &Gateway,
+    method: &Method,
+    path: &str,
+    headers: &http::HeaderMap,
+) -> bool {
+    match (method, path) {
+        (&Method::GET | &Method::HEAD, "/healthz" | "/readyz") | (&Method::GET, "/metrics") => true,
+        (_, p) if p == "/admin" || p.starts_with("/admin/") => {
+            crate::admin::authorized(gw, headers)
+        }
+        _ => authenticate(gw, headers).is_ok(),
+    }
 }
 
 /// The most of the default upstream's model list that `GET /v1/models` reads:
@@ -290,22 +315,27 @@ async fn upstream_models(
         .collect())
 }
 
-/// Reads a request body whole, within `limit` bytes and `timeout`.
+/// Reads a request body whole, within `limit` bytes and the server's body
+/// time limit, holding its size in the gateway's body budget: the declared
+/// length before anything is read, else as it arrives. The budget is held
+/// until the returned reservation is dropped.
 pub async fn read_body(
+    gw: &Gateway,
     body: ClientBody,
     headers: &http::HeaderMap,
     limit: u64,
-    timeout: std::time::Duration,
-) -> Result<Bytes, GatewayError> {
-    let body = match body {
-        ClientBody::Read(b) if b.len() as u64 > limit => {
+) -> Result<(Bytes, Reserved), GatewayError> {
+    let mut body = match body {
+        ClientBody::Read(b, _) if b.len() as u64 > limit => {
             return Err(GatewayError::PayloadTooLarge { limit })
         }
-        ClientBody::Read(b) => return Ok(b),
+        ClientBody::Read(b, reserved) => return Ok((b, reserved)),
         ClientBody::Fault(BodyFault::TooLarge) => {
             return Err(GatewayError::PayloadTooLarge { limit })
         }
         ClientBody::Fault(BodyFault::TimedOut) => return Err(GatewayError::RequestTimeout),
+        ClientBody::Fault(BodyFault::Refused) => return Err(GatewayError::Unauthorized),
+        ClientBody::Fault(BodyFault::Busy) => return Err(GatewayError::Busy),
         ClientBody::Fault(BodyFault::Malformed) => {
             return Err(GatewayError::BadRequest(
                 "the request body could not be read".into(),
@@ -320,24 +350,63 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(GatewayError::PayloadTooLarge { limit });
     }
+    let mut reserved = match declared {
+        Some(0) => Reserved::default(),
+        Some(n) => gw.body_budget.reserve(n).ok_or(GatewayError::Busy)?,
+        None => gw.body_budget.empty(),
+    };
+    let collect = async move {
+        // The first chunk is kept as it came; only a body in several is copied.
+        let mut first: Option<Bytes> = None;
+        let mut rest = BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame
+                .map_err(|_| GatewayError::BadRequest("the request body could not be read".into()))?
+                .into_data()
+            else {
+                continue;
+            };
+            // Once a second chunk came, `rest` holds the first one too.
+            let have = match &first {
+                Some(f) if rest.is_empty() => f.len(),
+                _ => rest.len(),
+            };
+            let total = (have + data.len()) as u64;
+            if total > limit {
+                return Err(GatewayError::PayloadTooLarge { limit });
+            }
+            if !reserved.cover(total) {
+                return Err(GatewayError::Busy);
+            }
+            match &first {
+                None => first = Some(data),
+                Some(f) => {
+                    if rest.is_empty() {
+                        let size = declared.unwrap_or(0).min(limit) as usize;
+                        rest.reserve(size.max(f.len() + data.len()));
+                        rest.extend_from_slice(f);
+                    }
+                    rest.extend_from_slice(&data);
+                }
+            }
+        }
+        let bytes = if rest.is_empty() {
+            first.unwrap_or_default()
+        } else {
+            rest.freeze()
+        };
+        Ok((bytes, reserved))
+    };
     // A small body has mostly arrived with the head: one look before a timer
     // is set up for it (which reads the clock and makes a timer entry).
-    let mut collect = std::pin::pin!(Limited::new(body, limit as usize).collect());
+    let mut collect = std::pin::pin!(collect);
     let collected = match std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await {
         Poll::Ready(c) => c,
-        Poll::Pending => tokio::time::timeout(timeout, collect)
+        Poll::Pending => tokio::time::timeout(gw.config.server.body_timeout, collect)
             .await
             .map_err(|_| GatewayError::RequestTimeout)?,
     };
-    match collected {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(GatewayError::PayloadTooLarge { limit })
-        }
-        Err(_) => Err(GatewayError::BadRequest(
-            "the request body could not be read".into(),
-        )),
-    }
+    collected
 }
 
 async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody> {
@@ -363,17 +432,14 @@ async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody
         }
         Err(e) => return fail(call, e),
     };
-    let body = match read_body(
-        body,
-        &parts.headers,
-        gw.config.server.max_body_bytes,
-        gw.config.server.body_timeout,
-    )
-    .await
-    {
-        Ok(b) => b,
-        Err(e) => return fail(call, e),
-    };
+    // The body's share of the body budget is held until the response is
+    // ready to be sent: by then the upstream has been given the body, and
+    // what capture keeps of it is counted by the capture queue.
+    let (body, _reserved) =
+        match read_body(&gw, body, &parts.headers, gw.config.server.max_body_bytes).await {
+            Ok(b) => b,
+            Err(e) => return fail(call, e),
+        };
     call.record().request_body = crate::capture::request_copy(&body);
 
     let mut forward = body.clone();
@@ -514,6 +580,11 @@ async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
     let cap = gw.config.capture.max_body_bytes;
+    let declared = rparts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
 
     if is_sse || endpoint == Endpoint::Passthrough {
         if hide_usage {
@@ -526,18 +597,44 @@ async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody
         let mut resp = Response::from_parts(rparts, ProxyBody::empty());
         add_gateway_headers(&mut resp, &call);
         *resp.body_mut() = ProxyBody::Tee(Box::new(TeeBody::new(
-            rbody, call, deadline, is_sse, hide_usage, cap, first_byte,
+            rbody, call, deadline, is_sse, hide_usage, cap, first_byte, declared,
         )));
         return resp;
     }
 
-    // A JSON answer is read whole before it is sent on: it is small, and this
-    // way the call is captured before the client can see the response end.
-    let collected = match tokio::time::timeout_at(deadline.into(), rbody.collect()).await {
-        Ok(Ok(c)) => c.to_bytes(),
-        Ok(Err(_)) => return fail(call, GatewayError::UpstreamProtocol),
-        Err(_) => return fail(call, GatewayError::UpstreamTimeout("the total time limit")),
+    // A JSON answer that fits in what capture keeps of it is read whole
+    // before it is sent on, so the call is captured before the client can
+    // see the response end. A longer one (an embeddings batch, say) is
+    // forwarded as it comes instead, so that the gateway never holds more of
+    // it than capture keeps; its record is queued before its last bytes go
+    // out. A declared length over the limit skips the reading ahead.
+    let mut rbody = rbody;
+    let ahead = if declared.is_some_and(|n| n > cap as u64) {
+        Ahead::default()
+    } else {
+        match tokio::time::timeout_at(deadline.into(), read_ahead(&mut rbody, cap)).await {
+            Ok(Ok(a)) => a,
+            Ok(Err(_)) => return fail(call, GatewayError::UpstreamProtocol),
+            Err(_) => return fail(call, GatewayError::UpstreamTimeout("the total time limit")),
+        }
     };
+    if !ahead.ended {
+        let mut resp = Response::from_parts(rparts, ProxyBody::empty());
+        add_gateway_headers(&mut resp, &call);
+        let tee = TeeBody::new(
+            rbody,
+            call,
+            deadline,
+            false,
+            false,
+            cap,
+            Some(headers_at),
+            declared,
+        );
+        *resp.body_mut() = ProxyBody::Tee(Box::new(tee.with_prefix(ahead.data)));
+        return resp;
+    }
+    let collected = ahead.data;
     rparts.headers.remove(header::CONTENT_LENGTH);
     let outcome = if rparts.status.as_u16() < 400 {
         Outcome::Ok
@@ -548,6 +645,46 @@ async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody
     add_gateway_headers(&mut resp, &call);
     call.finish_with_body(outcome, &collected, Some(headers_at), None);
     resp
+}
+
+/// The start of a response body, read ahead of sending it.
+#[derive(Default)]
+struct Ahead {
+    data: Bytes,
+    /// Whether `data` is the whole body.
+    ended: bool,
+}
+
+/// Reads a body until it ends or more than `cap` bytes of it have come.
+async fn read_ahead(body: &mut UpstreamBody, cap: usize) -> Result<Ahead, BoxError> {
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut len = 0;
+    let ended = loop {
+        if len > cap {
+            break false;
+        }
+        match body.frame().await {
+            None => break true,
+            Some(frame) => {
+                if let Ok(data) = frame?.into_data() {
+                    len += data.len();
+                    chunks.push(data);
+                }
+            }
+        }
+    };
+    let data = match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().unwrap_or_default(),
+        _ => {
+            let mut all = BytesMut::with_capacity(len);
+            for c in &chunks {
+                all.extend_from_slice(c);
+            }
+            all.freeze()
+        }
+    };
+    Ok(Ahead { data, ended })
 }
 
 /// `POST /v1/feedback`: authorized like proxied calls, validated, stored, and
@@ -561,7 +698,7 @@ async fn feedback(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyB
         Err(e) => return error_response(&e),
     };
     let limit = feedback::MAX_BODY_BYTES.min(gw.config.server.max_body_bytes);
-    let body = match read_body(body, &parts.headers, limit, gw.config.server.body_timeout).await {
+    let (body, _reserved) = match read_body(&gw, body, &parts.headers, limit).await {
         Ok(b) => b,
         Err(e) => return error_response(&e),
     };

@@ -3,12 +3,14 @@
 //! request-body reading ([`request`]), the send timeout of connections hyper
 //! serves ([`send_timeout`]), the upstream client ([`upstream`],
 //! with its own HTTP/1.1 client and pool in [`h1`]) and streaming bodies with
-//! the SSE tee ([`body`]).
+//! the SSE tee ([`body`]), and the budget of request bodies in flight
+//! ([`budget`]).
 //!
 //! Invariant: nothing here waits on the database. Capture is a non-blocking
 //! hand-off to a bounded queue; a full queue costs a record, never a request.
 
 pub mod body;
+pub mod budget;
 pub mod call;
 pub mod h1;
 pub mod h1_server;

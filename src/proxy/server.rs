@@ -12,6 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 
+use super::budget::BodyBudget;
 use super::h1_server::{self, ClientBody};
 use super::idle::{self, Activity};
 use super::routing::Routing;
@@ -60,6 +61,8 @@ pub struct Gateway {
     pub previous_hashers: Vec<UserHasher>,
     /// Redaction and raw-payload encryption, shared with the capture writer.
     pub privacy: Arc<Privacy>,
+    /// Bytes of request bodies in flight, within `server.body_budget_bytes`.
+    pub body_budget: Arc<BodyBudget>,
     draining: AtomicBool,
 }
 
@@ -138,7 +141,10 @@ impl Gateway {
             .iter()
             .filter_map(|k| Some((Arc::from(k.name.as_str()), Arc::from(k.segment.as_deref()?))))
             .collect();
+        let body_budget = Arc::new(BodyBudget::new(config.server.body_budget_bytes));
+        let _ = metrics.body_budget.set(body_budget.clone());
         let gw = Gateway {
+            body_budget,
             config,
             routing,
             capture,
@@ -251,7 +257,21 @@ pub async fn run(
     // Connections that send no request are closed by `idle::Activity`
     // instead of hyper's per-request header timer.
     http.http1().header_read_timeout(None);
-    http.http2().timer(TokioTimer::new());
+    // Per-connection HTTP/2 limits, so that one connection cannot hold much
+    // more than one HTTP/1.1 connection does: at most 64 requests at once (of
+    // hyper's 200), each of which may have 256 KiB of its body sent before
+    // the handler reads it, 1 MiB for all of them together, and 128 KiB of
+    // response queued for a client that reads slowly (of hyper's 400 KiB per
+    // stream). The header list limit is hyper's, made explicit so that an
+    // upgrade cannot loosen it. Bodies the handler reads count in the body
+    // budget like any other.
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(64)
+        .initial_stream_window_size(256 * 1024)
+        .initial_connection_window_size(1024 * 1024)
+        .max_send_buf_size(128 * 1024)
+        .max_header_list_size(16 * 1024);
     let http = Arc::new(http);
     let shards = Shards::start(gw.config.server.workers)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -387,6 +407,17 @@ impl Acceptor {
                     }
                 },
             };
+            // Past the limit the connection is closed before anything is
+            // read from it: each one costs buffers, a task and a descriptor.
+            // Shards accepting at the same moment may each take one more.
+            if self.balance.total() >= self.gw.config.server.max_connections {
+                self.gw
+                    .metrics
+                    .connections_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                drop(stream);
+                continue;
+            }
             let _ = stream.set_nodelay(true);
             let open = self.balance.opened(self.shard);
             let (gw, http, tls) = (self.gw.clone(), self.http.clone(), self.tls.clone());

@@ -179,6 +179,11 @@ impl Balance {
         }
     }
 
+    /// The open connections of all shards together.
+    pub fn total(&self) -> usize {
+        self.open.iter().map(|n| n.load(Ordering::SeqCst)).sum()
+    }
+
     /// The open connections of each shard.
     pub fn open_counts(&self) -> Vec<usize> {
         self.open.iter().map(|n| n.load(Ordering::SeqCst)).collect()
