@@ -1008,6 +1008,7 @@ impl Body for PooledBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::h1_gen::{mutate, Rng};
     use http_body_util::BodyExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1604,24 +1605,6 @@ mod tests {
         assert!(chunk_size(b"").is_err());
     }
 
-    /// A small seeded generator (xorshift64*), so that a failure replays.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-            items[self.below(items.len())]
-        }
-    }
-
     /// A well-formed response, the body it frames, and whether it ends
     /// only with the connection.
     fn well_formed(rng: &mut Rng) -> (Vec<u8>, Vec<u8>, bool) {
@@ -1680,26 +1663,6 @@ mod tests {
             }
         }
         (wire, body, false)
-    }
-
-    /// Changes a few bytes of `wire`, with bytes that matter to framing.
-    fn mutate(rng: &mut Rng, wire: &mut Vec<u8>) {
-        const BYTES: &[u8] = b"\r\n\x00 \t;:\",=0fF9-+xX\x7f\x80";
-        for _ in 0..1 + rng.below(3) {
-            if wire.is_empty() {
-                return;
-            }
-            let at = rng.below(wire.len());
-            let byte = BYTES[rng.below(BYTES.len())];
-            match rng.below(4) {
-                0 => wire[at] = byte,
-                1 => wire.insert(at, byte),
-                2 => {
-                    wire.remove(at);
-                }
-                _ => wire.truncate(at),
-            }
-        }
     }
 
     #[derive(Debug, PartialEq)]

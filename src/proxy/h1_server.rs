@@ -912,6 +912,7 @@ impl tokio::io::AsyncWrite for Prefixed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::h1_gen::{mutate, Rng};
 
     fn parse(text: &str) -> Result<Option<Head>, u16> {
         let mut buf = BytesMut::from(text.as_bytes());
@@ -1064,24 +1065,6 @@ mod tests {
         }
     }
 
-    /// A small seeded generator (xorshift64*), so that a failure replays.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-            items[self.below(items.len())]
-        }
-    }
-
     /// A well-formed request and the body it frames.
     fn well_formed(rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
         let method = rng.pick(&["GET", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]);
@@ -1118,27 +1101,6 @@ mod tests {
             return (wire, Vec::new());
         }
         (wire, body)
-    }
-
-    /// Changes a few bytes of `wire`: overwrites, inserts, deletes, or cuts
-    /// it short, with bytes that matter to framing.
-    fn mutate(rng: &mut Rng, wire: &mut Vec<u8>) {
-        const BYTES: &[u8] = b"\r\n\x00 \t;:\",=0fF9-+xX\x7f\x80";
-        for _ in 0..1 + rng.below(3) {
-            if wire.is_empty() {
-                return;
-            }
-            let at = rng.below(wire.len());
-            let byte = BYTES[rng.below(BYTES.len())];
-            match rng.below(4) {
-                0 => wire[at] = byte,
-                1 => wire.insert(at, byte),
-                2 => {
-                    wire.remove(at);
-                }
-                _ => wire.truncate(at),
-            }
-        }
     }
 
     #[derive(Debug, PartialEq)]

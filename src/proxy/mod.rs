@@ -13,6 +13,8 @@ pub mod body;
 pub mod budget;
 pub mod call;
 pub mod h1;
+#[cfg(test)]
+mod h1_gen;
 pub mod h1_server;
 pub mod handler;
 pub mod idle;
