@@ -1,9 +1,7 @@
 //! Feedback end to end: sent the instant a response arrives, idempotent,
 //! validated, visible to operators and counted.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const CHAT: &str = r#"{"model":"m","messages":[{"role":"user","content":"rate me"}]}"#;

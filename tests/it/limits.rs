@@ -1,12 +1,10 @@
 //! Memory budgets that hold before authentication: what a client that sends
 //! large bodies, many streams or many connections can make the gateway hold.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

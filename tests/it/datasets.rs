@@ -2,13 +2,11 @@
 //! over the admin API and the CLI, files read back and checked the way a
 //! trainer would read them.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output};
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use http_body_util::Full;
 use serde_json::{json, Value};
 
@@ -722,7 +720,7 @@ async fn cli_build_show_diff_export() {
 async fn no_labelled_pii_reaches_any_export() {
     let m = mock().await;
     let gw = gateway(&m).await;
-    let corpus = include_str!("data/pii_corpus.jsonl");
+    let corpus = include_str!("../data/pii_corpus.jsonl");
     let mut values = Vec::new();
     let mut sent = 0;
     for line in corpus.lines() {

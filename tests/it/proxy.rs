@@ -1,11 +1,9 @@
 //! The hot path end to end: a real gateway in front of the real mock upstream,
 //! over real sockets. Each test checks what a client sees and what was captured.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const CHAT: &str = r#"{"model":"gpt-test","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hello there"}]}"#;

@@ -1,12 +1,10 @@
 //! Transports toward clients: TLS termination with HTTP/2 and HTTP/1.1 by ALPN,
 //! and h2c (HTTP/2 without TLS, prior knowledge).
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;

@@ -1,13 +1,11 @@
 //! SIGTERM on the real binary: requests in flight complete, every answered call
 //! is captured, and a restarted gateway sees them all.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 struct Proc {

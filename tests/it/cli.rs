@@ -1,10 +1,8 @@
 //! The CLI against a running gateway: output, `--json`, and exit codes.
 
-mod common;
-
 use std::process::{Command, Output};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn flywheel(args: &[&str], env: &[(&str, &str)]) -> Output {

@@ -1,11 +1,9 @@
 //! Model versions and canary rollouts end to end, with two versions served by
 //! the mock upstream (a version's `upstream_model` picks the mock's behaviour).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn routes(mock: &Mock) -> String {

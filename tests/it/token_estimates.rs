@@ -70,7 +70,8 @@ fn response_of(endpoint: &str, model: &str, output: &Value) -> Value {
 
 #[test]
 fn estimates_are_close_to_the_real_tokenizers() {
-    let pairs: Vec<Value> = serde_json::from_str(include_str!("data/token_counts.json")).unwrap();
+    let pairs: Vec<Value> =
+        serde_json::from_str(include_str!("../data/token_counts.json")).unwrap();
     let mut report = Vec::new();
     let mut failures = Vec::new();
     for (model, vocab) in [("gpt-4o", "o200k_base"), ("gpt-4", "cl100k_base")] {

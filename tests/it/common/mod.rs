@@ -1,6 +1,5 @@
 //! Test harness: a real mock upstream and a real gateway on port 0, and a small
 //! HTTP client over real sockets.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -5,15 +5,13 @@
 //! reason the gateway is stricter; the lists are exact, so a change of
 //! either side's behaviour shows up here.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;

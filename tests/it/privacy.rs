@@ -2,9 +2,7 @@
 //! itself), raw payloads are sealed, erasure and retention remove exactly what
 //! they should.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const EMAIL: &str = "jane.doe@example.com";

@@ -2,11 +2,9 @@
 //! request bodies, `Expect: 100-continue`, HTTP/1.0, HEAD, bad heads, and
 //! idle connections during shutdown.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
