@@ -782,7 +782,7 @@ fn absolute_form(uri: Uri, headers: &mut HeaderMap) -> Result<Uri, Reject> {
 /// 3986 §3.2.2): an IP literal in brackets or a registered name (which
 /// covers IPv4), and a port of digits. Empty is valid: it is what a client
 /// sends for a target without an authority.
-fn valid_host(value: &[u8]) -> bool {
+pub(crate) fn valid_host(value: &[u8]) -> bool {
     let port = match value.first() {
         Some(b'[') => {
             let Some(end) = value.iter().position(|&b| b == b']') else {

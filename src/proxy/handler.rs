@@ -50,6 +50,9 @@ pub async fn handle(
 ) -> Result<Response<Watched>, Infallible> {
     let path = req.uri().path();
     let resp = match (req.method(), path) {
+        // The own HTTP/1.1 server refuses such a head before it gets here;
+        // requests hyper serves (HTTP/1.1 over TLS) are held to the same rule.
+        _ if !hosts_ok(&req) => bad_host(),
         // The gateway opens no tunnels, and a TRACE would echo the request
         // with the upstream's credential added to it.
         (&Method::CONNECT | &Method::TRACE, _) => not_allowed(),
@@ -88,6 +91,32 @@ fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
 
 /// 405 for a method the gateway serves on no path, with the methods it
 /// does serve (RFC 9110 §15.5.6).
+/// RFC 9112 §3.2: an HTTP/1.1 request names its host exactly once, and a
+/// valid one; HTTP/1.0 and HTTP/2 (whose `:authority` stands for it) name
+/// it at most once.
+fn hosts_ok<B>(req: &Request<B>) -> bool {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => false,
+        (Some(h), None) => super::h1_server::valid_host(h.as_bytes()),
+        (None, None) => req.version() != http::Version::HTTP_11,
+    }
+}
+
+fn bad_host() -> Response<ProxyBody> {
+    let body = crate::error::error_json(
+        "the request must have one valid host header",
+        ("invalid_request_error", "invalid_request"),
+    );
+    let mut r = Response::new(ProxyBody::full(body));
+    *r.status_mut() = StatusCode::BAD_REQUEST;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 fn not_allowed() -> Response<ProxyBody> {
     let body = crate::error::error_json(
         "the method is not allowed",

@@ -207,3 +207,44 @@ async fn https_upstream_with_a_private_ca() {
     assert_eq!(r.status, 502, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "upstream_unreachable");
 }
+
+/// Sends raw HTTP/1.1 bytes over TLS (ALPN http/1.1, so hyper serves them)
+/// and returns the status line.
+async fn raw_tls_status(gw: &Gw, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = tls_config();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), tls.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// RFC 9112 §3.2 holds over TLS too, where hyper serves HTTP/1.1: no Host,
+/// two, or an invalid one is 400; one valid Host is served.
+#[tokio::test]
+async fn tls_http1_requests_name_one_valid_host() {
+    let m = mock().await;
+    let gw = tls_gateway(&m).await;
+    for (request, want) in [
+        ("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n", "200"),
+        ("GET /healthz HTTP/1.1\r\n\r\n", "400"),
+        ("GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "400"),
+        ("GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n", "400"),
+        ("GET /healthz HTTP/1.0\r\n\r\n", "200"),
+    ] {
+        let status = raw_tls_status(&gw, request).await;
+        assert!(status.contains(want), "{request:?} -> {status}");
+    }
+}
