@@ -77,7 +77,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Config(args) => match load_config(&args) {
             Ok(c) => {
-                println!("{c:#?}");
+                print!("{}", c.to_toml());
                 ExitCode::SUCCESS
             }
             Err(code) => code,

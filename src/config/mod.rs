@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod env_vars;
+mod render;
 #[cfg(test)]
 mod tests;
 
