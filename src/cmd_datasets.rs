@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use flywheel::capture::hash::Sha256;
 use http_body_util::BodyExt;
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 
 use flywheel::cli::{DatasetBuildArgs, DatasetsCommand, GatewayArgs};
 use flywheel::client::{api_error, open, ClientError};
@@ -562,7 +562,7 @@ async fn export(
                 return ExitCode::from(EXIT_FAILED);
             }
         };
-        let mut hash = Sha256::new();
+        let mut hash = Sha256::default();
         let got = fetch(g, &id, &name, &mut |chunk| {
             hash.update(chunk);
             file.write_all(chunk)
@@ -572,7 +572,7 @@ async fn export(
             .into_inner()
             .map_err(|e| e.into_error())
             .and_then(|f| f.sync_all());
-        let sum = flywheel::capture::hash::hex(&hash.finalize());
+        let sum = flywheel::capture::hash::hex(&hash.finish());
         if let Err(code) = got {
             let _ = std::fs::remove_file(&partial);
             return code;

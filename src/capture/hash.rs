@@ -4,8 +4,7 @@
 //! to the same value, so sessions and feedback can be correlated, while without
 //! the secret nobody can test a guessed id against the store.
 
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use ring::{digest, hmac};
 
 /// Hashes user ids with the gateway's secret. Every hash names its key
 /// (`k1:3fa9...`), so after a rotation old and new hashes are told apart and
@@ -13,7 +12,7 @@ use sha2::{Digest, Sha256};
 #[derive(Clone)]
 pub struct UserHasher {
     key_id: String,
-    mac: Hmac<Sha256>,
+    key: hmac::Key,
 }
 
 impl UserHasher {
@@ -25,38 +24,51 @@ impl UserHasher {
     pub fn with_id(key_id: &str, secret: &[u8]) -> UserHasher {
         UserHasher {
             key_id: key_id.to_string(),
-            mac: Hmac::<Sha256>::new_from_slice(secret).expect("hmac accepts any key length"),
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
         }
     }
 
     /// The key id, a colon, and the lowercase hex of the first 16 bytes of the
     /// HMAC: 128 bits are plenty to avoid collisions among users.
     pub fn hash(&self, user: &str) -> String {
-        let mut mac = self.mac.clone();
-        mac.update(user.as_bytes());
-        format!(
-            "{}:{}",
-            self.key_id,
-            hex(&mac.finalize().into_bytes()[..16])
-        )
+        let tag = hmac::sign(&self.key, user.as_bytes());
+        format!("{}:{}", self.key_id, hex(&tag.as_ref()[..16]))
     }
 }
 
 /// SHA-256 of a client key, as configured in `[[auth.keys]] sha256`.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    Sha256::digest(data).into()
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, data).as_ref());
+    out
+}
+
+/// SHA-256 fed in pieces.
+pub struct Sha256(digest::Context);
+
+impl Default for Sha256 {
+    fn default() -> Self {
+        Sha256(digest::Context::new(&digest::SHA256))
+    }
+}
+
+impl Sha256 {
+    pub fn update(&mut self, data: impl AsRef<[u8]>) {
+        self.0.update(data.as_ref());
+    }
+
+    pub fn finish(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.0.finish().as_ref());
+        out
+    }
 }
 
 /// Compares two digests without an early exit, so timing reveals nothing about
 /// how many leading bytes matched.
 pub fn digest_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    let mut diff = 0u8;
-    for (x, y) in a.iter().zip(b) {
-        diff |= x ^ y;
-    }
-    // black_box keeps the compiler from turning the fold into an early-exit
-    // comparison.
-    std::hint::black_box(diff) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 /// Compares two secrets in constant time by comparing their SHA-256 digests,

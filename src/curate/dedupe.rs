@@ -35,7 +35,7 @@
 //! the middle it touches three shingles and gives J ~ 0.81, so use about 0.75
 //! to catch single-word edits reliably.
 
-use sha2::{Digest, Sha256};
+use crate::capture::hash::sha256;
 
 /// Functions whose minima keep one byte: the LSH bands and part of the estimate.
 const BYTE_SLOTS: usize = 64;
@@ -102,7 +102,7 @@ const ADD: [u32; FUNCTIONS] = params(2);
 /// The first 128 bits of SHA-256 of the prompt key: the exact-dedupe identity
 /// (a chance collision among a billion keys is about 10^-21).
 pub(crate) fn exact_key(prompt_key: &str) -> u128 {
-    let d = Sha256::digest(prompt_key.as_bytes());
+    let d = sha256(prompt_key.as_bytes());
     u128::from_be_bytes(d[..16].try_into().expect("sha-256 has 32 bytes"))
 }
 

@@ -6,15 +6,15 @@
 //! and anything sharing a key shares its hash and therefore its side.
 
 use super::Split;
-use sha2::{Digest, Sha256};
+use crate::capture::hash::Sha256;
 
 /// First 8 bytes of SHA-256(seed, 0, prompt_key), big-endian.
 pub(crate) fn split_hash(seed: &str, prompt_key: &str) -> u64 {
-    let mut h = Sha256::new();
+    let mut h = Sha256::default();
     h.update(seed.as_bytes());
     h.update([0u8]);
     h.update(prompt_key.as_bytes());
-    let d = h.finalize();
+    let d = h.finish();
     u64::from_be_bytes(d[..8].try_into().expect("sha-256 has 32 bytes"))
 }
 

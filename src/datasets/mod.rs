@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use crate::capture::hash::{sha256, Sha256};
 use serde::Serialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::capture::hash::hex;
 use crate::curate::{
@@ -281,7 +281,7 @@ impl Sink {
             format,
             split,
             out,
-            hash: Sha256::new(),
+            hash: Sha256::default(),
             rows: 0,
             bytes: 0,
         })
@@ -307,7 +307,7 @@ impl Sink {
             split: self.split,
             rows: self.rows,
             bytes: self.bytes,
-            sha256: hex(&self.hash.finalize()),
+            sha256: hex(&self.hash.finish()),
         })
     }
 }
@@ -633,13 +633,11 @@ fn build_in(
         .map(|f| format!("{}  {}\n", f.sha256, f.name))
         .collect();
     fs::write(staging.join("SHA256SUMS"), &sums)?;
-    let content_hash = hex(&Sha256::digest(sums.as_bytes()));
+    let content_hash = hex(&sha256(sums.as_bytes()));
     let spec_json = serde_json::to_value(spec).map_err(|e| BuildError::Io(e.to_string()))?;
     let id = format!(
         "ds-{}",
-        &hex(&Sha256::digest(
-            format!("{content_hash}\n{spec_json}").as_bytes()
-        ))[..16]
+        &hex(&sha256(format!("{content_hash}\n{spec_json}").as_bytes()))[..16]
     );
     if let Some(existing) = store.get_dataset(&id)? {
         // Same version; if its directory was lost, these files restore it.

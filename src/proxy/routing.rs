@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use crate::capture::hash::Sha256;
 use http::header::{HeaderName, HeaderValue};
-use sha2::{Digest, Sha256};
 
 use super::upstream::Upstream;
 use crate::config::UpstreamConfig;
@@ -198,11 +198,11 @@ impl RoutingTable {
 /// The caller's bucket for a route: the first 8 bytes of SHA-256(route, key),
 /// a fixed function so every replica and every release agrees.
 pub fn bucket(route: &str, key: &str) -> u64 {
-    let mut h = Sha256::new();
+    let mut h = Sha256::default();
     h.update(route.as_bytes());
     h.update([0u8]);
     h.update(key.as_bytes());
-    let d = h.finalize();
+    let d = h.finish();
     u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]) % BUCKETS
 }
 

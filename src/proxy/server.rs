@@ -191,10 +191,14 @@ impl Gateway {
 }
 
 /// 32 random bytes from the OS (through UUIDv4, whose bits come from getrandom).
+/// 32 bytes from the system's cryptographic random source (a UUIDv4 spends
+/// six of its bits on its version and variant, and is not meant for keys).
 fn random_secret() -> Vec<u8> {
-    let mut v = Vec::with_capacity(32);
-    v.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
-    v.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    use ring::rand::SecureRandom;
+    let mut v = vec![0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut v)
+        .expect("the system's random source is available");
     v
 }
 

@@ -163,8 +163,8 @@ fn lines(text: &str) -> Vec<Value> {
 }
 
 fn sha256_hex(text: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(text.as_bytes())
+    ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
+        .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
