@@ -322,17 +322,17 @@ fn query<const N: usize>(path: &str, params: [(&str, Option<String>); N]) -> Str
     out
 }
 
+/// Everything but RFC 3986's unreserved characters, which is safe in a path
+/// segment and in a query value alike.
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// Percent-encodes a query or path value.
 fn encode(v: &str) -> String {
-    let mut out = String::new();
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(v, COMPONENT).to_string()
 }
 
 async fn feedback(cmd: FeedbackCommand) -> ExitCode {

@@ -132,38 +132,10 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request<ClientBody>) -> Response<Pro
     }
 }
 
+/// The query string's parameters (`application/x-www-form-urlencoded`, as
+/// browsers and HTTP clients write it); a repeated name keeps its last value.
 fn parse_query(q: &str) -> HashMap<String, String> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .filter_map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            Some((percent_decode(k)?, percent_decode(v)?))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    form_urlencoded::parse(q.as_bytes()).into_owned().collect()
 }
 
 fn json_response(status: StatusCode, v: &Value) -> Response<ProxyBody> {
@@ -426,6 +398,8 @@ mod tests {
         assert_eq!(q["route"], "support bot");
         assert_eq!(q["before"], "");
         assert_eq!(q["x"], "");
-        assert!(percent_decode("%zz").is_none());
+        let q = parse_query("route=a+b&since=2026-12-01T00%3A00%3A00Z&route=c%2Fd");
+        assert_eq!(q["route"], "c/d", "the last of a repeated name");
+        assert_eq!(q["since"], "2026-12-01T00:00:00Z");
     }
 }
