@@ -120,12 +120,7 @@ async fn a_tls_client_that_stops_reading_is_let_go() {
     use tokio::io::AsyncWriteExt;
     let m = mock().await;
     let gw = tls_gateway_with(&m, "send_timeout_secs = 1\n").await;
-    let mut config = tls_config();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let mut stalled = connector.connect(name, tcp).await.unwrap();
+    let mut stalled = tls_http1_connect(&gw).await;
     // About 50 MB of events: more than the socket buffers on both sides hold.
     let request = stream_request("x-mock: chunks=300000\r\n");
     stalled.write_all(request.as_bytes()).await.unwrap();
@@ -208,16 +203,22 @@ async fn https_upstream_with_a_private_ca() {
     assert_eq!(r.json()["error"]["code"], "upstream_unreachable");
 }
 
-/// Sends raw HTTP/1.1 bytes over TLS (ALPN http/1.1, so hyper serves them)
-/// and returns the status line.
-async fn raw_tls_status(gw: &Gw, request: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// A TLS connection to the gateway that offers only HTTP/1.1 by ALPN, so
+/// hyper serves it as HTTP/1.1; the caller writes raw bytes on it.
+async fn tls_http1_connect(gw: &Gw) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut config = tls_config();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    let mut tls = connector.connect(name, tcp).await.unwrap();
+    connector.connect(name, tcp).await.unwrap()
+}
+
+/// Sends raw HTTP/1.1 bytes over TLS (ALPN http/1.1, so hyper serves them)
+/// and returns the status line.
+async fn raw_tls_status(gw: &Gw, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tls = tls_http1_connect(gw).await;
     tls.write_all(request.as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 4096];
     let n = tokio::time::timeout(std::time::Duration::from_secs(5), tls.read(&mut buf))
