@@ -748,7 +748,7 @@ impl Framing {
     }
 
     /// The body ends with the connection; any other framing is cut short by it.
-    fn ends_at_close(&self) -> bool {
+    pub(crate) fn ends_at_close(&self) -> bool {
         matches!(self, Framing::UntilClose)
     }
 }
@@ -1008,7 +1008,7 @@ impl Body for PooledBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::h1_gen::{mutate, Rng};
+    use crate::proxy::h1_gen::{self, mutate, Outcome, Rng};
     use http_body_util::BodyExt;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1665,51 +1665,13 @@ mod tests {
         (wire, body, false)
     }
 
-    #[derive(Debug, PartialEq)]
-    enum Outcome {
-        Refused,
-        /// The connection closed before the message ended.
-        Incomplete,
-        /// One message framed: the bytes it took and its body.
-        Framed(usize, Vec<u8>),
-    }
-
-    /// Reads one response off `input` the way a connection does, the bytes
-    /// arriving in pieces that end at `cuts`, and the connection closing
-    /// after the last.
+    /// Reads one response off `input` (see [`crate::proxy::h1_gen::frame`]).
     fn frame(input: &[u8], cuts: &[usize]) -> Outcome {
-        let mut buf = BytesMut::new();
-        let mut fed = 0;
-        let mut pieces = cuts.iter().copied().chain([input.len()]);
-        let mut framing = None;
-        let mut body = Vec::new();
-        loop {
-            if framing.is_none() {
-                match parse_head(&mut buf, false) {
-                    Ok(Some(head)) => framing = Some(head.framing),
-                    Ok(None) => {}
-                    Err(_) => return Outcome::Refused,
-                }
-            }
-            if let Some(framing) = &mut framing {
-                loop {
-                    match framing.decode(&mut buf) {
-                        Ok(Decoded::Data(d)) => body.extend_from_slice(&d),
-                        Ok(Decoded::More) => break,
-                        Ok(Decoded::End) => return Outcome::Framed(fed - buf.len(), body),
-                        Err(_) => return Outcome::Refused,
-                    }
-                }
-            }
-            let Some(next) = pieces.next() else {
-                return match framing {
-                    Some(f) if f.ends_at_close() => Outcome::Framed(fed, body),
-                    _ => Outcome::Incomplete,
-                };
-            };
-            buf.extend_from_slice(&input[fed..next]);
-            fed = next;
-        }
+        h1_gen::frame(input, cuts, |buf| {
+            parse_head(buf, false)
+                .map(|h| h.map(|h| h.framing))
+                .map_err(drop)
+        })
     }
 
     /// Random responses, well-formed and mutated, read whole and in random

@@ -1,6 +1,11 @@
 //! Seeded generation for the framing property tests of the HTTP/1.1
 //! client (`h1.rs`) and server (`h1_server.rs`): one generator and one
-//! mutation, so both sides are tried with the same kinds of damage.
+//! mutation, so both sides are tried with the same kinds of damage, and one
+//! reader that frames a message the way a connection does.
+
+use bytes::BytesMut;
+
+use super::h1::{Decoded, Framing};
 
 /// A small seeded generator (xorshift64*), so that a failure replays.
 pub(crate) struct Rng(pub u64);
@@ -38,5 +43,58 @@ pub(crate) fn mutate(rng: &mut Rng, wire: &mut Vec<u8>) {
             }
             _ => wire.truncate(at),
         }
+    }
+}
+
+/// What reading one message off some bytes came to.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Outcome {
+    Refused,
+    /// The input ended before the message did.
+    Incomplete,
+    /// One message framed: the bytes it took and its body.
+    Framed(usize, Vec<u8>),
+}
+
+/// Reads one message off `input` the way a connection does: the bytes
+/// arrive in pieces that end at `cuts`, `head` takes the head off the
+/// buffer once it is whole, and the body is decoded by its framing. When the
+/// input ends, a framing that ends with the connection (a response read to
+/// its close) frames what came; any other is incomplete.
+pub(crate) fn frame(
+    input: &[u8],
+    cuts: &[usize],
+    mut head: impl FnMut(&mut BytesMut) -> Result<Option<Framing>, ()>,
+) -> Outcome {
+    let mut buf = BytesMut::new();
+    let mut fed = 0;
+    let mut pieces = cuts.iter().copied().chain([input.len()]);
+    let mut framing = None;
+    let mut body = Vec::new();
+    loop {
+        if framing.is_none() {
+            match head(&mut buf) {
+                Ok(f) => framing = f,
+                Err(()) => return Outcome::Refused,
+            }
+        }
+        if let Some(framing) = &mut framing {
+            loop {
+                match framing.decode(&mut buf) {
+                    Ok(Decoded::Data(d)) => body.extend_from_slice(&d),
+                    Ok(Decoded::More) => break,
+                    Ok(Decoded::End) => return Outcome::Framed(fed - buf.len(), body),
+                    Err(_) => return Outcome::Refused,
+                }
+            }
+        }
+        let Some(next) = pieces.next() else {
+            return match framing {
+                Some(f) if f.ends_at_close() => Outcome::Framed(fed, body),
+                _ => Outcome::Incomplete,
+            };
+        };
+        buf.extend_from_slice(&input[fed..next]);
+        fed = next;
     }
 }

@@ -912,7 +912,7 @@ impl tokio::io::AsyncWrite for Prefixed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::h1_gen::{mutate, Rng};
+    use crate::proxy::h1_gen::{self, mutate, Outcome, Rng};
 
     fn parse(text: &str) -> Result<Option<Head>, u16> {
         let mut buf = BytesMut::from(text.as_bytes());
@@ -1103,48 +1103,14 @@ mod tests {
         (wire, body)
     }
 
-    #[derive(Debug, PartialEq)]
-    enum Outcome {
-        Refused,
-        /// The input ended before the message did.
-        Incomplete,
-        /// One message framed: the bytes it took and its body.
-        Framed(usize, Vec<u8>),
-    }
-
-    /// Reads one request off `input` the way a connection does, the bytes
-    /// arriving in pieces that end at `cuts`.
+    /// Reads one request off `input` (see [`crate::proxy::h1_gen::frame`]).
     fn frame(input: &[u8], cuts: &[usize]) -> Outcome {
-        let mut buf = BytesMut::new();
         let mut spans = Vec::new();
-        let mut fed = 0;
-        let mut pieces = cuts.iter().copied().chain([input.len()]);
-        let mut framing = None;
-        let mut body = Vec::new();
-        loop {
-            if framing.is_none() {
-                match parse_request(&mut buf, &mut spans) {
-                    Ok(Some(head)) => framing = Some(head.framing),
-                    Ok(None) => {}
-                    Err(_) => return Outcome::Refused,
-                }
-            }
-            if let Some(framing) = &mut framing {
-                loop {
-                    match framing.decode(&mut buf) {
-                        Ok(Decoded::Data(d)) => body.extend_from_slice(&d),
-                        Ok(Decoded::More) => break,
-                        Ok(Decoded::End) => return Outcome::Framed(fed - buf.len(), body),
-                        Err(_) => return Outcome::Refused,
-                    }
-                }
-            }
-            let Some(next) = pieces.next() else {
-                return Outcome::Incomplete;
-            };
-            buf.extend_from_slice(&input[fed..next]);
-            fed = next;
-        }
+        h1_gen::frame(input, cuts, |buf| {
+            parse_request(buf, &mut spans)
+                .map(|h| h.map(|h| h.framing))
+                .map_err(drop)
+        })
     }
 
     /// Random requests, well-formed and mutated, read whole and in random
