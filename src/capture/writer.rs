@@ -520,10 +520,20 @@ const USER_ID_MEMBERS: [&str; 2] = ["user", "safety_identifier"];
 /// order: the keyed hash of its string (or, for any other JSON value, of its
 /// text); `null` stays `null`. `None` when the body has none.
 fn user_id_members(body: &[u8], hasher: &UserHasher) -> Option<Vec<String>> {
-    // Most bodies name no user: a search for the names (or an escape, which
-    // could spell one) skips the scan for them.
-    let finder = |n: &[u8]| memchr::memmem::find(body, n).is_some();
-    if !(finder(b"user") || finder(b"safety_identifier") || finder(b"\\u")) {
+    // Most bodies name no user: a search for the names used as keys (a
+    // quoted name and then a colon; every chat body holds `"role":"user"`,
+    // which is not one), or for an escape, which could spell one, skips the
+    // scan for them.
+    let as_key = |name: &[u8]| {
+        memchr::memmem::find_iter(body, name).any(|at| {
+            body[at + name.len()..]
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_some_and(|&b| b == b':')
+        })
+    };
+    let escaped = memchr::memmem::find(body, b"\\u").is_some();
+    if !(escaped || as_key(b"\"user\"") || as_key(b"\"safety_identifier\"")) {
         return None;
     }
     let text = std::str::from_utf8(body).ok()?;
