@@ -70,7 +70,7 @@ fn main() {
     // INSERT_BENCH_ENCRYPT=1: the store seals its user-text columns
     // (`privacy.encrypt_at_rest`), to measure what that costs per row.
     let cipher = std::env::var_os("INSERT_BENCH_ENCRYPT")
-        .map(|_| flywheel::capture::vault::Vault::new(&[7; 32], "s1"));
+        .map(|_| flywheel::crypto::vault::Vault::new(&[7; 32], "s1"));
     let store = SqliteStore::open_with(&path, cipher).expect("store opens");
     if let Some(sql) = args.get(2) {
         let conn = rusqlite::Connection::open(&path).expect("second connection");

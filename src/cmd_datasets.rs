@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use flywheel::capture::hash::Sha256;
+use flywheel::crypto::Sha256;
 use http_body_util::BodyExt;
 use serde_json::{json, Map, Value};
 
@@ -43,7 +43,7 @@ pub async fn run(cmd: DatasetsCommand) -> ExitCode {
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
-            if flywheel::curate::Format::parse(&format).is_none() {
+            if flywheel::datasets::curate::Format::parse(&format).is_none() {
                 eprintln!("error: --format {format:?}: use sft, dpo, dpo-trl or kto");
                 return ExitCode::from(EXIT_USAGE);
             }
@@ -366,7 +366,7 @@ fn status_of(status: http::StatusCode, last: &Value) -> http::StatusCode {
 fn funnel(c: &Value) -> String {
     let get = |k: &str| c[k].as_u64().unwrap_or(0);
     let mut out = format!("  {:<28} {:>10}\n", "scanned", thousands(get("scanned")));
-    for stage in flywheel::curate::STAGES {
+    for stage in flywheel::datasets::curate::STAGES {
         let n = get(&format!("removed_by_{stage}"));
         if n > 0 {
             out += &format!("  {:<28} {:>10}\n", format!("- {stage}"), thousands(n));
@@ -572,7 +572,7 @@ async fn export(
             .into_inner()
             .map_err(|e| e.into_error())
             .and_then(|f| f.sync_all());
-        let sum = flywheel::capture::hash::hex(&hash.finish());
+        let sum = flywheel::crypto::hex(&hash.finish());
         if let Err(code) = got {
             let _ = std::fs::remove_file(&partial);
             return code;

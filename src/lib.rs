@@ -23,12 +23,12 @@
 //! - [`alloc`]: has the C allocator hand large freed buffers back to the OS (`main` only).
 
 pub mod admin;
-pub mod alloc;
 pub mod capture;
 pub mod cli;
 pub mod client;
+pub mod clock;
 pub mod config;
-pub mod curate;
+pub mod crypto;
 pub mod datasets;
 pub mod error;
 pub mod feedback;
@@ -37,7 +37,7 @@ pub mod mock;
 pub mod proxy;
 pub mod registry;
 pub mod rollout;
-pub mod shutdown;
+pub mod runtime;
 pub mod store;
 
 pub use proxy::server::{run, Gateway};

@@ -25,10 +25,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     if matches!(cli.command, Command::Serve(_)) {
-        flywheel::alloc::return_large_buffers();
+        flywheel::runtime::alloc::return_large_buffers();
     }
     // `serve` runs its connections on shard threads of their own (see
-    // `proxy::shard`), which also accept them; this thread runs the control
+    // `runtime::shard`), which also accept them; this thread runs the control
     // loops and the shutdown sequence.
     let mut builder = match cli.command {
         Command::Serve(_) => tokio::runtime::Builder::new_current_thread(),
@@ -132,7 +132,7 @@ async fn dispatch(command: Command) -> ExitCode {
             }
             println!(
                 "{}",
-                flywheel::capture::hash::hex(&flywheel::capture::hash::sha256(key.as_bytes()))
+                flywheel::crypto::hex(&flywheel::crypto::sha256(key.as_bytes()))
             );
             ExitCode::SUCCESS
         }
@@ -145,7 +145,7 @@ async fn dispatch(command: Command) -> ExitCode {
                 }
             };
             tracing::info!(addr = %listen, "mock upstream listening");
-            match flywheel::mock::serve(listener, flywheel::shutdown::signal()).await {
+            match flywheel::mock::serve(listener, flywheel::runtime::shutdown::signal()).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -158,7 +158,7 @@ async fn dispatch(command: Command) -> ExitCode {
 
 async fn serve(args: ServeArgs) -> ExitCode {
     // Installed first, so a SIGTERM from here on drains instead of killing.
-    let shutdown = flywheel::shutdown::signal();
+    let shutdown = flywheel::runtime::shutdown::signal();
     let config = match load_config(&args) {
         Ok(c) => c,
         Err(code) => return code,

@@ -12,7 +12,7 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use crate::capture::Outcome;
-use crate::proxy::shard::{self, Padded};
+use crate::runtime::shard::{self, Padded};
 
 /// Upper bounds, in seconds, shared by the latency histograms: fine steps under
 /// 10 ms where gateway overhead lives, coarse ones up to the minutes a long
@@ -279,7 +279,7 @@ pub struct Metrics {
     pub pii_redacted: AtomicU64,
     pub in_flight: StripedGauge,
     /// Open client connections per shard, once the shards run.
-    pub connections: std::sync::OnceLock<std::sync::Arc<crate::proxy::shard::Balance>>,
+    pub connections: std::sync::OnceLock<std::sync::Arc<crate::runtime::shard::Balance>>,
     /// Connections closed as soon as accepted, past `server.max_connections`.
     pub connections_refused: AtomicU64,
     /// Request bodies in flight and the requests refused for want of room.
@@ -722,7 +722,7 @@ mod tests {
         // slots the shards' ids (counted up through the test process) give.
         let m = std::sync::Arc::new(Metrics::with_stripes(64));
         let r = m.route("default", "v1");
-        let shards = crate::proxy::shard::Shards::start(2).unwrap();
+        let shards = crate::runtime::shard::Shards::start(2).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();

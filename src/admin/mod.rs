@@ -14,7 +14,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::capture::hash;
+use crate::crypto;
 use crate::error::{error_json, GatewayError};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::h1_server::ClientBody;
@@ -60,7 +60,7 @@ fn token_matches(token: &str, headers: &http::HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    hash::secret_eq(given.as_bytes(), token.as_bytes())
+    crypto::secret_eq(given.as_bytes(), token.as_bytes())
 }
 
 pub async fn handle(gw: &Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody> {

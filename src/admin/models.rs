@@ -181,7 +181,7 @@ fn rollout_json(store: &dyn Store, r: &RolloutRow) -> Result<Value, RegistryErro
         let obs = driver::observe(store, r)?;
         let weight_bp = driver::live_weight_bp(&store.load_routing()?, r);
         let step = plan.steps.get(r.step.max(0) as usize);
-        let now = crate::capture::retention::now_ms();
+        let now = crate::clock::now_ms();
         v["live"] = json!({
             "step": r.step + 1,
             "steps": plan.steps.len(),

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::{blocking, json_error, json_response};
 use crate::capture::retention;
-use crate::capture::vault::VaultError;
+use crate::crypto::vault::VaultError;
 use crate::error::GatewayError;
 use crate::proxy::body::ProxyBody;
 use crate::proxy::h1_server::ClientBody;

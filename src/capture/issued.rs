@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 
-use crate::proxy::shard::{Padded, Slot, SLOTS};
+use crate::runtime::shard::{Padded, Slot, SLOTS};
 
 /// Keys are UUIDv7s, whose low 62 bits are random: those bits are the hash,
 /// turned so that random bits also land at its top (where the map keeps its
@@ -143,7 +143,7 @@ mod tests {
         // A shard thread inserts into the part of its slot.
         let (on_shard, slot) = {
             let issued = issued.clone();
-            let shards = crate::proxy::shard::Shards::start(1).unwrap();
+            let shards = crate::runtime::shard::Shards::start(1).unwrap();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap();

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use crate::metrics::Metrics;
-use crate::proxy::shard::Slot;
+use crate::runtime::shard::Slot;
 
 pub mod assemble;
 pub mod hash;
@@ -26,7 +26,6 @@ pub mod privacy;
 pub mod redact;
 pub mod retention;
 pub mod tokens;
-pub mod vault;
 pub mod writer;
 
 /// How a request ended.

@@ -13,8 +13,8 @@ use serde_json::Value;
 use super::assemble::Doc;
 use super::json;
 use super::redact::{Action, CustomRule, KindActions, RedactError, Redactor, RedactorConfig};
-use super::vault::Vault;
 use crate::config::{PrivacyConfig, RedactAction};
+use crate::crypto::vault::Vault;
 
 /// The redactor and vault the capture writer and feedback path share.
 pub struct Privacy {

@@ -22,12 +22,6 @@ pub fn cutoffs(cfg: &RetentionConfig, now: SystemTime) -> PurgeCutoffs {
     }
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// Writes one audit event.
 pub fn audit(
     store: &dyn Store,
@@ -38,7 +32,7 @@ pub fn audit(
 ) -> Result<(), StoreError> {
     store.record_event(&EventRow {
         id: uuid::Uuid::now_v7().to_string(),
-        at_ms: now_ms(),
+        at_ms: crate::clock::now_ms(),
         actor: actor.to_string(),
         kind: kind.to_string(),
         subject,

@@ -21,7 +21,7 @@ use super::issued::Issued;
 use super::privacy::{Privacy, RedactionFailed};
 use super::{CaptureQueue, Interaction, Message, Outcome};
 use crate::metrics::Metrics;
-use crate::proxy::shard::{Slot, SLOTS};
+use crate::runtime::shard::{Slot, SLOTS};
 use crate::store::{InteractionRow, Store};
 
 /// Settings of the writer, from `[capture]`.
@@ -655,7 +655,7 @@ mod tests {
         fn list_feedback(&self, q: &FeedbackQuery) -> Result<Vec<FeedbackRow>, StoreError> {
             self.inner.list_feedback(q)
         }
-        fn get_raw(&self, id: &str) -> Result<Option<crate::capture::vault::Sealed>, StoreError> {
+        fn get_raw(&self, id: &str) -> Result<Option<crate::crypto::vault::Sealed>, StoreError> {
             self.inner.get_raw(id)
         }
         fn forget_user(&self, user_hashes: &[String]) -> Result<Removed, StoreError> {

@@ -85,7 +85,7 @@ impl Config {
             .map(|k| {
                 let mut t = table([
                     ("name", text(&k.name)),
-                    ("sha256", text(crate::capture::hash::hex(&k.sha256))),
+                    ("sha256", text(crate::crypto::hex(&k.sha256))),
                     ("pin", Value::Boolean(k.may_pin)),
                 ]);
                 if let Some(seg) = &k.segment {

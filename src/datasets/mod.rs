@@ -1,5 +1,5 @@
 //! Dataset versions: a build reads the store through the curation pipeline
-//! ([`crate::curate`]), writes JSONL files and a manifest into a staging
+//! ([`curate`]), writes JSONL files and a manifest into a staging
 //! directory, and commits the version by renaming that directory to its id and
 //! then inserting its row. A build interrupted at any point leaves no version:
 //! a staging directory, or a directory without a row, is removed by the next
@@ -17,6 +17,8 @@
 //!   the content hash is the SHA-256 of this file;
 //! - `manifest.json`: what `datasets show` prints.
 
+pub mod curate;
+
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -24,15 +26,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::capture::hash::{sha256, Sha256};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::capture::hash::hex;
-use crate::curate::{
+use self::curate::{
     correction_pair, dpo_line, kto_line, sft_line, thumbs_pair, Builder, DpoFormat, Example,
     Feedback, Format, Pair, Prepared, Record, Spec, StageCounts,
 };
+use crate::crypto::{hex, sha256, Sha256};
 use crate::store::{DatasetRow, ScanQuery, Scanned, Store, StoreError};
 
 /// Datasets directories with a build running: one build at a time per
@@ -196,9 +197,11 @@ pub fn parse_spec(mut v: Value, now: std::time::SystemTime) -> Result<Spec, Stri
         let section = |name: &str| -> Option<String> {
             let sub = v.get(name)?.clone();
             let err = match name {
-                "feedback" => serde_json::from_value::<crate::curate::FeedbackRule>(sub).err(),
-                "dedupe" => serde_json::from_value::<crate::curate::Dedupe>(sub).err(),
-                _ => serde_json::from_value::<crate::curate::Split>(sub).err(),
+                "feedback" => {
+                    serde_json::from_value::<crate::datasets::curate::FeedbackRule>(sub).err()
+                }
+                "dedupe" => serde_json::from_value::<crate::datasets::curate::Dedupe>(sub).err(),
+                _ => serde_json::from_value::<crate::datasets::curate::Split>(sub).err(),
             }?;
             Some(format!("{name}: {err}"))
         };
@@ -650,7 +653,7 @@ fn build_in(
             created: false,
         });
     }
-    let created_at_ms = crate::capture::retention::now_ms();
+    let created_at_ms = crate::clock::now_ms();
     let manifest = json!({
         "object": "dataset",
         "id": id,

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
-use crate::capture::hash;
+use crate::crypto;
 use crate::store::{FeedbackInsert, FeedbackRow, Store, StoreError};
 
 /// Longest correction accepted, in bytes of JSON.
@@ -244,7 +244,7 @@ pub fn parse(body: &[u8], header_key: Option<&str>) -> Result<NewFeedback, Feedb
         user,
         metadata,
         idempotency_key: key,
-        request_hash: hash::hex(&hash::sha256(canonical.to_string().as_bytes())),
+        request_hash: crypto::hex(&crypto::sha256(canonical.to_string().as_bytes())),
     })
 }
 

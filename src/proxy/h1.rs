@@ -53,7 +53,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::io::{AsyncWrite, Interest};
 use tokio::net::TcpStream;
 
-use super::shard::{Padded, SLOTS};
+use crate::runtime::shard::{Padded, SLOTS};
 
 /// Why a request got no response.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +140,7 @@ pub struct Pool {
 struct Idle {
     conn: Conn,
     since: Instant,
-    /// The shard whose runtime the socket belongs to (see `super::shard`).
+    /// The shard whose runtime the socket belongs to (see `crate::runtime::shard`).
     home: u32,
 }
 
@@ -327,7 +327,7 @@ impl Pool {
     /// open. Another shard's connections stay: their sockets wake that
     /// shard's thread, not this one.
     fn checkout(&self) -> Option<Conn> {
-        let home = super::shard::current();
+        let home = crate::runtime::shard::current();
         let mut idle = self.stripe(home);
         while let Some(at) = idle.iter().rposition(|i| i.home == home) {
             let Idle {
@@ -344,7 +344,7 @@ impl Pool {
         if self.max_idle == 0 || !conn.read.is_empty() {
             return;
         }
-        let home = super::shard::current();
+        let home = crate::runtime::shard::current();
         let mut idle = self.stripe(home);
         // Stamped under the lock, entries stay in `since` order (checkout
         // removes without reordering), so the expired ones are a prefix.

@@ -23,7 +23,8 @@ use super::request::RequestMeta;
 use super::routing::{PinError, RoutingTable, VersionTarget};
 use super::server::Gateway;
 use super::upstream::{strip_hop_by_hop, UpstreamBody};
-use crate::capture::{hash, Endpoint, Outcome};
+use crate::capture::{Endpoint, Outcome};
+use crate::crypto;
 use crate::error::GatewayError;
 
 pub const INTERACTION_ID: &str = "x-flywheel-interaction-id";
@@ -195,7 +196,7 @@ fn authenticate(
         })
         .map(str::trim);
     if let (Some(k), Some(admin)) = (key, gw.config.admin.token.as_deref()) {
-        if hash::secret_eq(k.as_bytes(), admin.as_bytes()) {
+        if crypto::secret_eq(k.as_bytes(), admin.as_bytes()) {
             return Ok((Some(Arc::from("admin")), true));
         }
     }
@@ -203,11 +204,11 @@ fn authenticate(
         return Ok((None, false));
     }
     let key = key.ok_or(GatewayError::Unauthorized)?;
-    let digest = hash::sha256(key.as_bytes());
+    let digest = crypto::sha256(key.as_bytes());
     // Every configured key is compared, so timing does not tell which one matched.
     let mut found = None;
     for (name, expected, may_pin) in &gw.client_keys {
-        if hash::digest_eq(&digest, expected) {
+        if crypto::digest_eq(&digest, expected) {
             found = Some((Some(name.clone()), *may_pin));
         }
     }

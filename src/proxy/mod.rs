@@ -22,5 +22,4 @@ pub mod request;
 pub mod routing;
 pub mod send_timeout;
 pub mod server;
-pub mod shard;
 pub mod upstream;

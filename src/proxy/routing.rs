@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use crate::capture::hash::Sha256;
+use crate::crypto::Sha256;
 use http::header::{HeaderName, HeaderValue};
 
 use super::upstream::Upstream;
@@ -254,7 +254,7 @@ impl Routing {
 
     /// The table now: on a shard, that shard's copy of it.
     pub fn current(&self) -> Arc<RoutingTable> {
-        if super::shard::current() == 0 {
+        if crate::runtime::shard::current() == 0 {
             return self.shared();
         }
         // Read before the table: a swap in between only makes the next call
@@ -423,7 +423,7 @@ fn upstream_key(cfg: &UpstreamConfig) -> String {
     let key_digest = cfg
         .api_key
         .as_deref()
-        .map(|k| crate::capture::hash::hex(&crate::capture::hash::sha256(k.as_bytes())));
+        .map(|k| crate::crypto::hex(&crate::crypto::sha256(k.as_bytes())));
     format!(
         "{}|{:?}|{:?}|{:?}|{:?}|{}",
         cfg.base_url,
@@ -470,7 +470,7 @@ mod tests {
         let base = super::super::upstream::test_config("http://127.0.0.1:9/v1");
         let routing = Arc::new(Routing::new(base, Arc::new(Metrics::default())).unwrap());
         routing.rebuild(&snapshot(1, 10_000));
-        let shards = crate::proxy::shard::Shards::start(1).unwrap();
+        let shards = crate::runtime::shard::Shards::start(1).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();

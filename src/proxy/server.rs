@@ -17,13 +17,13 @@ use super::h1_server::{self, ClientBody};
 use super::idle::{self, Activity};
 use super::routing::Routing;
 use super::send_timeout::SendTimed;
-use super::shard::{Balance, Shards};
 use crate::capture::hash::UserHasher;
 use crate::capture::privacy::Privacy;
 use crate::capture::writer::{self, RowMaker, WriterConfig, WriterHandle};
 use crate::capture::CaptureQueue;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::runtime::shard::{Balance, Shards};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 
@@ -71,7 +71,7 @@ impl Gateway {
     pub async fn start(config: Config) -> Result<(Arc<Gateway>, WriterHandle), RunError> {
         let db = config.capture.db.clone();
         let cipher = (config.privacy.store_key.as_ref())
-            .map(|(key, id)| crate::capture::vault::Vault::new(key, id));
+            .map(|(key, id)| crate::crypto::vault::Vault::new(key, id));
         let store: Arc<dyn Store> = Arc::new(
             tokio::task::spawn_blocking(move || SqliteStore::open_with(&db, cipher))
                 .await
@@ -81,9 +81,11 @@ impl Gateway {
             Some(s) => s.clone(),
             None => {
                 let store = store.clone();
-                tokio::task::spawn_blocking(move || store.secret("user_hash", &random_secret))
-                    .await
-                    .map_err(|e| RunError::Io(std::io::Error::other(e)))??
+                tokio::task::spawn_blocking(move || {
+                    store.secret("user_hash", &|| crate::crypto::random_bytes(32))
+                })
+                .await
+                .map_err(|e| RunError::Io(std::io::Error::other(e)))??
             }
         };
         // One slot per shard for the per-request counts, plus one for the rest.
@@ -188,18 +190,6 @@ impl Gateway {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
-}
-
-/// 32 random bytes from the OS (through UUIDv4, whose bits come from getrandom).
-/// 32 bytes from the system's cryptographic random source (a UUIDv4 spends
-/// six of its bits on its version and variant, and is not meant for keys).
-fn random_secret() -> Vec<u8> {
-    use ring::rand::SecureRandom;
-    let mut v = vec![0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut v)
-        .expect("the system's random source is available");
-    v
 }
 
 fn tls_acceptor(config: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>, RunError> {

@@ -7,7 +7,7 @@
 
 use serde_json::json;
 
-use crate::capture::retention::now_ms;
+use crate::clock::now_ms;
 use crate::config::RouteConfig;
 use crate::store::{
     EventRow, RegistryWrite, RouteRow, Store, StoreError, VersionRow, VersionUpdate,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::decide::{decide, Action, Observations, Observed, Plan, RolloutState, Status};
-use crate::capture::retention::now_ms;
+use crate::clock::now_ms;
 use crate::proxy::server::Gateway;
 use crate::registry::{event, find, RegistryError};
 use crate::store::{

@@ -14,7 +14,7 @@
 //! user hash, times) stay plain: they hold names and hashes, not user text.
 //! Dataset files written by a build are plain by design: trainers read them.
 
-use crate::capture::vault::{Sealed, Vault};
+use crate::crypto::vault::{Sealed, Vault};
 
 /// First byte of a sealed value, and the format's version.
 const MAGIC: u8 = 0xF1;
@@ -90,7 +90,7 @@ pub fn open(
     let plain = vault
         .open(&sealed, &context(row_id, column))
         .map_err(|e| match e {
-            crate::capture::vault::VaultError::WrongKey(k) => CipherError::WrongKey(k),
+            crate::crypto::vault::VaultError::WrongKey(k) => CipherError::WrongKey(k),
             _ => CipherError::Damaged,
         })?;
     String::from_utf8(plain).map_err(|_| CipherError::Damaged)

@@ -87,7 +87,7 @@ pub struct InteractionRow {
     pub segment: Option<String>,
     /// The encrypted unredacted payload, when `privacy.keep_raw` is on.
     #[serde(skip)]
-    pub raw: Option<crate::capture::vault::Sealed>,
+    pub raw: Option<crate::crypto::vault::Sealed>,
 }
 
 /// A page of interactions, newest first.
@@ -337,7 +337,7 @@ pub trait Store: Send + Sync + 'static {
     fn get_raw(
         &self,
         interaction_id: &str,
-    ) -> Result<Option<crate::capture::vault::Sealed>, StoreError>;
+    ) -> Result<Option<crate::crypto::vault::Sealed>, StoreError>;
     /// Deletes everything tied to these hashes of one user (one per key still
     /// known): their interactions (with those interactions' feedback and raw
     /// payloads) and the feedback they gave.

@@ -20,7 +20,7 @@ use super::{
     PurgeCutoffs, RegistryWrite, Removed, RolloutRow, RouteRow, RoutingSnapshot, ScanQuery,
     Scanned, Stats, Store, StoreError, VersionRow, VersionStats,
 };
-use crate::capture::vault::{Sealed, Vault};
+use crate::crypto::vault::{Sealed, Vault};
 
 /// Versioned schema changes, applied in order, each once, each in a transaction.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -304,7 +304,7 @@ fn apply_migrations(conn: &Connection, migrations: &[(i64, &str, &str)]) -> Resu
         tx.execute_batch(sql)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?1, ?2, ?3)",
-            params![version, name, now_ms()],
+            params![version, name, crate::clock::now_ms()],
         )?;
         tx.commit()?;
         tracing::info!(version, name, "applied database migration");
@@ -320,12 +320,6 @@ fn apply_migrations(conn: &Connection, migrations: &[(i64, &str, &str)]) -> Resu
 fn ids_before(ms: i64) -> String {
     let ms = ms.clamp(0, (1 << 48) - 1);
     format!("{:08x}-{:04x}", ms >> 16, ms & 0xffff)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 const COLUMNS: &str = "id, created_at_ms, endpoint, method, path, route, requested_model, version, upstream, status, outcome, stream, truncated, finish_reason, latency_ms, ttft_ms, prompt_tokens, completion_tokens, total_tokens, tokens_estimated, app, user_hash, session_id, metadata, error, redaction, pii_found, segment";
@@ -944,7 +938,7 @@ impl Store for SqliteStore {
                 )));
             }
         }
-        let now = crate::capture::retention::now_ms();
+        let now = crate::clock::now_ms();
         for u in &w.updates {
             tx.execute(
                 "UPDATE versions SET state = ?3, weight_bp = ?4, reason = COALESCE(?5, reason), updated_at_ms = ?6

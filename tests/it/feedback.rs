@@ -222,7 +222,7 @@ async fn feedback_listing_filters() {
 #[tokio::test]
 async fn feedback_needs_a_client_key_when_keys_are_configured() {
     let m = mock().await;
-    let hash = flywheel::capture::hash::hex(&flywheel::capture::hash::sha256(b"k-1"));
+    let hash = flywheel::crypto::hex(&flywheel::crypto::sha256(b"k-1"));
     let extra = format!("[[auth.keys]]\nname = \"app\"\nsha256 = \"{hash}\"\n");
     let gw = gateway_with(&format!("http://{}/v1", m.addr), &extra, &[]).await;
     let id = gw

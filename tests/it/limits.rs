@@ -14,7 +14,7 @@ const KEY: &[u8] = b"fw-limits-key";
 
 /// A gateway in front of `m` that requires a client key, with extra config.
 async fn keyed_gateway(m: &Mock, extra: &str) -> Gw {
-    let hash = flywheel::capture::hash::hex(&flywheel::capture::hash::sha256(KEY));
+    let hash = flywheel::crypto::hex(&flywheel::crypto::sha256(KEY));
     gateway_with(
         &format!("http://{}/v1", m.addr),
         &format!("{extra}\n[[auth.keys]]\nname = \"app\"\nsha256 = \"{hash}\"\n"),

@@ -603,7 +603,7 @@ async fn client_leaving_mid_stream_is_captured_as_client_closed() {
 #[tokio::test]
 async fn client_keys_gate_requests_and_name_the_app() {
     let m = mock().await;
-    let hash = flywheel::capture::hash::hex(&flywheel::capture::hash::sha256(b"fw-key-1"));
+    let hash = flywheel::crypto::hex(&flywheel::crypto::sha256(b"fw-key-1"));
     let extra = format!(
         "api_key_env = \"UP_KEY\"\n[[auth.keys]]\nname = \"web-app\"\nsha256 = \"{hash}\"\n"
     );

@@ -332,11 +332,11 @@ async fn the_split_is_sticky_and_weight_changes_apply_at_once() {
 #[tokio::test]
 async fn pinning_a_version_needs_the_admin_token_or_a_flagged_key() {
     let m = mock().await;
-    let hash = flywheel::capture::hash::hex(&flywheel::capture::hash::sha256(b"pinner"));
+    let hash = flywheel::crypto::hex(&flywheel::crypto::sha256(b"pinner"));
     let extra = format!(
         "{}[[auth.keys]]\nname = \"app\"\nsha256 = \"{}\"\n[[auth.keys]]\nname = \"eval\"\nsha256 = \"{hash}\"\npin = true\n",
         routes(&m),
-        flywheel::capture::hash::hex(&flywheel::capture::hash::sha256(b"plain"))
+        flywheel::crypto::hex(&flywheel::crypto::sha256(b"plain"))
     );
     let gw = gateway_with(&format!("http://{}/v1", m.addr), &extra, &[]).await;
     register(&gw, &m, "v2", "new-model").await;
@@ -558,7 +558,7 @@ async fn a_failed_canary_call_is_retried_on_stable_and_counted_against_the_canar
 #[tokio::test]
 async fn user_segments_are_recorded_filtered_and_compared() {
     let m = mock().await;
-    let key = |k: &[u8]| flywheel::capture::hash::hex(&flywheel::capture::hash::sha256(k));
+    let key = |k: &[u8]| flywheel::crypto::hex(&flywheel::crypto::sha256(k));
     let extra = format!(
         "{}[[auth.keys]]\nname = \"acme\"\nsha256 = \"{}\"\nsegment = \"enterprise\"\n[[auth.keys]]\nname = \"hobby\"\nsha256 = \"{}\"\n",
         routes(&m),

@@ -6,7 +6,7 @@
 //! and anything sharing a key shares its hash and therefore its side.
 
 use super::Split;
-use crate::capture::hash::Sha256;
+use crate::crypto::Sha256;
 
 /// First 8 bytes of SHA-256(seed, 0, prompt_key), big-endian.
 pub(crate) fn split_hash(seed: &str, prompt_key: &str) -> u64 {

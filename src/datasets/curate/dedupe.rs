@@ -35,7 +35,7 @@
 //! the middle it touches three shingles and gives J ~ 0.81, so use about 0.75
 //! to catch single-word edits reliably.
 
-use crate::capture::hash::sha256;
+use crate::crypto::sha256;
 
 /// Functions whose minima keep one byte: the LSH bands and part of the estimate.
 const BYTE_SLOTS: usize = 64;
