@@ -32,6 +32,7 @@ pub mod crypto;
 pub mod datasets;
 pub mod error;
 pub mod feedback;
+pub mod http1;
 pub mod metrics;
 pub mod mock;
 pub mod proxy;

@@ -283,7 +283,7 @@ pub struct Metrics {
     /// Connections closed as soon as accepted, past `server.max_connections`.
     pub connections_refused: AtomicU64,
     /// Request bodies in flight and the requests refused for want of room.
-    pub body_budget: std::sync::OnceLock<std::sync::Arc<crate::proxy::budget::BodyBudget>>,
+    pub body_budget: std::sync::OnceLock<std::sync::Arc<crate::http1::budget::BodyBudget>>,
 }
 
 impl Default for Metrics {

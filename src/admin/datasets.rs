@@ -16,12 +16,12 @@ use super::models::read_json;
 use super::{blocking, json_error, json_response, non_empty, parse_limit};
 use crate::datasets::{self, BuildError, BuildRequest};
 use crate::error::{error_json, GatewayError};
-use crate::proxy::body::ProxyBody;
-use crate::proxy::h1_server::ClientBody;
+use crate::http1::body::ClientBody;
+use crate::http1::body::ResponseBody;
 use crate::proxy::handler::error_response;
 use crate::proxy::server::Gateway;
 
-type Resp = Response<ProxyBody>;
+type Resp = Response<ResponseBody>;
 
 fn build_error_json(e: &BuildError) -> (StatusCode, Value) {
     let code = e.code();
@@ -111,7 +111,7 @@ pub async fn create(gw: &Arc<Gateway>, query: &HashMap<String, String>, body: Cl
         };
         let _ = tx.blocking_send(line(&last));
     });
-    let mut r = Response::new(ProxyBody::Channel(rx));
+    let mut r = Response::new(ResponseBody::Channel(rx));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-ndjson"),
@@ -213,7 +213,7 @@ pub async fn file(gw: &Arc<Gateway>, id: &str, name: &str) -> Resp {
             }
         }
     });
-    let mut r = Response::new(ProxyBody::Channel(rx));
+    let mut r = Response::new(ResponseBody::Channel(rx));
     let kind = if name.ends_with(".json") {
         "application/json"
     } else if name.ends_with(".jsonl") {

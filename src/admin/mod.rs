@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 
 use crate::crypto;
 use crate::error::{error_json, GatewayError};
-use crate::proxy::body::ProxyBody;
-use crate::proxy::h1_server::ClientBody;
+use crate::http1::body::ClientBody;
+use crate::http1::body::ResponseBody;
 use crate::proxy::handler::error_response;
 use crate::proxy::server::Gateway;
 use crate::store::{FeedbackQuery, InteractionRow, ListQuery};
@@ -36,7 +36,7 @@ pub(crate) async fn read_bytes(
     gw: &Gateway,
     body: ClientBody,
     limit: u64,
-) -> Result<Bytes, Response<ProxyBody>> {
+) -> Result<Bytes, Response<ResponseBody>> {
     // Admin bodies are small and handled at once: the budget share is
     // given back as soon as they are read.
     crate::proxy::handler::read_body(gw, body, &http::HeaderMap::new(), limit)
@@ -63,7 +63,7 @@ fn token_matches(token: &str, headers: &http::HeaderMap) -> bool {
     crypto::secret_eq(given.as_bytes(), token.as_bytes())
 }
 
-pub async fn handle(gw: &Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody> {
+pub async fn handle(gw: &Arc<Gateway>, req: Request<ClientBody>) -> Response<ResponseBody> {
     let Some(token) = gw.config.admin.token.as_deref() else {
         return error_response(&GatewayError::NotFound(
             "the admin API is disabled; set FLYWHEEL_ADMIN_TOKEN to enable it".into(),
@@ -138,8 +138,8 @@ fn parse_query(q: &str) -> HashMap<String, String> {
     form_urlencoded::parse(q.as_bytes()).into_owned().collect()
 }
 
-fn json_response(status: StatusCode, v: &Value) -> Response<ProxyBody> {
-    let mut r = Response::new(ProxyBody::full(Bytes::from(
+fn json_response(status: StatusCode, v: &Value) -> Response<ResponseBody> {
+    let mut r = Response::new(ResponseBody::full(Bytes::from(
         serde_json::to_vec(v).unwrap_or_default(),
     )));
     *r.status_mut() = status;
@@ -150,8 +150,8 @@ fn json_response(status: StatusCode, v: &Value) -> Response<ProxyBody> {
     r
 }
 
-fn json_error(status: StatusCode, message: &str, code: &str) -> Response<ProxyBody> {
-    let mut r = Response::new(ProxyBody::full(error_json(
+fn json_error(status: StatusCode, message: &str, code: &str) -> Response<ResponseBody> {
+    let mut r = Response::new(ResponseBody::full(error_json(
         message,
         ("invalid_request_error", code),
     )));
@@ -167,7 +167,7 @@ fn json_error(status: StatusCode, message: &str, code: &str) -> Response<ProxyBo
 async fn blocking<T: Send + 'static>(
     gw: &Arc<Gateway>,
     f: impl FnOnce(&dyn crate::store::Store) -> Result<T, crate::store::StoreError> + Send + 'static,
-) -> Result<T, Response<ProxyBody>> {
+) -> Result<T, Response<ResponseBody>> {
     let store = gw.store.clone();
     match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
         Ok(Ok(v)) => Ok(v),
@@ -182,7 +182,7 @@ async fn blocking<T: Send + 'static>(
 /// The `limit` parameter, or the 400 response explaining it. The response is
 /// large, but this runs once per admin call, far from the hot path.
 #[allow(clippy::result_large_err)]
-fn parse_limit(query: &HashMap<String, String>) -> Result<usize, Response<ProxyBody>> {
+fn parse_limit(query: &HashMap<String, String>) -> Result<usize, Response<ResponseBody>> {
     match query.get("limit").map(|l| l.parse::<usize>()) {
         None => Ok(20),
         Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
@@ -205,7 +205,7 @@ fn page<T>(
     limit: usize,
     id: impl Fn(&T) -> String,
     to_json: impl Fn(&T) -> Value,
-) -> Response<ProxyBody> {
+) -> Response<ResponseBody> {
     let has_more = rows.len() > limit;
     rows.truncate(limit);
     let next = if has_more { rows.last().map(&id) } else { None };
@@ -216,7 +216,10 @@ fn page<T>(
     )
 }
 
-async fn list_feedback(gw: &Arc<Gateway>, query: &HashMap<String, String>) -> Response<ProxyBody> {
+async fn list_feedback(
+    gw: &Arc<Gateway>,
+    query: &HashMap<String, String>,
+) -> Response<ResponseBody> {
     let limit = match parse_limit(query) {
         Ok(l) => l,
         Err(r) => return r,
@@ -256,7 +259,7 @@ fn feedback_json(row: &crate::store::FeedbackRow) -> Value {
     v
 }
 
-async fn list(gw: &Arc<Gateway>, query: &HashMap<String, String>) -> Response<ProxyBody> {
+async fn list(gw: &Arc<Gateway>, query: &HashMap<String, String>) -> Response<ResponseBody> {
     let limit = match parse_limit(query) {
         Ok(l) => l,
         Err(r) => return r,
@@ -299,7 +302,7 @@ fn body_json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::from(text))
 }
 
-async fn show(gw: &Arc<Gateway>, id: &str) -> Response<ProxyBody> {
+async fn show(gw: &Arc<Gateway>, id: &str) -> Response<ResponseBody> {
     let key = id.to_string();
     let found = blocking(gw, move |s| {
         let row = s.get_interaction(&key)?;
@@ -337,7 +340,7 @@ async fn show(gw: &Arc<Gateway>, id: &str) -> Response<ProxyBody> {
     json_response(StatusCode::OK, &v)
 }
 
-async fn list_events(gw: &Arc<Gateway>, query: &HashMap<String, String>) -> Response<ProxyBody> {
+async fn list_events(gw: &Arc<Gateway>, query: &HashMap<String, String>) -> Response<ResponseBody> {
     let limit = match parse_limit(query) {
         Ok(l) => l,
         Err(r) => return r,
@@ -365,7 +368,7 @@ async fn list_events(gw: &Arc<Gateway>, query: &HashMap<String, String>) -> Resp
     }
 }
 
-async fn stats(gw: &Arc<Gateway>) -> Response<ProxyBody> {
+async fn stats(gw: &Arc<Gateway>) -> Response<ResponseBody> {
     let stats = match blocking(gw, |s| s.stats()).await {
         Ok(s) => s,
         Err(resp) => return resp,

@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 
 use super::{json_error, json_response};
 use crate::error::GatewayError;
-use crate::proxy::body::ProxyBody;
-use crate::proxy::h1_server::ClientBody;
+use crate::http1::body::ClientBody;
+use crate::http1::body::ResponseBody;
 use crate::proxy::handler::error_response;
 use crate::proxy::server::Gateway;
 use crate::registry::{self, NewVersion, RegistryError};
@@ -19,7 +19,7 @@ use crate::rollout::decide::Plan;
 use crate::rollout::driver::{self, Command};
 use crate::store::{RolloutRow, Store};
 
-type Resp = http::Response<ProxyBody>;
+type Resp = http::Response<ResponseBody>;
 
 fn registry_error(e: RegistryError) -> Resp {
     match e {

@@ -11,15 +11,15 @@ use super::{blocking, json_error, json_response};
 use crate::capture::retention;
 use crate::crypto::vault::VaultError;
 use crate::error::GatewayError;
-use crate::proxy::body::ProxyBody;
-use crate::proxy::h1_server::ClientBody;
+use crate::http1::body::ClientBody;
+use crate::http1::body::ResponseBody;
 use crate::proxy::handler::error_response;
 use crate::proxy::server::Gateway;
 
 /// `GET /admin/v1/interactions/{id}/raw`: decrypts the unredacted payload. The
 /// read is written to the audit log before anything is returned; if the audit
 /// write fails, nothing is returned.
-pub async fn raw(gw: &Arc<Gateway>, id: &str) -> http::Response<ProxyBody> {
+pub async fn raw(gw: &Arc<Gateway>, id: &str) -> http::Response<ResponseBody> {
     if gw.privacy.vault.is_none() {
         return error_response(&GatewayError::NotFound(
             "raw payloads are not readable: privacy.keep_raw is off or its key is not configured"
@@ -87,7 +87,7 @@ pub async fn raw(gw: &Arc<Gateway>, id: &str) -> http::Response<ProxyBody> {
 
 /// `POST /admin/v1/privacy/forget` with `{"user": "<raw id>"}`: deletes every
 /// interaction, feedback and raw payload tied to that user.
-pub async fn forget(gw: &Arc<Gateway>, body: ClientBody) -> http::Response<ProxyBody> {
+pub async fn forget(gw: &Arc<Gateway>, body: ClientBody) -> http::Response<ResponseBody> {
     let bytes = match super::read_bytes(gw, body, 64 * 1024).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -138,7 +138,7 @@ pub async fn forget(gw: &Arc<Gateway>, body: ClientBody) -> http::Response<Proxy
 }
 
 /// `POST /admin/v1/privacy/purge[?dry_run=true]`: one retention sweep now.
-pub async fn purge(gw: &Arc<Gateway>, dry_run: bool) -> http::Response<ProxyBody> {
+pub async fn purge(gw: &Arc<Gateway>, dry_run: bool) -> http::Response<ResponseBody> {
     let cfg = gw.config.retention.clone();
     match blocking(gw, move |s| retention::sweep(s, &cfg, "admin", dry_run)).await {
         Ok((cut, removed)) => json_response(

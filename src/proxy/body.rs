@@ -9,68 +9,13 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http_body::{Body, Frame, SizeHint};
+use http_body::{Body, Frame};
 
 use super::call::Call;
 use super::upstream::UpstreamBody;
 use crate::capture::{Arrivals, Outcome};
 use crate::error::GatewayError;
-
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The body of every response the gateway sends.
-pub enum ProxyBody {
-    Full(Option<Bytes>),
-    Tee(Box<TeeBody>),
-    /// Chunks produced by a task as they come (admin progress, file downloads);
-    /// the task sees the receiver dropped when the client goes away.
-    Channel(tokio::sync::mpsc::Receiver<Result<Bytes, BoxError>>),
-}
-
-impl ProxyBody {
-    pub fn full(b: impl Into<Bytes>) -> ProxyBody {
-        ProxyBody::Full(Some(b.into()))
-    }
-
-    pub fn empty() -> ProxyBody {
-        ProxyBody::Full(None)
-    }
-}
-
-impl Body for ProxyBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            ProxyBody::Full(b) => Poll::Ready(
-                b.take()
-                    .filter(|b| !b.is_empty())
-                    .map(|b| Ok(Frame::data(b))),
-            ),
-            ProxyBody::Tee(t) => t.poll_tee(cx),
-            ProxyBody::Channel(rx) => rx.poll_recv(cx).map(|c| c.map(|c| c.map(Frame::data))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            ProxyBody::Full(b) => b.as_ref().is_none_or(|b| b.is_empty()),
-            ProxyBody::Tee(t) => t.done && t.out.is_none() && t.abort.is_none(),
-            ProxyBody::Channel(_) => false,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            ProxyBody::Tee(_) | ProxyBody::Channel(_) => SizeHint::default(),
-        }
-    }
-}
+use crate::http1::body::BoxError;
 
 /// Forwards an upstream body while teeing it into the call's capture record.
 pub struct TeeBody {
@@ -255,6 +200,22 @@ impl TeeBody {
                 },
             }
         }
+    }
+}
+
+impl Body for TeeBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.get_mut().poll_tee(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.out.is_none() && self.abort.is_none()
     }
 }
 

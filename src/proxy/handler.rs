@@ -2,9 +2,7 @@
 //! read and check the body, forward, and answer — every call captured.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -12,12 +10,8 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 
-use super::body::{BoxError, ProxyBody, TeeBody};
-use super::budget::Reserved;
+use super::body::TeeBody;
 use super::call::Call;
-use super::h1::SendError;
-use super::h1_server::{BodyFault, ClientBody};
-use super::idle::{Busy, Watched};
 use super::request;
 use super::request::RequestMeta;
 use super::routing::{PinError, RoutingTable, VersionTarget};
@@ -26,6 +20,11 @@ use super::upstream::{strip_hop_by_hop, UpstreamBody};
 use crate::capture::{Endpoint, Outcome};
 use crate::crypto;
 use crate::error::GatewayError;
+use crate::http1::body::ClientBody;
+use crate::http1::body::{BoxError, ResponseBody};
+use crate::http1::budget::Reserved;
+use crate::http1::client::SendError;
+use crate::http1::idle::{Busy, Watched};
 
 pub const INTERACTION_ID: &str = "x-flywheel-interaction-id";
 pub const MODEL_VERSION: &str = "x-flywheel-model-version";
@@ -66,7 +65,7 @@ pub async fn handle(
             }
         }
         (&Method::GET, "/metrics") => {
-            let mut r = Response::new(ProxyBody::full(gw.metrics.render()));
+            let mut r = Response::new(ResponseBody::full(gw.metrics.render()));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -80,8 +79,8 @@ pub async fn handle(
     Ok(resp.map(|body| Watched::new(body, busy)))
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
-    let mut r = Response::new(ProxyBody::full(Bytes::from_static(body.as_bytes())));
+fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
+    let mut r = Response::new(ResponseBody::full(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -99,17 +98,17 @@ fn hosts_ok<B>(req: &Request<B>) -> bool {
     let mut hosts = req.headers().get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
         (_, Some(_)) => false,
-        (Some(h), None) => super::h1_server::valid_host(h.as_bytes()),
+        (Some(h), None) => crate::http1::server::valid_host(h.as_bytes()),
         (None, None) => req.version() != http::Version::HTTP_11,
     }
 }
 
-fn bad_host() -> Response<ProxyBody> {
+fn bad_host() -> Response<ResponseBody> {
     let body = crate::error::error_json(
         "the request must have one valid host header",
         ("invalid_request_error", "invalid_request"),
     );
-    let mut r = Response::new(ProxyBody::full(body));
+    let mut r = Response::new(ResponseBody::full(body));
     *r.status_mut() = StatusCode::BAD_REQUEST;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -118,12 +117,12 @@ fn bad_host() -> Response<ProxyBody> {
     r
 }
 
-fn not_allowed() -> Response<ProxyBody> {
+fn not_allowed() -> Response<ResponseBody> {
     let body = crate::error::error_json(
         "the method is not allowed",
         ("invalid_request_error", "method_not_allowed"),
     );
-    let mut r = Response::new(ProxyBody::full(body));
+    let mut r = Response::new(ResponseBody::full(body));
     *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     let headers = r.headers_mut();
     headers.insert(
@@ -138,12 +137,12 @@ fn not_allowed() -> Response<ProxyBody> {
 }
 
 /// An OpenAI-shaped error response.
-pub fn error_response(err: &GatewayError) -> Response<ProxyBody> {
+pub fn error_response(err: &GatewayError) -> Response<ResponseBody> {
     json_error_response(err, err.body())
 }
 
-fn json_error_response(err: &GatewayError, body: Bytes) -> Response<ProxyBody> {
-    let mut r = Response::new(ProxyBody::full(body));
+fn json_error_response(err: &GatewayError, body: Bytes) -> Response<ResponseBody> {
+    let mut r = Response::new(ResponseBody::full(body));
     *r.status_mut() = err.status();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -158,7 +157,7 @@ fn json_error_response(err: &GatewayError, body: Bytes) -> Response<ProxyBody> {
 
 /// Answers a call with a gateway error and captures it; the JSON body is made
 /// once and serves both.
-fn fail(mut call: Call, err: GatewayError) -> Response<ProxyBody> {
+fn fail(mut call: Call, err: GatewayError) -> Response<ResponseBody> {
     let body = err.body();
     let mut resp = json_error_response(&err, body.clone());
     call.status = err.status().as_u16();
@@ -167,7 +166,7 @@ fn fail(mut call: Call, err: GatewayError) -> Response<ProxyBody> {
     resp
 }
 
-fn add_gateway_headers(resp: &mut Response<ProxyBody>, call: &Call) {
+fn add_gateway_headers(resp: &mut Response<ResponseBody>, call: &Call) {
     // Names made at compile time and the id written without `fmt`: this runs
     // on every response.
     const INTERACTION_ID_NAME: HeaderName = HeaderName::from_static(INTERACTION_ID);
@@ -249,7 +248,7 @@ async fn list_models(
     table: &RoutingTable,
     parts: http::request::Parts,
     keep_client_auth: bool,
-) -> Response<ProxyBody> {
+) -> Response<ResponseBody> {
     let routes = table.route_names();
     let mut data: Vec<serde_json::Value> = routes
         .iter()
@@ -288,7 +287,7 @@ async fn list_models(
         serde_json::to_vec(&serde_json::json!({"object": "list", "data": data}))
             .unwrap_or_default(),
     );
-    let mut resp = Response::new(ProxyBody::full(body.clone()));
+    let mut resp = Response::new(ResponseBody::full(body.clone()));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -345,101 +344,21 @@ async fn upstream_models(
         .collect())
 }
 
-/// Reads a request body whole, within `limit` bytes and the server's body
-/// time limit, holding its size in the gateway's body budget: the declared
-/// length before anything is read, else as it arrives. The budget is held
-/// until the returned reservation is dropped.
+/// Reads a request body whole within `limit` bytes, the body budget and
+/// the server's body time limit.
 pub async fn read_body(
     gw: &Gateway,
     body: ClientBody,
     headers: &http::HeaderMap,
     limit: u64,
 ) -> Result<(Bytes, Reserved), GatewayError> {
-    let mut body = match body {
-        ClientBody::Read(b, _) if b.len() as u64 > limit => {
-            return Err(GatewayError::PayloadTooLarge { limit })
-        }
-        ClientBody::Read(b, reserved) => return Ok((b, reserved)),
-        ClientBody::Fault(BodyFault::TooLarge) => {
-            return Err(GatewayError::PayloadTooLarge { limit })
-        }
-        ClientBody::Fault(BodyFault::TimedOut) => return Err(GatewayError::RequestTimeout),
-        ClientBody::Fault(BodyFault::Refused) => return Err(GatewayError::Unauthorized),
-        ClientBody::Fault(BodyFault::Busy) => return Err(GatewayError::Busy),
-        ClientBody::Fault(BodyFault::Malformed) => {
-            return Err(GatewayError::BadRequest(
-                "the request body could not be read".into(),
-            ))
-        }
-        ClientBody::Incoming(b) => b,
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(GatewayError::PayloadTooLarge { limit });
-    }
-    let mut reserved = match declared {
-        Some(0) => Reserved::default(),
-        Some(n) => gw.body_budget.reserve(n).ok_or(GatewayError::Busy)?,
-        None => gw.body_budget.empty(),
-    };
-    let collect = async move {
-        // The first chunk is kept as it came; only a body in several is copied.
-        let mut first: Option<Bytes> = None;
-        let mut rest = BytesMut::new();
-        while let Some(frame) = body.frame().await {
-            let Ok(data) = frame
-                .map_err(|_| GatewayError::BadRequest("the request body could not be read".into()))?
-                .into_data()
-            else {
-                continue;
-            };
-            // Once a second chunk came, `rest` holds the first one too.
-            let have = match &first {
-                Some(f) if rest.is_empty() => f.len(),
-                _ => rest.len(),
-            };
-            let total = (have + data.len()) as u64;
-            if total > limit {
-                return Err(GatewayError::PayloadTooLarge { limit });
-            }
-            if !reserved.cover(total) {
-                return Err(GatewayError::Busy);
-            }
-            match &first {
-                None => first = Some(data),
-                Some(f) => {
-                    if rest.is_empty() {
-                        let size = declared.unwrap_or(0).min(limit) as usize;
-                        rest.reserve(size.max(f.len() + data.len()));
-                        rest.extend_from_slice(f);
-                    }
-                    rest.extend_from_slice(&data);
-                }
-            }
-        }
-        let bytes = if rest.is_empty() {
-            first.unwrap_or_default()
-        } else {
-            rest.freeze()
-        };
-        Ok((bytes, reserved))
-    };
-    // A small body has mostly arrived with the head: one look before a timer
-    // is set up for it (which reads the clock and makes a timer entry).
-    let mut collect = std::pin::pin!(collect);
-    let collected = match std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await {
-        Poll::Ready(c) => c,
-        Poll::Pending => tokio::time::timeout(gw.config.server.body_timeout, collect)
-            .await
-            .map_err(|_| GatewayError::RequestTimeout)?,
-    };
-    collected
+    let timeout = gw.config.server.body_timeout;
+    crate::http1::body::read_whole(body, headers, limit, &gw.body_budget, timeout)
+        .await
+        .map_err(|fault| fault.to_error(limit))
 }
 
-async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody> {
+async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ResponseBody> {
     let start = Instant::now();
     let (parts, body) = req.into_parts();
     let endpoint = Endpoint::classify(&parts.method, parts.uri.path());
@@ -624,9 +543,9 @@ async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody
         // A stream's first byte is its first frame; the writer finds its
         // first token from the frames' arrival times.
         let first_byte = (!is_sse).then_some(headers_at);
-        let mut resp = Response::from_parts(rparts, ProxyBody::empty());
+        let mut resp = Response::from_parts(rparts, ResponseBody::empty());
         add_gateway_headers(&mut resp, &call);
-        *resp.body_mut() = ProxyBody::Tee(Box::new(TeeBody::new(
+        *resp.body_mut() = ResponseBody::Stream(Box::pin(TeeBody::new(
             rbody, call, deadline, is_sse, hide_usage, cap, first_byte, declared,
         )));
         return resp;
@@ -649,7 +568,7 @@ async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody
         }
     };
     if !ahead.ended {
-        let mut resp = Response::from_parts(rparts, ProxyBody::empty());
+        let mut resp = Response::from_parts(rparts, ResponseBody::empty());
         add_gateway_headers(&mut resp, &call);
         let tee = TeeBody::new(
             rbody,
@@ -661,7 +580,7 @@ async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody
             Some(headers_at),
             declared,
         );
-        *resp.body_mut() = ProxyBody::Tee(Box::new(tee.with_prefix(ahead.data)));
+        *resp.body_mut() = ResponseBody::Stream(Box::pin(tee.with_prefix(ahead.data)));
         return resp;
     }
     let collected = ahead.data;
@@ -671,7 +590,7 @@ async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody
     } else {
         Outcome::UpstreamError
     };
-    let mut resp = Response::from_parts(rparts, ProxyBody::full(collected.clone()));
+    let mut resp = Response::from_parts(rparts, ResponseBody::full(collected.clone()));
     add_gateway_headers(&mut resp, &call);
     call.finish_with_body(outcome, &collected, Some(headers_at), None);
     resp
@@ -720,7 +639,7 @@ async fn read_ahead(body: &mut UpstreamBody, cap: usize) -> Result<Ahead, BoxErr
 /// `POST /v1/feedback`: authorized like proxied calls, validated, stored, and
 /// answered 201 with the feedback's id (the same id again for a retry with the
 /// same idempotency key).
-async fn feedback(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyBody> {
+async fn feedback(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ResponseBody> {
     use crate::feedback::{self, FeedbackError};
     let (parts, body) = req.into_parts();
     let app = match authenticate(&gw, &parts.headers) {
@@ -812,7 +731,7 @@ async fn feedback(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyB
         "type": row.kind,
         "created_at": row.created_at_ms / 1000,
     });
-    let mut r = Response::new(ProxyBody::full(
+    let mut r = Response::new(ResponseBody::full(
         serde_json::to_vec(&answer).unwrap_or_default(),
     ));
     *r.status_mut() = StatusCode::CREATED;

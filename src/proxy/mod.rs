@@ -10,16 +10,9 @@
 //! hand-off to a bounded queue; a full queue costs a record, never a request.
 
 pub mod body;
-pub mod budget;
 pub mod call;
-pub mod h1;
-#[cfg(test)]
-mod h1_gen;
-pub mod h1_server;
 pub mod handler;
-pub mod idle;
 pub mod request;
 pub mod routing;
-pub mod send_timeout;
 pub mod server;
 pub mod upstream;

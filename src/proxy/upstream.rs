@@ -2,7 +2,7 @@
 //! upstream model servers (HTTP/1.1, or HTTP/2 by ALPN over TLS or by prior
 //! knowledge), and how a client request becomes an upstream request.
 //!
-//! Plain `http://` upstreams spoken to in HTTP/1.1 use the pool in [`super::h1`],
+//! Plain `http://` upstreams spoken to in HTTP/1.1 use the pool in [`crate::http1::client`],
 //! whose connections are driven by the call that holds them; HTTPS and HTTP/2
 //! upstreams use hyper-util's general client.
 
@@ -18,9 +18,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::body::BoxError;
-use super::h1::{self, PooledBody};
 use crate::config::UpstreamConfig;
+use crate::http1::body::BoxError;
+use crate::http1::client::{self as h1, PooledBody};
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 

@@ -14,7 +14,7 @@
 //!
 //! Each shard thread has a process-unique id ([`current`]; 0 on any other
 //! thread). A socket belongs to the runtime that opened it, so the upstream
-//! pool ([`super::h1`]) hands a connection only to the shard that made it.
+//! pool ([`crate::http1::client`]) hands a connection only to the shard that made it.
 
 use std::cell::Cell;
 use std::future::Future;

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use http_body::{Body, Frame, SizeHint};
 
-use super::body::{BoxError, ProxyBody};
+use super::body::{BoxError, ResponseBody};
 
 /// The requests of one client connection, as its watch sees them.
 #[derive(Default)]
@@ -165,12 +165,12 @@ impl Drop for Busy {
 /// A response body that keeps its request counted in until hyper has sent
 /// it (or dropped it: the client went away).
 pub struct Watched {
-    body: ProxyBody,
+    body: ResponseBody,
     _busy: Busy,
 }
 
 impl Watched {
-    pub fn new(body: ProxyBody, busy: Busy) -> Watched {
+    pub fn new(body: ResponseBody, busy: Busy) -> Watched {
         Watched { body, _busy: busy }
     }
 }

@@ -5,10 +5,10 @@
 
 use bytes::BytesMut;
 
-use super::h1::{Decoded, Framing};
+use super::framing::{Decoded, Framing};
 
 /// A small seeded generator (xorshift64*), so that a failure replays.
-pub(crate) struct Rng(pub u64);
+pub(super) struct Rng(pub u64);
 
 impl Rng {
     pub fn next(&mut self) -> u64 {
@@ -27,7 +27,7 @@ impl Rng {
 
 /// Changes a few bytes of `wire`: overwrites, inserts, deletes, or cuts
 /// it short, with bytes that matter to framing.
-pub(crate) fn mutate(rng: &mut Rng, wire: &mut Vec<u8>) {
+pub(super) fn mutate(rng: &mut Rng, wire: &mut Vec<u8>) {
     const BYTES: &[u8] = b"\r\n\x00 \t;:\",=0fF9-+xX\x7f\x80";
     for _ in 0..1 + rng.below(3) {
         if wire.is_empty() {
@@ -48,7 +48,7 @@ pub(crate) fn mutate(rng: &mut Rng, wire: &mut Vec<u8>) {
 
 /// What reading one message off some bytes came to.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Outcome {
+pub(super) enum Outcome {
     Refused,
     /// The input ended before the message did.
     Incomplete,
@@ -61,7 +61,7 @@ pub(crate) enum Outcome {
 /// buffer once it is whole, and the body is decoded by its framing. When the
 /// input ends, a framing that ends with the connection (a response read to
 /// its close) frames what came; any other is incomplete.
-pub(crate) fn frame(
+pub(super) fn frame(
     input: &[u8],
     cuts: &[usize],
     mut head: impl FnMut(&mut BytesMut) -> Result<Option<Framing>, ()>,

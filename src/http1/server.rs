@@ -47,18 +47,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::body::{BoxError, ProxyBody};
+use super::body::{BodyFault, BoxError, ClientBody, ResponseBody};
 use super::budget::{BodyBudget, Reserved};
-use super::h1::{parse_length, poll_fill, Coding, Decoded, Framer, Framing, SendError};
+use super::framing::{parse_length, poll_fill, Coding, Decoded, Framer, Framing, SendError};
 use super::idle::Activity;
-use super::server::Gateway;
 use crate::error::error_json_param;
+use crate::proxy::server::Gateway;
 
 /// The most header lines and bytes a request head may have.
 const MAX_HEADERS: usize = 100;
@@ -75,80 +75,6 @@ const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 16 * 1024 * 1024;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// A request body as the handler gets it.
-pub enum ClientBody {
-    /// From hyper's server: HTTP/2, and every connection over TLS.
-    Incoming(hyper::body::Incoming),
-    /// Read whole before the handler was called, with its share of the
-    /// body budget.
-    Read(Bytes, Reserved),
-    /// Why the body could not be read whole.
-    Fault(BodyFault),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFault {
-    /// Longer than `server.max_body_bytes`, declared or as it came.
-    TooLarge,
-    /// Not all there within `server.body_timeout_secs`.
-    TimedOut,
-    /// Badly framed, or the connection ended inside it.
-    Malformed,
-    /// Not read: the request was refused on its head (no valid key).
-    Refused,
-    /// Not read: it does not fit in `server.body_budget_bytes` now.
-    Busy,
-}
-
-impl std::fmt::Display for BodyFault {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            BodyFault::TooLarge => "the request body is too large",
-            BodyFault::TimedOut => "the request body did not arrive in time",
-            BodyFault::Malformed => "the request body could not be read",
-            BodyFault::Refused => "the request was refused before its body was read",
-            BodyFault::Busy => "the request body does not fit in the body budget",
-        })
-    }
-}
-
-impl std::error::Error for BodyFault {}
-
-impl Body for ClientBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            ClientBody::Incoming(b) => std::pin::Pin::new(b)
-                .poll_frame(cx)
-                .map_err(|e| Box::new(e) as BoxError),
-            ClientBody::Read(b, _) if b.is_empty() => Poll::Ready(None),
-            ClientBody::Read(b, _) => Poll::Ready(Some(Ok(Frame::data(std::mem::take(b))))),
-            ClientBody::Fault(f) => Poll::Ready(Some(Err(Box::new(*f)))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            ClientBody::Incoming(b) => b.is_end_stream(),
-            ClientBody::Read(b, _) => b.is_empty(),
-            ClientBody::Fault(_) => false,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ClientBody::Incoming(b) => b.size_hint(),
-            ClientBody::Read(b, _) => SizeHint::with_exact(b.len() as u64),
-            ClientBody::Fault(_) => SizeHint::default(),
-        }
-    }
-}
 
 /// How a connection served here ended.
 pub enum Ended {
@@ -252,7 +178,7 @@ pub async fn serve(
         let mut keep_alive = head.keep_alive;
         let has_body = head.framing != Framing::Length(0);
         let body = if has_body
-            && !super::handler::authorized_on_head(
+            && !crate::proxy::handler::authorized_on_head(
                 &gw,
                 &head.method,
                 head.uri.path(),
@@ -290,7 +216,7 @@ pub async fn serve(
         *req.version_mut() = version;
         *req.headers_mut() = head.headers;
         let resp = {
-            let handling = super::handler::handle(gw.clone(), req, busy);
+            let handling = crate::proxy::handler::handle(gw.clone(), req, busy);
             let mut handling = std::pin::pin!(handling);
             loop {
                 let watch = conn.buf.len() < MAX_READ_AHEAD;
@@ -323,9 +249,9 @@ pub async fn serve(
 }
 
 /// An OpenAI-shaped error for a request that never reached the handler.
-fn protocol_error(status: StatusCode, message: &str, code: &str) -> Response<ProxyBody> {
+fn protocol_error(status: StatusCode, message: &str, code: &str) -> Response<ResponseBody> {
     let body = error_json_param(message, ("invalid_request_error", code), None);
-    let mut resp = Response::new(ProxyBody::full(body));
+    let mut resp = Response::new(ResponseBody::full(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -912,7 +838,7 @@ impl tokio::io::AsyncWrite for Prefixed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::h1_gen::{self, mutate, Outcome, Rng};
+    use crate::http1::gen::{mutate, Outcome, Rng};
 
     fn parse(text: &str) -> Result<Option<Head>, u16> {
         let mut buf = BytesMut::from(text.as_bytes());
@@ -1103,10 +1029,10 @@ mod tests {
         (wire, body)
     }
 
-    /// Reads one request off `input` (see [`crate::proxy::h1_gen::frame`]).
+    /// Reads one request off `input` (see [`super::gen::frame`]).
     fn frame(input: &[u8], cuts: &[usize]) -> Outcome {
         let mut spans = Vec::new();
-        h1_gen::frame(input, cuts, |buf| {
+        crate::http1::gen::frame(input, cuts, |buf| {
             parse_request(buf, &mut spans)
                 .map(|h| h.map(|h| h.framing))
                 .map_err(drop)
