@@ -23,6 +23,8 @@
 //! - [`alloc`]: has the C allocator hand large freed buffers back to the OS (`main` only).
 
 pub mod admin;
+pub mod app;
+pub mod auth;
 pub mod capture;
 pub mod cli;
 pub mod client;
@@ -32,6 +34,7 @@ pub mod crypto;
 pub mod datasets;
 pub mod error;
 pub mod feedback;
+pub mod headers;
 pub mod http1;
 pub mod metrics;
 pub mod mock;
@@ -41,4 +44,4 @@ pub mod rollout;
 pub mod runtime;
 pub mod store;
 
-pub use proxy::server::{run, Gateway};
+pub use app::{run, Gateway};

@@ -13,13 +13,12 @@ use http::{Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::models::read_json;
-use super::{blocking, json_error, json_response, non_empty, parse_limit};
+use super::Admin;
+use super::{blocking, json_response, non_empty, parse_limit};
 use crate::datasets::{self, BuildError, BuildRequest};
 use crate::error::{error_json, GatewayError};
 use crate::http1::body::ClientBody;
 use crate::http1::body::ResponseBody;
-use crate::proxy::handler::error_response;
-use crate::proxy::server::Gateway;
 
 type Resp = Response<ResponseBody>;
 
@@ -40,8 +39,8 @@ fn build_error_json(e: &BuildError) -> (StatusCode, Value) {
 }
 
 /// `POST /admin/v1/datasets` with `{"spec": {...}, "parent"?, "created_by"?}`.
-pub async fn create(gw: &Arc<Gateway>, query: &HashMap<String, String>, body: ClientBody) -> Resp {
-    let body = match read_json(gw, body).await {
+pub async fn create(api: &Arc<Admin>, query: &HashMap<String, String>, body: ClientBody) -> Resp {
+    let body = match read_json(api, body).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -63,8 +62,8 @@ pub async fn create(gw: &Arc<Gateway>, query: &HashMap<String, String>, body: Cl
             .filter(|c| !c.is_empty())
             .unwrap_or_else(|| "admin".into()),
     };
-    let root = gw.config.datasets.dir.clone();
-    let store = gw.store.clone();
+    let root = api.config.datasets.dir.clone();
+    let store = api.store.clone();
     let stream = query
         .get("stream")
         .is_some_and(|v| v.is_empty() || v == "true" || v == "1");
@@ -87,7 +86,7 @@ pub async fn create(gw: &Arc<Gateway>, query: &HashMap<String, String>, body: Cl
                 let (status, v) = build_error_json(&e);
                 json_response(status, &v)
             }
-            Err(_) => error_response(&GatewayError::Internal),
+            Err(_) => GatewayError::Internal.response(),
         };
     }
     let (tx, rx) = tokio::sync::mpsc::channel(16);
@@ -129,13 +128,13 @@ fn log_failure(e: &BuildError) {
 }
 
 /// `GET /admin/v1/datasets?route=&limit=`: newest first.
-pub async fn list(gw: &Arc<Gateway>, query: &HashMap<String, String>) -> Resp {
+pub async fn list(api: &Arc<Admin>, query: &HashMap<String, String>) -> Resp {
     let limit = match parse_limit(query) {
         Ok(l) => l,
         Err(r) => return r,
     };
     let route = non_empty(query, "route");
-    let rows = match blocking(gw, move |s| s.list_datasets(route.as_deref(), limit)).await {
+    let rows = match blocking(api, move |s| s.list_datasets(route.as_deref(), limit)).await {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -144,18 +143,16 @@ pub async fn list(gw: &Arc<Gateway>, query: &HashMap<String, String>) -> Resp {
 }
 
 fn not_found(id: &str) -> Resp {
-    error_response(&GatewayError::NotFound(format!(
-        "no dataset {id}; see GET /admin/v1/datasets"
-    )))
+    (GatewayError::NotFound(format!("no dataset {id}; see GET /admin/v1/datasets"))).response()
 }
 
 /// `GET /admin/v1/datasets/{id}`: the manifest.
-pub async fn show(gw: &Arc<Gateway>, id: &str) -> Resp {
+pub async fn show(api: &Arc<Admin>, id: &str) -> Resp {
     if !datasets::valid_id(id) {
         return not_found(id);
     }
     let key = id.to_string();
-    match blocking(gw, move |s| s.get_dataset(&key)).await {
+    match blocking(api, move |s| s.get_dataset(&key)).await {
         Ok(Some(row)) => json_response(StatusCode::OK, &row.manifest),
         Ok(None) => not_found(id),
         Err(r) => r,
@@ -163,36 +160,31 @@ pub async fn show(gw: &Arc<Gateway>, id: &str) -> Resp {
 }
 
 /// `GET /admin/v1/datasets/{id}/files/{name}`: one file, streamed.
-pub async fn file(gw: &Arc<Gateway>, id: &str, name: &str) -> Resp {
+pub async fn file(api: &Arc<Admin>, id: &str, name: &str) -> Resp {
     if !datasets::valid_id(id) {
         return not_found(id);
     }
     if !datasets::valid_file_name(name) {
-        return json_error(
-            StatusCode::NOT_FOUND,
-            &format!("a dataset has no file {name:?}; its manifest lists the files"),
-            "not_found",
-        );
+        return GatewayError::NotFound(format!(
+            "a dataset has no file {name:?}; its manifest lists the files"
+        ))
+        .response();
     }
     let key = id.to_string();
-    match blocking(gw, move |s| s.get_dataset(&key)).await {
+    match blocking(api, move |s| s.get_dataset(&key)).await {
         Ok(Some(_)) => {}
         Ok(None) => return not_found(id),
         Err(r) => return r,
     }
-    let path = datasets::version_dir(&gw.config.datasets.dir, id).join(name);
+    let path = datasets::version_dir(&api.config.datasets.dir, id).join(name);
     let mut f = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return json_error(
-                StatusCode::NOT_FOUND,
-                &format!("dataset {id} has no file {name}"),
-                "not_found",
-            )
+            return GatewayError::NotFound(format!("dataset {id} has no file {name}")).response()
         }
         Err(e) => {
             tracing::error!(error = %e, path = %path.display(), "cannot open dataset file");
-            return error_response(&GatewayError::Internal);
+            return GatewayError::Internal.response();
         }
     };
     let len = f.metadata().map(|m| m.len()).ok();

@@ -14,13 +14,16 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::crypto;
-use crate::error::{error_json, GatewayError};
-use crate::http1::body::ClientBody;
-use crate::http1::body::ResponseBody;
-use crate::proxy::handler::error_response;
-use crate::proxy::server::Gateway;
-use crate::store::{FeedbackQuery, InteractionRow, ListQuery};
+use crate::auth::Keys;
+use crate::capture::hash::UserHasher;
+use crate::capture::privacy::Privacy;
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::http1::body::{read_whole, ClientBody, ResponseBody};
+use crate::http1::budget::BodyBudget;
+use crate::metrics::Metrics;
+use crate::registry::Reload;
+use crate::store::{FeedbackQuery, InteractionRow, ListQuery, Store};
 
 mod datasets;
 mod models;
@@ -30,47 +33,49 @@ pub use time::{format_time, parse_since};
 
 const MAX_LIMIT: usize = 1000;
 
+/// What the admin API works with, wired at start.
+pub struct Admin {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    pub keys: Arc<Keys>,
+    /// Hashes user ids to erase, with the key capture uses now...
+    pub user_hasher: UserHasher,
+    /// ...and with the keys used before a rotation.
+    pub previous_hashers: Vec<UserHasher>,
+    /// Raw-payload encryption, to open what `interactions raw` shows.
+    pub privacy: Arc<Privacy>,
+    pub body_budget: Arc<BodyBudget>,
+    /// Brings the traffic in line with the registry after a change.
+    pub reload: Reload,
+}
+
 /// Reads an admin request's body whole, within `limit` bytes and the
 /// server's body time limit.
 pub(crate) async fn read_bytes(
-    gw: &Gateway,
+    api: &Admin,
     body: ClientBody,
     limit: u64,
 ) -> Result<Bytes, Response<ResponseBody>> {
     // Admin bodies are small and handled at once: the budget share is
     // given back as soon as they are read.
-    crate::proxy::handler::read_body(gw, body, &http::HeaderMap::new(), limit)
+    let timeout = api.config.server.body_timeout;
+    let headers = http::HeaderMap::new();
+    read_whole(body, &headers, limit, &api.body_budget, timeout)
         .await
         .map(|(bytes, _reserved)| bytes)
-        .map_err(|e| error_response(&e))
+        .map_err(|fault| fault.to_error(limit).response())
 }
 
-/// Whether the request carries the admin token; false when none is configured.
-pub(crate) fn authorized(gw: &Gateway, headers: &http::HeaderMap) -> bool {
-    gw.config
-        .admin
-        .token
-        .as_deref()
-        .is_some_and(|token| token_matches(token, headers))
-}
-
-fn token_matches(token: &str, headers: &http::HeaderMap) -> bool {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    crypto::secret_eq(given.as_bytes(), token.as_bytes())
-}
-
-pub async fn handle(gw: &Arc<Gateway>, req: Request<ClientBody>) -> Response<ResponseBody> {
-    let Some(token) = gw.config.admin.token.as_deref() else {
-        return error_response(&GatewayError::NotFound(
+pub async fn handle(api: &Arc<Admin>, req: Request<ClientBody>) -> Response<ResponseBody> {
+    if !api.keys.admin_enabled() {
+        return GatewayError::NotFound(
             "the admin API is disabled; set FLYWHEEL_ADMIN_TOKEN to enable it".into(),
-        ));
-    };
-    if !token_matches(token, req.headers()) {
-        let mut r = error_response(&GatewayError::Unauthorized);
+        )
+        .response();
+    }
+    if !api.keys.is_admin(req.headers()) {
+        let mut r = GatewayError::Unauthorized.response();
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return r;
@@ -80,55 +85,58 @@ pub async fn handle(gw: &Arc<Gateway>, req: Request<ClientBody>) -> Response<Res
     let path = parts.uri.path().trim_end_matches('/');
     let segments: Vec<&str> = path.split('/').skip(1).collect();
     match (&parts.method, segments.as_slice()) {
-        (&Method::GET, ["admin", "v1", "interactions"]) => list(gw, &query).await,
-        (&Method::GET, ["admin", "v1", "interactions", id]) => show(gw, id).await,
-        (&Method::GET, ["admin", "v1", "interactions", id, "raw"]) => privacy::raw(gw, id).await,
-        (&Method::GET, ["admin", "v1", "stats"]) => stats(gw).await,
-        (&Method::GET, ["admin", "v1", "feedback"]) => list_feedback(gw, &query).await,
-        (&Method::GET, ["admin", "v1", "events"]) => list_events(gw, &query).await,
-        (&Method::GET, ["admin", "v1", "models"]) => models::list(gw).await,
-        (&Method::POST, ["admin", "v1", "models"]) => models::register(gw, body).await,
+        (&Method::GET, ["admin", "v1", "interactions"]) => list(api, &query).await,
+        (&Method::GET, ["admin", "v1", "interactions", id]) => show(api, id).await,
+        (&Method::GET, ["admin", "v1", "interactions", id, "raw"]) => privacy::raw(api, id).await,
+        (&Method::GET, ["admin", "v1", "stats"]) => stats(api).await,
+        (&Method::GET, ["admin", "v1", "feedback"]) => list_feedback(api, &query).await,
+        (&Method::GET, ["admin", "v1", "events"]) => list_events(api, &query).await,
+        (&Method::GET, ["admin", "v1", "models"]) => models::list(api).await,
+        (&Method::POST, ["admin", "v1", "models"]) => models::register(api, body).await,
         (
             &Method::POST,
             ["admin", "v1", "models", route, "versions", version, verdict @ ("approve" | "reject")],
-        ) => models::judge(gw, route, version, *verdict == "approve", body).await,
-        (&Method::GET, ["admin", "v1", "rollouts"]) => models::list_rollouts(gw, &query).await,
-        (&Method::POST, ["admin", "v1", "rollouts"]) => models::start_rollout(gw, body).await,
-        (&Method::GET, ["admin", "v1", "rollouts", id]) => models::show_rollout(gw, id).await,
+        ) => models::judge(api, route, version, *verdict == "approve", body).await,
+        (&Method::GET, ["admin", "v1", "rollouts"]) => models::list_rollouts(api, &query).await,
+        (&Method::POST, ["admin", "v1", "rollouts"]) => models::start_rollout(api, body).await,
+        (&Method::GET, ["admin", "v1", "rollouts", id]) => models::show_rollout(api, id).await,
         (&Method::POST, ["admin", "v1", "rollouts", id, op]) => {
-            models::command(gw, id, op, body).await
+            models::command(api, id, op, body).await
         }
-        (&Method::GET, ["admin", "v1", "datasets"]) => datasets::list(gw, &query).await,
-        (&Method::POST, ["admin", "v1", "datasets"]) => datasets::create(gw, &query, body).await,
-        (&Method::GET, ["admin", "v1", "datasets", id]) => datasets::show(gw, id).await,
+        (&Method::GET, ["admin", "v1", "datasets"]) => datasets::list(api, &query).await,
+        (&Method::POST, ["admin", "v1", "datasets"]) => datasets::create(api, &query, body).await,
+        (&Method::GET, ["admin", "v1", "datasets", id]) => datasets::show(api, id).await,
         (&Method::GET, ["admin", "v1", "datasets", id, "files", name]) => {
-            datasets::file(gw, id, name).await
+            datasets::file(api, id, name).await
         }
-        (_, ["admin", "v1", "datasets", ..]) => json_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "datasets are immutable: POST /admin/v1/datasets builds one, GET reads them",
-            "method_not_allowed",
-        ),
-        (&Method::POST, ["admin", "v1", "privacy", "forget"]) => privacy::forget(gw, body).await,
+        (_, ["admin", "v1", "datasets", ..]) => GatewayError::MethodNotAllowed {
+            message: "datasets are immutable: POST /admin/v1/datasets builds one, GET reads them"
+                .into(),
+            allow: None,
+        }
+        .response(),
+        (&Method::POST, ["admin", "v1", "privacy", "forget"]) => privacy::forget(api, body).await,
         (&Method::POST, ["admin", "v1", "privacy", "purge"]) => {
             let dry_run = query
                 .get("dry_run")
                 .is_some_and(|v| v.is_empty() || v == "true" || v == "1");
-            privacy::purge(gw, dry_run).await
+            privacy::purge(api, dry_run).await
         }
-        (_, ["admin", "v1", "interactions" | "stats" | "feedback" | "events", ..]) => json_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "this admin endpoint only accepts GET",
-            "method_not_allowed",
-        ),
-        (_, ["admin", "v1", "privacy", ..]) => json_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "privacy actions are POST /admin/v1/privacy/forget and POST /admin/v1/privacy/purge",
-            "method_not_allowed",
-        ),
-        _ => error_response(&GatewayError::NotFound(format!(
-            "no admin endpoint at {path}"
-        ))),
+        (_, ["admin", "v1", "interactions" | "stats" | "feedback" | "events", ..]) => {
+            GatewayError::MethodNotAllowed {
+                message: "this admin endpoint only accepts GET".into(),
+                allow: None,
+            }
+            .response()
+        }
+        (_, ["admin", "v1", "privacy", ..]) => GatewayError::MethodNotAllowed {
+            message:
+                "privacy actions are POST /admin/v1/privacy/forget and POST /admin/v1/privacy/purge"
+                    .into(),
+            allow: None,
+        }
+        .response(),
+        _ => (GatewayError::NotFound(format!("no admin endpoint at {path}"))).response(),
     }
 }
 
@@ -150,32 +158,19 @@ fn json_response(status: StatusCode, v: &Value) -> Response<ResponseBody> {
     r
 }
 
-fn json_error(status: StatusCode, message: &str, code: &str) -> Response<ResponseBody> {
-    let mut r = Response::new(ResponseBody::full(error_json(
-        message,
-        ("invalid_request_error", code),
-    )));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
 /// Runs a store call on the blocking pool and maps failures to a 500.
 async fn blocking<T: Send + 'static>(
-    gw: &Arc<Gateway>,
+    api: &Arc<Admin>,
     f: impl FnOnce(&dyn crate::store::Store) -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, Response<ResponseBody>> {
-    let store = gw.store.clone();
+    let store = api.store.clone();
     match tokio::task::spawn_blocking(move || f(store.as_ref())).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "admin store call failed");
-            Err(error_response(&GatewayError::Internal))
+            Err(GatewayError::Internal.response())
         }
-        Err(_) => Err(error_response(&GatewayError::Internal)),
+        Err(_) => Err(GatewayError::Internal.response()),
     }
 }
 
@@ -186,11 +181,11 @@ fn parse_limit(query: &HashMap<String, String>) -> Result<usize, Response<Respon
     match query.get("limit").map(|l| l.parse::<usize>()) {
         None => Ok(20),
         Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(json_error(
-            StatusCode::BAD_REQUEST,
-            &format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
-            "invalid_limit",
-        )),
+        Some(_) => Err(GatewayError::Coded {
+            code: "invalid_limit",
+            message: format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+        }
+        .response()),
     }
 }
 
@@ -217,7 +212,7 @@ fn page<T>(
 }
 
 async fn list_feedback(
-    gw: &Arc<Gateway>,
+    api: &Arc<Admin>,
     query: &HashMap<String, String>,
 ) -> Response<ResponseBody> {
     let limit = match parse_limit(query) {
@@ -229,11 +224,11 @@ async fn list_feedback(
         Some(s) => match parse_since(s, std::time::SystemTime::now()) {
             Some(ms) => Some(ms),
             None => {
-                return json_error(
-                    StatusCode::BAD_REQUEST,
-                    "since must be an RFC 3339 time (2026-11-25T10:00:00Z), a date, unix seconds, or an age like 30m, 24h, 7d",
-                    "invalid_since",
-                )
+                return GatewayError::Coded {
+ code: "invalid_since",
+ message: "since must be an RFC 3339 time (2026-11-25T10:00:00Z), a date, unix seconds, or an age like 30m, 24h, 7d".into(),
+ }
+ .response()
             }
         },
     };
@@ -245,7 +240,7 @@ async fn list_feedback(
         route: non_empty(query, "route"),
         interaction_id: non_empty(query, "interaction_id"),
     };
-    match blocking(gw, move |s| s.list_feedback(&q)).await {
+    match blocking(api, move |s| s.list_feedback(&q)).await {
         Ok(rows) => page(rows, limit, |r| r.id.clone(), feedback_json),
         Err(resp) => resp,
     }
@@ -259,7 +254,7 @@ fn feedback_json(row: &crate::store::FeedbackRow) -> Value {
     v
 }
 
-async fn list(gw: &Arc<Gateway>, query: &HashMap<String, String>) -> Response<ResponseBody> {
+async fn list(api: &Arc<Admin>, query: &HashMap<String, String>) -> Response<ResponseBody> {
     let limit = match parse_limit(query) {
         Ok(l) => l,
         Err(r) => return r,
@@ -271,7 +266,7 @@ async fn list(gw: &Arc<Gateway>, query: &HashMap<String, String>) -> Response<Re
         route: query.get("route").filter(|r| !r.is_empty()).cloned(),
         segment: query.get("segment").filter(|r| !r.is_empty()).cloned(),
     };
-    let mut rows = match blocking(gw, move |s| s.list_interactions(&q)).await {
+    let mut rows = match blocking(api, move |s| s.list_interactions(&q)).await {
         Ok(r) => r,
         Err(resp) => return resp,
     };
@@ -302,9 +297,9 @@ fn body_json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::from(text))
 }
 
-async fn show(gw: &Arc<Gateway>, id: &str) -> Response<ResponseBody> {
+async fn show(api: &Arc<Admin>, id: &str) -> Response<ResponseBody> {
     let key = id.to_string();
-    let found = blocking(gw, move |s| {
+    let found = blocking(api, move |s| {
         let row = s.get_interaction(&key)?;
         let feedback = match &row {
             Some(_) => s.list_feedback(&FeedbackQuery {
@@ -321,9 +316,7 @@ async fn show(gw: &Arc<Gateway>, id: &str) -> Response<ResponseBody> {
         Err(resp) => return resp,
     };
     let Some(row) = row else {
-        return error_response(&GatewayError::NotFound(format!(
-            "no interaction with id {id}"
-        )));
+        return (GatewayError::NotFound(format!("no interaction with id {id}"))).response();
     };
     let mut v = summary_json(&row);
     if let Some(o) = v.as_object_mut() {
@@ -340,14 +333,14 @@ async fn show(gw: &Arc<Gateway>, id: &str) -> Response<ResponseBody> {
     json_response(StatusCode::OK, &v)
 }
 
-async fn list_events(gw: &Arc<Gateway>, query: &HashMap<String, String>) -> Response<ResponseBody> {
+async fn list_events(api: &Arc<Admin>, query: &HashMap<String, String>) -> Response<ResponseBody> {
     let limit = match parse_limit(query) {
         Ok(l) => l,
         Err(r) => return r,
     };
     let before = non_empty(query, "before");
     let kind = non_empty(query, "kind");
-    match blocking(gw, move |s| {
+    match blocking(api, move |s| {
         s.list_events(limit + 1, before.as_deref(), kind.as_deref())
     })
     .await
@@ -368,12 +361,12 @@ async fn list_events(gw: &Arc<Gateway>, query: &HashMap<String, String>) -> Resp
     }
 }
 
-async fn stats(gw: &Arc<Gateway>) -> Response<ResponseBody> {
-    let stats = match blocking(gw, |s| s.stats()).await {
+async fn stats(api: &Arc<Admin>) -> Response<ResponseBody> {
+    let stats = match blocking(api, |s| s.stats()).await {
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    let m = &gw.metrics;
+    let m = &api.metrics;
     let mut v = serde_json::to_value(&stats).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.insert(

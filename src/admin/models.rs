@@ -8,12 +8,11 @@ use std::sync::Arc;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::{json_error, json_response};
+use super::json_response;
+use super::Admin;
 use crate::error::GatewayError;
 use crate::http1::body::ClientBody;
 use crate::http1::body::ResponseBody;
-use crate::proxy::handler::error_response;
-use crate::proxy::server::Gateway;
 use crate::registry::{self, NewVersion, RegistryError};
 use crate::rollout::decide::Plan;
 use crate::rollout::driver::{self, Command};
@@ -23,51 +22,49 @@ type Resp = http::Response<ResponseBody>;
 
 fn registry_error(e: RegistryError) -> Resp {
     match e {
-        RegistryError::NotFound(m) => error_response(&GatewayError::NotFound(m)),
-        RegistryError::Conflict(m) => error_response(&GatewayError::Conflict(m)),
-        RegistryError::Invalid(m) => error_response(&GatewayError::BadRequest(m)),
+        RegistryError::NotFound(m) => GatewayError::NotFound(m).response(),
+        RegistryError::Conflict(m) => GatewayError::Conflict(m).response(),
+        RegistryError::Invalid(m) => GatewayError::BadRequest(m).response(),
         RegistryError::Store(e) => {
             tracing::error!(error = %e, "registry store call failed");
-            error_response(&GatewayError::Internal)
+            GatewayError::Internal.response()
         }
     }
 }
 
 /// Reads a JSON object body (up to 1 MiB); an empty body reads as `{}`.
-pub(super) async fn read_json(gw: &Gateway, body: ClientBody) -> Result<Value, Resp> {
-    let bytes = super::read_bytes(gw, body, 1024 * 1024).await?;
+pub(super) async fn read_json(api: &Admin, body: ClientBody) -> Result<Value, Resp> {
+    let bytes = super::read_bytes(api, body, 1024 * 1024).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(v @ Value::Object(_)) => Ok(v),
-        _ => Err(error_response(&GatewayError::BadRequest(
-            "request body must be a JSON object".into(),
-        ))),
+        _ => Err(GatewayError::BadRequest("request body must be a JSON object".into()).response()),
     }
 }
 
 /// Runs a registry action on the blocking pool, then reloads routing.
 async fn act<T: Send + 'static>(
-    gw: &Arc<Gateway>,
+    api: &Arc<Admin>,
     f: impl FnOnce(&dyn Store) -> Result<T, RegistryError> + Send + 'static,
 ) -> Result<T, Resp> {
-    let g = gw.clone();
+    let g = api.clone();
     let out = tokio::task::spawn_blocking(move || {
         let out = f(g.store.as_ref())?;
-        if let Err(e) = g.refresh_routing() {
+        if let Err(e) = (g.reload)() {
             tracing::error!(error = %e, "routing reload after an admin action failed");
         }
         Ok::<T, RegistryError>(out)
     })
     .await
-    .map_err(|_| error_response(&GatewayError::Internal))?;
+    .map_err(|_| GatewayError::Internal.response())?;
     out.map_err(registry_error)
 }
 
 /// `GET /admin/v1/models`: routes with their versions and live weights.
-pub async fn list(gw: &Arc<Gateway>) -> Resp {
-    let snap = match act(gw, |s| Ok(s.load_routing()?)).await {
+pub async fn list(api: &Arc<Admin>) -> Resp {
+    let snap = match act(api, |s| Ok(s.load_routing()?)).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -100,20 +97,20 @@ pub async fn list(gw: &Arc<Gateway>) -> Resp {
 }
 
 /// `POST /admin/v1/models`: registers a version.
-pub async fn register(gw: &Arc<Gateway>, body: ClientBody) -> Resp {
-    let v = match read_json(gw, body).await {
+pub async fn register(api: &Arc<Admin>, body: ClientBody) -> Resp {
+    let v = match read_json(api, body).await {
         Ok(v) => v,
         Err(r) => return r,
     };
     let new: NewVersion = match serde_json::from_value(v) {
         Ok(n) => n,
         Err(e) => {
-            return error_response(&GatewayError::BadRequest(format!(
+            return (GatewayError::BadRequest(format!(
                 "{e}; send route, version, upstream and optionally upstream_model, api_key_env, headers, system_prompt, reason"
-            )))
+            ))).response()
         }
     };
-    match act(gw, move |s| registry::register(s, new, "admin")).await {
+    match act(api, move |s| registry::register(s, new, "admin")).await {
         Ok(row) => json_response(
             StatusCode::CREATED,
             &serde_json::to_value(row).unwrap_or_default(),
@@ -124,13 +121,13 @@ pub async fn register(gw: &Arc<Gateway>, body: ClientBody) -> Resp {
 
 /// `POST /admin/v1/models/{route}/versions/{version}/approve|reject` with `{"reason": "..."}`.
 pub async fn judge(
-    gw: &Arc<Gateway>,
+    api: &Arc<Admin>,
     route: &str,
     version: &str,
     approve: bool,
     body: ClientBody,
 ) -> Resp {
-    let v = match read_json(gw, body).await {
+    let v = match read_json(api, body).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -140,13 +137,14 @@ pub async fn judge(
         .filter(|r| !r.trim().is_empty())
         .map(str::to_string)
     else {
-        return error_response(&GatewayError::InvalidField {
+        return (GatewayError::InvalidField {
             param: "reason".into(),
             message: "say why: {\"reason\": \"...\"} is required and lands in the audit log".into(),
-        });
+        })
+        .response();
     };
     let (route, version) = (route.to_string(), version.to_string());
-    match act(gw, move |s| {
+    match act(api, move |s| {
         registry::judge(s, &route, &version, approve, &reason, "admin")
     })
     .await
@@ -222,10 +220,10 @@ fn segments_json(store: &dyn Store, r: &RolloutRow) -> Result<Value, RegistryErr
 }
 
 /// `GET /admin/v1/rollouts?route=&active=true`
-pub async fn list_rollouts(gw: &Arc<Gateway>, query: &HashMap<String, String>) -> Resp {
+pub async fn list_rollouts(api: &Arc<Admin>, query: &HashMap<String, String>) -> Resp {
     let route = query.get("route").filter(|r| !r.is_empty()).cloned();
     let active = query.get("active").is_some_and(|v| v == "true" || v == "1");
-    let rows = act(gw, move |s| {
+    let rows = act(api, move |s| {
         s.list_rollouts(route.as_deref(), active)?
             .iter()
             .map(|r| rollout_json(s, r))
@@ -240,9 +238,9 @@ pub async fn list_rollouts(gw: &Arc<Gateway>, query: &HashMap<String, String>) -
 
 /// `GET /admin/v1/rollouts/{id}`; `{id}` may also be a route with one
 /// active rollout.
-pub async fn show_rollout(gw: &Arc<Gateway>, id: &str) -> Resp {
+pub async fn show_rollout(api: &Arc<Admin>, id: &str) -> Resp {
     let id = id.to_string();
-    let found = act(gw, move |s| rollout_json(s, &driver::resolve(s, &id)?)).await;
+    let found = act(api, move |s| rollout_json(s, &driver::resolve(s, &id)?)).await;
     match found {
         Ok(v) => json_response(StatusCode::OK, &v),
         Err(r) => r,
@@ -250,30 +248,32 @@ pub async fn show_rollout(gw: &Arc<Gateway>, id: &str) -> Resp {
 }
 
 /// `POST /admin/v1/rollouts` with `{"route", "version", "plan"?}`.
-pub async fn start_rollout(gw: &Arc<Gateway>, body: ClientBody) -> Resp {
-    let v = match read_json(gw, body).await {
+pub async fn start_rollout(api: &Arc<Admin>, body: ClientBody) -> Resp {
+    let v = match read_json(api, body).await {
         Ok(v) => v,
         Err(r) => return r,
     };
     let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let (Some(route), Some(version)) = (field("route"), field("version")) else {
-        return error_response(&GatewayError::BadRequest(
+        return (GatewayError::BadRequest(
             "send {\"route\": \"...\", \"version\": \"...\"} and optionally a \"plan\"".into(),
-        ));
+        ))
+        .response();
     };
     let plan = match v.get("plan") {
         None | Some(Value::Null) => Plan::default_plan(),
         Some(p) => match serde_json::from_value::<Plan>(p.clone()) {
             Ok(p) => p,
             Err(e) => {
-                return error_response(&GatewayError::InvalidField {
+                return (GatewayError::InvalidField {
                     param: "plan".into(),
                     message: format!("plan: {e}"),
                 })
+                .response()
             }
         },
     };
-    match act(gw, move |s| {
+    match act(api, move |s| {
         let r = driver::start(s, &route, &version, plan, "admin")?;
         rollout_json(s, &r)
     })
@@ -286,8 +286,8 @@ pub async fn start_rollout(gw: &Arc<Gateway>, body: ClientBody) -> Resp {
 
 /// `POST /admin/v1/rollouts/{id}/{pause|resume|promote|abort|weight}`;
 /// `{id}` may also be a route with one active rollout.
-pub async fn command(gw: &Arc<Gateway>, id: &str, op: &str, body: ClientBody) -> Resp {
-    let v = match read_json(gw, body).await {
+pub async fn command(api: &Arc<Admin>, id: &str, op: &str, body: ClientBody) -> Resp {
+    let v = match read_json(api, body).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -304,22 +304,22 @@ pub async fn command(gw: &Arc<Gateway>, id: &str, op: &str, body: ClientBody) ->
         "weight" => match v.get("weight_percent").and_then(Value::as_f64) {
             Some(w) => Command::SetWeight(w),
             None => {
-                return error_response(&GatewayError::InvalidField {
+                return (GatewayError::InvalidField {
                     param: "weight_percent".into(),
                     message: "send {\"weight_percent\": 0..100}".into(),
                 })
+                .response()
             }
         },
         other => {
-            return json_error(
-                StatusCode::NOT_FOUND,
-                &format!("no rollout action {other}; use pause, resume, weight, promote or abort"),
-                "not_found",
-            )
+            return GatewayError::NotFound(format!(
+                "no rollout action {other}; use pause, resume, weight, promote or abort"
+            ))
+            .response()
         }
     };
     let id = id.to_string();
-    match act(gw, move |s| {
+    match act(api, move |s| {
         let r = driver::command(s, &id, cmd, "admin")?;
         rollout_json(s, &r)
     })
@@ -329,7 +329,7 @@ pub async fn command(gw: &Arc<Gateway>, id: &str, op: &str, body: ClientBody) ->
             if let (Some(route), Some(status @ ("promoted" | "aborted"))) =
                 (v["route"].as_str(), v["status"].as_str())
             {
-                gw.metrics.rollout_finished(route, status == "promoted");
+                api.metrics.rollout_finished(route, status == "promoted");
             }
             json_response(StatusCode::OK, &v)
         }

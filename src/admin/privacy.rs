@@ -7,55 +7,58 @@ use std::time::Duration;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::{blocking, json_error, json_response};
+use super::Admin;
+use super::{blocking, json_response};
 use crate::capture::retention;
 use crate::crypto::vault::VaultError;
 use crate::error::GatewayError;
 use crate::http1::body::ClientBody;
 use crate::http1::body::ResponseBody;
-use crate::proxy::handler::error_response;
-use crate::proxy::server::Gateway;
 
 /// `GET /admin/v1/interactions/{id}/raw`: decrypts the unredacted payload. The
 /// read is written to the audit log before anything is returned; if the audit
 /// write fails, nothing is returned.
-pub async fn raw(gw: &Arc<Gateway>, id: &str) -> http::Response<ResponseBody> {
-    if gw.privacy.vault.is_none() {
-        return error_response(&GatewayError::NotFound(
+pub async fn raw(api: &Arc<Admin>, id: &str) -> http::Response<ResponseBody> {
+    if api.privacy.vault.is_none() {
+        return GatewayError::NotFound(
             "raw payloads are not readable: privacy.keep_raw is off or its key is not configured"
                 .into(),
-        ));
+        )
+        .response();
     }
     let key = id.to_string();
-    let sealed = match blocking(gw, move |s| s.get_raw(&key)).await {
+    let sealed = match blocking(api, move |s| s.get_raw(&key)).await {
         Ok(Some(s)) => s,
         Ok(None) => {
-            return error_response(&GatewayError::NotFound(format!(
-                "no raw payload kept for interaction {id}"
-            )))
+            return (GatewayError::NotFound(format!("no raw payload kept for interaction {id}")))
+                .response()
         }
         Err(resp) => return resp,
     };
-    let Some(vault) = gw.privacy.vault.as_ref() else {
-        return error_response(&GatewayError::Internal);
+    let Some(vault) = api.privacy.vault.as_ref() else {
+        return GatewayError::Internal.response();
     };
     let plain = match vault.open(&sealed, id.as_bytes()) {
         Ok(p) => p,
         Err(e @ VaultError::WrongKey(_)) => {
-            return json_error(StatusCode::CONFLICT, &e.to_string(), "wrong_key")
+            return GatewayError::Coded {
+                code: "wrong_key",
+                message: e.to_string(),
+            }
+            .response()
         }
         Err(e) => {
             tracing::error!(error = %e, id, "raw payload cannot be opened");
-            return json_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &e.to_string(),
-                "raw_unreadable",
-            );
+            return GatewayError::Coded {
+                code: "raw_unreadable",
+                message: e.to_string(),
+            }
+            .response();
         }
     };
     let subject = id.to_string();
     let key_id = sealed.key_id.clone();
-    let audited = blocking(gw, move |s| {
+    let audited = blocking(api, move |s| {
         retention::audit(
             s,
             "admin",
@@ -87,8 +90,8 @@ pub async fn raw(gw: &Arc<Gateway>, id: &str) -> http::Response<ResponseBody> {
 
 /// `POST /admin/v1/privacy/forget` with `{"user": "<raw id>"}`: deletes every
 /// interaction, feedback and raw payload tied to that user.
-pub async fn forget(gw: &Arc<Gateway>, body: ClientBody) -> http::Response<ResponseBody> {
-    let bytes = match super::read_bytes(gw, body, 64 * 1024).await {
+pub async fn forget(api: &Arc<Admin>, body: ClientBody) -> http::Response<ResponseBody> {
+    let bytes = match super::read_bytes(api, body, 64 * 1024).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -97,26 +100,27 @@ pub async fn forget(gw: &Arc<Gateway>, body: ClientBody) -> http::Response<Respo
         .and_then(|v| v.get("user").and_then(Value::as_str).map(str::to_string))
         .filter(|u| !u.is_empty());
     let Some(user) = user else {
-        return error_response(&GatewayError::InvalidField {
+        return (GatewayError::InvalidField {
             param: "user".into(),
             message: "send {\"user\": \"<the user's id as the app sends it>\"}".into(),
-        });
+        })
+        .response();
     };
     // Records still in the capture queue would land after the delete: let the
     // writer catch up first (it normally takes milliseconds).
     for _ in 0..100 {
-        if gw.metrics.capture_queue_depth.get() <= 0 {
+        if api.metrics.capture_queue_depth.get() <= 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // The user's hash under the current key and under every earlier key.
-    let user_hash = gw.user_hasher.hash(&user);
+    let user_hash = api.user_hasher.hash(&user);
     let hashes: Vec<String> = std::iter::once(user_hash.clone())
-        .chain(gw.previous_hashers.iter().map(|h| h.hash(&user)))
+        .chain(api.previous_hashers.iter().map(|h| h.hash(&user)))
         .collect();
     let subject = user_hash.clone();
-    let done = blocking(gw, move |s| {
+    let done = blocking(api, move |s| {
         let removed = s.forget_user(&hashes)?;
         retention::audit(
             s,
@@ -138,9 +142,9 @@ pub async fn forget(gw: &Arc<Gateway>, body: ClientBody) -> http::Response<Respo
 }
 
 /// `POST /admin/v1/privacy/purge[?dry_run=true]`: one retention sweep now.
-pub async fn purge(gw: &Arc<Gateway>, dry_run: bool) -> http::Response<ResponseBody> {
-    let cfg = gw.config.retention.clone();
-    match blocking(gw, move |s| retention::sweep(s, &cfg, "admin", dry_run)).await {
+pub async fn purge(api: &Arc<Admin>, dry_run: bool) -> http::Response<ResponseBody> {
+    let cfg = api.config.retention.clone();
+    match blocking(api, move |s| retention::sweep(s, &cfg, "admin", dry_run)).await {
         Ok((cut, removed)) => json_response(
             StatusCode::OK,
             &json!({

@@ -5,12 +5,15 @@
 //! Feedback never reaches the store unvalidated, and free text (corrections,
 //! comments) never reaches it unredacted once redaction is configured.
 
+pub mod http;
+
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
 use crate::crypto;
+use crate::error::GatewayError;
 use crate::store::{FeedbackInsert, FeedbackRow, Store, StoreError};
 
 /// Longest correction accepted, in bytes of JSON.
@@ -45,6 +48,19 @@ fn invalid(param: &str, message: impl Into<String>) -> FeedbackError {
     FeedbackError::Invalid {
         param: param.to_string(),
         message: message.into(),
+    }
+}
+
+impl From<FeedbackError> for GatewayError {
+    fn from(e: FeedbackError) -> GatewayError {
+        match e {
+            FeedbackError::Invalid { param, message } => {
+                GatewayError::InvalidField { param, message }
+            }
+            FeedbackError::UnknownInteraction(_) => GatewayError::NotFound(e.to_string()),
+            FeedbackError::KeyReused(_) => GatewayError::Conflict(e.to_string()),
+            FeedbackError::Store(_) => GatewayError::Internal,
+        }
     }
 }
 

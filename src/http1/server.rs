@@ -38,6 +38,8 @@
 //! OPTIONS or authority-form for CONNECT (which the handler answers 405).
 //! `Expect: 100-continue` is answered when the body is about to be read.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::mem::MaybeUninit;
 use std::sync::Arc;
@@ -56,9 +58,8 @@ use tokio::sync::watch;
 use super::body::{BodyFault, BoxError, ClientBody, ResponseBody};
 use super::budget::{BodyBudget, Reserved};
 use super::framing::{parse_length, poll_fill, Coding, Decoded, Framer, Framing, SendError};
-use super::idle::Activity;
+use super::idle::{Activity, Busy, Watched};
 use crate::error::error_json_param;
-use crate::proxy::server::Gateway;
 
 /// The most header lines and bytes a request head may have.
 const MAX_HEADERS: usize = 100;
@@ -112,23 +113,56 @@ struct Conn {
 /// A header line's name and value, as byte ranges of its head.
 type Span = ((usize, usize), (usize, usize));
 
+/// What the server hands each request to.
+pub trait Service: Send + Sync + 'static {
+    /// Whether a request may go on to send its body, judged on its head
+    /// alone: a request that will be refused costs no more memory than its
+    /// head.
+    fn admits(&self, method: &Method, path: &str, headers: &HeaderMap) -> bool;
+
+    /// Answers a request. `busy` counts it in on its connection until the
+    /// response has been sent. The result is hyper's service shape, so
+    /// hyper's connections call this future as it is, with no wrapper.
+    fn call(
+        self: Arc<Self>,
+        req: Request<ClientBody>,
+        busy: Busy,
+    ) -> impl Future<Output = Result<Response<Watched>, Infallible>> + Send;
+
+    /// The bounds every connection is held to.
+    fn limits(&self) -> &Limits;
+}
+
+/// The bounds of a connection and of the request bodies read on it.
+pub struct Limits {
+    /// `server.max_body_bytes`.
+    pub max_body: u64,
+    /// How long a body may take to arrive whole.
+    pub body_timeout: Duration,
+    /// How long a write may wait for the client to take bytes.
+    pub send_timeout: Duration,
+    /// Bytes of request bodies in flight over every connection.
+    pub body_budget: Arc<BodyBudget>,
+}
+
 /// Serves HTTP/1.x on `io` until the client closes, an error closes the
 /// connection, or `stop` turns true.
-pub async fn serve(
-    gw: Arc<Gateway>,
+pub async fn serve<S: Service>(
+    svc: Arc<S>,
     io: TcpStream,
     activity: Arc<Activity>,
     mut stop: watch::Receiver<bool>,
 ) -> Ended {
+    let limits = svc.limits();
     let mut conn = Conn {
         io,
         buf: BytesMut::with_capacity(8 * 1024),
         out: Vec::with_capacity(1024),
         spans: Vec::new(),
-        send_timeout: gw.config.server.send_timeout,
+        send_timeout: limits.send_timeout,
     };
-    let limit = gw.config.server.max_body_bytes;
-    let body_timeout = gw.config.server.body_timeout;
+    let limit = limits.max_body;
+    let body_timeout = limits.body_timeout;
     let mut first = true;
     loop {
         // A head; between requests the shutdown may end the connection.
@@ -177,13 +211,7 @@ pub async fn serve(
         let busy = activity.enter(head.version);
         let mut keep_alive = head.keep_alive;
         let has_body = head.framing != Framing::Length(0);
-        let body = if has_body
-            && !crate::proxy::handler::authorized_on_head(
-                &gw,
-                &head.method,
-                head.uri.path(),
-                &head.headers,
-            ) {
+        let body = if has_body && !svc.admits(&head.method, head.uri.path(), &head.headers) {
             // Refused on its head: the body is neither invited (no 100
             // Continue) nor read, the handler answers at once, and the
             // connection closes after, draining what still comes within the
@@ -197,7 +225,7 @@ pub async fn serve(
                     head.expect_continue,
                     limit,
                     body_timeout,
-                    &gw.body_budget,
+                    &svc.limits().body_budget,
                 )
                 .await
             {
@@ -216,7 +244,7 @@ pub async fn serve(
         *req.version_mut() = version;
         *req.headers_mut() = head.headers;
         let resp = {
-            let handling = crate::proxy::handler::handle(gw.clone(), req, busy);
+            let handling = svc.clone().call(req, busy);
             let mut handling = std::pin::pin!(handling);
             loop {
                 let watch = conn.buf.len() < MAX_READ_AHEAD;

@@ -145,7 +145,7 @@ impl TeeBody {
         } else {
             self.abort = Some(message.clone().into());
         }
-        self.finish(err.outcome(), Some(message));
+        self.finish(super::call::outcome_of(&err), Some(message));
     }
 
     fn poll_tee(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {

@@ -9,18 +9,19 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use http::request::Parts;
 
-use super::handler::{SEGMENT_HEADER, SESSION_HEADER, USER_HEADER};
 use super::routing::VersionTarget;
-use super::server::Gateway;
+use super::Proxy;
 use crate::capture::issued::Served;
 use crate::capture::{Endpoint, Interaction, Outcome};
+use crate::error::GatewayError;
+use crate::headers::{SEGMENT_HEADER, SESSION_HEADER, USER_HEADER};
 
 /// Status recorded for a call whose client left before any response was sent
 /// (nginx's convention; never sent on the wire).
 pub const CLIENT_CLOSED_STATUS: u16 = 499;
 
 pub struct Call {
-    gateway: Arc<Gateway>,
+    gateway: Arc<Proxy>,
     /// The version serving the call: the default until routing picks one.
     pub target: Arc<VersionTarget>,
     pub start: Instant,
@@ -30,7 +31,7 @@ pub struct Call {
 }
 
 impl Call {
-    pub fn new(gateway: Arc<Gateway>, start: Instant, endpoint: Endpoint, parts: &Parts) -> Call {
+    pub fn new(gateway: Arc<Proxy>, start: Instant, endpoint: Endpoint, parts: &Parts) -> Call {
         let headers = &parts.headers;
         let header = |name: http::HeaderName| {
             headers
@@ -96,7 +97,7 @@ impl Call {
         }
     }
 
-    pub fn gateway(&self) -> &Arc<Gateway> {
+    pub fn gateway(&self) -> &Arc<Proxy> {
         &self.gateway
     }
 
@@ -238,5 +239,16 @@ impl Drop for Call {
         if self.record.is_some() {
             self.finish(Outcome::ClientClosed, Vec::new(), false, None, None);
         }
+    }
+}
+
+/// How a call that ended with this error is recorded.
+pub fn outcome_of(err: &GatewayError) -> Outcome {
+    match err {
+        GatewayError::UpstreamTimeout(_) => Outcome::Timeout,
+        GatewayError::UpstreamUnreachable
+        | GatewayError::UpstreamProtocol
+        | GatewayError::Internal => Outcome::UpstreamError,
+        _ => Outcome::Rejected,
     }
 }

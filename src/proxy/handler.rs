@@ -1,13 +1,12 @@
 //! The request path: public endpoints, then for proxied calls authenticate,
 //! read and check the body, forward, and answer — every call captured.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body_util::{BodyExt, Limited};
 
 use super::body::TeeBody;
@@ -15,154 +14,31 @@ use super::call::Call;
 use super::request;
 use super::request::RequestMeta;
 use super::routing::{PinError, RoutingTable, VersionTarget};
-use super::server::Gateway;
 use super::upstream::{strip_hop_by_hop, UpstreamBody};
+use super::Proxy;
 use crate::capture::{Endpoint, Outcome};
-use crate::crypto;
 use crate::error::GatewayError;
 use crate::http1::body::ClientBody;
 use crate::http1::body::{BoxError, ResponseBody};
 use crate::http1::budget::Reserved;
 use crate::http1::client::SendError;
-use crate::http1::idle::{Busy, Watched};
 
-pub const INTERACTION_ID: &str = "x-flywheel-interaction-id";
-pub const MODEL_VERSION: &str = "x-flywheel-model-version";
-pub const PIN_VERSION: &str = "x-flywheel-version";
-
-/// Request headers the gateway reads, as names made at compile time: a
-/// lookup by `&str` parses the name first, on every request.
-pub const USER_HEADER: HeaderName = HeaderName::from_static("x-flywheel-user");
-pub const SEGMENT_HEADER: HeaderName = HeaderName::from_static("x-flywheel-segment");
-pub const SESSION_HEADER: HeaderName = HeaderName::from_static("x-flywheel-session");
+use crate::headers::{INTERACTION_ID, MODEL_VERSION, PIN_VERSION};
 const PIN_HEADER: HeaderName = HeaderName::from_static(PIN_VERSION);
-
-/// Entry point for every request on the public listener. `busy` counts the
-/// request in on its connection until the response has been sent.
-///
-/// The service calls this directly, with no async wrapper around it: each
-/// layer of futures moves the one inside it when it starts, and the proxy
-/// path's future is 4 KB.
-pub async fn handle(
-    gw: Arc<Gateway>,
-    req: Request<ClientBody>,
-    busy: Busy,
-) -> Result<Response<Watched>, Infallible> {
-    let path = req.uri().path();
-    let resp = match (req.method(), path) {
-        // The own HTTP/1.1 server refuses such a head before it gets here;
-        // requests hyper serves (HTTP/1.1 over TLS) are held to the same rule.
-        _ if !hosts_ok(&req) => bad_host(),
-        // The gateway opens no tunnels, and a TRACE would echo the request
-        // with the upstream's credential added to it.
-        (&Method::CONNECT | &Method::TRACE, _) => not_allowed(),
-        (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
-        (&Method::GET | &Method::HEAD, "/readyz") => {
-            if gw.is_draining() {
-                text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
-            } else {
-                text(StatusCode::OK, "ready\n")
-            }
-        }
-        (&Method::GET, "/metrics") => {
-            let mut r = Response::new(ResponseBody::full(gw.metrics.render()));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            );
-            r
-        }
-        (_, p) if p == "/admin" || p.starts_with("/admin/") => crate::admin::handle(&gw, req).await,
-        (&Method::POST, "/v1/feedback") => feedback(gw, req).await,
-        _ => proxy(gw, req).await,
-    };
-    Ok(resp.map(|body| Watched::new(body, busy)))
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response<ResponseBody> {
-    let mut r = Response::new(ResponseBody::full(Bytes::from_static(body.as_bytes())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
-/// 405 for a method the gateway serves on no path, with the methods it
-/// does serve (RFC 9110 §15.5.6).
-/// RFC 9112 §3.2: an HTTP/1.1 request names its host exactly once, and a
-/// valid one; HTTP/1.0 and HTTP/2 (whose `:authority` stands for it) name
-/// it at most once.
-fn hosts_ok<B>(req: &Request<B>) -> bool {
-    let mut hosts = req.headers().get_all(header::HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (_, Some(_)) => false,
-        (Some(h), None) => crate::http1::server::valid_host(h.as_bytes()),
-        (None, None) => req.version() != http::Version::HTTP_11,
-    }
-}
-
-fn bad_host() -> Response<ResponseBody> {
-    let body = crate::error::error_json(
-        "the request must have one valid host header",
-        ("invalid_request_error", "invalid_request"),
-    );
-    let mut r = Response::new(ResponseBody::full(body));
-    *r.status_mut() = StatusCode::BAD_REQUEST;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
-fn not_allowed() -> Response<ResponseBody> {
-    let body = crate::error::error_json(
-        "the method is not allowed",
-        ("invalid_request_error", "method_not_allowed"),
-    );
-    let mut r = Response::new(ResponseBody::full(body));
-    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    let headers = r.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(
-        header::ALLOW,
-        HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
-    );
-    r
-}
-
-/// An OpenAI-shaped error response.
-pub fn error_response(err: &GatewayError) -> Response<ResponseBody> {
-    json_error_response(err, err.body())
-}
-
-fn json_error_response(err: &GatewayError, body: Bytes) -> Response<ResponseBody> {
-    let mut r = Response::new(ResponseBody::full(body));
-    *r.status_mut() = err.status();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Some(secs) = err.retry_after() {
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
-    }
-    r
-}
 
 /// Answers a call with a gateway error and captures it; the JSON body is made
 /// once and serves both.
 fn fail(mut call: Call, err: GatewayError) -> Response<ResponseBody> {
     let body = err.body();
-    let mut resp = json_error_response(&err, body.clone());
+    let mut resp = err.response_with(body.clone());
     call.status = err.status().as_u16();
     add_gateway_headers(&mut resp, &call);
-    call.finish_with_body(err.outcome(), &body, None, Some(err.to_string()));
+    call.finish_with_body(
+        super::call::outcome_of(&err),
+        &body,
+        None,
+        Some(err.to_string()),
+    );
     resp
 }
 
@@ -177,61 +53,6 @@ fn add_gateway_headers(resp: &mut Response<ResponseBody>, call: &Call) {
         headers.insert(INTERACTION_ID_NAME, v);
     }
     headers.insert(MODEL_VERSION_NAME, call.target.version_header.clone());
-}
-
-/// Checks the client key when keys are configured; returns the app's name and
-/// whether the caller may pin a version. The admin token counts as a key (app
-/// `admin`) that may pin, so operators and tests can reach any version.
-fn authenticate(
-    gw: &Gateway,
-    headers: &http::HeaderMap,
-) -> Result<(Option<Arc<str>>, bool), GatewayError> {
-    let key = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    if let (Some(k), Some(admin)) = (key, gw.config.admin.token.as_deref()) {
-        if crypto::secret_eq(k.as_bytes(), admin.as_bytes()) {
-            return Ok((Some(Arc::from("admin")), true));
-        }
-    }
-    if gw.client_keys.is_empty() {
-        return Ok((None, false));
-    }
-    let key = key.ok_or(GatewayError::Unauthorized)?;
-    let digest = crypto::sha256(key.as_bytes());
-    // Every configured key is compared, so timing does not tell which one matched.
-    let mut found = None;
-    for (name, expected, may_pin) in &gw.client_keys {
-        if crypto::digest_eq(&digest, expected) {
-            found = Some((Some(name.clone()), *may_pin));
-        }
-    }
-    found.ok_or(GatewayError::Unauthorized)
-}
-
-/// Whether a request may go on to send its body, judged on its head alone:
-/// the same checks [`handle`] makes before it reads a body (the admin token
-/// for `/admin`, a client key for the rest when keys are configured). The
-/// HTTP/1.1 server asks this before it reads a body, so a request that will
-/// be refused costs no more memory than its head.
-pub fn authorized_on_head(
-    gw: &Gateway,
-    method: &Method,
-    path: &str,
-    headers: &http::HeaderMap,
-) -> bool {
-    match (method, path) {
-        (&Method::GET | &Method::HEAD, "/healthz" | "/readyz") | (&Method::GET, "/metrics") => true,
-        (_, p) if p == "/admin" || p.starts_with("/admin/") => {
-            crate::admin::authorized(gw, headers)
-        }
-        _ => authenticate(gw, headers).is_ok(),
-    }
 }
 
 /// The most of the default upstream's model list that `GET /v1/models` reads:
@@ -347,7 +168,7 @@ async fn upstream_models(
 /// Reads a request body whole within `limit` bytes, the body budget and
 /// the server's body time limit.
 pub async fn read_body(
-    gw: &Gateway,
+    gw: &Proxy,
     body: ClientBody,
     headers: &http::HeaderMap,
     limit: u64,
@@ -358,7 +179,9 @@ pub async fn read_body(
         .map_err(|fault| fault.to_error(limit))
 }
 
-async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ResponseBody> {
+/// A call to `/v1`: authenticate, read and check the body, forward, and
+/// answer, with the call captured whatever its end.
+pub async fn handle(gw: Arc<Proxy>, req: Request<ClientBody>) -> Response<ResponseBody> {
     let start = Instant::now();
     let (parts, body) = req.into_parts();
     let endpoint = Endpoint::classify(&parts.method, parts.uri.path());
@@ -369,15 +192,15 @@ async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ResponseB
         return fail(call, GatewayError::ShuttingDown);
     }
 
-    let may_pin = match authenticate(&gw, &parts.headers) {
-        Ok((app, may_pin)) => {
+    let may_pin = match gw.keys.authenticate(&parts.headers) {
+        Ok(caller) => {
             let record = call.record();
             // An app's configured segment outranks what its callers claim.
-            if let Some(seg) = app.as_ref().and_then(|a| gw.key_segments.get(a)) {
+            if let Some(seg) = caller.app.as_deref().and_then(|a| gw.keys.segment(a)) {
                 record.segment = Some(seg.to_string());
             }
-            record.app = app;
-            may_pin
+            record.app = caller.app;
+            caller.may_pin
         }
         Err(e) => return fail(call, e),
     };
@@ -468,7 +291,7 @@ async fn proxy(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ResponseB
         }
     }
 
-    let keep_client_auth = gw.client_keys.is_empty() || gw.config.auth.pass_client_key;
+    let keep_client_auth = gw.keys.open() || gw.config.auth.pass_client_key;
     if endpoint == Endpoint::Models {
         let table = gw.routing.current();
         if !table.routes.is_empty() {
@@ -639,113 +462,6 @@ async fn read_ahead(body: &mut UpstreamBody, cap: usize) -> Result<Ahead, BoxErr
 /// `POST /v1/feedback`: authorized like proxied calls, validated, stored, and
 /// answered 201 with the feedback's id (the same id again for a retry with the
 /// same idempotency key).
-async fn feedback(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ResponseBody> {
-    use crate::feedback::{self, FeedbackError};
-    let (parts, body) = req.into_parts();
-    let app = match authenticate(&gw, &parts.headers) {
-        Ok((app, _)) => app,
-        Err(e) => return error_response(&e),
-    };
-    let limit = feedback::MAX_BODY_BYTES.min(gw.config.server.max_body_bytes);
-    let (body, _reserved) = match read_body(&gw, body, &parts.headers, limit).await {
-        Ok(b) => b,
-        Err(e) => return error_response(&e),
-    };
-    let header_key = parts
-        .headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok());
-    let new = match feedback::parse(&body, header_key) {
-        Ok(n) => n,
-        Err(FeedbackError::Invalid { param, message }) => {
-            return error_response(&GatewayError::InvalidField { param, message })
-        }
-        Err(e) => return error_response(&GatewayError::BadRequest(e.to_string())),
-    };
-    let user_hash = new
-        .user
-        .as_deref()
-        .or_else(|| parts.headers.get(USER_HEADER).and_then(|v| v.to_str().ok()))
-        .map(|u| gw.user_hasher.hash(u));
-    let worker = gw.clone();
-    let stored = tokio::task::spawn_blocking(move || {
-        let pending = |id| {
-            worker
-                .capture
-                .pending(id)
-                .map(|s| (s.route.to_string(), s.version.to_string()))
-        };
-        let redact = |mut v: serde_json::Value| {
-            worker.privacy.value(&mut v)?;
-            Ok(v)
-        };
-        let mut new = new;
-        // An idempotency key is matched, not read: one that holds personal
-        // data is kept as its keyed hash, which matches the same way.
-        if let Some(k) = &new.idempotency_key {
-            match worker.privacy.text(k) {
-                Ok((_, 0)) => {}
-                Ok(_) => new.idempotency_key = Some(worker.user_hasher.hash(k)),
-                Err(_) => return Err(FeedbackError::Store("redaction failed".into())),
-            }
-        }
-        feedback::submit(
-            &worker.store,
-            &pending,
-            new,
-            app.as_deref(),
-            user_hash,
-            &redact,
-        )
-    })
-    .await;
-    let (row, replayed) = match stored {
-        Ok(Ok(r)) => r,
-        Ok(Err(FeedbackError::UnknownInteraction(id))) => {
-            return error_response(&GatewayError::NotFound(format!(
-                "no interaction with id {id}; send the x-flywheel-interaction-id of a response from this gateway"
-            )))
-        }
-        Ok(Err(e @ FeedbackError::KeyReused(_))) => return error_response(&GatewayError::Conflict(e.to_string())),
-        Ok(Err(FeedbackError::Invalid { param, message })) => {
-            return error_response(&GatewayError::InvalidField { param, message })
-        }
-        Ok(Err(FeedbackError::Store(e))) => {
-            tracing::error!(error = %e, "feedback write failed");
-            return error_response(&GatewayError::Internal);
-        }
-        Err(_) => return error_response(&GatewayError::Internal),
-    };
-    if !replayed {
-        gw.metrics.feedback(
-            &row.route,
-            &row.version,
-            &row.kind,
-            row.label.as_deref().unwrap_or(""),
-        );
-    }
-    let answer = serde_json::json!({
-        "id": row.id,
-        "object": "feedback",
-        "interaction_id": row.interaction_id,
-        "type": row.kind,
-        "created_at": row.created_at_ms / 1000,
-    });
-    let mut r = Response::new(ResponseBody::full(
-        serde_json::to_vec(&answer).unwrap_or_default(),
-    ));
-    *r.status_mut() = StatusCode::CREATED;
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if replayed {
-        h.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    r
-}
-
 /// The body as the serving version needs it: its model name and system prompt,
 /// and the usage request for streams. `None` when a rewrite needs a JSON object
 /// and the body is not one. The flag says whether the usage chunk must be hidden.

@@ -241,3 +241,9 @@ pub fn judge(
     v.reason = Some(reason.into());
     Ok(v)
 }
+
+/// Brings the traffic in line with the registry after a change: reloads the
+/// routing table the proxy serves with when the registry's generation moved,
+/// and publishes the rollout gauges. True when the table was rebuilt. The
+/// composition root wires it; callers that change the registry run it.
+pub type Reload = std::sync::Arc<dyn Fn() -> Result<bool, StoreError> + Send + Sync>;

@@ -14,7 +14,8 @@ use serde_json::json;
 
 use super::decide::{decide, Action, Observations, Observed, Plan, RolloutState, Status};
 use crate::clock::now_ms;
-use crate::proxy::server::Gateway;
+use crate::metrics::Metrics;
+use crate::registry::Reload;
 use crate::registry::{event, find, RegistryError};
 use crate::store::{
     RegistryWrite, RolloutRow, RoutingSnapshot, Store, VersionStats, VersionUpdate,
@@ -411,18 +412,20 @@ pub fn tick(store: &dyn Store, now: i64) -> Result<Vec<RolloutRow>, RegistryErro
 
 /// Runs the controller and the routing reload until `stop` fires.
 pub async fn run(
-    gw: Arc<Gateway>,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    reload: Reload,
     tick_every: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        let g = gw.clone();
-        let result = tokio::task::spawn_blocking(move || -> Result<(), String> {
-            for r in tick(g.store.as_ref(), now_ms()).map_err(|e| e.to_string())? {
-                g.metrics.rollout_finished(&r.route, r.status == "promoted");
+        let (store, metrics, reload) = (store.clone(), metrics.clone(), reload.clone());
+        let result = tokio::task::spawn_blocking(move || -> Result<(), RegistryError> {
+            for r in tick(store.as_ref(), now_ms())? {
+                metrics.rollout_finished(&r.route, r.status == "promoted");
             }
-            g.refresh_routing()?;
-            g.publish_rollout_metrics().map_err(|e| e.to_string())
+            reload()?;
+            Ok(())
         })
         .await;
         match result {
