@@ -411,7 +411,7 @@ async fn list(g: &GatewayArgs, route: Option<String>, limit: usize) -> ExitCode 
 fn time_of(d: &Value) -> String {
     let ms = d["created_at_ms"].as_i64().unwrap_or(0);
     let created_by = s(d, "created_by");
-    format!("{} {created_by}", flywheel::admin::format_time(ms))
+    format!("{} {created_by}", flywheel::clock::format_time(ms))
 }
 
 async fn show(g: &GatewayArgs, id: &str, ids: bool) -> ExitCode {

@@ -14,6 +14,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
+use crate::clock::parse_since;
 use crate::crypto;
 use crate::error::{error_json, GatewayError};
 use crate::proxy::body::ProxyBody;
@@ -25,8 +26,6 @@ use crate::store::{FeedbackQuery, InteractionRow, ListQuery};
 mod datasets;
 mod models;
 mod privacy;
-mod time;
-pub use time::{format_time, parse_since};
 
 const MAX_LIMIT: usize = 1000;
 

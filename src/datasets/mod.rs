@@ -186,7 +186,7 @@ pub fn parse_spec(mut v: Value, now: std::time::SystemTime) -> Result<Spec, Stri
         }
         let ms = t
             .as_str()
-            .and_then(|text| crate::admin::parse_since(text, now))
+            .and_then(|text| crate::clock::parse_since(text, now))
             .ok_or_else(|| {
                 format!("{key}: cannot read {t}; use an age like \"7d\" or \"24h\", a date like \"2026-11-18\", or an RFC 3339 time")
             })?;
