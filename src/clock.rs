@@ -46,7 +46,9 @@ pub fn parse_since(text: &str, now: SystemTime) -> Option<i64> {
     // and wants exactly a date, so a time without an offset is refused
     // rather than read as its date.
     if let Ok(date) = Date::strptime("%Y-%m-%d", text) {
-        let ts = Offset::UTC.to_timestamp(date.to_datetime(Time::midnight())).ok()?;
+        let ts = Offset::UTC
+            .to_timestamp(date.to_datetime(Time::midnight()))
+            .ok()?;
         return Some(millis(ts));
     }
     text.parse::<Timestamp>().ok().map(millis)

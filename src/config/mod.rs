@@ -26,9 +26,8 @@ mod validate;
 use env_vars::apply_env;
 pub use env_vars::RESERVED_ENV;
 pub use raw::{
-    Overrides, RawAdmin, RawAuth, RawCapture, RawClientKey, RawConfig, RawDatasets,
-    RawPreviousKey, RawPrivacy, RawRetention, RawRoute, RawRule, RawServer, RawUpstream,
-    RawVersion,
+    Overrides, RawAdmin, RawAuth, RawCapture, RawClientKey, RawConfig, RawDatasets, RawPreviousKey,
+    RawPrivacy, RawRetention, RawRoute, RawRule, RawServer, RawUpstream, RawVersion,
 };
 pub use validate::{base_url_problem, parse_sha256_hex, valid_name, ConfigError};
 
