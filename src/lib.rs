@@ -14,12 +14,12 @@
 //! - [`registry`]: routes, model versions and their lifecycle (registered, approved, canary, stable, ...).
 //! - [`rollout`]: canary rollouts: the pure decision and the driver that applies it.
 //! - [`admin`]: the admin HTTP API (`/admin/v1/...`) behind a bearer token.
-//! - [`client`]: the small HTTP client the CLI uses to talk to a running gateway.
 //! - [`mock`]: an upstream that speaks the OpenAI API for tests, benchmarks and demos.
 //! - [`metrics`]: every Prometheus series, declared once, rendered as text.
 //! - [`shutdown`]: the one shutdown signal and how the drain is awaited.
 //! - [`error`]: gateway errors and their single mapping to OpenAI-shaped responses.
-//! - [`cli`]: clap definitions only.
+//! - [`cli`]: the command line: clap definitions, one file per command group,
+//!   its rendering and the HTTP client it talks to a gateway with. Nothing imports it.
 //! - [`alloc`]: has the C allocator hand large freed buffers back to the OS (`main` only).
 
 pub mod admin;
@@ -27,7 +27,6 @@ pub mod app;
 pub mod auth;
 pub mod capture;
 pub mod cli;
-pub mod client;
 pub mod clock;
 pub mod config;
 pub mod crypto;

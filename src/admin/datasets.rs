@@ -16,26 +16,19 @@ use super::models::read_json;
 use super::Admin;
 use super::{blocking, json_response, non_empty, parse_limit};
 use crate::datasets::{self, BuildError, BuildRequest};
-use crate::error::{error_json, GatewayError};
+use crate::error::GatewayError;
 use crate::http1::body::ClientBody;
 use crate::http1::body::ResponseBody;
 
 type Resp = Response<ResponseBody>;
 
 fn build_error_json(e: &BuildError) -> (StatusCode, Value) {
-    let code = e.code();
-    let status = crate::datasets::status_of_code(code);
-    let kind = if status.is_server_error() {
-        "server_error"
-    } else {
-        "invalid_request_error"
-    };
-    let mut v: Value =
-        serde_json::from_slice(&error_json(&e.to_string(), (kind, code))).unwrap_or_default();
+    let err = GatewayError::from(e);
+    let mut v: Value = serde_json::from_slice(&err.body()).unwrap_or_default();
     if let BuildError::Empty { counts, .. } = e {
         v["error"]["counts"] = json!(counts);
     }
-    (status, v)
+    (err.status(), v)
 }
 
 /// `POST /admin/v1/datasets` with `{"spec": {...}, "parent"?, "created_by"?}`.

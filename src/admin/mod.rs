@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use crate::auth::Keys;
 use crate::capture::hash::UserHasher;
 use crate::capture::privacy::Privacy;
+use crate::clock::parse_since;
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::http1::body::{read_whole, ClientBody, ResponseBody};
@@ -28,8 +29,6 @@ use crate::store::{FeedbackQuery, InteractionRow, ListQuery, Store};
 mod datasets;
 mod models;
 mod privacy;
-mod time;
-pub use time::{format_time, parse_since};
 
 const MAX_LIMIT: usize = 1000;
 

@@ -15,10 +15,62 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::de::{self, Visitor};
 use serde::Deserialize;
 
+use super::validate::invalid;
 use super::{
-    invalid, ConfigError, RawAdmin, RawAuth, RawCapture, RawDatasets, RawPrivacy, RawRetention,
-    RawServer, RawUpstream, RESERVED_ENV,
+    ConfigError, RawAdmin, RawAuth, RawCapture, RawDatasets, RawPrivacy, RawRetention, RawServer,
+    RawUpstream,
 };
+
+/// Environment variables that start with `FLYWHEEL_` but are not config
+/// overrides: secrets and CLI conveniences read by name elsewhere.
+pub const RESERVED_ENV: &[&str] = &[
+    "FLYWHEEL_URL",
+    "FLYWHEEL_ADMIN_TOKEN",
+    "FLYWHEEL_USER_HASH_SECRET",
+    "FLYWHEEL_LOG",
+    "FLYWHEEL_LOG_FORMAT",
+    "FLYWHEEL_CONFIG",
+    "FLYWHEEL_RAW_KEY",
+    "FLYWHEEL_STORE_KEY",
+    "FLYWHEEL_API_KEY",
+];
+
+/// Maps `FLYWHEEL_<SECTION>_<KEY>=value` onto `[section] key = value`. Section
+/// names contain no underscore, so the first one splits section from key. Values
+/// are read as TOML when they parse (numbers, booleans), else as strings. A
+/// name close to a real one is refused as a typo; other `FLYWHEEL_*` names
+/// (Kubernetes service links, for one) are returned for a warning.
+pub(super) fn apply_env(
+    table: &mut toml::Table,
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<String>, ConfigError> {
+    let secrets = secret_env_names(table, env);
+    let ignored = env_names_ignored(env, &secrets)?;
+    for (name, value) in env {
+        let EnvName::Override { section, key } = classify(name) else {
+            continue;
+        };
+        let parsed = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.clone()));
+        let entry = table
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match entry {
+            toml::Value::Table(t) => {
+                t.insert(key, parsed);
+            }
+            _ => return Err(invalid(&section, "must be a table")),
+        }
+    }
+    Ok(ignored)
+}
+
+pub(super) fn lookup_secret(env: &BTreeMap<String, String>, var: &str) -> Option<String> {
+    env.get(var).filter(|v| !v.is_empty()).cloned()
+}
 
 /// The sections an override can name, each with its keys.
 fn sections() -> [(&'static str, &'static [&'static str]); 8] {

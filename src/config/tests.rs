@@ -1,3 +1,4 @@
+use super::env_vars::env_names_ignored;
 use super::*;
 use std::collections::BTreeSet;
 

@@ -119,16 +119,14 @@ impl BuildError {
     }
 }
 
-/// The HTTP status that goes with a build error's code: the API answers with
-/// it, and the CLI reads it back from an error that ends a progress stream
-/// (which itself was a 200).
-pub fn status_of_code(code: &str) -> http::StatusCode {
-    match code {
-        "invalid_spec" | "cancelled" => http::StatusCode::BAD_REQUEST,
-        "empty_dataset" => http::StatusCode::UNPROCESSABLE_ENTITY,
-        "build_running" => http::StatusCode::CONFLICT,
-        "not_found" => http::StatusCode::NOT_FOUND,
-        _ => http::StatusCode::INTERNAL_SERVER_ERROR,
+impl From<&BuildError> for crate::error::GatewayError {
+    /// The code names the failure; its status follows from the code
+    /// (`error::status_of_code`).
+    fn from(e: &BuildError) -> Self {
+        crate::error::GatewayError::Coded {
+            code: e.code(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -186,7 +184,7 @@ pub fn parse_spec(mut v: Value, now: std::time::SystemTime) -> Result<Spec, Stri
         }
         let ms = t
             .as_str()
-            .and_then(|text| crate::admin::parse_since(text, now))
+            .and_then(|text| crate::clock::parse_since(text, now))
             .ok_or_else(|| {
                 format!("{key}: cannot read {t}; use an age like \"7d\" or \"24h\", a date like \"2026-11-18\", or an RFC 3339 time")
             })?;

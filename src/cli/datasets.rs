@@ -7,17 +7,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use flywheel::crypto::Sha256;
 use http_body_util::BodyExt;
 use serde_json::{json, Map, Value};
 
-use flywheel::cli::{DatasetBuildArgs, DatasetsCommand, GatewayArgs};
-use flywheel::client::{api_error, open, ClientError};
+use crate::crypto::Sha256;
 
-use super::{client_exit, encode, get, num, print_json, query, s, table_data};
-use super::{EXIT_FAILED, EXIT_USAGE};
+use super::client::{api_error, encode, open, query, ClientError};
+use super::render::{client_exit, get, num, print_json, s, table_data, thousands};
+use super::{DatasetBuildArgs, DatasetsCommand, GatewayArgs, EXIT_FAILED, EXIT_USAGE};
 
-pub async fn run(cmd: DatasetsCommand) -> ExitCode {
+pub(super) async fn run(cmd: DatasetsCommand) -> ExitCode {
     match cmd {
         DatasetsCommand::Build(args) => build(*args).await,
         DatasetsCommand::List {
@@ -43,7 +42,7 @@ pub async fn run(cmd: DatasetsCommand) -> ExitCode {
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
-            if flywheel::datasets::curate::Format::parse(&format).is_none() {
+            if crate::datasets::curate::Format::parse(&format).is_none() {
                 eprintln!("error: --format {format:?}: use sft, dpo, dpo-trl or kto");
                 return ExitCode::from(EXIT_USAGE);
             }
@@ -154,18 +153,6 @@ struct Bar {
     last: Option<Instant>,
     phase: String,
     drawn: bool,
-}
-
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 impl Bar {
@@ -358,7 +345,7 @@ fn status_of(status: http::StatusCode, last: &Value) -> http::StatusCode {
         return status;
     }
     let code = last.pointer("/error/code").and_then(Value::as_str);
-    flywheel::datasets::status_of_code(code.unwrap_or_default())
+    crate::error::status_of_code(code.unwrap_or_default())
 }
 
 /// The funnel, in pipeline order: scanned, each stage that removed something,
@@ -366,7 +353,7 @@ fn status_of(status: http::StatusCode, last: &Value) -> http::StatusCode {
 fn funnel(c: &Value) -> String {
     let get = |k: &str| c[k].as_u64().unwrap_or(0);
     let mut out = format!("  {:<28} {:>10}\n", "scanned", thousands(get("scanned")));
-    for stage in flywheel::datasets::curate::STAGES {
+    for stage in crate::datasets::curate::STAGES {
         let n = get(&format!("removed_by_{stage}"));
         if n > 0 {
             out += &format!("  {:<28} {:>10}\n", format!("- {stage}"), thousands(n));
@@ -411,7 +398,7 @@ async fn list(g: &GatewayArgs, route: Option<String>, limit: usize) -> ExitCode 
 fn time_of(d: &Value) -> String {
     let ms = d["created_at_ms"].as_i64().unwrap_or(0);
     let created_by = s(d, "created_by");
-    format!("{} {created_by}", flywheel::admin::format_time(ms))
+    format!("{} {created_by}", crate::clock::format_time(ms))
 }
 
 async fn show(g: &GatewayArgs, id: &str, ids: bool) -> ExitCode {
@@ -572,7 +559,7 @@ async fn export(
             .into_inner()
             .map_err(|e| e.into_error())
             .and_then(|f| f.sync_all());
-        let sum = flywheel::crypto::hex(&hash.finish());
+        let sum = crate::crypto::hex(&hash.finish());
         if let Err(code) = got {
             let _ = std::fs::remove_file(&partial);
             return code;

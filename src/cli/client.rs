@@ -120,3 +120,27 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     out
 }
+
+/// Appends the given parameters, percent-encoded, to a path that already has a query.
+pub(super) fn query<const N: usize>(path: &str, params: [(&str, Option<String>); N]) -> String {
+    let mut out = path.to_string();
+    for (k, v) in params {
+        if let Some(v) = v {
+            out.push_str(&format!("&{k}={}", encode(&v)));
+        }
+    }
+    out
+}
+
+/// Everything but RFC 3986's unreserved characters, which is safe in a path
+/// segment and in a query value alike.
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Percent-encodes a query or path value.
+pub(super) fn encode(v: &str) -> String {
+    percent_encoding::utf8_percent_encode(v, COMPONENT).to_string()
+}

@@ -1,8 +1,64 @@
-//! Command-line definitions (clap). No behaviour lives here.
+//! The command line: the clap definitions (this file), [`run`], which hands
+//! each command to its file, and one file per command group. Each group's
+//! file both does the work and renders the answer; the rendering they share
+//! (`--json`, tables, cells, the `error:` line and exit code of a failed call)
+//! is in `render.rs`, and the HTTP client that talks to a running gateway in
+//! `client.rs`.
+//!
+//! Nothing outside this folder imports `cli`: the gateway is a library the
+//! command line drives, never the other way round. The bytes it prints and
+//! its exit codes are an interface (scripts read them), kept by
+//! `tests/it/cli.rs`.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+mod client;
+mod config;
+mod datasets;
+mod events;
+mod feedback;
+mod interactions;
+mod keys;
+mod mock;
+mod models;
+mod privacy;
+mod render;
+mod rollout;
+mod serve;
+
+/// The operation failed: the gateway answered with an error, or serving
+/// stopped on one.
+pub const EXIT_FAILED: u8 = 1;
+/// Bad usage or configuration.
+pub const EXIT_USAGE: u8 = 2;
+/// The gateway could not be reached.
+pub const EXIT_UNREACHABLE: u8 = 3;
+
+/// Runs one command to its end and returns the process's exit code. `main`
+/// provides the runtime: `serve` expects a current-thread one (its
+/// connections run on shard threads of their own), the others any.
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Config(args) => config::run(args),
+        Command::Interactions(cmd) => interactions::run(cmd).await,
+        Command::Feedback(cmd) => feedback::run(cmd).await,
+        Command::Privacy(cmd) => privacy::run(cmd).await,
+        Command::Datasets(cmd) => datasets::run(cmd).await,
+        Command::Models(cmd) => models::run(cmd).await,
+        Command::Rollout(cmd) => rollout::run(cmd).await,
+        Command::Events {
+            gateway,
+            limit,
+            kind,
+        } => events::run(gateway, limit, kind).await,
+        Command::Keys(cmd) => keys::run(cmd),
+        Command::MockUpstream { listen } => mock::run(listen).await,
+    }
+}
 
 /// Flywheel: an OpenAI-compatible gateway that records every call so production
 /// traffic can become better models.
