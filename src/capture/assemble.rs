@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::json;
 use super::tokens;
 use super::Endpoint;
+use crate::json;
 
 /// Token counts of one interaction.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -185,8 +185,8 @@ mod fields {
     use serde::de::{MapAccess, SeqAccess};
     use serde_json::Value;
 
-    use super::super::json::{Key, Pick, Picker, Valid};
     use super::{error_text, usage_of, Usage};
+    use crate::json::{Key, Pick, Picker, Valid};
 
     #[derive(Default)]
     pub(super) struct Fields {

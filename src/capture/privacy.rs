@@ -11,10 +11,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use serde_json::Value;
 
 use super::assemble::Doc;
-use super::json;
 use super::redact::{Action, CustomRule, KindActions, RedactError, Redactor, RedactorConfig};
 use crate::config::{PrivacyConfig, RedactAction};
 use crate::crypto::vault::Vault;
+use crate::json;
 
 /// The redactor and vault the capture writer and feedback path share.
 pub struct Privacy {

@@ -537,7 +537,7 @@ fn user_id_members(body: &[u8], hasher: &UserHasher) -> Option<Vec<String>> {
         return None;
     }
     let text = std::str::from_utf8(body).ok()?;
-    let found = super::json::top_level_members(text, &USER_ID_MEMBERS);
+    let found = crate::json::top_level_members(text, &USER_ID_MEMBERS);
     if found.is_empty() {
         return None;
     }
@@ -560,7 +560,7 @@ fn user_id_members(body: &[u8], hasher: &UserHasher) -> Option<Vec<String>> {
 /// were, in the same order; if their count differs all the same, the values
 /// become `null` rather than risk storing one.
 fn with_hashed_ids(body: String, hashes: &[String]) -> String {
-    let found = super::json::top_level_members(&body, &USER_ID_MEMBERS);
+    let found = crate::json::top_level_members(&body, &USER_ID_MEMBERS);
     let mut out = String::with_capacity(body.len() + 32 * hashes.len());
     let mut copied = 0;
     for (i, (_, range)) in found.iter().enumerate() {
