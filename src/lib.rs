@@ -8,6 +8,7 @@
 //! - [`capture`]: interaction records, user-id hashing, stream assembly and the
 //!   bounded queue that feeds the batching writer thread.
 //! - [`json`]: reading JSON bodies without building a tree, for capture and privacy.
+//! - [`privacy`]: PII redaction of captured text.
 //! - [`store`]: the storage trait, its SQLite implementation and versioned migrations.
 //! - [`feedback`]: validation and storage of feedback on interactions (`POST /v1/feedback`).
 //! - [`curate`]: the pure core of dataset curation: filters, quality score, dedupe, split, SFT/DPO/KTO lines.
@@ -36,6 +37,7 @@ pub mod feedback;
 pub mod json;
 pub mod metrics;
 pub mod mock;
+pub mod privacy;
 pub mod proxy;
 pub mod registry;
 pub mod rollout;

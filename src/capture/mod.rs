@@ -22,7 +22,6 @@ pub mod hash;
 pub mod id;
 pub mod issued;
 pub mod privacy;
-pub mod redact;
 pub mod retention;
 pub mod tokens;
 pub mod writer;

@@ -11,10 +11,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use serde_json::Value;
 
 use super::assemble::Doc;
-use super::redact::{Action, CustomRule, KindActions, RedactError, Redactor, RedactorConfig};
 use crate::config::{PrivacyConfig, RedactAction};
 use crate::crypto::vault::Vault;
 use crate::json;
+use crate::privacy::redact::{
+    Action, CustomRule, KindActions, RedactError, Redactor, RedactorConfig,
+};
 
 /// The redactor and vault the capture writer and feedback path share.
 pub struct Privacy {
@@ -311,8 +313,8 @@ mod tests {
         let r = p.redactor.as_ref().unwrap();
         let mut lines = 0;
         let corpora = [
-            crate::capture::redact::TEST_CORPUS,
-            crate::capture::redact::HELDOUT_CORPUS,
+            crate::privacy::redact::TEST_CORPUS,
+            crate::privacy::redact::HELDOUT_CORPUS,
         ];
         for line in corpora.iter().flat_map(|c| c.lines()) {
             let v: Value = serde_json::from_str(line).unwrap();

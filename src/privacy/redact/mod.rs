@@ -2187,10 +2187,10 @@ fn iban_checksum_ok(iban: &[u8]) -> bool {
 
 /// The labelled PII corpus (`tests/data/pii_corpus.jsonl`), for unit tests.
 #[cfg(test)]
-pub(crate) const TEST_CORPUS: &str = include_str!("../../tests/data/pii_corpus.jsonl");
+pub(crate) const TEST_CORPUS: &str = include_str!("../../../tests/data/pii_corpus.jsonl");
 /// The held-out corpus (`tests/data/pii_heldout.jsonl`), written apart from the detector.
 #[cfg(test)]
-pub(crate) const HELDOUT_CORPUS: &str = include_str!("../../tests/data/pii_heldout.jsonl");
+pub(crate) const HELDOUT_CORPUS: &str = include_str!("../../../tests/data/pii_heldout.jsonl");
 
 #[cfg(test)]
 mod tests {
