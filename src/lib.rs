@@ -8,7 +8,8 @@
 //! - [`capture`]: interaction records, user-id hashing, stream assembly and the
 //!   bounded queue that feeds the batching writer thread.
 //! - [`json`]: reading JSON bodies without building a tree, for capture and privacy.
-//! - [`privacy`]: PII redaction of captured text.
+//! - [`privacy`]: PII redaction of captured text (fails closed), raw-payload
+//!   sealing and retention sweeps; it never imports capture.
 //! - [`store`]: the storage trait, its SQLite implementation and versioned migrations.
 //! - [`feedback`]: validation and storage of feedback on interactions (`POST /v1/feedback`).
 //! - [`curate`]: the pure core of dataset curation: filters, quality score, dedupe, split, SFT/DPO/KTO lines.

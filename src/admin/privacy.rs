@@ -8,9 +8,9 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::{blocking, json_error, json_response};
-use crate::capture::retention;
 use crate::crypto::vault::VaultError;
 use crate::error::GatewayError;
+use crate::privacy::retention;
 use crate::proxy::body::ProxyBody;
 use crate::proxy::h1_server::ClientBody;
 use crate::proxy::handler::error_response;

@@ -21,8 +21,6 @@ pub mod assemble;
 pub mod hash;
 pub mod id;
 pub mod issued;
-pub mod privacy;
-pub mod retention;
 pub mod tokens;
 pub mod writer;
 

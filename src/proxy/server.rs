@@ -18,11 +18,11 @@ use super::idle::{self, Activity};
 use super::routing::Routing;
 use super::send_timeout::SendTimed;
 use crate::capture::hash::UserHasher;
-use crate::capture::privacy::Privacy;
 use crate::capture::writer::{self, RowMaker, WriterConfig, WriterHandle};
 use crate::capture::CaptureQueue;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::privacy::Privacy;
 use crate::runtime::shard::{Balance, Shards};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
@@ -269,7 +269,7 @@ pub async fn run(
     let http = Arc::new(http);
     let shards = Shards::start(gw.config.server.workers)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let retention = tokio::spawn(crate::capture::retention::run(
+    let retention = tokio::spawn(crate::privacy::retention::run(
         gw.store.clone(),
         gw.config.retention.clone(),
         stop_rx.clone(),
