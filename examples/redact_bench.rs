@@ -12,7 +12,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use flywheel::capture::redact::{Redactor, RedactorConfig};
+use flywheel::privacy::redact::{Redactor, RedactorConfig};
 
 const TARGET_BYTES: usize = 4_000_000;
 const ROUNDS: usize = 7;

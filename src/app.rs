@@ -21,7 +21,6 @@ use tokio::net::TcpListener;
 use crate::admin::Admin;
 use crate::auth::Keys;
 use crate::capture::hash::UserHasher;
-use crate::capture::privacy::Privacy;
 use crate::capture::writer::{self, RowMaker, WriterConfig, WriterHandle};
 use crate::config::Config;
 use crate::error::GatewayError;
@@ -31,6 +30,7 @@ use crate::http1::budget::BodyBudget;
 use crate::http1::idle::{Busy, Watched};
 use crate::http1::server::{Limits, Service};
 use crate::metrics::Metrics;
+use crate::privacy::Privacy;
 use crate::proxy::routing::Routing;
 use crate::proxy::Proxy;
 use crate::registry::Reload;
@@ -349,7 +349,7 @@ pub async fn run(
     let http = Arc::new(http);
     let shards = Shards::start(gw.config.server.workers)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let retention = tokio::spawn(crate::capture::retention::run(
+    let retention = tokio::spawn(crate::privacy::retention::run(
         gw.store.clone(),
         gw.config.retention.clone(),
         stop_rx.clone(),

@@ -7,6 +7,9 @@
 //!   client and the SSE tee. The hot path lives here and never waits on storage.
 //! - [`capture`]: interaction records, user-id hashing, stream assembly and the
 //!   bounded queue that feeds the batching writer thread.
+//! - [`json`]: reading JSON bodies without building a tree, for capture and privacy.
+//! - [`privacy`]: PII redaction of captured text (fails closed), raw-payload
+//!   sealing and retention sweeps; it never imports capture.
 //! - [`store`]: the storage trait, its SQLite implementation and versioned migrations.
 //! - [`feedback`]: validation and storage of feedback on interactions (`POST /v1/feedback`).
 //! - [`curate`]: the pure core of dataset curation: filters, quality score, dedupe, split, SFT/DPO/KTO lines.
@@ -35,8 +38,10 @@ pub mod error;
 pub mod feedback;
 pub mod headers;
 pub mod http1;
+pub mod json;
 pub mod metrics;
 pub mod mock;
+pub mod privacy;
 pub mod proxy;
 pub mod registry;
 pub mod rollout;

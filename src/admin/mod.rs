@@ -16,13 +16,13 @@ use serde_json::{json, Value};
 
 use crate::auth::Keys;
 use crate::capture::hash::UserHasher;
-use crate::capture::privacy::Privacy;
 use crate::clock::parse_since;
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::http1::body::{read_whole, ClientBody, ResponseBody};
 use crate::http1::budget::BodyBudget;
 use crate::metrics::Metrics;
+use crate::privacy::Privacy;
 use crate::registry::Reload;
 use crate::store::{FeedbackQuery, InteractionRow, ListQuery, Store};
 

@@ -9,11 +9,11 @@ use serde_json::{json, Value};
 
 use super::Admin;
 use super::{blocking, json_response};
-use crate::capture::retention;
 use crate::crypto::vault::VaultError;
 use crate::error::GatewayError;
 use crate::http1::body::ClientBody;
 use crate::http1::body::ResponseBody;
+use crate::privacy::retention;
 
 /// `GET /admin/v1/interactions/{id}/raw`: decrypts the unredacted payload. The
 /// read is written to the audit log before anything is returned; if the audit

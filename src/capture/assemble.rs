@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::json;
 use super::tokens;
 use super::Endpoint;
+use crate::json;
+use crate::privacy::{Privacy, RedactionFailed};
 
 /// Token counts of one interaction.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -56,6 +57,16 @@ impl Doc {
         match self {
             Doc::Json(t) => serde_json::from_str(t).ok(),
             Doc::Text(_) => None,
+        }
+    }
+
+    /// Redacts the body in place: every string value of a JSON body (keys and
+    /// the rest of its bytes stay as they are), or the whole of a text body.
+    pub fn redact(&mut self, privacy: &Privacy) -> Result<u32, RedactionFailed> {
+        match self {
+            // Checked JSON when the Doc was made.
+            Doc::Json(t) => privacy.json_in_place(t),
+            Doc::Text(t) => privacy.text_in_place(t),
         }
     }
 }
@@ -185,8 +196,8 @@ mod fields {
     use serde::de::{MapAccess, SeqAccess};
     use serde_json::Value;
 
-    use super::super::json::{Key, Pick, Picker, Valid};
     use super::{error_text, usage_of, Usage};
+    use crate::json::{Key, Pick, Picker, Valid};
 
     #[derive(Default)]
     pub(super) struct Fields {

@@ -21,10 +21,6 @@ pub mod assemble;
 pub mod hash;
 pub mod id;
 pub mod issued;
-pub mod json;
-pub mod privacy;
-pub mod redact;
-pub mod retention;
 pub mod tokens;
 pub mod writer;
 

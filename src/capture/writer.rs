@@ -18,9 +18,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use super::assemble::{summarize, Doc};
 use super::hash::UserHasher;
 use super::issued::Issued;
-use super::privacy::{Privacy, RedactionFailed};
 use super::{CaptureQueue, Interaction, Message, Outcome};
 use crate::metrics::Metrics;
+use crate::privacy::{Privacy, RedactionFailed};
 use crate::runtime::shard::{Slot, SLOTS};
 use crate::store::{InteractionRow, Store};
 
@@ -425,7 +425,7 @@ impl RowMaker {
                 }
             }
             if let Some(d) = response_doc.as_mut() {
-                n += privacy.doc(d)?;
+                n += d.redact(privacy)?;
             }
             if let Some(e) = &error {
                 let (e, c) = privacy.text(e)?;
@@ -537,7 +537,7 @@ fn user_id_members(body: &[u8], hasher: &UserHasher) -> Option<Vec<String>> {
         return None;
     }
     let text = std::str::from_utf8(body).ok()?;
-    let found = super::json::top_level_members(text, &USER_ID_MEMBERS);
+    let found = crate::json::top_level_members(text, &USER_ID_MEMBERS);
     if found.is_empty() {
         return None;
     }
@@ -560,7 +560,7 @@ fn user_id_members(body: &[u8], hasher: &UserHasher) -> Option<Vec<String>> {
 /// were, in the same order; if their count differs all the same, the values
 /// become `null` rather than risk storing one.
 fn with_hashed_ids(body: String, hashes: &[String]) -> String {
-    let found = super::json::top_level_members(&body, &USER_ID_MEMBERS);
+    let found = crate::json::top_level_members(&body, &USER_ID_MEMBERS);
     let mut out = String::with_capacity(body.len() + 32 * hashes.len());
     let mut copied = 0;
     for (i, (_, range)) in found.iter().enumerate() {
@@ -1021,6 +1021,24 @@ mod tests {
         r.session = Some("sess-20261207-0042".into());
         let row = redacting_maker().row(r, &Metrics::default());
         assert_eq!(row.session_id.as_deref(), Some("sess-20261207-0042"));
+    }
+
+    /// A response document is redacted in place exactly as the same bytes
+    /// are as a request body: JSON string by string, anything else as text.
+    #[test]
+    fn a_response_doc_is_redacted_like_a_request_body() {
+        let privacy = redacting_maker().privacy;
+        for text in [
+            r#"{"choices":[{"message":{"content":"mail bob@example.com"}}]}"#,
+            r#"{"content": "nothing here"}"#,
+            "not json: call +44 20 7946 0958",
+            "plain text",
+        ] {
+            let mut doc = Doc::parse(text.as_bytes());
+            let n = doc.redact(&privacy).unwrap();
+            let body = privacy.body(text.as_bytes().to_vec()).unwrap();
+            assert_eq!((doc.into_text(), n), body, "{text}");
+        }
     }
 
     #[test]

@@ -276,7 +276,7 @@ pub fn submit(
     new: NewFeedback,
     app: Option<&str>,
     user_hash: Option<String>,
-    redact: &(dyn Fn(Value) -> Result<Value, crate::capture::privacy::RedactionFailed> + Sync),
+    redact: &(dyn Fn(Value) -> Result<Value, crate::privacy::RedactionFailed> + Sync),
 ) -> Result<(FeedbackRow, bool), FeedbackError> {
     let id_text = new.interaction_id.to_string();
     let (route, version) = match pending(new.interaction_id) {

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use flywheel::capture::redact::{EntityKind, Redactor, RedactorConfig};
+use flywheel::privacy::redact::{EntityKind, Redactor, RedactorConfig};
 use serde::Deserialize;
 
 #[derive(Deserialize)]

@@ -2,6 +2,10 @@
 //! checking that a body is JSON, visiting its string values, and replacing
 //! some of them in place.
 //!
+//! Capture (stream assembly, user ids) and privacy (redaction string by
+//! string) both read bodies this way, so it sits below both of them and must
+//! never import another module of this crate.
+//!
 //! Every walk here goes through serde_json's own parser (`deserialize_any`,
 //! and `deserialize_str` for object keys, as `Value` does), so a body counts
 //! as JSON exactly when `serde_json::from_slice::<Value>` would accept it.
