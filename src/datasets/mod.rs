@@ -793,7 +793,7 @@ mod tests {
     use super::*;
 
     use crate::store::sqlite::SqliteStore;
-    use crate::store::InteractionRow;
+    use crate::store::{DatasetStore, InteractionRow, InteractionStore};
 
     fn store_with(n: usize) -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();

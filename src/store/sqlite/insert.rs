@@ -1,4 +1,5 @@
-//! The capture INSERT, bound without copies.
+//! The capture INSERT, bound without copies, and the writer connection that
+//! owns its statements.
 //!
 //! rusqlite binds every text as `SQLITE_TRANSIENT`: SQLite copies it into an
 //! allocation of its own, freed at the next bind, and the insert then copies
@@ -8,18 +9,79 @@
 //! SQLite reads them in place during the step.
 //!
 //! This is the store's only `unsafe` code. What keeps it sound:
-//! - a statement lives beside its connection in [`super::WriterConn`], which
-//!   finalizes it before the connection closes (field order);
+//! - a statement is only prepared by [`WriterConn::inserts`], on the
+//!   connection the `WriterConn` owns, and lives beside it; `WriterConn`'s
+//!   fields drop the statements before the connection closes (field order);
 //! - [`Insert::run`] binds, steps, resets and clears the bindings in one call,
 //!   whatever fails on the way, so SQLite never holds a pointer into a row
 //!   after `run` returns;
 //! - both are only used under the writer's mutex, one thread at a time, which
 //!   is all a connection opened without SQLite's own mutex asks for.
+//!
+//! Code elsewhere in `sqlite/` reaches the writer connection through
+//! `Deref`/`DerefMut` to run its own statements; it never moves the
+//! connection out of its `WriterConn` or replaces it.
 
 use std::ffi::{c_char, c_int, CStr};
 use std::ptr::NonNull;
 
-use rusqlite::ffi;
+use rusqlite::{ffi, Connection};
+
+/// The writer connection and the capture statements prepared on it.
+/// Fields drop in declaration order, so the statements are finalized before
+/// the connection closes.
+pub(super) struct WriterConn {
+    /// Prepared on first use by [`WriterConn::inserts`].
+    inserts: Option<Inserts>,
+    conn: Connection,
+}
+
+/// The capture statements: one of many rows and one of a single row.
+pub(super) struct Inserts {
+    pub(super) many: Insert,
+    pub(super) one: Insert,
+}
+
+impl WriterConn {
+    pub(super) fn new(conn: Connection) -> WriterConn {
+        WriterConn {
+            inserts: None,
+            conn,
+        }
+    }
+
+    /// The capture statements for `many` rows and for one, prepared from
+    /// `sql(rows)` on first use, with the connection to run them on (to open
+    /// the transaction they run in).
+    pub(super) fn inserts(
+        &mut self,
+        many: usize,
+        sql: impl Fn(usize) -> String,
+    ) -> rusqlite::Result<(&mut Inserts, &mut Connection)> {
+        if self.inserts.is_none() {
+            self.inserts = Some(Inserts {
+                many: Insert::prepare(&self.conn, &sql(many))?,
+                one: Insert::prepare(&self.conn, &sql(1))?,
+            });
+        }
+        let inserts = self.inserts.as_mut().expect("prepared above");
+        Ok((inserts, &mut self.conn))
+    }
+}
+
+impl std::ops::Deref for WriterConn {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriterConn {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
 
 /// One value to bind; texts are borrowed, not copied.
 pub(super) enum Value<'a> {
@@ -61,7 +123,7 @@ impl From<bool> for Value<'_> {
     }
 }
 
-/// A prepared statement of the writer connection.
+/// A prepared statement of the writer connection; see [`WriterConn`].
 pub(super) struct Insert {
     stmt: NonNull<ffi::sqlite3_stmt>,
     db: NonNull<ffi::sqlite3>,
@@ -73,9 +135,9 @@ pub(super) struct Insert {
 unsafe impl Send for Insert {}
 
 impl Insert {
-    /// Prepares `sql` on `conn`. The caller keeps the statement beside `conn`
-    /// and drops it first.
-    pub(super) fn prepare(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<Insert> {
+    /// Prepares `sql` on `conn`. Only [`WriterConn`] calls this, and keeps the
+    /// statement beside `conn` and drops it first.
+    fn prepare(conn: &Connection, sql: &str) -> rusqlite::Result<Insert> {
         // SAFETY: the handle is `conn`'s open database; the statement made
         // from it is finalized before `conn` closes (see `WriterConn`).
         unsafe {
