@@ -11,7 +11,8 @@
 //! This is the store's only `unsafe` code. What keeps it sound:
 //! - a statement is only prepared by [`WriterConn::inserts`], on the
 //!   connection the `WriterConn` owns, and lives beside it; `WriterConn`'s
-//!   fields drop the statements before the connection closes (field order);
+//!   `Drop` finalizes the statements before the connection closes (see there
+//!   why, and why it does not leave that to the order of the fields);
 //! - [`Insert::run`] binds, steps, resets and clears the bindings in one call,
 //!   whatever fails on the way, so SQLite never holds a pointer into a row
 //!   after `run` returns;
@@ -28,12 +29,10 @@ use std::ptr::NonNull;
 use rusqlite::{ffi, Connection};
 
 /// The writer connection and the capture statements prepared on it.
-/// Fields drop in declaration order, so the statements are finalized before
-/// the connection closes.
 pub(super) struct WriterConn {
+    conn: Connection,
     /// Prepared on first use by [`WriterConn::inserts`].
     inserts: Option<Inserts>,
-    conn: Connection,
 }
 
 /// The capture statements: one of many rows and one of a single row.
@@ -45,8 +44,8 @@ pub(super) struct Inserts {
 impl WriterConn {
     pub(super) fn new(conn: Connection) -> WriterConn {
         WriterConn {
-            inserts: None,
             conn,
+            inserts: None,
         }
     }
 
@@ -66,6 +65,21 @@ impl WriterConn {
         }
         let inserts = self.inserts.as_mut().expect("prepared above");
         Ok((inserts, &mut self.conn))
+    }
+}
+
+impl Drop for WriterConn {
+    /// Finalizes the statements, then lets the connection close. The order
+    /// matters: SQLite refuses to close a connection that still has a
+    /// statement prepared on it (`sqlite3_close` answers `SQLITE_BUSY`), and
+    /// rusqlite's drop ignores the refusal, so the connection would stay open
+    /// for good, holding the file, its WAL neither checkpointed nor removed,
+    /// with the statements pointing into a connection nobody owns. Fields
+    /// drop in declaration order, and listing `inserts` first would do the
+    /// same; dropping them here by name keeps it true whatever order the
+    /// fields are declared in. `closing_the_store_closes_its_file` checks it.
+    fn drop(&mut self) {
+        self.inserts = None;
     }
 }
 
@@ -139,7 +153,7 @@ impl Insert {
     /// statement beside `conn` and drops it first.
     fn prepare(conn: &Connection, sql: &str) -> rusqlite::Result<Insert> {
         // SAFETY: the handle is `conn`'s open database; the statement made
-        // from it is finalized before `conn` closes (see `WriterConn`).
+        // from it is finalized before `conn` closes (`WriterConn`'s `Drop`).
         unsafe {
             let db = NonNull::new(conn.handle()).ok_or(rusqlite::Error::InvalidQuery)?;
             let mut stmt = std::ptr::null_mut();
@@ -223,7 +237,8 @@ impl Insert {
 
 impl Drop for Insert {
     fn drop(&mut self) {
-        // SAFETY: the statement is live and its connection still open.
+        // SAFETY: the statement is live and its connection still open:
+        // `WriterConn`'s `Drop` drops its statements before its connection.
         unsafe {
             ffi::sqlite3_finalize(self.stmt.as_ptr());
         }

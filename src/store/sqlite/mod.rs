@@ -342,6 +342,26 @@ mod tests {
         assert_eq!(store.secret("k", &|| vec![9]).unwrap(), first);
     }
 
+    /// Dropping the store closes the database: the capture statements are
+    /// finalized before the writer connection, so SQLite lets it close, and
+    /// the last connection to close checkpoints the WAL and removes it.
+    #[test]
+    fn closing_the_store_closes_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let rows: Vec<InteractionRow> = (0..ROWS_PER_INSERT + 1)
+            .map(|i| row(&format!("{i:03}"), "a"))
+            .collect();
+        store.insert_interactions(&rows).unwrap();
+        let wal = dir.path().join("f.db-wal");
+        assert!(wal.exists());
+        drop(store);
+        assert!(!wal.exists(), "the WAL outlived the store");
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.stats().unwrap().interactions_total, rows.len() as u64);
+    }
+
     #[test]
     fn a_migration_numbered_below_an_applied_one_still_runs() {
         let conn = Connection::open_in_memory().unwrap();
