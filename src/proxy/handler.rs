@@ -771,7 +771,7 @@ async fn feedback(gw: Arc<Gateway>, req: Request<ClientBody>) -> Response<ProxyB
             }
         }
         feedback::submit(
-            &worker.store,
+            worker.store.as_ref(),
             &pending,
             new,
             app.as_deref(),
