@@ -7,7 +7,8 @@
 //!   client and the SSE tee. The hot path lives here and never waits on storage.
 //! - [`capture`]: interaction records, user-id hashing, stream assembly and the
 //!   bounded queue that feeds the batching writer thread.
-//! - [`store`]: the storage trait, its SQLite implementation and versioned migrations.
+//! - [`store`]: one storage trait per concern, their SQLite implementation and versioned
+//!   migrations. Never imports a layer above it.
 //! - [`feedback`]: validation and storage of feedback on interactions (`POST /v1/feedback`).
 //! - [`curate`]: the pure core of dataset curation: filters, quality score, dedupe, split, SFT/DPO/KTO lines.
 //! - [`datasets`]: dataset versions: streaming builds from the store, their files, manifests and lineage.
