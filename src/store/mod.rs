@@ -7,14 +7,17 @@
 //! | --- | --- | --- |
 //! | [`InteractionStore`] | captured interactions, totals | the capture writer, admin |
 //! | [`FeedbackStore`] | feedback and the interaction it names | feedback, admin |
-//! | [`RegistryStore`] | routes, versions, rollouts, live version numbers | registry, rollout, admin |
+//! | [`RegistryStore`] | routes, versions, rollouts, live version numbers | registry, rollout, admin, routing reloads |
 //! | [`DatasetStore`] | scans over interactions, dataset versions | datasets, admin |
-//! | [`PrivacyStore`] | raw payloads, erasure, purges, secrets | retention, admin |
+//! | [`PrivacyStore`] | raw payloads, erasure, purges, secrets | retention, admin, the user-hash key |
 //! | [`AuditStore`] | the append-only audit log | retention, datasets, admin |
 //!
 //! A caller takes only the traits it uses. [`Store`] gathers them all, for the
 //! one place that opens a store and hands it out; an `Arc<dyn Store>` becomes
-//! an `Arc<dyn FeedbackStore>` (and so on) by plain coercion.
+//! an `Arc<dyn FeedbackStore>` (and so on) by trait upcasting, with no code at
+//! the call. A function that needs two traits takes one store implementing
+//! both (`&(impl DatasetStore + AuditStore + ?Sized)`), so that a `&dyn Store`
+//! passes as it is.
 //!
 //! Stores write rows exactly as given: ids, timestamps and derived fields are made
 //! by the capture and logic layers. Every method blocks, so async callers run them
