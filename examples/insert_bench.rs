@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use flywheel::store::sqlite::SqliteStore;
-use flywheel::store::{InteractionRow, Store};
+use flywheel::store::{InteractionRow, InteractionStore};
 
 fn cpu_secs() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();

@@ -36,7 +36,7 @@ use serde_json::{json, Value};
 
 use flywheel::capture::hash::UserHasher;
 use flywheel::store::sqlite::SqliteStore;
-use flywheel::store::{FeedbackRow, InteractionRow, Store};
+use flywheel::store::{FeedbackRow, FeedbackStore, InteractionRow, InteractionStore};
 
 /// Interactions per `insert_interactions` call (one transaction each).
 const BATCH: usize = 4_000;

@@ -36,7 +36,7 @@ use crate::proxy::Proxy;
 use crate::registry::Reload;
 use crate::runtime::shard::{Balance, Shards};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Store, StoreError};
+use crate::store::{RegistryStore, Store, StoreError};
 
 mod listen;
 
@@ -196,7 +196,11 @@ impl Gateway {
 
 /// Reloads the proxy's routing table when the registry changed since it was
 /// built, and publishes each route's rollout step (1-based, 0 when none runs).
-fn reload_routing(proxy: &Proxy, store: &dyn Store, metrics: &Metrics) -> Result<bool, StoreError> {
+fn reload_routing(
+    proxy: &Proxy,
+    store: &dyn RegistryStore,
+    metrics: &Metrics,
+) -> Result<bool, StoreError> {
     let current = proxy.routing.current().generation;
     let changed = store.routing_generation()? != current;
     if changed {

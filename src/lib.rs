@@ -10,7 +10,8 @@
 //! - [`json`]: reading JSON bodies without building a tree, for capture and privacy.
 //! - [`privacy`]: PII redaction of captured text (fails closed), raw-payload
 //!   sealing and retention sweeps; it never imports capture.
-//! - [`store`]: the storage trait, its SQLite implementation and versioned migrations.
+//! - [`store`]: one storage trait per concern, their SQLite implementation and versioned
+//!   migrations. Never imports a layer above it.
 //! - [`feedback`]: validation and storage of feedback on interactions (`POST /v1/feedback`).
 //! - [`curate`]: the pure core of dataset curation: filters, quality score, dedupe, split, SFT/DPO/KTO lines.
 //! - [`datasets`]: dataset versions: streaming builds from the store, their files, manifests and lineage.

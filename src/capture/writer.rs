@@ -22,7 +22,7 @@ use super::{CaptureQueue, Interaction, Message, Outcome};
 use crate::metrics::Metrics;
 use crate::privacy::{Privacy, RedactionFailed};
 use crate::runtime::shard::{Slot, SLOTS};
-use crate::store::{InteractionRow, Store};
+use crate::store::{InteractionRow, InteractionStore};
 
 /// Settings of the writer, from `[capture]`.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ pub struct WriterHandle {
 
 /// Starts the writer thread and returns the queue the hot path submits to.
 pub fn start(
-    store: Arc<dyn Store>,
+    store: Arc<dyn InteractionStore>,
     maker: RowMaker,
     config: WriterConfig,
     metrics: Arc<Metrics>,
@@ -117,7 +117,7 @@ impl WriterHandle {
 }
 
 struct Writer<'a> {
-    store: &'a dyn Store,
+    store: &'a dyn InteractionStore,
     maker: &'a RowMaker,
     config: &'a WriterConfig,
     metrics: &'a Metrics,
@@ -579,10 +579,7 @@ fn with_hashed_ids(body: String, hashes: &[String]) -> String {
 mod tests {
     use super::*;
     use crate::capture::Endpoint;
-    use crate::store::{
-        EventRow, FeedbackInsert, FeedbackQuery, FeedbackRow, ListQuery, PurgeCutoffs, Removed,
-        Stats, StoreError,
-    };
+    use crate::store::{ListQuery, Stats, StoreError};
     use bytes::Bytes;
     use std::sync::{Condvar, Mutex};
     use std::time::SystemTime;
@@ -622,7 +619,7 @@ mod tests {
         }
     }
 
-    impl Store for GatedStore {
+    impl InteractionStore for GatedStore {
         fn insert_interactions(&self, rows: &[InteractionRow]) -> Result<(), StoreError> {
             if self.full.load(Ordering::Relaxed) {
                 return Err(StoreError::Conflict("database or disk is full".into()));
@@ -642,105 +639,6 @@ mod tests {
         }
         fn stats(&self) -> Result<Stats, StoreError> {
             self.inner.stats()
-        }
-        fn secret(&self, name: &str, init: &dyn Fn() -> Vec<u8>) -> Result<Vec<u8>, StoreError> {
-            self.inner.secret(name, init)
-        }
-        fn interaction_served(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
-            self.inner.interaction_served(id)
-        }
-        fn insert_feedback(&self, row: &FeedbackRow) -> Result<FeedbackInsert, StoreError> {
-            self.inner.insert_feedback(row)
-        }
-        fn list_feedback(&self, q: &FeedbackQuery) -> Result<Vec<FeedbackRow>, StoreError> {
-            self.inner.list_feedback(q)
-        }
-        fn get_raw(&self, id: &str) -> Result<Option<crate::crypto::vault::Sealed>, StoreError> {
-            self.inner.get_raw(id)
-        }
-        fn forget_user(&self, user_hashes: &[String]) -> Result<Removed, StoreError> {
-            self.inner.forget_user(user_hashes)
-        }
-        fn purge(
-            &self,
-            cutoffs: PurgeCutoffs,
-            batch: usize,
-            dry_run: bool,
-        ) -> Result<Removed, StoreError> {
-            self.inner.purge(cutoffs, batch, dry_run)
-        }
-        fn record_event(&self, event: &EventRow) -> Result<(), StoreError> {
-            self.inner.record_event(event)
-        }
-        fn routing_generation(&self) -> Result<i64, StoreError> {
-            self.inner.routing_generation()
-        }
-        fn load_routing(&self) -> Result<crate::store::RoutingSnapshot, StoreError> {
-            self.inner.load_routing()
-        }
-        fn apply_registry(&self, w: &crate::store::RegistryWrite) -> Result<(), StoreError> {
-            self.inner.apply_registry(w)
-        }
-        fn list_rollouts(
-            &self,
-            route: Option<&str>,
-            active: bool,
-        ) -> Result<Vec<crate::store::RolloutRow>, StoreError> {
-            self.inner.list_rollouts(route, active)
-        }
-        fn get_rollout(&self, id: &str) -> Result<Option<crate::store::RolloutRow>, StoreError> {
-            self.inner.get_rollout(id)
-        }
-        fn version_stats(
-            &self,
-            route: &str,
-            version: &str,
-            since: i64,
-        ) -> Result<crate::store::VersionStats, StoreError> {
-            self.inner.version_stats(route, version, since)
-        }
-        fn segment_stats(
-            &self,
-            route: &str,
-            version: &str,
-            since: i64,
-        ) -> Result<std::collections::BTreeMap<String, crate::store::VersionStats>, StoreError>
-        {
-            self.inner.segment_stats(route, version, since)
-        }
-        fn list_events(
-            &self,
-            limit: usize,
-            before: Option<&str>,
-            kind: Option<&str>,
-        ) -> Result<Vec<EventRow>, StoreError> {
-            self.inner.list_events(limit, before, kind)
-        }
-        fn count_scan(&self, q: &crate::store::ScanQuery) -> Result<u64, StoreError> {
-            self.inner.count_scan(q)
-        }
-        fn scan(
-            &self,
-            q: &crate::store::ScanQuery,
-            each: &mut dyn FnMut(crate::store::Scanned) -> bool,
-        ) -> Result<(), StoreError> {
-            self.inner.scan(q, each)
-        }
-        fn scan_ids(&self, ids: &[String]) -> Result<Vec<crate::store::Scanned>, StoreError> {
-            self.inner.scan_ids(ids)
-        }
-        fn insert_dataset(&self, row: &crate::store::DatasetRow) -> Result<(), StoreError> {
-            self.inner.insert_dataset(row)
-        }
-        fn list_datasets(
-            &self,
-            route: Option<&str>,
-            limit: usize,
-        ) -> Result<Vec<crate::store::DatasetRow>, StoreError> {
-            self.inner.list_datasets(route, limit)
-        }
-        fn get_dataset(&self, id: &str) -> Result<Option<crate::store::DatasetRow>, StoreError> {
-            self.inner.get_dataset(id)
         }
     }
 

@@ -34,7 +34,7 @@ use self::curate::{
     Feedback, Format, Pair, Prepared, Record, Spec, StageCounts,
 };
 use crate::crypto::{hex, sha256, Sha256};
-use crate::store::{DatasetRow, ScanQuery, Scanned, Store, StoreError};
+use crate::store::{AuditStore, DatasetRow, DatasetStore, ScanQuery, Scanned, StoreError};
 
 /// Datasets directories with a build running: one build at a time per
 /// directory, since builds are long and use a core each.
@@ -392,10 +392,11 @@ impl Outputs {
     }
 }
 
-/// Builds a version from the store. `progress` is called now and then and
-/// returns false to cancel (the client went away).
+/// Builds a version from the store, and records the build in the audit log.
+/// `progress` is called now and then and returns false to cancel (the client
+/// went away).
 pub fn build(
-    store: &dyn Store,
+    store: &(impl DatasetStore + AuditStore + ?Sized),
     root: &Path,
     mut req: BuildRequest,
     progress: &mut dyn FnMut(&Progress) -> bool,
@@ -438,7 +439,7 @@ pub fn build(
 
 /// Removes what builds interrupted by a crash left behind; the gateway runs
 /// this once at start (a build also sweeps before it begins).
-pub fn clean(store: &dyn Store, root: &Path) {
+pub fn clean(store: &dyn DatasetStore, root: &Path) {
     if !root.is_dir() {
         return;
     }
@@ -452,7 +453,7 @@ pub fn clean(store: &dyn Store, root: &Path) {
 
 /// Removes what interrupted builds left: staging directories, and version
 /// directories whose row was never inserted.
-fn sweep(store: &dyn Store, root: &Path) -> Result<(), BuildError> {
+fn sweep(store: &(impl DatasetStore + ?Sized), root: &Path) -> Result<(), BuildError> {
     for entry in fs::read_dir(root)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -470,7 +471,7 @@ fn sweep(store: &dyn Store, root: &Path) -> Result<(), BuildError> {
 }
 
 fn build_in(
-    store: &dyn Store,
+    store: &(impl DatasetStore + AuditStore + ?Sized),
     root: &Path,
     staging: &Path,
     req: &BuildRequest,
@@ -745,7 +746,11 @@ fn parse_spill(line: &str) -> Result<(Example, u64), BuildError> {
 
 /// Says which filter emptied the selection: the store-side filters one by one
 /// when the scan saw nothing, else the stage that removed the most.
-fn empty(store: &dyn Store, spec: &Spec, counts: &StageCounts) -> Result<BuildError, BuildError> {
+fn empty(
+    store: &(impl DatasetStore + ?Sized),
+    spec: &Spec,
+    counts: &StageCounts,
+) -> Result<BuildError, BuildError> {
     let scanned = counts.get("scanned").copied().unwrap_or(0);
     let message = if scanned == 0 {
         let mut q = ScanQuery::default();
@@ -791,7 +796,7 @@ mod tests {
     use super::*;
 
     use crate::store::sqlite::SqliteStore;
-    use crate::store::InteractionRow;
+    use crate::store::{InteractionRow, InteractionStore};
 
     fn store_with(n: usize) -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();

@@ -17,12 +17,12 @@ use crate::http1::body::{read_whole, ClientBody, ResponseBody};
 use crate::http1::budget::BodyBudget;
 use crate::metrics::Metrics;
 use crate::privacy::Privacy;
-use crate::store::Store;
+use crate::store::FeedbackStore;
 
 /// What the endpoint needs, wired at start.
 pub struct Endpoint {
     pub config: Arc<Config>,
-    pub store: Arc<dyn Store>,
+    pub store: Arc<dyn FeedbackStore>,
     /// Calls whose records are still on their way to the store.
     pub capture: CaptureQueue,
     pub privacy: Arc<Privacy>,
@@ -84,7 +84,7 @@ pub async fn handle(gw: Arc<Endpoint>, req: Request<ClientBody>) -> Response<Res
             }
         }
         super::submit(
-            &worker.store,
+            worker.store.as_ref(),
             &pending,
             new,
             app.as_deref(),

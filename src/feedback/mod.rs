@@ -7,14 +7,13 @@
 
 pub mod http;
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
 use crate::crypto;
 use crate::error::GatewayError;
-use crate::store::{FeedbackInsert, FeedbackRow, Store, StoreError};
+use crate::store::{FeedbackInsert, FeedbackRow, FeedbackStore, StoreError};
 
 /// Longest correction accepted, in bytes of JSON.
 pub const MAX_CORRECTION_BYTES: usize = 256 * 1024;
@@ -271,7 +270,7 @@ pub type Lookup<'a> = &'a (dyn Fn(uuid::Uuid) -> Option<(String, String)> + Sync
 /// Stores validated feedback. Blocking: call from a blocking thread.
 /// Returns the stored row and whether it was already there (an idempotent retry).
 pub fn submit(
-    store: &Arc<dyn Store>,
+    store: &dyn FeedbackStore,
     pending: Lookup<'_>,
     new: NewFeedback,
     app: Option<&str>,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::RetentionConfig;
-use crate::store::{EventRow, PurgeCutoffs, Removed, Store, StoreError};
+use crate::store::{AuditStore, EventRow, PrivacyStore, PurgeCutoffs, Removed, StoreError};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -24,7 +24,7 @@ pub fn cutoffs(cfg: &RetentionConfig, now: SystemTime) -> PurgeCutoffs {
 
 /// Writes one audit event.
 pub fn audit(
-    store: &dyn Store,
+    store: &(impl AuditStore + ?Sized),
     actor: &str,
     kind: &str,
     subject: Option<String>,
@@ -42,7 +42,7 @@ pub fn audit(
 
 /// One sweep (blocking): deletes what is due and records it.
 pub fn sweep(
-    store: &dyn Store,
+    store: &(impl PrivacyStore + AuditStore + ?Sized),
     cfg: &RetentionConfig,
     actor: &str,
     dry_run: bool,
@@ -71,7 +71,7 @@ pub fn sweep(
 
 /// Sweeps at start and then every `retention.interval` until `stop` fires.
 pub async fn run(
-    store: Arc<dyn Store>,
+    store: Arc<impl PrivacyStore + AuditStore + ?Sized + 'static>,
     cfg: RetentionConfig,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {

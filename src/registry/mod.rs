@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::clock::now_ms;
 use crate::config::RouteConfig;
 use crate::store::{
-    EventRow, RegistryWrite, RouteRow, Store, StoreError, VersionRow, VersionUpdate,
+    EventRow, RegistryStore, RegistryWrite, RouteRow, StoreError, VersionRow, VersionUpdate,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +41,7 @@ pub fn event(actor: &str, kind: &str, subject: String, detail: serde_json::Value
 /// have yet. Versions already registered keep their state: after creation the
 /// registry, not the file, owns it.
 pub fn seed_from_config(
-    store: &dyn Store,
+    store: &dyn RegistryStore,
     routes: &[RouteConfig],
     actor: &str,
 ) -> Result<(), StoreError> {
@@ -130,7 +130,7 @@ pub struct NewVersion {
 /// yet is created with it; its first version becomes stable at once, since a
 /// route with nothing to compare against has no canary to run.
 pub fn register(
-    store: &dyn Store,
+    store: &dyn RegistryStore,
     v: NewVersion,
     actor: &str,
 ) -> Result<VersionRow, RegistryError> {
@@ -185,7 +185,11 @@ pub fn register(
 }
 
 /// Finds one version.
-pub fn find(store: &dyn Store, route: &str, version: &str) -> Result<VersionRow, RegistryError> {
+pub fn find(
+    store: &dyn RegistryStore,
+    route: &str,
+    version: &str,
+) -> Result<VersionRow, RegistryError> {
     store
         .load_routing()?
         .versions
@@ -196,7 +200,7 @@ pub fn find(store: &dyn Store, route: &str, version: &str) -> Result<VersionRow,
 
 /// An operator's (or the evaluation gate's) verdict on a registered version.
 pub fn judge(
-    store: &dyn Store,
+    store: &dyn RegistryStore,
     route: &str,
     version: &str,
     approve: bool,

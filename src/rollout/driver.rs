@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::registry::Reload;
 use crate::registry::{event, find, RegistryError};
 use crate::store::{
-    RegistryWrite, RolloutRow, RoutingSnapshot, Store, VersionStats, VersionUpdate,
+    RegistryStore, RegistryWrite, RolloutRow, RoutingSnapshot, VersionStats, VersionUpdate,
 };
 
 fn bp(weight_percent: f64) -> i64 {
@@ -56,7 +56,7 @@ pub fn live_weight_bp(snap: &RoutingSnapshot, r: &RolloutRow) -> i64 {
 
 /// Starts a rollout of an approved version against the route's stable one.
 pub fn start(
-    store: &dyn Store,
+    store: &dyn RegistryStore,
     route: &str,
     version: &str,
     plan: Plan,
@@ -153,7 +153,7 @@ pub enum Command {
 /// Finds a rollout by its id, or by its route's name where that route has
 /// one active rollout: operators know a rollout by the route it changes,
 /// and a route has at most one active rollout at a time.
-pub fn resolve(store: &dyn Store, id_or_route: &str) -> Result<RolloutRow, RegistryError> {
+pub fn resolve(store: &dyn RegistryStore, id_or_route: &str) -> Result<RolloutRow, RegistryError> {
     if let Some(r) = store.get_rollout(id_or_route)? {
         return Ok(r);
     }
@@ -184,7 +184,7 @@ pub fn resolve(store: &dyn Store, id_or_route: &str) -> Result<RolloutRow, Regis
     }
 }
 
-fn get_active(store: &dyn Store, id_or_route: &str) -> Result<RolloutRow, RegistryError> {
+fn get_active(store: &dyn RegistryStore, id_or_route: &str) -> Result<RolloutRow, RegistryError> {
     let r = resolve(store, id_or_route)?;
     if status_of(&r.status).is_terminal() {
         return Err(RegistryError::Conflict(format!(
@@ -197,7 +197,7 @@ fn get_active(store: &dyn Store, id_or_route: &str) -> Result<RolloutRow, Regist
 
 /// Applies an operator's command to the rollout named by id or route.
 pub fn command(
-    store: &dyn Store,
+    store: &dyn RegistryStore,
     id: &str,
     cmd: Command,
     actor: &str,
@@ -265,7 +265,7 @@ pub fn command(
 /// Ends a rollout: promoted (canary becomes stable, the old stable retires) or
 /// rolled back (canary to weight 0, `rolled_back`).
 fn finish(
-    store: &dyn Store,
+    store: &dyn RegistryStore,
     mut r: RolloutRow,
     promoted: bool,
     reason: &str,
@@ -339,7 +339,7 @@ fn observed(s: VersionStats) -> Observed {
 }
 
 /// The live comparison of a rollout's current step.
-pub fn observe(store: &dyn Store, r: &RolloutRow) -> Result<Observations, RegistryError> {
+pub fn observe(store: &dyn RegistryStore, r: &RolloutRow) -> Result<Observations, RegistryError> {
     Ok(Observations {
         canary: observed(store.version_stats(&r.route, &r.canary, r.step_started_ms)?),
         stable: observed(store.version_stats(&r.route, &r.baseline, r.step_started_ms)?),
@@ -348,7 +348,7 @@ pub fn observe(store: &dyn Store, r: &RolloutRow) -> Result<Observations, Regist
 
 /// One controller pass over every active rollout (blocking). Returns the
 /// rollouts it ended (promoted or rolled back).
-pub fn tick(store: &dyn Store, now: i64) -> Result<Vec<RolloutRow>, RegistryError> {
+pub fn tick(store: &dyn RegistryStore, now: i64) -> Result<Vec<RolloutRow>, RegistryError> {
     let mut ended = Vec::new();
     let rollouts = store.list_rollouts(None, true)?;
     if rollouts.is_empty() {
@@ -412,7 +412,7 @@ pub fn tick(store: &dyn Store, now: i64) -> Result<Vec<RolloutRow>, RegistryErro
 
 /// Runs the controller and the routing reload until `stop` fires.
 pub async fn run(
-    store: Arc<dyn Store>,
+    store: Arc<dyn RegistryStore>,
     metrics: Arc<Metrics>,
     reload: Reload,
     tick_every: Duration,

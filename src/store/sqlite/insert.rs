@@ -1,4 +1,5 @@
-//! The capture INSERT, bound without copies.
+//! The capture INSERT, bound without copies, and the writer connection that
+//! owns its statements.
 //!
 //! rusqlite binds every text as `SQLITE_TRANSIENT`: SQLite copies it into an
 //! allocation of its own, freed at the next bind, and the insert then copies
@@ -8,18 +9,93 @@
 //! SQLite reads them in place during the step.
 //!
 //! This is the store's only `unsafe` code. What keeps it sound:
-//! - a statement lives beside its connection in [`super::WriterConn`], which
-//!   finalizes it before the connection closes (field order);
+//! - a statement is only prepared by [`WriterConn::inserts`], on the
+//!   connection the `WriterConn` owns, and lives beside it; `WriterConn`'s
+//!   `Drop` finalizes the statements before the connection closes (see there
+//!   why, and why it does not leave that to the order of the fields);
 //! - [`Insert::run`] binds, steps, resets and clears the bindings in one call,
 //!   whatever fails on the way, so SQLite never holds a pointer into a row
 //!   after `run` returns;
 //! - both are only used under the writer's mutex, one thread at a time, which
 //!   is all a connection opened without SQLite's own mutex asks for.
+//!
+//! Code elsewhere in `sqlite/` reaches the writer connection through
+//! `Deref`/`DerefMut` to run its own statements; it never moves the
+//! connection out of its `WriterConn` or replaces it.
 
 use std::ffi::{c_char, c_int, CStr};
 use std::ptr::NonNull;
 
-use rusqlite::ffi;
+use rusqlite::{ffi, Connection};
+
+/// The writer connection and the capture statements prepared on it.
+pub(super) struct WriterConn {
+    conn: Connection,
+    /// Prepared on first use by [`WriterConn::inserts`].
+    inserts: Option<Inserts>,
+}
+
+/// The capture statements: one of many rows and one of a single row.
+pub(super) struct Inserts {
+    pub(super) many: Insert,
+    pub(super) one: Insert,
+}
+
+impl WriterConn {
+    pub(super) fn new(conn: Connection) -> WriterConn {
+        WriterConn {
+            conn,
+            inserts: None,
+        }
+    }
+
+    /// The capture statements for `many` rows and for one, prepared from
+    /// `sql(rows)` on first use, with the connection to run them on (to open
+    /// the transaction they run in).
+    pub(super) fn inserts(
+        &mut self,
+        many: usize,
+        sql: impl Fn(usize) -> String,
+    ) -> rusqlite::Result<(&mut Inserts, &mut Connection)> {
+        if self.inserts.is_none() {
+            self.inserts = Some(Inserts {
+                many: Insert::prepare(&self.conn, &sql(many))?,
+                one: Insert::prepare(&self.conn, &sql(1))?,
+            });
+        }
+        let inserts = self.inserts.as_mut().expect("prepared above");
+        Ok((inserts, &mut self.conn))
+    }
+}
+
+impl Drop for WriterConn {
+    /// Finalizes the statements, then lets the connection close. The order
+    /// matters: SQLite refuses to close a connection that still has a
+    /// statement prepared on it (`sqlite3_close` answers `SQLITE_BUSY`), and
+    /// rusqlite's drop ignores the refusal, so the connection would stay open
+    /// for good, holding the file, its WAL neither checkpointed nor removed,
+    /// with the statements pointing into a connection nobody owns. Fields
+    /// drop in declaration order, and listing `inserts` first would do the
+    /// same; dropping them here by name keeps it true whatever order the
+    /// fields are declared in. `closing_the_store_closes_its_file` checks it.
+    fn drop(&mut self) {
+        self.inserts = None;
+    }
+}
+
+impl std::ops::Deref for WriterConn {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriterConn {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
 
 /// One value to bind; texts are borrowed, not copied.
 pub(super) enum Value<'a> {
@@ -61,7 +137,7 @@ impl From<bool> for Value<'_> {
     }
 }
 
-/// A prepared statement of the writer connection.
+/// A prepared statement of the writer connection; see [`WriterConn`].
 pub(super) struct Insert {
     stmt: NonNull<ffi::sqlite3_stmt>,
     db: NonNull<ffi::sqlite3>,
@@ -73,11 +149,11 @@ pub(super) struct Insert {
 unsafe impl Send for Insert {}
 
 impl Insert {
-    /// Prepares `sql` on `conn`. The caller keeps the statement beside `conn`
-    /// and drops it first.
-    pub(super) fn prepare(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<Insert> {
+    /// Prepares `sql` on `conn`. Only [`WriterConn`] calls this, and keeps the
+    /// statement beside `conn` and drops it first.
+    fn prepare(conn: &Connection, sql: &str) -> rusqlite::Result<Insert> {
         // SAFETY: the handle is `conn`'s open database; the statement made
-        // from it is finalized before `conn` closes (see `WriterConn`).
+        // from it is finalized before `conn` closes (`WriterConn`'s `Drop`).
         unsafe {
             let db = NonNull::new(conn.handle()).ok_or(rusqlite::Error::InvalidQuery)?;
             let mut stmt = std::ptr::null_mut();
@@ -161,7 +237,8 @@ impl Insert {
 
 impl Drop for Insert {
     fn drop(&mut self) {
-        // SAFETY: the statement is live and its connection still open.
+        // SAFETY: the statement is live and its connection still open:
+        // `WriterConn`'s `Drop` drops its statements before its connection.
         unsafe {
             ffi::sqlite3_finalize(self.stmt.as_ptr());
         }
