@@ -12,7 +12,9 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use crate::capture::Outcome;
-use crate::runtime::shard::{self, Padded};
+use crossbeam_utils::CachePadded;
+
+use crate::runtime::shard;
 
 /// Upper bounds, in seconds, shared by the latency histograms: fine steps under
 /// 10 ms where gateway overhead lives, coarse ones up to the minutes a long
@@ -91,13 +93,14 @@ impl Histogram {
 /// releasing a shard's queued bytes) can be taken from the slot it was added
 /// to, so that slot stays the shard's own count.
 pub struct StripedGauge {
-    slots: [Padded<AtomicI64>; shard::SLOTS],
+    /// One slot per shard, each padded to room of its own ([`shard::SLOTS`]).
+    slots: [CachePadded<AtomicI64>; shard::SLOTS],
 }
 
 impl Default for StripedGauge {
     fn default() -> Self {
         StripedGauge {
-            slots: std::array::from_fn(|_| Padded::default()),
+            slots: std::array::from_fn(|_| CachePadded::default()),
         }
     }
 }
@@ -109,16 +112,16 @@ impl StripedGauge {
     }
 
     pub fn add_at(&self, slot: shard::Slot, n: i64) {
-        self.slots[slot.index()].0.fetch_add(n, Ordering::Relaxed);
+        self.slots[slot.index()].fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn get_at(&self, slot: shard::Slot) -> i64 {
-        self.slots[slot.index()].0.load(Ordering::Relaxed)
+        self.slots[slot.index()].load(Ordering::Relaxed)
     }
 
     /// The sum over all slots.
     pub fn get(&self) -> i64 {
-        self.slots.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
+        self.slots.iter().map(|s| s.load(Ordering::Relaxed)).sum()
     }
 }
 
@@ -184,7 +187,8 @@ fn escape_label(v: &str) -> String {
 pub struct RouteSeries {
     route: String,
     version: String,
-    stripes: Box<[Padded<Counts>]>,
+    /// One slot per stripe, each padded to room of its own ([`shard::SLOTS`]).
+    stripes: Box<[CachePadded<Counts>]>,
 }
 
 /// One thread's counts of a [`RouteSeries`].
@@ -214,12 +218,12 @@ impl RouteSeries {
         RouteSeries {
             route: route.to_string(),
             version: version.to_string(),
-            stripes: (0..stripes.max(1)).map(|_| Padded::default()).collect(),
+            stripes: (0..stripes.max(1)).map(|_| CachePadded::default()).collect(),
         }
     }
 
     fn counts(&self) -> impl Iterator<Item = &Counts> + Clone {
-        self.stripes.iter().map(|s| &s.0)
+        self.stripes.iter().map(|s| &**s)
     }
 
     /// Records one finished request.
@@ -234,7 +238,7 @@ impl RouteSeries {
             100..=599 => (status - 100) as usize,
             _ => OTHER_STATUS,
         };
-        let counts = &self.stripes[shard::slot(self.stripes.len())].0;
+        let counts = &self.stripes[shard::slot(self.stripes.len())];
         counts.statuses[slot].fetch_add(1, Ordering::Relaxed);
         counts.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
         counts.duration.observe(total);
