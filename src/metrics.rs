@@ -11,10 +11,45 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::Duration;
 
-use crate::capture::Outcome;
 use crossbeam_utils::CachePadded;
 
 use crate::runtime::shard;
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The upstream answered with a success status and the response was delivered.
+    Ok,
+    /// The upstream answered with an error status, was unreachable, or failed mid-stream.
+    UpstreamError,
+    /// The client went away before the response was complete.
+    ClientClosed,
+    /// The upstream did not answer in time.
+    Timeout,
+    /// The gateway refused the request (bad input, auth, size).
+    Rejected,
+}
+
+impl Outcome {
+    /// Every outcome, in declaration order (their discriminants index this).
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Ok,
+        Outcome::UpstreamError,
+        Outcome::ClientClosed,
+        Outcome::Timeout,
+        Outcome::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::ClientClosed => "client_closed",
+            Outcome::Timeout => "timeout",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
 
 /// Upper bounds, in seconds, shared by the latency histograms: fine steps under
 /// 10 ms where gateway overhead lives, coarse ones up to the minutes a long
