@@ -322,7 +322,25 @@ pub struct Metrics {
     /// Connections closed as soon as accepted, past `server.max_connections`.
     pub connections_refused: AtomicU64,
     /// Request bodies in flight and the requests refused for want of room.
-    pub body_budget: std::sync::OnceLock<std::sync::Arc<crate::proxy::budget::BodyBudget>>,
+    pub body_budget: std::sync::OnceLock<std::sync::Arc<dyn ReadBodyBudget>>,
+}
+
+/// The request-body budget as a scrape reads it. The budget belongs to the
+/// HTTP server, which hands it over at start; metrics reads it through this
+/// trait so that it never imports the server.
+pub trait ReadBodyBudget: Send + Sync {
+    fn read(&self) -> BodyBudgetReading;
+}
+
+/// What a scrape shows of the request-body budget.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyBudgetReading {
+    /// Bytes of request bodies held now.
+    pub used: u64,
+    /// The most bytes that may be held at once.
+    pub limit: u64,
+    /// Requests refused because their body did not fit.
+    pub rejected: u64,
 }
 
 impl Default for Metrics {
@@ -623,25 +641,25 @@ impl Metrics {
                 let _ = writeln!(out, "flywheel_connections_open{{shard=\"{shard}\"}} {n}");
             }
         }
-        if let Some(budget) = self.body_budget.get() {
+        if let Some(budget) = self.body_budget.get().map(|b| b.read()) {
             let series: [(&str, &str, &str, u64); 3] = [
                 (
                     "flywheel_request_body_bytes",
                     "gauge",
                     "Bytes of request bodies held now (declared lengths of bodies being read included), all connections together.",
-                    budget.used(),
+                    budget.used,
                 ),
                 (
                     "flywheel_request_body_budget_bytes",
                     "gauge",
                     "The most bytes of request bodies held at once (server.body_budget_bytes).",
-                    budget.limit(),
+                    budget.limit,
                 ),
                 (
                     "flywheel_request_body_rejected_total",
                     "counter",
                     "Requests answered 503 because their body did not fit in the body budget.",
-                    budget.rejected(),
+                    budget.rejected,
                 ),
             ];
             for (name, kind, help, v) in series {
