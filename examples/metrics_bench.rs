@@ -95,7 +95,10 @@ fn main() {
         }
         start.elapsed().as_nanos() as f64 / RENDERS as f64
     });
-    println!("render:       {:>9.0} ns (median of {ROUNDS} rounds of {RENDERS})", render);
+    println!(
+        "render:       {:>9.0} ns (median of {ROUNDS} rounds of {RENDERS})",
+        render
+    );
 
     let series = m.route(ROUTES[0], VERSIONS[0]);
     let record = median(|| {
