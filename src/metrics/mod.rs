@@ -1,329 +1,238 @@
-//! Every Prometheus series the gateway exports, declared once here with its unit
-//! and help text, and rendered in the text exposition format.
+//! Every Prometheus series the gateway exports, declared once here with its
+//! name, type and help text, and rendered in the text exposition format
+//! (version 0.0.4) by the `prometheus-client` library, which writes the
+//! names, labels, escapes and histogram lines.
+//!
+//! The numbers stay where the code that moves them can reach them with one
+//! relaxed atomic add: per-shard striped gauges, per-route series striped over
+//! the serving threads, plain atomic counters. A scrape reads them through a
+//! collector and sums the stripes; recording never formats, locks or
+//! allocates.
 //!
 //! Labels are low-cardinality by construction: route, version, status, kind,
 //! outcome. A user id, a free-text string or a client-chosen model name must never
 //! become a label, since each distinct value is a new series kept forever.
+//! Metrics must never import the proxy, the HTTP server or capture: what they
+//! keep and metrics reads (connections, the body budget) is handed over at
+//! start, through [`crate::runtime::shard::Balance`] and [`ReadBodyBudget`].
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
+use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::RwLock;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock, RwLock};
 
-use crossbeam_utils::CachePadded;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, MetricEncoder};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
-use crate::runtime::shard;
+mod counter;
+mod family;
+mod gauge;
+mod histogram;
+mod labels;
+mod route;
 
-/// How a request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The upstream answered with a success status and the response was delivered.
-    Ok,
-    /// The upstream answered with an error status, was unreachable, or failed mid-stream.
-    UpstreamError,
-    /// The client went away before the response was complete.
-    ClientClosed,
-    /// The upstream did not answer in time.
-    Timeout,
-    /// The gateway refused the request (bad input, auth, size).
-    Rejected,
+use family::Family;
+use gauge::Share;
+pub use gauge::StripedGauge;
+pub use histogram::Histogram;
+pub use labels::Outcome;
+pub use route::RouteSeries;
+
+use crate::runtime::shard::Balance;
+
+/// How the exposition declares a family: its name (a counter's without the
+/// `_total` the encoder adds), its type and its help text.
+struct Desc {
+    name: &'static str,
+    kind: MetricType,
+    help: &'static str,
 }
 
-impl Outcome {
-    /// Every outcome, in declaration order (their discriminants index this).
-    pub const ALL: [Outcome; 5] = [
-        Outcome::Ok,
-        Outcome::UpstreamError,
-        Outcome::ClientClosed,
-        Outcome::Timeout,
-        Outcome::Rejected,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::UpstreamError => "upstream_error",
-            Outcome::ClientClosed => "client_closed",
-            Outcome::Timeout => "timeout",
-            Outcome::Rejected => "rejected",
+impl Desc {
+    const fn counter(name: &'static str, help: &'static str) -> Desc {
+        Desc {
+            name,
+            kind: MetricType::Counter,
+            help,
         }
+    }
+
+    const fn gauge(name: &'static str, help: &'static str) -> Desc {
+        Desc {
+            name,
+            kind: MetricType::Gauge,
+            help,
+        }
+    }
+
+    const fn histogram(name: &'static str, help: &'static str) -> Desc {
+        Desc {
+            name,
+            kind: MetricType::Histogram,
+            help,
+        }
+    }
+
+    /// Writes the HELP and TYPE lines; the family's samples follow through the
+    /// returned encoder.
+    fn declare<'e>(&self, e: &'e mut DescriptorEncoder) -> Result<MetricEncoder<'e>, fmt::Error> {
+        e.encode_descriptor(self.name, self.help, None, self.kind)
     }
 }
 
-/// Upper bounds, in seconds, shared by the latency histograms: fine steps under
-/// 10 ms where gateway overhead lives, coarse ones up to the minutes a long
-/// generation can take.
-const LATENCY_BUCKETS: [f64; 18] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-    60.0, 120.0, 300.0,
+// Every family, in the order a scrape writes them.
+
+const REQUESTS: Desc = Desc::counter(
+    "flywheel_requests",
+    "Requests answered, by route, served version and HTTP status.",
+);
+const OUTCOMES: Desc = Desc::counter(
+    "flywheel_request_outcomes",
+    "Requests by outcome: ok, upstream_error, client_closed, timeout, rejected.",
+);
+const DURATION: Desc = Desc::histogram(
+    "flywheel_request_duration_seconds",
+    "Time from request received to response fully sent, in seconds.",
+);
+const TTFT: Desc = Desc::histogram(
+    "flywheel_upstream_ttft_seconds",
+    "Time from request received to the upstream's first response byte, in seconds.",
+);
+const TOKENS: Desc = Desc::counter(
+    "flywheel_tokens",
+    "Tokens processed, by kind (prompt, completion); reported by the upstream or estimated.",
+);
+const FEEDBACK: Desc = Desc::counter(
+    "flywheel_feedback",
+    "Feedback received, by type and value (up/down, success/failure; empty for ratings and text).",
+);
+const WEIGHTS: Desc = Desc::gauge(
+    "flywheel_route_weight",
+    "Share of a route's traffic each version takes (0..1).",
+);
+const ROLLOUT_STEP: Desc = Desc::gauge(
+    "flywheel_rollout_step",
+    "Current step of the route's rollout, 1-based; 0 when none runs.",
+);
+const PROMOTIONS: Desc = Desc::counter(
+    "flywheel_rollout_promotions",
+    "Canaries promoted to stable.",
+);
+const ROLLBACKS: Desc = Desc::counter(
+    "flywheel_rollout_rollbacks",
+    "Canaries rolled back or aborted.",
+);
+
+/// A series without labels: its declaration and how a scrape reads it.
+type Scalar<V> = (Desc, fn(&Metrics) -> V);
+
+const GAUGES: [Scalar<i64>; 4] = [
+    (
+        Desc::gauge(
+            "flywheel_capture_queue_depth",
+            "Capture records waiting for the writer.",
+        ),
+        |m| m.capture_queue_depth.get(),
+    ),
+    (
+        Desc::gauge(
+            "flywheel_capture_queue_bytes",
+            "Bytes of the capture records queued or being written, bodies included.",
+        ),
+        |m| m.capture_queue_bytes.get(),
+    ),
+    (
+        Desc::gauge(
+            "flywheel_capture_queue_capacity",
+            "Capacity of the capture queue.",
+        ),
+        |m| m.capture_queue_capacity.load(Ordering::Relaxed),
+    ),
+    (
+        Desc::gauge(
+            "flywheel_requests_in_flight",
+            "Proxied requests being served now.",
+        ),
+        |m| m.in_flight.get(),
+    ),
 ];
 
-/// A histogram with fixed buckets, updated with atomics only.
-pub struct Histogram {
-    counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
-    sum_micros: AtomicU64,
-}
+const CONNECTIONS: Desc = Desc::gauge(
+    "flywheel_connections_open",
+    "Open client connections, by the shard (thread) serving them.",
+);
+const BODY_BYTES: Desc = Desc::gauge(
+    "flywheel_request_body_bytes",
+    "Bytes of request bodies held now (declared lengths of bodies being read included), all connections together.",
+);
+const BODY_BUDGET: Desc = Desc::gauge(
+    "flywheel_request_body_budget_bytes",
+    "The most bytes of request bodies held at once (server.body_budget_bytes).",
+);
+const BODY_REJECTED: Desc = Desc::counter(
+    "flywheel_request_body_rejected",
+    "Requests answered 503 because their body did not fit in the body budget.",
+);
 
-impl Default for Histogram {
-    fn default() -> Self {
-        Histogram {
-            counts: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum_micros: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Histogram {
-    fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        let i = LATENCY_BUCKETS
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        self.counts[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
-    }
-
-    /// Renders the sum of `parts` as one histogram.
-    fn render<'a>(
-        parts: impl Iterator<Item = &'a Histogram> + Clone,
-        out: &mut String,
-        name: &str,
-        labels: &str,
-    ) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        let count = |i: usize| {
-            parts
-                .clone()
-                .map(|h| h.counts[i].load(Ordering::Relaxed))
-                .sum::<u64>()
-        };
-        let mut cumulative = 0u64;
-        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            cumulative += count(i);
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        cumulative += count(LATENCY_BUCKETS.len());
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
-        );
-        let micros: u64 = parts.map(|h| h.sum_micros.load(Ordering::Relaxed)).sum();
-        let sum = micros as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-        let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
-    }
-}
-
-/// A gauge that serving threads move on every request, kept as one slot per
-/// thread ([`shard::Slot`]) and summed when read. A single atomic that every
-/// core adds to moves its cache line from core to core on each add; with
-/// slots, each line stays with the thread that writes it and only a read (a
-/// scrape) gathers them. A value another thread takes back (the capture writer
-/// releasing a shard's queued bytes) can be taken from the slot it was added
-/// to, so that slot stays the shard's own count.
-pub struct StripedGauge {
-    /// One slot per shard, each padded to room of its own ([`shard::SLOTS`]).
-    slots: [CachePadded<AtomicI64>; shard::SLOTS],
-}
-
-impl Default for StripedGauge {
-    fn default() -> Self {
-        StripedGauge {
-            slots: std::array::from_fn(|_| CachePadded::default()),
-        }
-    }
-}
-
-impl StripedGauge {
-    /// Adds to the running thread's slot.
-    pub fn add(&self, n: i64) {
-        self.add_at(shard::Slot::current(), n);
-    }
-
-    pub fn add_at(&self, slot: shard::Slot, n: i64) {
-        self.slots[slot.index()].fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub fn get_at(&self, slot: shard::Slot) -> i64 {
-        self.slots[slot.index()].load(Ordering::Relaxed)
-    }
-
-    /// The sum over all slots.
-    pub fn get(&self) -> i64 {
-        self.slots.iter().map(|s| s.load(Ordering::Relaxed)).sum()
-    }
-}
-
-/// A set of series of one metric, keyed by label values in declaration order.
-struct Family<T> {
-    labels: &'static [&'static str],
-    /// Keyed by the label values joined with U+001F, which no label value holds.
-    series: RwLock<HashMap<String, std::sync::Arc<T>>>,
-}
-
-impl<T: Default> Family<T> {
-    fn new(labels: &'static [&'static str]) -> Self {
-        Family {
-            labels,
-            series: RwLock::new(HashMap::new()),
-        }
-    }
-
-    /// Returns the series for these label values, creating it on first use. The
-    /// read lock makes the common case (series exists) contention-free.
-    fn get(&self, values: &[&str]) -> std::sync::Arc<T> {
-        debug_assert_eq!(values.len(), self.labels.len());
-        let key = values.join("\u{1f}");
-        if let Some(found) = self
-            .series
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return found.clone();
-        }
-        let mut map = self.series.write().unwrap_or_else(|e| e.into_inner());
-        map.entry(key).or_default().clone()
-    }
-
-    fn each(&self, mut f: impl FnMut(&str, &T)) {
-        let map = self.series.read().unwrap_or_else(|e| e.into_inner());
-        let mut entries: Vec<_> = map.iter().collect();
-        entries.sort_by(|a, b| a.0.cmp(b.0));
-        for (values, series) in entries {
-            let mut labels = String::new();
-            for (i, (name, value)) in self.labels.iter().zip(values.split('\u{1f}')).enumerate() {
-                if i > 0 {
-                    labels.push(',');
-                }
-                let _ = write!(labels, "{name}=\"{}\"", escape_label(value));
-            }
-            f(&labels, series);
-        }
-    }
-}
-
-fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// The per-request series of one (route, version), created once and held by
-/// the routing target, so that finishing a request touches only atomics: no
-/// label strings are built and no map is searched on the hot path. The counts
-/// are kept per serving thread, as in [`StripedGauge`], and summed at render.
-pub struct RouteSeries {
-    route: String,
-    version: String,
-    /// One slot per stripe, each padded to room of its own ([`shard::SLOTS`]).
-    stripes: Box<[CachePadded<Counts>]>,
-}
-
-/// One thread's counts of a [`RouteSeries`].
-struct Counts {
-    /// Requests by status code 100..=599; anything else lands in the last slot.
-    statuses: Box<[AtomicU64]>,
-    outcomes: [AtomicU64; Outcome::ALL.len()],
-    duration: Histogram,
-    ttft: Histogram,
-}
-
-impl Default for Counts {
-    fn default() -> Self {
-        Counts {
-            statuses: (0..=OTHER_STATUS).map(|_| AtomicU64::new(0)).collect(),
-            outcomes: std::array::from_fn(|_| AtomicU64::new(0)),
-            duration: Histogram::default(),
-            ttft: Histogram::default(),
-        }
-    }
-}
-
-const OTHER_STATUS: usize = 500;
-
-impl RouteSeries {
-    fn new(route: &str, version: &str, stripes: usize) -> RouteSeries {
-        RouteSeries {
-            route: route.to_string(),
-            version: version.to_string(),
-            stripes: (0..stripes.max(1)).map(|_| CachePadded::default()).collect(),
-        }
-    }
-
-    fn counts(&self) -> impl Iterator<Item = &Counts> + Clone {
-        self.stripes.iter().map(|s| &**s)
-    }
-
-    /// Records one finished request.
-    pub fn request_done(
-        &self,
-        status: u16,
-        outcome: Outcome,
-        total: Duration,
-        ttft: Option<Duration>,
-    ) {
-        let slot = match status {
-            100..=599 => (status - 100) as usize,
-            _ => OTHER_STATUS,
-        };
-        let counts = &self.stripes[shard::slot(self.stripes.len())];
-        counts.statuses[slot].fetch_add(1, Ordering::Relaxed);
-        counts.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
-        counts.duration.observe(total);
-        if let Some(ttft) = ttft {
-            counts.ttft.observe(ttft);
-        }
-    }
-
-    fn labels(&self) -> String {
-        format!(
-            "route=\"{}\",version=\"{}\"",
-            escape_label(&self.route),
-            escape_label(&self.version)
-        )
-    }
-}
-
-/// Every metric of the gateway. One instance per running gateway, so tests that
-/// run several gateways in one process see their own numbers.
-pub struct Metrics {
-    stripes: usize,
-    routes: RwLock<Vec<std::sync::Arc<RouteSeries>>>,
-    tokens: Family<AtomicU64>,
-    feedback: Family<AtomicU64>,
-    /// Share of a route's traffic per version, stored as f64 bits.
-    weights: Family<AtomicU64>,
-    rollout_step: Family<AtomicI64>,
-    rollout_promotions: Family<AtomicU64>,
-    rollout_rollbacks: Family<AtomicU64>,
-    /// Records handed to the capture queue and not yet taken by the writer.
-    pub capture_queue_depth: StripedGauge,
-    /// Bytes of the records in the capture queue, by the shard that queued them.
-    pub capture_queue_bytes: StripedGauge,
-    pub capture_queue_capacity: AtomicI64,
-    pub capture_written: AtomicU64,
-    pub capture_dropped: AtomicU64,
-    pub capture_write_errors: AtomicU64,
-    pub capture_batches: AtomicU64,
-    pub redaction_failures: AtomicU64,
-    /// `GET /v1/models` answers made without the default upstream's models.
-    pub models_upstream_failures: AtomicU64,
-    pub pii_redacted: AtomicU64,
-    pub in_flight: StripedGauge,
-    /// Open client connections per shard, once the shards run.
-    pub connections: std::sync::OnceLock<std::sync::Arc<crate::runtime::shard::Balance>>,
-    /// Connections closed as soon as accepted, past `server.max_connections`.
-    pub connections_refused: AtomicU64,
-    /// Request bodies in flight and the requests refused for want of room.
-    pub body_budget: std::sync::OnceLock<std::sync::Arc<dyn ReadBodyBudget>>,
-}
+const COUNTERS: [Scalar<u64>; 8] = [
+    (
+        Desc::counter(
+            "flywheel_connections_refused",
+            "Client connections closed as soon as accepted because server.max_connections were open.",
+        ),
+        |m| m.connections_refused.load(Ordering::Relaxed),
+    ),
+    (
+        Desc::counter(
+            "flywheel_redaction_failures",
+            "Records whose text was not stored because redaction could not run.",
+        ),
+        |m| m.redaction_failures.load(Ordering::Relaxed),
+    ),
+    (
+        Desc::counter(
+            "flywheel_pii_redacted",
+            "PII matches replaced before storage.",
+        ),
+        |m| m.pii_redacted.load(Ordering::Relaxed),
+    ),
+    (
+        Desc::counter(
+            "flywheel_capture_written",
+            "Capture records committed to the store.",
+        ),
+        |m| m.capture_written.load(Ordering::Relaxed),
+    ),
+    (
+        Desc::counter(
+            "flywheel_capture_dropped",
+            "Capture records dropped because the queue was full or the store failed.",
+        ),
+        |m| m.capture_dropped.load(Ordering::Relaxed),
+    ),
+    (
+        Desc::counter(
+            "flywheel_capture_write_errors",
+            "Failed capture write transactions.",
+        ),
+        |m| m.capture_write_errors.load(Ordering::Relaxed),
+    ),
+    (
+        Desc::counter(
+            "flywheel_capture_batches",
+            "Capture write transactions committed.",
+        ),
+        |m| m.capture_batches.load(Ordering::Relaxed),
+    ),
+    (
+        Desc::counter(
+            "flywheel_models_upstream_failures",
+            "GET /v1/models answers that list the routes without the default upstream's models, which could not be had.",
+        ),
+        |m| m.models_upstream_failures.load(Ordering::Relaxed),
+    ),
+];
 
 /// The request-body budget as a scrape reads it. The budget belongs to the
 /// HTTP server, which hands it over at start; metrics reads it through this
@@ -343,6 +252,45 @@ pub struct BodyBudgetReading {
     pub rejected: u64,
 }
 
+/// The families keyed by label values, shared with each scrape.
+#[derive(Debug)]
+struct Labeled {
+    tokens: Family<AtomicU64>,
+    feedback: Family<AtomicU64>,
+    weights: Family<Share>,
+    rollout_step: Family<AtomicI64>,
+    rollout_promotions: Family<AtomicU64>,
+    rollout_rollbacks: Family<AtomicU64>,
+}
+
+/// Every metric of the gateway. One instance per running gateway, so tests that
+/// run several gateways in one process see their own numbers.
+pub struct Metrics {
+    stripes: usize,
+    routes: RwLock<Vec<Arc<RouteSeries>>>,
+    labeled: Arc<Labeled>,
+    /// Records handed to the capture queue and not yet taken by the writer.
+    pub capture_queue_depth: StripedGauge,
+    /// Bytes of the records in the capture queue, by the shard that queued them.
+    pub capture_queue_bytes: StripedGauge,
+    pub capture_queue_capacity: AtomicI64,
+    pub capture_written: AtomicU64,
+    pub capture_dropped: AtomicU64,
+    pub capture_write_errors: AtomicU64,
+    pub capture_batches: AtomicU64,
+    pub redaction_failures: AtomicU64,
+    /// `GET /v1/models` answers made without the default upstream's models.
+    pub models_upstream_failures: AtomicU64,
+    pub pii_redacted: AtomicU64,
+    pub in_flight: StripedGauge,
+    /// Open client connections per shard, once the shards run.
+    pub connections: OnceLock<Arc<Balance>>,
+    /// Connections closed as soon as accepted, past `server.max_connections`.
+    pub connections_refused: AtomicU64,
+    /// Request bodies in flight and the requests refused for want of room.
+    pub body_budget: OnceLock<Arc<dyn ReadBodyBudget>>,
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::with_stripes(1)
@@ -353,18 +301,21 @@ impl Metrics {
     /// Metrics whose per-route series keep their counts in `stripes` slots:
     /// one per serving thread plus one for every other thread (the gateway
     /// passes `server.workers + 1`; a series is a few KiB per slot, too much
-    /// for the fixed [`shard::SLOTS`] the gauges have). Shard ids start at 1,
-    /// so each shard of a process's first gateway writes a slot of its own.
+    /// for the fixed [`shard::SLOTS`](crate::runtime::shard::SLOTS) the gauges
+    /// have). Shard ids start at 1, so each shard of a process's first gateway
+    /// writes a slot of its own.
     pub fn with_stripes(stripes: usize) -> Metrics {
         Metrics {
             stripes,
             routes: RwLock::new(Vec::new()),
-            tokens: Family::new(&["route", "version", "kind"]),
-            feedback: Family::new(&["route", "version", "type", "value"]),
-            weights: Family::new(&["route", "version"]),
-            rollout_step: Family::new(&["route"]),
-            rollout_promotions: Family::new(&["route"]),
-            rollout_rollbacks: Family::new(&["route"]),
+            labeled: Arc::new(Labeled {
+                tokens: Family::new(&["route", "version", "kind"]),
+                feedback: Family::new(&["route", "version", "type", "value"]),
+                weights: Family::new(&["route", "version"]),
+                rollout_step: Family::new(&["route"]),
+                rollout_promotions: Family::new(&["route"]),
+                rollout_rollbacks: Family::new(&["route"]),
+            }),
             capture_queue_depth: StripedGauge::default(),
             capture_queue_bytes: StripedGauge::default(),
             capture_queue_capacity: AtomicI64::new(0),
@@ -376,15 +327,15 @@ impl Metrics {
             models_upstream_failures: AtomicU64::new(0),
             pii_redacted: AtomicU64::new(0),
             in_flight: StripedGauge::default(),
-            connections: std::sync::OnceLock::new(),
+            connections: OnceLock::new(),
             connections_refused: AtomicU64::new(0),
-            body_budget: std::sync::OnceLock::new(),
+            body_budget: OnceLock::new(),
         }
     }
 
     /// The series of one (route, version), created on first use. Call once per
     /// target and keep the handle.
-    pub fn route(&self, route: &str, version: &str) -> std::sync::Arc<RouteSeries> {
+    pub fn route(&self, route: &str, version: &str) -> Arc<RouteSeries> {
         let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
         if let Some(found) = routes
             .iter()
@@ -392,7 +343,7 @@ impl Metrics {
         {
             return found.clone();
         }
-        let series = std::sync::Arc::new(RouteSeries::new(route, version, self.stripes));
+        let series = Arc::new(RouteSeries::new(route, version, self.stripes));
         routes.push(series.clone());
         series
     }
@@ -400,7 +351,8 @@ impl Metrics {
     /// Adds token counts; `kind` is `prompt` or `completion`.
     pub fn tokens(&self, route: &str, version: &str, kind: &str, n: u64) {
         if n > 0 {
-            self.tokens
+            self.labeled
+                .tokens
                 .get(&[route, version, kind])
                 .fetch_add(n, Ordering::Relaxed);
         }
@@ -408,323 +360,124 @@ impl Metrics {
 
     /// The counter `tokens` adds to, for a writer that keeps it; created on
     /// first use, like every series.
-    pub fn token_counter(
-        &self,
-        route: &str,
-        version: &str,
-        kind: &str,
-    ) -> std::sync::Arc<AtomicU64> {
-        self.tokens.get(&[route, version, kind])
+    pub fn token_counter(&self, route: &str, version: &str, kind: &str) -> Arc<AtomicU64> {
+        self.labeled.tokens.get(&[route, version, kind])
     }
 
     /// Counts one piece of feedback. `value` is a fixed label (up, down,
     /// success, failure) or empty for types without one; never free text.
     pub fn feedback(&self, route: &str, version: &str, kind: &str, value: &str) {
-        self.feedback
+        self.labeled
+            .feedback
             .get(&[route, version, kind, value])
             .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Sets a version's share of its route's traffic (0..1).
     pub fn route_weight(&self, route: &str, version: &str, share: f64) {
-        self.weights
-            .get(&[route, version])
-            .store(share.to_bits(), Ordering::Relaxed);
+        self.labeled.weights.get(&[route, version]).set(share);
     }
 
     /// Sets the current rollout step of a route (1-based; 0 when none runs).
     pub fn rollout_step(&self, route: &str, step: i64) {
-        self.rollout_step
+        self.labeled
+            .rollout_step
             .get(&[route])
             .store(step, Ordering::Relaxed);
     }
 
     pub fn rollout_finished(&self, route: &str, promoted: bool) {
         let family = if promoted {
-            &self.rollout_promotions
+            &self.labeled.rollout_promotions
         } else {
-            &self.rollout_rollbacks
+            &self.labeled.rollout_rollbacks
         };
         family.get(&[route]).fetch_add(1, Ordering::Relaxed);
     }
 
     /// Renders the text exposition format (version 0.0.4).
+    ///
+    /// The library's registry is made for each scrape, around a collector
+    /// that reads this instance, rather than once: it holds what it encodes
+    /// as `'static` boxes, and the counters the hot path moves are kept
+    /// inline here, one atomic add away, rather than behind shared pointers.
     pub fn render(&self) -> String {
+        let scrape = Scrape {
+            routes: self
+                .routes
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            labeled: self.labeled.clone(),
+            gauges: GAUGES.map(|(_, read)| read(self)),
+            connections: self.connections.get().map(|b| b.open_counts()),
+            body_budget: self.body_budget.get().map(|b| b.read()),
+            counters: COUNTERS.map(|(_, read)| read(self)),
+        };
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(scrape));
         let mut out = String::with_capacity(8 * 1024);
-        let routes: Vec<_> = self
-            .routes
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        header(
-            &mut out,
-            "flywheel_requests_total",
-            "counter",
-            "Requests answered, by route, served version and HTTP status.",
-        );
-        for r in &routes {
-            let labels = r.labels();
-            for i in 0..=OTHER_STATUS {
-                let n: u64 = r
-                    .counts()
-                    .map(|c| c.statuses[i].load(Ordering::Relaxed))
-                    .sum();
-                if n > 0 {
-                    let status = if i == OTHER_STATUS {
-                        "other".to_string()
-                    } else {
-                        (i + 100).to_string()
-                    };
-                    let _ = writeln!(
-                        out,
-                        "flywheel_requests_total{{{labels},status=\"{status}\"}} {n}"
-                    );
-                }
-            }
-        }
-        header(
-            &mut out,
-            "flywheel_request_outcomes_total",
-            "counter",
-            "Requests by outcome: ok, upstream_error, client_closed, timeout, rejected.",
-        );
-        for r in &routes {
-            let labels = r.labels();
-            for (i, o) in Outcome::ALL.iter().enumerate() {
-                let n: u64 = r
-                    .counts()
-                    .map(|c| c.outcomes[i].load(Ordering::Relaxed))
-                    .sum();
-                if n > 0 {
-                    let _ = writeln!(
-                        out,
-                        "flywheel_request_outcomes_total{{{labels},outcome=\"{}\"}} {n}",
-                        o.as_str()
-                    );
-                }
-            }
-        }
-        header(
-            &mut out,
-            "flywheel_request_duration_seconds",
-            "histogram",
-            "Time from request received to response fully sent, in seconds.",
-        );
-        for r in &routes {
-            Histogram::render(
-                r.counts().map(|c| &c.duration),
-                &mut out,
-                "flywheel_request_duration_seconds",
-                &r.labels(),
-            );
-        }
-        header(
-            &mut out,
-            "flywheel_upstream_ttft_seconds",
-            "histogram",
-            "Time from request received to the upstream's first response byte, in seconds.",
-        );
-        for r in &routes {
-            Histogram::render(
-                r.counts().map(|c| &c.ttft),
-                &mut out,
-                "flywheel_upstream_ttft_seconds",
-                &r.labels(),
-            );
-        }
-        header(&mut out, "flywheel_tokens_total", "counter", "Tokens processed, by kind (prompt, completion); reported by the upstream or estimated.");
-        self.tokens.each(|l, c| {
-            let _ = writeln!(
-                out,
-                "flywheel_tokens_total{{{l}}} {}",
-                c.load(Ordering::Relaxed)
-            );
-        });
-        header(&mut out, "flywheel_feedback_total", "counter", "Feedback received, by type and value (up/down, success/failure; empty for ratings and text).");
-        self.feedback.each(|l, c| {
-            let _ = writeln!(
-                out,
-                "flywheel_feedback_total{{{l}}} {}",
-                c.load(Ordering::Relaxed)
-            );
-        });
-        header(
-            &mut out,
-            "flywheel_route_weight",
-            "gauge",
-            "Share of a route's traffic each version takes (0..1).",
-        );
-        self.weights.each(|l, c| {
-            let _ = writeln!(
-                out,
-                "flywheel_route_weight{{{l}}} {}",
-                f64::from_bits(c.load(Ordering::Relaxed))
-            );
-        });
-        header(
-            &mut out,
-            "flywheel_rollout_step",
-            "gauge",
-            "Current step of the route's rollout, 1-based; 0 when none runs.",
-        );
-        self.rollout_step.each(|l, c| {
-            let _ = writeln!(
-                out,
-                "flywheel_rollout_step{{{l}}} {}",
-                c.load(Ordering::Relaxed)
-            );
-        });
-        header(
-            &mut out,
-            "flywheel_rollout_promotions_total",
-            "counter",
-            "Canaries promoted to stable.",
-        );
-        self.rollout_promotions.each(|l, c| {
-            let _ = writeln!(
-                out,
-                "flywheel_rollout_promotions_total{{{l}}} {}",
-                c.load(Ordering::Relaxed)
-            );
-        });
-        header(
-            &mut out,
-            "flywheel_rollout_rollbacks_total",
-            "counter",
-            "Canaries rolled back or aborted.",
-        );
-        self.rollout_rollbacks.each(|l, c| {
-            let _ = writeln!(
-                out,
-                "flywheel_rollout_rollbacks_total{{{l}}} {}",
-                c.load(Ordering::Relaxed)
-            );
-        });
-        let gauges: [(&str, &str, &str, i64); 4] = [
-            (
-                "flywheel_capture_queue_depth",
-                "gauge",
-                "Capture records waiting for the writer.",
-                self.capture_queue_depth.get(),
-            ),
-            (
-                "flywheel_capture_queue_bytes",
-                "gauge",
-                "Bytes of the capture records queued or being written, bodies included.",
-                self.capture_queue_bytes.get(),
-            ),
-            (
-                "flywheel_capture_queue_capacity",
-                "gauge",
-                "Capacity of the capture queue.",
-                self.capture_queue_capacity.load(Ordering::Relaxed),
-            ),
-            (
-                "flywheel_requests_in_flight",
-                "gauge",
-                "Proxied requests being served now.",
-                self.in_flight.get(),
-            ),
-        ];
-        for (name, kind, help, v) in gauges {
-            header(&mut out, name, kind, help);
-            let _ = writeln!(out, "{name} {v}");
-        }
-        if let Some(balance) = self.connections.get() {
-            header(
-                &mut out,
-                "flywheel_connections_open",
-                "gauge",
-                "Open client connections, by the shard (thread) serving them.",
-            );
-            for (shard, n) in balance.open_counts().into_iter().enumerate() {
-                let _ = writeln!(out, "flywheel_connections_open{{shard=\"{shard}\"}} {n}");
-            }
-        }
-        if let Some(budget) = self.body_budget.get().map(|b| b.read()) {
-            let series: [(&str, &str, &str, u64); 3] = [
-                (
-                    "flywheel_request_body_bytes",
-                    "gauge",
-                    "Bytes of request bodies held now (declared lengths of bodies being read included), all connections together.",
-                    budget.used,
-                ),
-                (
-                    "flywheel_request_body_budget_bytes",
-                    "gauge",
-                    "The most bytes of request bodies held at once (server.body_budget_bytes).",
-                    budget.limit,
-                ),
-                (
-                    "flywheel_request_body_rejected_total",
-                    "counter",
-                    "Requests answered 503 because their body did not fit in the body budget.",
-                    budget.rejected,
-                ),
-            ];
-            for (name, kind, help, v) in series {
-                header(&mut out, name, kind, help);
-                let _ = writeln!(out, "{name} {v}");
-            }
-        }
-        let counters: [(&str, &str, u64); 8] = [
-            (
-                "flywheel_connections_refused_total",
-                "Client connections closed as soon as accepted because server.max_connections were open.",
-                self.connections_refused.load(Ordering::Relaxed),
-            ),
-            (
-                "flywheel_redaction_failures_total",
-                "Records whose text was not stored because redaction could not run.",
-                self.redaction_failures.load(Ordering::Relaxed),
-            ),
-            (
-                "flywheel_pii_redacted_total",
-                "PII matches replaced before storage.",
-                self.pii_redacted.load(Ordering::Relaxed),
-            ),
-            (
-                "flywheel_capture_written_total",
-                "Capture records committed to the store.",
-                self.capture_written.load(Ordering::Relaxed),
-            ),
-            (
-                "flywheel_capture_dropped_total",
-                "Capture records dropped because the queue was full or the store failed.",
-                self.capture_dropped.load(Ordering::Relaxed),
-            ),
-            (
-                "flywheel_capture_write_errors_total",
-                "Failed capture write transactions.",
-                self.capture_write_errors.load(Ordering::Relaxed),
-            ),
-            (
-                "flywheel_capture_batches_total",
-                "Capture write transactions committed.",
-                self.capture_batches.load(Ordering::Relaxed),
-            ),
-            (
-                "flywheel_models_upstream_failures_total",
-                "GET /v1/models answers that list the routes without the default upstream's models, which could not be had.",
-                self.models_upstream_failures.load(Ordering::Relaxed),
-            ),
-        ];
-        for (name, help, v) in counters {
-            header(&mut out, name, "counter", help);
-            let _ = writeln!(out, "{name} {v}");
-        }
+        // Writing into a String cannot fail, and no value kept here is one
+        // the encoder refuses.
+        prometheus_text::encode(&mut out, &registry).expect("the exposition encodes");
         out
     }
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+/// What one scrape reads: the per-route series and labeled families to be
+/// summed while encoding, and the values of the scalar series.
+struct Scrape {
+    routes: Vec<Arc<RouteSeries>>,
+    labeled: Arc<Labeled>,
+    gauges: [i64; GAUGES.len()],
+    connections: Option<Vec<usize>>,
+    body_budget: Option<BodyBudgetReading>,
+    counters: [u64; COUNTERS.len()],
+}
+
+impl fmt::Debug for Scrape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scrape").finish_non_exhaustive()
+    }
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        route::encode(&self.routes, &mut e)?;
+        let l = &self.labeled;
+        l.tokens.encode(TOKENS.declare(&mut e)?)?;
+        l.feedback.encode(FEEDBACK.declare(&mut e)?)?;
+        l.weights.encode(WEIGHTS.declare(&mut e)?)?;
+        l.rollout_step.encode(ROLLOUT_STEP.declare(&mut e)?)?;
+        l.rollout_promotions.encode(PROMOTIONS.declare(&mut e)?)?;
+        l.rollout_rollbacks.encode(ROLLBACKS.declare(&mut e)?)?;
+        for ((desc, _), v) in GAUGES.iter().zip(self.gauges) {
+            gauge::encode(v, desc.declare(&mut e)?)?;
+        }
+        if let Some(open) = &self.connections {
+            let mut family = CONNECTIONS.declare(&mut e)?;
+            for (shard, n) in open.iter().enumerate() {
+                gauge::encode(*n, family.encode_family(&[("shard", shard)])?)?;
+            }
+        }
+        if let Some(budget) = self.body_budget {
+            gauge::encode(budget.used, BODY_BYTES.declare(&mut e)?)?;
+            gauge::encode(budget.limit, BODY_BUDGET.declare(&mut e)?)?;
+            counter::encode(budget.rejected, BODY_REJECTED.declare(&mut e)?)?;
+        }
+        for ((desc, _), v) in COUNTERS.iter().zip(self.counters) {
+            counter::encode(v, desc.declare(&mut e)?)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::runtime::shard;
 
     #[test]
     fn renders_counters_and_histograms() {
@@ -826,5 +579,106 @@ mod tests {
         let m = Metrics::default();
         m.tokens("a\"b", "v", "prompt", 1);
         assert!(m.render().contains("route=\"a\\\"b\""));
+    }
+
+    struct Budget;
+
+    impl ReadBodyBudget for Budget {
+        fn read(&self) -> BodyBudgetReading {
+            BodyBudgetReading {
+                used: 3,
+                limit: 10,
+                rejected: 2,
+            }
+        }
+    }
+
+    /// Every family, in its place, with the HELP and TYPE lines the
+    /// exposition has always had and the samples a scrape sums.
+    #[test]
+    fn renders_every_family_in_order() {
+        let m = Metrics::default();
+        let r = m.route("r", "v1");
+        r.request_done(200, Outcome::Ok, Duration::from_millis(2), None);
+        r.request_done(42, Outcome::Rejected, Duration::from_secs(400), None);
+        m.tokens("r", "v1", "completion", 5);
+        m.feedback("r", "v1", "rating", "");
+        m.route_weight("r", "v1", 1.0);
+        m.route_weight("r", "v2", 0.25);
+        m.rollout_step("r", 2);
+        m.rollout_finished("r", true);
+        m.rollout_finished("r", false);
+        m.capture_queue_capacity.store(64, Ordering::Relaxed);
+        m.capture_dropped.fetch_add(4, Ordering::Relaxed);
+        let balance = Arc::new(Balance::new(2));
+        let _open = balance.opened(1);
+        let _ = m.connections.set(balance);
+        let _ = m.body_budget.set(Arc::new(Budget));
+        let text = m.render();
+        let declared: Vec<_> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .collect();
+        assert_eq!(
+            declared,
+            [
+                "flywheel_requests_total counter",
+                "flywheel_request_outcomes_total counter",
+                "flywheel_request_duration_seconds histogram",
+                "flywheel_upstream_ttft_seconds histogram",
+                "flywheel_tokens_total counter",
+                "flywheel_feedback_total counter",
+                "flywheel_route_weight gauge",
+                "flywheel_rollout_step gauge",
+                "flywheel_rollout_promotions_total counter",
+                "flywheel_rollout_rollbacks_total counter",
+                "flywheel_capture_queue_depth gauge",
+                "flywheel_capture_queue_bytes gauge",
+                "flywheel_capture_queue_capacity gauge",
+                "flywheel_requests_in_flight gauge",
+                "flywheel_connections_open gauge",
+                "flywheel_request_body_bytes gauge",
+                "flywheel_request_body_budget_bytes gauge",
+                "flywheel_request_body_rejected_total counter",
+                "flywheel_connections_refused_total counter",
+                "flywheel_redaction_failures_total counter",
+                "flywheel_pii_redacted_total counter",
+                "flywheel_capture_written_total counter",
+                "flywheel_capture_dropped_total counter",
+                "flywheel_capture_write_errors_total counter",
+                "flywheel_capture_batches_total counter",
+                "flywheel_models_upstream_failures_total counter",
+            ]
+        );
+        for line in [
+            "# HELP flywheel_requests_total Requests answered, by route, served version and HTTP status.",
+            "flywheel_requests_total{route=\"r\",version=\"v1\",status=\"200\"} 1",
+            "flywheel_requests_total{route=\"r\",version=\"v1\",status=\"other\"} 1",
+            "flywheel_request_outcomes_total{route=\"r\",version=\"v1\",outcome=\"rejected\"} 1",
+            "flywheel_request_duration_seconds_bucket{route=\"r\",version=\"v1\",le=\"0.0025\"} 1",
+            "flywheel_request_duration_seconds_bucket{route=\"r\",version=\"v1\",le=\"300\"} 1",
+            "flywheel_request_duration_seconds_bucket{route=\"r\",version=\"v1\",le=\"+Inf\"} 2",
+            "flywheel_request_duration_seconds_sum{route=\"r\",version=\"v1\"} 400.002",
+            "flywheel_upstream_ttft_seconds_count{route=\"r\",version=\"v1\"} 0",
+            "flywheel_tokens_total{route=\"r\",version=\"v1\",kind=\"completion\"} 5",
+            "flywheel_feedback_total{route=\"r\",version=\"v1\",type=\"rating\",value=\"\"} 1",
+            "flywheel_route_weight{route=\"r\",version=\"v1\"} 1",
+            "flywheel_route_weight{route=\"r\",version=\"v2\"} 0.25",
+            "flywheel_rollout_step{route=\"r\"} 2",
+            "flywheel_rollout_promotions_total{route=\"r\"} 1",
+            "flywheel_rollout_rollbacks_total{route=\"r\"} 1",
+            "flywheel_capture_queue_capacity 64",
+            "flywheel_connections_open{shard=\"0\"} 0",
+            "flywheel_connections_open{shard=\"1\"} 1",
+            "flywheel_request_body_bytes 3",
+            "flywheel_request_body_budget_bytes 10",
+            "flywheel_request_body_rejected_total 2",
+            "flywheel_capture_dropped_total 4",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
     }
 }
