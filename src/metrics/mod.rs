@@ -6,8 +6,8 @@
 //! The numbers stay where the code that moves them can reach them with one
 //! relaxed atomic add: per-shard striped gauges, per-route series striped over
 //! the serving threads, plain atomic counters. A scrape reads them through a
-//! collector and sums the stripes; recording never formats, locks or
-//! allocates.
+//! collector and sums the stripes; recording a request never formats,
+//! locks or allocates (only a new label value's first use does).
 //!
 //! Labels are low-cardinality by construction: route, version, status, kind,
 //! outcome. A user id, a free-text string or a client-chosen model name must never
