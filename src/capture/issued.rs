@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 
-use crate::runtime::shard::{Padded, Slot, SLOTS};
+use crossbeam_utils::CachePadded;
+
+use crate::runtime::shard::{Slot, SLOTS};
 
 /// Keys are UUIDv7s, whose low 62 bits are random: those bits are the hash,
 /// turned so that random bits also land at its top (where the map keeps its
@@ -52,13 +54,14 @@ pub struct Served {
 /// cores on every request. The writer removes a batch's ids with one lock per
 /// part; a lookup (feedback, rare) looks through every part.
 pub struct Issued {
-    shards: [Padded<Mutex<IdMap>>; SLOTS],
+    /// One part per slot, each padded to room of its own ([`SLOTS`]).
+    shards: [CachePadded<Mutex<IdMap>>; SLOTS],
 }
 
 impl Default for Issued {
     fn default() -> Self {
         Issued {
-            shards: std::array::from_fn(|_| Padded::default()),
+            shards: std::array::from_fn(|_| CachePadded::default()),
         }
     }
 }
@@ -66,7 +69,6 @@ impl Default for Issued {
 impl Issued {
     fn part(&self, slot: Slot) -> std::sync::MutexGuard<'_, IdMap> {
         self.shards[slot.index()]
-            .0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }
@@ -99,7 +101,7 @@ impl Issued {
     pub fn get(&self, id: uuid::Uuid) -> Option<Served> {
         let key = id.as_u128();
         self.shards.iter().find_map(|p| {
-            p.0.lock()
+            p.lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&key)
                 .cloned()
@@ -109,7 +111,7 @@ impl Issued {
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|p| p.0.lock().map_or(0, |m| m.len()))
+            .map(|p| p.lock().map_or(0, |m| m.len()))
             .sum()
     }
 
@@ -162,7 +164,7 @@ mod tests {
         assert!(on_shard.iter().all(|(s, _)| *s == slot));
         assert!(ids.iter().all(|(s, _)| *s == Slot::current()));
         assert_eq!(
-            issued.shards[slot.index()].0.lock().unwrap().len(),
+            issued.shards[slot.index()].lock().unwrap().len(),
             if slot == Slot::current() { 1024 } else { 512 },
             "the shard's ids are in its part"
         );

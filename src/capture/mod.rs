@@ -17,48 +17,16 @@ use bytes::Bytes;
 use crate::metrics::Metrics;
 use crate::runtime::shard::Slot;
 
+/// How a request ended: a field of the record and a label of the request
+/// metrics, defined in metrics so that metrics never imports capture.
+pub use crate::metrics::Outcome;
+
 pub mod assemble;
 pub mod hash;
 pub mod id;
 pub mod issued;
 pub mod tokens;
 pub mod writer;
-
-/// How a request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The upstream answered with a success status and the response was delivered.
-    Ok,
-    /// The upstream answered with an error status, was unreachable, or failed mid-stream.
-    UpstreamError,
-    /// The client went away before the response was complete.
-    ClientClosed,
-    /// The upstream did not answer in time.
-    Timeout,
-    /// The gateway refused the request (bad input, auth, size).
-    Rejected,
-}
-
-impl Outcome {
-    /// Every outcome, in declaration order (their discriminants index this).
-    pub const ALL: [Outcome; 5] = [
-        Outcome::Ok,
-        Outcome::UpstreamError,
-        Outcome::ClientClosed,
-        Outcome::Timeout,
-        Outcome::Rejected,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::UpstreamError => "upstream_error",
-            Outcome::ClientClosed => "client_closed",
-            Outcome::Timeout => "timeout",
-            Outcome::Rejected => "rejected",
-        }
-    }
-}
 
 /// The OpenAI endpoints the gateway understands; anything else is passed through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,6 +14,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::metrics::{BodyBudgetReading, ReadBodyBudget};
+
 pub struct BodyBudget {
     limit: u64,
     used: AtomicU64,
@@ -71,6 +73,17 @@ impl BodyBudget {
             self.rejected.fetch_add(1, Ordering::Relaxed);
         }
         ok
+    }
+}
+
+/// What a scrape of `/metrics` shows of the budget.
+impl ReadBodyBudget for BodyBudget {
+    fn read(&self) -> BodyBudgetReading {
+        BodyBudgetReading {
+            used: self.used(),
+            limit: self.limit(),
+            rejected: self.rejected(),
+        }
     }
 }
 

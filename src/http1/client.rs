@@ -46,6 +46,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
+use crossbeam_utils::CachePadded;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
@@ -55,7 +56,7 @@ use tokio::net::TcpStream;
 
 pub use super::framing::SendError;
 use super::framing::{poll_fill, Chunked, Decoded, Framer, Framing, MAX_HEADERS, MAX_HEAD_BYTES};
-use crate::runtime::shard::{Padded, SLOTS};
+use crate::runtime::shard::SLOTS;
 
 /// The idle connections to one upstream origin.
 pub struct Pool {
@@ -66,7 +67,7 @@ pub struct Pool {
     /// and returns its connections under a lock no other shard uses, so the
     /// lock never waits. With one shared list the shards met on its lock at
     /// checkouts and checkins, a futex wait and wake each time.
-    stripes: Box<[Padded<Mutex<Vec<Idle>>>]>,
+    stripes: Box<[CachePadded<Mutex<Vec<Idle>>>]>,
     /// The most idle connections each shard keeps.
     max_idle: usize,
     idle_timeout: Duration,
@@ -166,7 +167,7 @@ impl Pool {
         Pool {
             connector,
             origin,
-            stripes: (0..SLOTS).map(|_| Padded::default()).collect(),
+            stripes: (0..SLOTS).map(|_| CachePadded::default()).collect(),
             max_idle,
             idle_timeout,
         }
@@ -299,7 +300,7 @@ impl Pool {
 
     fn stripe(&self, home: u32) -> std::sync::MutexGuard<'_, Vec<Idle>> {
         let stripe = &self.stripes[home as usize % SLOTS];
-        stripe.0.lock().unwrap_or_else(|e| e.into_inner())
+        stripe.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn connect(&self) -> Result<Conn, SendError> {

@@ -43,6 +43,11 @@ pub fn slot(n: usize) -> usize {
 
 /// How many slots the fixed-size per-shard structures have: the pending-id
 /// map, the capture queue's byte counts and the upstream pool's idle lists.
+///
+/// Each slot that threads write is a `crossbeam_utils::CachePadded`, which
+/// gives it room of its own: two cache lines on x86-64 and aarch64 (a core
+/// fetches lines in adjacent pairs), so neighbouring slots written by
+/// different threads never share one.
 pub const SLOTS: usize = 16;
 
 /// The running thread's place among [`SLOTS`] slots (see [`slot`]), kept
@@ -64,13 +69,6 @@ impl Slot {
         Slot((index % SLOTS) as u8)
     }
 }
-
-/// A per-shard slot with room of its own: two cache lines (a core fetches
-/// lines in adjacent pairs), so neighbouring slots written by different
-/// threads never share one.
-#[repr(align(128))]
-#[derive(Default)]
-pub struct Padded<T>(pub T);
 
 /// The running shards and the way to stop them.
 pub struct Shards {

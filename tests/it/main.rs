@@ -12,6 +12,7 @@ mod feedback;
 mod http1;
 mod http1_differential;
 mod limits;
+mod metrics;
 mod mock;
 mod pii_accuracy;
 mod privacy;
