@@ -10,6 +10,10 @@
 #   AENV=FLYWHEEL_SERVER_WORKERS=1 bench/ab.sh target/release/flywheel target/release/flywheel
 #   KEEPALIVE=0 bench/ab.sh A B                        (a new connection per request)
 #
+#   REALISTIC=1 bench/ab.sh A B                        (1-4 KB chat bodies from
+#                                                       bench/payloads.py, answers of
+#                                                       ~900 characters, as bench/run.sh)
+#
 # AENV / BENV: one NAME=value set in that gateway's environment. Needs nginx
 # and oha (bench/run.sh installs both; TOOLS as there).
 set -uo pipefail
@@ -31,7 +35,11 @@ KEEP=()
 W=$(mktemp -d /tmp/flywheel-ab.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
 MOCK_PORT=$(free_port); NGINX_PORT=$(free_port); A_PORT=$(free_port); B_PORT=$(free_port)
-BODY='{"model":"m","messages":[{"role":"user","content":"hello"}]}'
+BODY_ARGS=(-d '{"model":"m","messages":[{"role":"user","content":"hello"}]}')
+if [ "${REALISTIC:-0}" = 1 ]; then
+    python3 "$BENCH_DIR/payloads.py" >"$W/bodies.jsonl"
+    BODY_ARGS=(-Z "$W/bodies.jsonl" -H "x-mock: ${REAL_MOCK:-prose=900,usage_details}")
+fi
 export FLYWHEEL_LOG=warn
 
 "$A" mock-upstream --listen "127.0.0.1:$MOCK_PORT" >"$W/mock.log" 2>&1 &
@@ -61,7 +69,7 @@ ticks() {
 }
 load() { # url seconds -> requests answered
     "$OHA" --no-tui --output-format json -z "${2}s" -c "$CONNS" "${KEEP[@]}" -m POST \
-        -H 'content-type: application/json' -d "$BODY" "$1" |
+        -H 'content-type: application/json' "${BODY_ARGS[@]}" "$1" |
         python3 -c 'import json,sys; print(sum(json.load(sys.stdin)["statusCodeDistribution"].values()))'
 }
 for t in nginx A B; do

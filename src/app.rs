@@ -14,8 +14,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::admin::Admin;
@@ -331,26 +329,7 @@ pub async fn run(
         tls = tls.is_some(),
         "flywheel listening"
     );
-    let mut http = auto::Builder::new(TokioExecutor::new());
-    // Connections that send no request are closed by `idle::Activity`
-    // instead of hyper's per-request header timer.
-    http.http1().header_read_timeout(None);
-    // Per-connection HTTP/2 limits, so that one connection cannot hold much
-    // more than one HTTP/1.1 connection does: at most 64 requests at once (of
-    // hyper's 200), each of which may have 256 KiB of its body sent before
-    // the handler reads it, 1 MiB for all of them together, and 128 KiB of
-    // response queued for a client that reads slowly (of hyper's 400 KiB per
-    // stream). The header list limit is hyper's, made explicit so that an
-    // upgrade cannot loosen it. Bodies the handler reads count in the body
-    // budget like any other.
-    http.http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(64)
-        .initial_stream_window_size(256 * 1024)
-        .initial_connection_window_size(1024 * 1024)
-        .max_send_buf_size(128 * 1024)
-        .max_header_list_size(16 * 1024);
-    let http = Arc::new(http);
+    let http = Arc::new(listen::hyper_builder());
     let shards = Shards::start(gw.config.server.workers)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let retention = tokio::spawn(crate::privacy::retention::run(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -61,6 +61,31 @@ pub(super) fn tls_acceptor(config: &Config) -> Result<Option<tokio_rustls::TlsAc
 }
 
 pub(super) type Http = auto::Builder<TokioExecutor>;
+
+/// Hyper's server for what the own HTTP/1.1 server hands over (HTTP/2 by
+/// prior knowledge) and for TLS connections, with the gateway's limits.
+pub(super) fn hyper_builder() -> Http {
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    // Connections that send no request are closed by `idle::Activity`
+    // instead of hyper's per-request header timer.
+    http.http1().header_read_timeout(None);
+    // Per-connection HTTP/2 limits, so that one connection cannot hold much
+    // more than one HTTP/1.1 connection does: at most 64 requests at once (of
+    // hyper's 200), each of which may have 256 KiB of its body sent before
+    // the handler reads it, 1 MiB for all of them together, and 128 KiB of
+    // response queued for a client that reads slowly (of hyper's 400 KiB per
+    // stream). The header list limit is hyper's, made explicit so that an
+    // upgrade cannot loosen it. Bodies the handler reads count in the body
+    // budget like any other.
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(64)
+        .initial_stream_window_size(256 * 1024)
+        .initial_connection_window_size(1024 * 1024)
+        .max_send_buf_size(128 * 1024)
+        .max_header_list_size(16 * 1024);
+    http
+}
 
 /// One shard's accept loop and what its connections need.
 pub(super) struct Acceptor {
