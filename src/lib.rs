@@ -1,30 +1,70 @@
 //! Flywheel: an OpenAI-compatible inference gateway that records every call so
 //! that production traffic can become better models.
 //!
-//! Code map (one line per module, what it owns):
-//! - [`config`]: raw TOML/env settings, validated once into a typed [`config::Config`].
-//! - [`proxy`]: the data plane — listener, request handling, routing, upstream
-//!   client and the SSE tee. The hot path lives here and never waits on storage.
-//! - [`capture`]: interaction records, user-id hashing, stream assembly and the
-//!   bounded queue that feeds the batching writer thread.
-//! - [`json`]: reading JSON bodies without building a tree, for capture and privacy.
-//! - [`privacy`]: PII redaction of captured text (fails closed), raw-payload
-//!   sealing and retention sweeps; it never imports capture.
-//! - [`store`]: one storage trait per concern, their SQLite implementation and versioned
-//!   migrations. Never imports a layer above it.
-//! - [`feedback`]: validation and storage of feedback on interactions (`POST /v1/feedback`).
-//! - [`curate`]: the pure core of dataset curation: filters, quality score, dedupe, split, SFT/DPO/KTO lines.
-//! - [`datasets`]: dataset versions: streaming builds from the store, their files, manifests and lineage.
-//! - [`registry`]: routes, model versions and their lifecycle (registered, approved, canary, stable, ...).
-//! - [`rollout`]: canary rollouts: the pure decision and the driver that applies it.
-//! - [`admin`]: the admin HTTP API (`/admin/v1/...`) behind a bearer token.
-//! - [`mock`]: an upstream that speaks the OpenAI API for tests, benchmarks and demos.
-//! - [`metrics`]: every Prometheus series, declared once, rendered as text.
-//! - [`shutdown`]: the one shutdown signal and how the drain is awaited.
-//! - [`error`]: gateway errors and their single mapping to OpenAI-shaped responses.
-//! - [`cli`]: the command line: clap definitions, one file per command group,
-//!   its rendering and the HTTP client it talks to a gateway with. Nothing imports it.
-//! - [`alloc`]: has the C allocator hand large freed buffers back to the OS (`main` only).
+//! Code map, one line per module: what it owns, and what it must never do.
+//! ARCHITECTURE.md has a paragraph on each and the layers they form, which
+//! `tests/it/tidy.rs` checks.
+//!
+//! Entry and wiring:
+//! - [`cli`]: the command line: clap definitions, one file per command group
+//!   with its rendering, and the HTTP client it talks to a gateway with.
+//!   Nothing but `main.rs` imports it.
+//! - [`app`]: the composition root: builds the [`Gateway`], routes each
+//!   request to the proxy, feedback or admin, and [`run`]s the listener and
+//!   the drain. Nothing but `cli` imports it.
+//! - [`runtime`]: the shard threads, the one shutdown signal
+//!   ([`runtime::shutdown`]) and the allocator's settings ([`runtime::alloc`]).
+//!   Imports nothing of the crate.
+//!
+//! Data plane:
+//! - [`http1`]: the own HTTP/1.1 server and upstream client over one shared
+//!   framing, and the bounds of a connection. Knows no route or record.
+//! - [`proxy`]: the request path of `/v1`: routing, upstream calls and the
+//!   SSE tee. Never waits on storage; never imports feedback or admin.
+//! - [`auth`]: client keys and the admin token, compared in constant time.
+//! - [`headers`]: the gateway's own header names.
+//!
+//! Capture pipeline:
+//! - [`capture`]: interaction records, the bounded queue and the batching
+//!   writer thread (stream assembly, tokens, user-id hashing). Never imports
+//!   the proxy.
+//! - [`privacy`]: redaction that fails closed, raw-payload sealing and
+//!   retention sweeps. Never imports capture.
+//! - [`json`]: reading and rewriting JSON bodies without building a tree.
+//!   Imports nothing of the crate.
+//!
+//! Control plane:
+//! - [`feedback`]: validation and storage of feedback on interactions
+//!   (`POST /v1/feedback`).
+//! - [`registry`]: routes, model versions and their lifecycle.
+//! - [`rollout`]: canary rollouts: the pure decision and the driver that
+//!   applies it.
+//! - [`datasets`]: dataset versions built from the store; its pure core,
+//!   [`datasets::curate`] (filters, quality, dedupe, split, SFT/DPO/KTO
+//!   lines), never does I/O.
+//! - [`admin`]: the admin HTTP API (`/admin/v1/...`) behind a bearer token,
+//!   with its own state. Never imports the proxy.
+//!
+//! Storage:
+//! - [`store`]: one storage trait per concern, their SQLite implementation
+//!   and versioned migrations. Never imports a layer above it (it uses only
+//!   `crypto` and `clock`).
+//!
+//! Shared foundations:
+//! - [`config`]: raw TOML/env settings, validated once into a typed
+//!   [`config::Config`].
+//! - [`metrics`]: every Prometheus series, declared once, one file per
+//!   metric type, rendered by `prometheus-client`; per-shard counts summed
+//!   when scraped.
+//! - [`error`]: [`error::GatewayError`] and its one mapping to an HTTP status
+//!   and OpenAI-shaped JSON. Imports nothing of the crate.
+//! - [`clock`]: unix milliseconds and the `since` forms, read and printed.
+//! - [`crypto`]: the one crypto stack: SHA-256, constant-time compares,
+//!   randomness, AES-256-GCM sealing.
+//!
+//! Tools:
+//! - [`mock`]: an upstream that speaks the OpenAI API, for tests, benchmarks
+//!   and demos. Nothing but `cli` imports it.
 
 pub mod admin;
 pub mod app;

@@ -19,5 +19,6 @@ mod privacy;
 mod proxy;
 mod rollout;
 mod shutdown;
+mod tidy;
 mod token_estimates;
 mod transport;
