@@ -18,6 +18,7 @@
 //! - [`registry`]: routes, model versions and their lifecycle (registered, approved, canary, stable, ...).
 //! - [`rollout`]: canary rollouts: the pure decision and the driver that applies it.
 //! - [`admin`]: the admin HTTP API (`/admin/v1/...`) behind a bearer token.
+//! - [`audit`]: makes every audit event (who, what, to what, when); the store keeps them.
 //! - [`mock`]: an upstream that speaks the OpenAI API for tests, benchmarks and demos.
 //! - [`metrics`]: every Prometheus series, declared once, rendered as text.
 //! - [`shutdown`]: the one shutdown signal and how the drain is awaited.
@@ -28,6 +29,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod capture;
 pub mod cli;

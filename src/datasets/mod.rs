@@ -699,10 +699,10 @@ fn build_in(
         let _ = fs::remove_dir_all(&dir);
         return Err(e.into());
     }
-    let event = crate::registry::event(
+    let event = crate::audit::event(
         &req.created_by,
         "dataset_built",
-        id.clone(),
+        Some(id.clone()),
         json!({"route": spec.route, "content_hash": row.content_hash, "counts": counts}),
     );
     if let Err(e) = store.record_event(&event) {
