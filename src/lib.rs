@@ -5,11 +5,11 @@
 //! - [`config`]: raw TOML/env settings, validated once into a typed [`config::Config`].
 //! - [`proxy`]: the data plane — listener, request handling, routing, upstream
 //!   client and the SSE tee. The hot path lives here and never waits on storage.
-//! - [`capture`]: interaction records, user-id hashing, stream assembly and the
-//!   bounded queue that feeds the batching writer thread.
+//! - [`capture`]: interaction records, stream assembly and the bounded queue
+//!   that feeds the batching writer thread.
 //! - [`json`]: reading JSON bodies without building a tree, for capture and privacy.
-//! - [`privacy`]: PII redaction of captured text (fails closed), raw-payload
-//!   sealing and retention sweeps; it never imports capture.
+//! - [`privacy`]: PII redaction of captured text (fails closed), user-id hashing,
+//!   raw-payload sealing and retention sweeps; it never imports capture.
 //! - [`store`]: one storage trait per concern, their SQLite implementation and versioned
 //!   migrations. Never imports a layer above it.
 //! - [`feedback`]: validation and storage of feedback on interactions (`POST /v1/feedback`).

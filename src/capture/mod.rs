@@ -18,7 +18,6 @@ use crate::metrics::Metrics;
 use crate::runtime::shard::Slot;
 
 pub mod assemble;
-pub mod hash;
 pub mod id;
 pub mod issued;
 pub mod tokens;
