@@ -82,3 +82,21 @@ pub(super) async fn prelude(d: &Directives<'_>) -> Result<Option<Response<MockBo
         _ => Ok(None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_reads_known_keys_and_bounds_sizes() {
+        let d = Directives::parse(
+            "status=503, chunks=0, delay_ms=x, reply=hi there, hang, reply_words=999999, unknown=1",
+        );
+        assert_eq!(d.status, Some(503));
+        assert_eq!(d.chunks, None, "zero chunks is no chunking");
+        assert_eq!(d.delay_ms, None, "a bad number is ignored");
+        assert_eq!(d.reply, Some("hi there"));
+        assert!(d.hang && !d.no_usage);
+        assert_eq!(d.reply_words, Some(MAX_WORDS));
+    }
+}

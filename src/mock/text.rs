@@ -168,3 +168,36 @@ pub(super) fn text_of(raw: &RawValue) -> Cow<'_, str> {
     let texts: Vec<&str> = parts.iter().filter_map(|p| p.text.as_deref()).collect();
     Cow::Owned(texts.join(" "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_concatenate_back_and_group_on_request() {
+        let s = "one two  three\nfour";
+        assert_eq!(pieces(s, None), ["one", " two", "  three", "\nfour"]);
+        assert_eq!(pieces(s, Some(2)).concat(), s);
+        assert_eq!(pieces(s, Some(2)).len(), 2);
+        assert_eq!(pieces(s, Some(99)).len(), 4, "never more pieces than words");
+    }
+
+    #[test]
+    fn reply_text_cuts_to_the_limit_then_pads_to_the_chunk_count() {
+        let d = Directives::default();
+        let cut = reply_text("mock reply: ", "one two three", &d, Some(3), None);
+        assert_eq!(cut, ("mock reply: one".to_string(), true));
+        let padded = reply_text("mock reply: ", "one", &d, None, Some(5));
+        assert_eq!(padded, ("mock reply: one word4 word5".to_string(), false));
+    }
+
+    #[test]
+    fn prose_ends_on_a_whole_word_within_the_size() {
+        for n in [1, 10, 100, PROSE.len() + 50] {
+            let text = prose(n);
+            assert!(text.len() <= n, "{n}: {}", text.len());
+            assert!(PROSE.starts_with(&text[..text.len().min(PROSE.len())]));
+            assert!(!text.ends_with(char::is_whitespace));
+        }
+    }
+}
