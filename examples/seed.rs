@@ -34,7 +34,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use flywheel::capture::hash::UserHasher;
+use flywheel::privacy::UserHasher;
 use flywheel::store::sqlite::SqliteStore;
 use flywheel::store::{FeedbackRow, FeedbackStore, InteractionRow, InteractionStore};
 

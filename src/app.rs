@@ -18,7 +18,6 @@ use tokio::net::TcpListener;
 
 use crate::admin::Admin;
 use crate::auth::Keys;
-use crate::capture::hash::UserHasher;
 use crate::capture::writer::{self, RowMaker, WriterConfig, WriterHandle};
 use crate::config::Config;
 use crate::error::GatewayError;
@@ -29,6 +28,7 @@ use crate::http1::idle::{Busy, Watched};
 use crate::http1::server::{Limits, Service};
 use crate::metrics::Metrics;
 use crate::privacy::Privacy;
+use crate::privacy::UserHasher;
 use crate::proxy::routing::Routing;
 use crate::proxy::Proxy;
 use crate::registry::Reload;

@@ -26,10 +26,9 @@
 //!
 //! Capture pipeline:
 //! - [`capture`]: interaction records, the bounded queue and the batching
-//!   writer thread (stream assembly, tokens, user-id hashing). Never imports
-//!   the proxy.
-//! - [`privacy`]: redaction that fails closed, raw-payload sealing and
-//!   retention sweeps. Never imports capture.
+//!   writer thread (stream assembly, tokens). Never imports the proxy.
+//! - [`privacy`]: redaction that fails closed, user-id hashing, raw-payload
+//!   sealing and retention sweeps. Never imports capture.
 //! - [`json`]: reading and rewriting JSON bodies without building a tree.
 //!   Imports nothing of the crate.
 //!
@@ -42,6 +41,8 @@
 //! - [`datasets`]: dataset versions built from the store; its pure core,
 //!   [`datasets::curate`] (filters, quality, dedupe, split, SFT/DPO/KTO
 //!   lines), never does I/O.
+//! - [`audit`]: makes every audit event (who, what, to what, when); the
+//!   store keeps them.
 //! - [`admin`]: the admin HTTP API (`/admin/v1/...`) behind a bearer token,
 //!   with its own state. Never imports the proxy.
 //!
@@ -68,6 +69,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod capture;
 pub mod cli;

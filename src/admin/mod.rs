@@ -15,7 +15,6 @@ use http::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use crate::auth::Keys;
-use crate::capture::hash::UserHasher;
 use crate::clock::parse_since;
 use crate::config::Config;
 use crate::error::GatewayError;
@@ -23,6 +22,7 @@ use crate::http1::body::{read_whole, ClientBody, ResponseBody};
 use crate::http1::budget::BodyBudget;
 use crate::metrics::Metrics;
 use crate::privacy::Privacy;
+use crate::privacy::UserHasher;
 use crate::registry::Reload;
 use crate::store::{FeedbackQuery, InteractionRow, ListQuery, Store};
 

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::Admin;
 use super::{blocking, json_response};
+use crate::audit;
 use crate::crypto::vault::VaultError;
 use crate::error::GatewayError;
 use crate::http1::body::ClientBody;
@@ -59,7 +60,7 @@ pub async fn raw(api: &Arc<Admin>, id: &str) -> http::Response<ResponseBody> {
     let subject = id.to_string();
     let key_id = sealed.key_id.clone();
     let audited = blocking(api, move |s| {
-        retention::audit(
+        audit::record(
             s,
             "admin",
             "raw_payload_read",
@@ -122,7 +123,7 @@ pub async fn forget(api: &Arc<Admin>, body: ClientBody) -> http::Response<Respon
     let subject = user_hash.clone();
     let done = blocking(api, move |s| {
         let removed = s.forget_user(&hashes)?;
-        retention::audit(
+        audit::record(
             s,
             "admin",
             "user_forgotten",

@@ -22,7 +22,6 @@ use crate::runtime::shard::Slot;
 pub use crate::metrics::Outcome;
 
 pub mod assemble;
-pub mod hash;
 pub mod id;
 pub mod issued;
 pub mod tokens;

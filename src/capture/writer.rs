@@ -16,11 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::assemble::{summarize, Doc};
-use super::hash::UserHasher;
 use super::issued::Issued;
 use super::{CaptureQueue, Interaction, Message, Outcome};
 use crate::metrics::Metrics;
-use crate::privacy::{Privacy, RedactionFailed};
+use crate::privacy::{Privacy, RedactionFailed, UserHasher};
 use crate::runtime::shard::{Slot, SLOTS};
 use crate::store::{InteractionRow, InteractionStore};
 

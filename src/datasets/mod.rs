@@ -40,21 +40,23 @@ use crate::store::{AuditStore, DatasetRow, DatasetStore, ScanQuery, Scanned, Sto
 /// directory, since builds are long and use a core each.
 static BUILDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// Holds a directory's build slot; frees it when dropped.
-struct Slot(PathBuf);
+/// The right to build in one datasets directory, held in this process (an
+/// entry in [`BUILDING`], not a file on disk); dropping it lets the next build in.
+struct BuildLock(PathBuf);
 
-impl Slot {
-    fn take(root: &Path) -> Option<Slot> {
+impl BuildLock {
+    /// The directory's lock, or `None` while another build holds it.
+    fn try_acquire(root: &Path) -> Option<BuildLock> {
         let mut busy = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
         if busy.iter().any(|p| p == root) {
             return None;
         }
         busy.push(root.to_path_buf());
-        Some(Slot(root.to_path_buf()))
+        Some(BuildLock(root.to_path_buf()))
     }
 }
 
-impl Drop for Slot {
+impl Drop for BuildLock {
     fn drop(&mut self) {
         let mut busy = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
         busy.retain(|p| p != &self.0);
@@ -404,7 +406,7 @@ pub fn build(
     req.spec.emit.sort();
     req.spec.emit.dedup();
     req.spec.validate().map_err(BuildError::Invalid)?;
-    let _slot = Slot::take(root).ok_or(BuildError::Busy)?;
+    let _lock = BuildLock::try_acquire(root).ok_or(BuildError::Busy)?;
     let started = Instant::now();
     let parent = match req.parent.take() {
         Some(p) => {
@@ -443,7 +445,7 @@ pub fn clean(store: &dyn DatasetStore, root: &Path) {
     if !root.is_dir() {
         return;
     }
-    let Some(_slot) = Slot::take(root) else {
+    let Some(_lock) = BuildLock::try_acquire(root) else {
         return; // a build is running, and it sweeps first
     };
     if let Err(e) = sweep(store, root) {
@@ -697,10 +699,10 @@ fn build_in(
         let _ = fs::remove_dir_all(&dir);
         return Err(e.into());
     }
-    let event = crate::registry::event(
+    let event = crate::audit::event(
         &req.created_by,
         "dataset_built",
-        id.clone(),
+        Some(id.clone()),
         json!({"route": spec.route, "content_hash": row.content_hash, "counts": counts}),
     );
     if let Err(e) = store.record_event(&event) {

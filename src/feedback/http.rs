@@ -8,7 +8,6 @@ use http::{Request, Response, StatusCode};
 
 use super::FeedbackError;
 use crate::auth::Keys;
-use crate::capture::hash::UserHasher;
 use crate::capture::CaptureQueue;
 use crate::config::Config;
 use crate::error::GatewayError;
@@ -17,6 +16,7 @@ use crate::http1::body::{read_whole, ClientBody, ResponseBody};
 use crate::http1::budget::BodyBudget;
 use crate::metrics::Metrics;
 use crate::privacy::Privacy;
+use crate::privacy::UserHasher;
 use crate::store::FeedbackStore;
 
 /// What the endpoint needs, wired at start.

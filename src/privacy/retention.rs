@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::audit;
 use crate::config::RetentionConfig;
-use crate::store::{AuditStore, EventRow, PrivacyStore, PurgeCutoffs, Removed, StoreError};
+use crate::store::{AuditStore, PrivacyStore, PurgeCutoffs, Removed, StoreError};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -20,24 +21,6 @@ pub fn cutoffs(cfg: &RetentionConfig, now: SystemTime) -> PurgeCutoffs {
         capture_before_ms: before(cfg.capture_days),
         raw_before_ms: before(cfg.raw_days),
     }
-}
-
-/// Writes one audit event.
-pub fn audit(
-    store: &(impl AuditStore + ?Sized),
-    actor: &str,
-    kind: &str,
-    subject: Option<String>,
-    detail: serde_json::Value,
-) -> Result<(), StoreError> {
-    store.record_event(&EventRow {
-        id: uuid::Uuid::now_v7().to_string(),
-        at_ms: crate::clock::now_ms(),
-        actor: actor.to_string(),
-        kind: kind.to_string(),
-        subject,
-        detail,
-    })
 }
 
 /// One sweep (blocking): deletes what is due and records it.
@@ -54,7 +37,7 @@ pub fn sweep(
     let removed = store.purge(cut, cfg.batch, dry_run)?;
     let any = removed.interactions + removed.feedback + removed.raw_payloads > 0;
     if !dry_run && any {
-        audit(
+        audit::record(
             store,
             actor,
             "retention_purge",

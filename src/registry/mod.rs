@@ -7,11 +7,10 @@
 
 use serde_json::json;
 
+use crate::audit::event;
 use crate::clock::now_ms;
 use crate::config::RouteConfig;
-use crate::store::{
-    EventRow, RegistryStore, RegistryWrite, RouteRow, StoreError, VersionRow, VersionUpdate,
-};
+use crate::store::{RegistryStore, RegistryWrite, RouteRow, StoreError, VersionRow, VersionUpdate};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -23,18 +22,6 @@ pub enum RegistryError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// An audit event stamped now.
-pub fn event(actor: &str, kind: &str, subject: String, detail: serde_json::Value) -> EventRow {
-    EventRow {
-        id: uuid::Uuid::now_v7().to_string(),
-        at_ms: now_ms(),
-        actor: actor.to_string(),
-        kind: kind.to_string(),
-        subject: Some(subject),
-        detail,
-    }
 }
 
 /// Adds the config's routes and any of their versions the registry does not
@@ -100,7 +87,7 @@ pub fn seed_from_config(
             w.events.push(event(
                 actor,
                 "version_registered",
-                format!("{}/{}", r.name, v.name),
+                Some(format!("{}/{}", r.name, v.name)),
                 json!({"state": state, "upstream": v.upstream, "upstream_model": v.upstream_model}),
             ));
         }
@@ -174,7 +161,7 @@ pub fn register(
     w.events.push(event(
         actor,
         "version_registered",
-        format!("{}/{}", v.route, v.version),
+        Some(format!("{}/{}", v.route, v.version)),
         json!({"state": state, "upstream": row.upstream_url, "upstream_model": row.upstream_model, "reason": v.reason}),
     ));
     store.apply_registry(&w).map_err(|e| match e {
@@ -235,7 +222,7 @@ pub fn judge(
             } else {
                 "version_rejected"
             },
-            format!("{route}/{version}"),
+            Some(format!("{route}/{version}")),
             json!({"from": v.state, "reason": reason}),
         )],
         ..Default::default()

@@ -13,10 +13,11 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::decide::{decide, Action, Observations, Observed, Plan, RolloutState, Status};
+use crate::audit::event;
 use crate::clock::now_ms;
 use crate::metrics::Metrics;
 use crate::registry::Reload;
-use crate::registry::{event, find, RegistryError};
+use crate::registry::{find, RegistryError};
 use crate::store::{
     RegistryStore, RegistryWrite, RolloutRow, RoutingSnapshot, VersionStats, VersionUpdate,
 };
@@ -114,7 +115,7 @@ pub fn start(
         events: vec![event(
             actor,
             "rollout_started",
-            format!("{route}/{version}"),
+            Some(format!("{route}/{version}")),
             json!({"rollout": row.id, "baseline": stable.name, "weight_percent": first, "plan": row.plan}),
         )],
         ..Default::default()
@@ -223,7 +224,7 @@ pub fn command(
                 events: vec![event(
                     actor,
                     kind,
-                    format!("{}/{}", r.route, r.canary),
+                    Some(format!("{}/{}", r.route, r.canary)),
                     json!({"rollout": r.id}),
                 )],
                 ..Default::default()
@@ -250,7 +251,7 @@ pub fn command(
                 events: vec![event(
                     actor,
                     "rollout_weight_set",
-                    format!("{}/{}", r.route, r.canary),
+                    Some(format!("{}/{}", r.route, r.canary)),
                     json!({"rollout": r.id, "weight_percent": p, "note": "the plan is paused until resumed"}),
                 )],
                 ..Default::default()
@@ -320,7 +321,7 @@ fn finish(
         events: vec![event(
             actor,
             kind,
-            format!("{}/{}", r.route, r.canary),
+            Some(format!("{}/{}", r.route, r.canary)),
             json!({"rollout": r.id, "reason": reason}),
         )],
         ..Default::default()
@@ -389,7 +390,7 @@ pub fn tick(store: &dyn RegistryStore, now: i64) -> Result<Vec<RolloutRow>, Regi
                     events: vec![event(
                         "controller",
                         "rollout_advanced",
-                        format!("{}/{}", r.route, r.canary),
+                        Some(format!("{}/{}", r.route, r.canary)),
                         json!({"rollout": r.id, "step": step + 1, "weight_percent": weight_percent, "observed": obs}),
                     )],
                     ..Default::default()

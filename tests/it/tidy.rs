@@ -39,6 +39,11 @@ const LAYERS: &[(&[&str], &str)] = &[
          each other: the store takes its settings as arguments, not as config",
     ),
     (
+        &["audit"],
+        "audit imports only the store's audit rows and the layers below: it \
+         makes the events, the store keeps them",
+    ),
+    (
         &["auth", "privacy", "registry"],
         "auth, privacy and registry never import capture or anything above it, \
          nor each other",

@@ -1,4 +1,5 @@
-//! Keyed hashing of user ids.
+//! Keyed hashing of user ids, a privacy measure shared by capture, feedback
+//! and erasure, so it lives here rather than in any one of them.
 //!
 //! A user id is stored only as HMAC-SHA256(secret, id): the same user always maps
 //! to the same value, so sessions and feedback can be correlated, while without
