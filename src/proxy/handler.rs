@@ -219,17 +219,19 @@ pub async fn handle(gw: Arc<Proxy>, req: Request<ClientBody>) -> Response<Respon
     let mut retry: Option<(Arc<VersionTarget>, Bytes)> = None;
     if endpoint.reads_body() {
         let owned = if body.len() >= request::OFF_THREAD_BYTES {
-            Some(request::parse_off_thread(body.clone()).await)
+            match request::parse_off_thread(body.clone()).await {
+                Ok(m) => Some(m),
+                Err(e) => return fail(call, e.into()),
+            }
         } else {
             None
         };
-        let parsed = match &owned {
-            Some(result) => result.as_ref().map(|m| m.view()).map_err(String::clone),
-            None => request::parse(&body),
-        };
-        let meta = match parsed {
-            Ok(m) => m,
-            Err(msg) => return fail(call, GatewayError::BadRequest(msg)),
+        let meta = match &owned {
+            Some(m) => m.view(),
+            None => match request::parse(&body) {
+                Ok(m) => m,
+                Err(e) => return fail(call, e.into()),
+            },
         };
         let stream = meta.stream.unwrap_or(false);
         let record = call.record();
