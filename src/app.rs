@@ -31,7 +31,7 @@ use crate::http1::idle::{Busy, Watched};
 use crate::http1::server::{Limits, Service};
 use crate::metrics::Metrics;
 use crate::privacy::Privacy;
-use crate::proxy::routing::Routing;
+use crate::proxy::routing::{Routing, RoutingError};
 use crate::proxy::Proxy;
 use crate::registry::Reload;
 use crate::runtime::shard::{Balance, Shards};
@@ -46,7 +46,11 @@ pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("upstream: {0}")]
-    Upstream(String),
+    Upstream(#[from] RoutingError),
+    /// The config's routes could not be put into the registry or read back
+    /// from it, so the routing table cannot be made.
+    #[error("upstream: {0}")]
+    Routes(#[source] StoreError),
     #[error("privacy: {0}")]
     Privacy(String),
     #[error("tls: {0}")]
@@ -127,15 +131,14 @@ impl Gateway {
             },
             metrics.clone(),
         )?;
-        let routing =
-            Routing::new(config.upstream.clone(), metrics.clone()).map_err(RunError::Upstream)?;
+        let routing = Routing::new(config.upstream.clone(), metrics.clone())?;
         let (registry_store, routes) = (store.clone(), config.routes.clone());
         let snapshot = blocking(move || {
             crate::registry::seed_from_config(registry_store.as_ref(), &routes, "config")?;
             registry_store.load_routing()
         })
         .await?
-        .map_err(|e| RunError::Upstream(e.to_string()))?;
+        .map_err(RunError::Routes)?;
         routing.rebuild(&snapshot);
         let keys = Arc::new(Keys::new(&config));
         let body_budget = Arc::new(BodyBudget::new(config.server.body_budget_bytes));
