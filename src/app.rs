@@ -30,6 +30,7 @@ use crate::http1::budget::BodyBudget;
 use crate::http1::idle::{Busy, Watched};
 use crate::http1::server::{Limits, Service};
 use crate::metrics::Metrics;
+use crate::privacy::redact::RedactError;
 use crate::privacy::Privacy;
 use crate::proxy::routing::{Routing, RoutingError};
 use crate::proxy::Proxy;
@@ -39,6 +40,8 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::{RegistryStore, Store, StoreError};
 
 mod listen;
+
+pub use listen::TlsError;
 
 /// Why the gateway could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -52,9 +55,9 @@ pub enum RunError {
     #[error("upstream: {0}")]
     Routes(#[source] StoreError),
     #[error("privacy: {0}")]
-    Privacy(String),
+    Privacy(#[from] RedactError),
     #[error("tls: {0}")]
-    Tls(String),
+    Tls(#[from] TlsError),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -109,9 +112,7 @@ impl Gateway {
             .iter()
             .map(|(id, secret)| UserHasher::with_id(id, secret))
             .collect();
-        let privacy = Arc::new(
-            Privacy::new(&config.privacy, &secret).map_err(|e| RunError::Privacy(e.to_string()))?,
-        );
+        let privacy = Arc::new(Privacy::new(&config.privacy, &secret)?);
         let (capture, writer) = writer::start(
             store.clone(),
             RowMaker {
