@@ -27,9 +27,10 @@ use crate::http1::budget::BodyBudget;
 use crate::http1::idle::{Busy, Watched};
 use crate::http1::server::{Limits, Service};
 use crate::metrics::Metrics;
+use crate::privacy::redact::RedactError;
 use crate::privacy::Privacy;
 use crate::privacy::UserHasher;
-use crate::proxy::routing::Routing;
+use crate::proxy::routing::{Routing, RoutingError};
 use crate::proxy::Proxy;
 use crate::registry::Reload;
 use crate::runtime::shard::{Balance, Shards};
@@ -38,17 +39,23 @@ use crate::store::{RegistryStore, Store, StoreError};
 
 mod listen;
 
+pub use listen::TlsError;
+
 /// Why the gateway could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("upstream: {0}")]
-    Upstream(String),
+    Upstream(#[from] RoutingError),
+    /// The config's routes could not be put into the registry or read back
+    /// from it, so the routing table cannot be made.
+    #[error("upstream: {0}")]
+    Routes(#[source] StoreError),
     #[error("privacy: {0}")]
-    Privacy(String),
+    Privacy(#[from] RedactError),
     #[error("tls: {0}")]
-    Tls(String),
+    Tls(#[from] TlsError),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -103,9 +110,7 @@ impl Gateway {
             .iter()
             .map(|(id, secret)| UserHasher::with_id(id, secret))
             .collect();
-        let privacy = Arc::new(
-            Privacy::new(&config.privacy, &secret).map_err(|e| RunError::Privacy(e.to_string()))?,
-        );
+        let privacy = Arc::new(Privacy::new(&config.privacy, &secret)?);
         let (capture, writer) = writer::start(
             store.clone(),
             RowMaker {
@@ -125,15 +130,14 @@ impl Gateway {
             },
             metrics.clone(),
         )?;
-        let routing =
-            Routing::new(config.upstream.clone(), metrics.clone()).map_err(RunError::Upstream)?;
+        let routing = Routing::new(config.upstream.clone(), metrics.clone())?;
         let (registry_store, routes) = (store.clone(), config.routes.clone());
         let snapshot = blocking(move || {
             crate::registry::seed_from_config(registry_store.as_ref(), &routes, "config")?;
             registry_store.load_routing()
         })
         .await?
-        .map_err(|e| RunError::Upstream(e.to_string()))?;
+        .map_err(RunError::Routes)?;
         routing.rebuild(&snapshot);
         let keys = Arc::new(Keys::new(&config));
         let body_budget = Arc::new(BodyBudget::new(config.server.body_budget_bytes));

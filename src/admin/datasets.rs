@@ -43,8 +43,8 @@ pub async fn create(api: &Arc<Admin>, query: &HashMap<String, String>, body: Cli
         std::time::SystemTime::now(),
     ) {
         Ok(s) => s,
-        Err(m) => {
-            let (status, v) = build_error_json(&BuildError::Invalid(m));
+        Err(e) => {
+            let (status, v) = build_error_json(&BuildError::from(e));
             return json_response(status, &v);
         }
     };

@@ -21,15 +21,10 @@ use crate::store::{RolloutRow, Store};
 type Resp = http::Response<ResponseBody>;
 
 fn registry_error(e: RegistryError) -> Resp {
-    match e {
-        RegistryError::NotFound(m) => GatewayError::NotFound(m).response(),
-        RegistryError::Conflict(m) => GatewayError::Conflict(m).response(),
-        RegistryError::Invalid(m) => GatewayError::BadRequest(m).response(),
-        RegistryError::Store(e) => {
-            tracing::error!(error = %e, "registry store call failed");
-            GatewayError::Internal.response()
-        }
+    if let RegistryError::Store(e) = &e {
+        tracing::error!(error = %e, "registry store call failed");
     }
+    GatewayError::from(e).response()
 }
 
 /// Reads a JSON object body (up to 1 MiB); an empty body reads as `{}`.

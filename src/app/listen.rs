@@ -5,6 +5,7 @@
 //! HTTP/2 preface to hyper; TLS connections (HTTP/1.1 and HTTP/2 by ALPN)
 //! are hyper's.
 
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{Gateway, RunError};
+use super::Gateway;
 use crate::config::Config;
 use crate::http1::body::ClientBody;
 use crate::http1::idle::{self, Activity};
@@ -22,7 +23,26 @@ use crate::http1::send_timeout::SendTimed;
 use crate::http1::server::{self as h1_server, Service};
 use crate::runtime::shard::Balance;
 
-pub(super) fn tls_acceptor(config: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>, RunError> {
+/// Why the listener's TLS could not be set up from `server.tls`.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read certificates from {}: {source}", path.display())]
+    Certificates {
+        path: PathBuf,
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("no certificate found in {}", .0.display())]
+    NoCertificate(PathBuf),
+    #[error("cannot read private key from {}: {source}", path.display())]
+    PrivateKey {
+        path: PathBuf,
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error(transparent)]
+    Rustls(#[from] rustls::Error),
+}
+
+pub(super) fn tls_acceptor(config: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>, TlsError> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let Some(files) = &config.server.tls else {
@@ -30,32 +50,23 @@ pub(super) fn tls_acceptor(config: &Config) -> Result<Option<tokio_rustls::TlsAc
     };
     let certs = CertificateDer::pem_file_iter(&files.cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| {
-            RunError::Tls(format!(
-                "cannot read certificates from {}: {e}",
-                files.cert.display()
-            ))
+        .map_err(|source| TlsError::Certificates {
+            path: files.cert.clone(),
+            source,
         })?;
     if certs.is_empty() {
-        return Err(RunError::Tls(format!(
-            "no certificate found in {}",
-            files.cert.display()
-        )));
+        return Err(TlsError::NoCertificate(files.cert.clone()));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
-        RunError::Tls(format!(
-            "cannot read private key from {}: {e}",
-            files.key.display()
-        ))
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|source| TlsError::PrivateKey {
+        path: files.key.clone(),
+        source,
     })?;
     let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| RunError::Tls(e.to_string()))?
+    .with_safe_default_protocol_versions()?
     .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| RunError::Tls(e.to_string()))?;
+    .with_single_cert(certs, key)?;
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls))))
 }

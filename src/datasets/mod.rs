@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 
 use self::curate::{
     correction_pair, dpo_line, kto_line, sft_line, thumbs_pair, Builder, DpoFormat, Example,
-    Feedback, Format, Pair, Prepared, Record, Spec, StageCounts,
+    Feedback, Format, Pair, Prepared, Record, Spec, SpecError, StageCounts,
 };
 use crate::crypto::{hex, sha256, Sha256};
 use crate::store::{AuditStore, DatasetRow, DatasetStore, ScanQuery, Scanned, StoreError};
@@ -87,8 +87,8 @@ pub struct Progress {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(#[from] SpecError),
     /// Nothing selected: no version is created. The counts say where it emptied.
     #[error("{message}")]
     Empty {
@@ -175,40 +175,43 @@ pub fn valid_file_name(name: &str) -> bool {
 /// Besides `since_ms`/`until_ms`, `since` and `until` take an age (`7d`,
 /// `24h`), a date or an RFC 3339 time, resolved against `now`; the resolved
 /// spec is what the manifest records, so a rebuild means the same window.
-pub fn parse_spec(mut v: Value, now: std::time::SystemTime) -> Result<Spec, String> {
+pub fn parse_spec(mut v: Value, now: std::time::SystemTime) -> Result<Spec, SpecError> {
     let Some(obj) = v.as_object_mut() else {
-        return Err("spec: must be an object (a table of keys)".into());
+        return Err(SpecError::NotATable);
     };
     for (key, ms_key) in [("since", "since_ms"), ("until", "until_ms")] {
         let Some(t) = obj.remove(key) else { continue };
         if obj.contains_key(ms_key) {
-            return Err(format!("{key}: give either {key} or {ms_key}, not both"));
+            return Err(SpecError::TwoTimes { key, ms_key });
         }
-        let ms = t
+        let Some(ms) = t
             .as_str()
             .and_then(|text| crate::clock::parse_since(text, now))
-            .ok_or_else(|| {
-                format!("{key}: cannot read {t}; use an age like \"7d\" or \"24h\", a date like \"2026-11-18\", or an RFC 3339 time")
-            })?;
+        else {
+            return Err(SpecError::Time { key, value: t });
+        };
         obj.insert(ms_key.into(), ms.into());
     }
     let spec: Spec = serde_json::from_value(v.clone()).map_err(|e| {
         // Name the table a wrong key sits in ("split: unknown field ...").
-        let section = |name: &str| -> Option<String> {
-            let sub = v.get(name)?.clone();
-            let err = match name {
+        let section = |table: &'static str| -> Option<SpecError> {
+            let sub = v.get(table)?.clone();
+            let source = match table {
                 "feedback" => {
                     serde_json::from_value::<crate::datasets::curate::FeedbackRule>(sub).err()
                 }
                 "dedupe" => serde_json::from_value::<crate::datasets::curate::Dedupe>(sub).err(),
                 _ => serde_json::from_value::<crate::datasets::curate::Split>(sub).err(),
             }?;
-            Some(format!("{name}: {err}"))
+            Some(SpecError::Keys { table, source })
         };
         ["feedback", "dedupe", "split"]
             .into_iter()
             .find_map(section)
-            .unwrap_or_else(|| format!("spec: {e}"))
+            .unwrap_or(SpecError::Keys {
+                table: "spec",
+                source: e,
+            })
     })?;
     spec.validate()?;
     Ok(spec)
@@ -902,6 +905,40 @@ mod tests {
         let v = serde_json::to_value(table).unwrap();
         let spec = parse_spec(v, std::time::SystemTime::now()).unwrap();
         assert_eq!(spec, Spec::default());
+    }
+
+    /// A refused spec answers 400 `invalid_spec` with the message that names
+    /// the key, whether reading or validation refused it.
+    #[test]
+    fn a_refused_spec_is_invalid_spec() {
+        let now = std::time::SystemTime::now();
+        let cases = [
+            (json!([]), "spec: must be an object (a table of keys)"),
+            (
+                json!({"since": "7d", "since_ms": 1}),
+                "since: give either since or since_ms, not both",
+            ),
+            (json!({"until": 3}), "until: cannot read 3; use an age"),
+            (
+                json!({"split": {"ratio": 0.2}}),
+                "split: unknown field `ratio`",
+            ),
+            (json!({"routes": "x"}), "spec: unknown field `routes`"),
+            (
+                json!({"split": {"eval_ratio": 0.7}}),
+                "split.eval_ratio: must be between 0 and 0.5, got 0.7",
+            ),
+        ];
+        for (v, want) in cases {
+            let e = BuildError::from(parse_spec(v, now).unwrap_err());
+            let g = crate::error::GatewayError::from(&e);
+            assert_eq!(g.status(), 400, "{want}");
+            assert_eq!(g.type_and_code(), ("invalid_request_error", "invalid_spec"));
+            assert!(
+                g.to_string().starts_with(want),
+                "{g} should start with {want}"
+            );
+        }
     }
 
     #[test]

@@ -97,7 +97,7 @@ async fn list_models(
             if failures == 1 || failures % 100 == 0 {
                 tracing::warn!(
                     upstream = %call.target.upstream.label,
-                    reason,
+                    %reason,
                     failures,
                     "the default upstream's models could not be listed; answering with the routes only"
                 );
@@ -119,6 +119,24 @@ async fn list_models(
     resp
 }
 
+/// Why the default upstream's model list could not be had. It is logged and
+/// counted, never answered: the routes then answer alone.
+#[derive(Debug, thiserror::Error)]
+enum ModelListError {
+    #[error(transparent)]
+    Send(GatewayError),
+    #[error("the upstream answered {0}")]
+    Status(http::StatusCode),
+    #[error("the list is over {} bytes", UPSTREAM_MODELS_MAX_BYTES)]
+    TooLarge,
+    #[error("the list could not be read")]
+    Unreadable,
+    #[error("the list did not arrive in time")]
+    TimedOut,
+    #[error("the answer is not a model list")]
+    NotAList,
+}
+
 /// The entries of the default upstream's `GET /v1/models` answer that have
 /// a string `id`, read within [`UPSTREAM_MODELS_MAX_BYTES`] and the
 /// upstream's time limits; the error says why there are none.
@@ -126,31 +144,28 @@ async fn upstream_models(
     target: &VersionTarget,
     parts: http::request::Parts,
     keep_client_auth: bool,
-) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, String> {
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, ModelListError> {
     #[derive(serde::Deserialize)]
     struct List {
         data: Vec<serde_json::Value>,
     }
     let resp = send(target, parts, Bytes::new(), keep_client_auth, true)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(ModelListError::Send)?;
     if !resp.status().is_success() {
-        return Err(format!("the upstream answered {}", resp.status()));
+        return Err(ModelListError::Status(resp.status()));
     }
     let total = target.upstream.config.total_timeout;
     let read = Limited::new(resp.into_body(), UPSTREAM_MODELS_MAX_BYTES).collect();
     let body = match tokio::time::timeout(total, read).await {
         Ok(Ok(b)) => b.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(format!(
-                "the list is over {UPSTREAM_MODELS_MAX_BYTES} bytes"
-            ))
+            return Err(ModelListError::TooLarge)
         }
-        Ok(Err(_)) => return Err("the list could not be read".into()),
-        Err(_) => return Err("the list did not arrive in time".into()),
+        Ok(Err(_)) => return Err(ModelListError::Unreadable),
+        Err(_) => return Err(ModelListError::TimedOut),
     };
-    let list: List =
-        serde_json::from_slice(&body).map_err(|_| "the answer is not a model list".to_string())?;
+    let list: List = serde_json::from_slice(&body).map_err(|_| ModelListError::NotAList)?;
     Ok(list
         .data
         .into_iter()
@@ -219,17 +234,19 @@ pub async fn handle(gw: Arc<Proxy>, req: Request<ClientBody>) -> Response<Respon
     let mut retry: Option<(Arc<VersionTarget>, Bytes)> = None;
     if endpoint.reads_body() {
         let owned = if body.len() >= request::OFF_THREAD_BYTES {
-            Some(request::parse_off_thread(body.clone()).await)
+            match request::parse_off_thread(body.clone()).await {
+                Ok(m) => Some(m),
+                Err(e) => return fail(call, e.into()),
+            }
         } else {
             None
         };
-        let parsed = match &owned {
-            Some(result) => result.as_ref().map(|m| m.view()).map_err(String::clone),
-            None => request::parse(&body),
-        };
-        let meta = match parsed {
-            Ok(m) => m,
-            Err(msg) => return fail(call, GatewayError::BadRequest(msg)),
+        let meta = match &owned {
+            Some(m) => m.view(),
+            None => match request::parse(&body) {
+                Ok(m) => m,
+                Err(e) => return fail(call, e.into()),
+            },
         };
         let stream = meta.stream.unwrap_or(false);
         let record = call.record();

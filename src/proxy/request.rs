@@ -8,6 +8,8 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::error::GatewayError;
+
 /// The fields the gateway reads; everything else is skipped by the parser.
 #[derive(Debug, Default, Deserialize)]
 pub struct RequestMeta<'a> {
@@ -27,17 +29,62 @@ struct StreamOptions {
     include_usage: Option<bool>,
 }
 
-/// Parses the body as a JSON object. The message says what is wrong in terms a
-/// client can act on.
-pub fn parse(body: &[u8]) -> Result<RequestMeta<'_>, String> {
+/// Why a request body was refused. The message says what is wrong in terms
+/// a client can act on.
+///
+/// This is on the path of every request: the variants hold what the parse
+/// made anyway (serde's error, or nothing), so a refusal costs no more than
+/// the one message string made when it is answered, and a success nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("request body is empty; send a JSON object")]
+    Empty,
+    /// JSON, but not the shape of a request (an array, a string `stream`).
+    #[error("invalid request body: {0}")]
+    Invalid(#[source] serde_json::Error),
+    #[error("request body is not valid JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// The parse on the blocking pool panicked or was cancelled.
+    #[error("request body could not be read: {0}")]
+    Lost(#[source] tokio::task::JoinError),
+}
+
+impl From<RequestError> for GatewayError {
+    /// Every refusal is the client's to fix: `400 invalid_request`.
+    fn from(e: RequestError) -> GatewayError {
+        GatewayError::BadRequest(exact_string(&e))
+    }
+}
+
+/// `value.to_string()` in one allocation of the message's exact length: it
+/// is measured first. `to_string` starts empty and grows the string two or
+/// three times as serde's message is written into it.
+fn exact_string(value: &impl std::fmt::Display) -> String {
+    use std::fmt::Write;
+    struct Length(usize);
+    impl Write for Length {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
+    }
+    let mut length = Length(0);
+    let _ = write!(length, "{value}");
+    let mut out = String::with_capacity(length.0);
+    let _ = write!(out, "{value}");
+    out
+}
+
+/// Parses the body as a JSON object.
+pub fn parse(body: &[u8]) -> Result<RequestMeta<'_>, RequestError> {
     if body.is_empty() {
-        return Err("request body is empty; send a JSON object".into());
+        return Err(RequestError::Empty);
     }
     serde_json::from_slice::<RequestMeta<'_>>(body).map_err(|e| {
         if e.is_data() {
-            format!("invalid request body: {e}")
+            RequestError::Invalid(e)
         } else {
-            format!("request body is not valid JSON: {e}")
+            RequestError::NotJson(e)
         }
     })
 }
@@ -69,7 +116,7 @@ impl OwnedMeta {
 }
 
 /// [`parse`] on the blocking pool.
-pub async fn parse_off_thread(body: Bytes) -> Result<OwnedMeta, String> {
+pub async fn parse_off_thread(body: Bytes) -> Result<OwnedMeta, RequestError> {
     let parsed = tokio::task::spawn_blocking(move || {
         parse(&body).map(|m| OwnedMeta {
             model: m.model.map(Cow::into_owned),
@@ -79,7 +126,7 @@ pub async fn parse_off_thread(body: Bytes) -> Result<OwnedMeta, String> {
         })
     })
     .await;
-    parsed.unwrap_or_else(|e| Err(format!("request body could not be read: {e}")))
+    parsed.unwrap_or_else(|e| Err(RequestError::Lost(e)))
 }
 
 impl RequestMeta<'_> {
@@ -171,16 +218,33 @@ mod tests {
 
     #[test]
     fn rejects_non_objects_and_bad_json() {
-        assert!(parse(b"").unwrap_err().contains("empty"));
-        assert!(parse(b"{\"model\":")
-            .unwrap_err()
-            .contains("not valid JSON"));
-        assert!(parse(b"[1,2]")
-            .unwrap_err()
-            .contains("invalid request body"));
-        assert!(parse(br#"{"stream":"yes"}"#)
-            .unwrap_err()
-            .contains("invalid request body"));
+        let message = |body: &[u8]| parse(body).unwrap_err().to_string();
+        assert!(message(b"").contains("empty"));
+        assert!(message(b"{\"model\":").contains("not valid JSON"));
+        assert!(message(b"[1,2]").contains("invalid request body"));
+        assert!(message(br#"{"stream":"yes"}"#).contains("invalid request body"));
+    }
+
+    /// Every refusal answers 400 `invalid_request` with the message as it
+    /// was, and no `param`.
+    #[test]
+    fn a_refusal_is_a_bad_request() {
+        for body in [&b""[..], b"{\"model\":", b"[1,2]"] {
+            let message = parse(body).unwrap_err().to_string();
+            let e = GatewayError::from(parse(body).unwrap_err());
+            assert_eq!(e.status(), 400);
+            assert_eq!(
+                e.type_and_code(),
+                ("invalid_request_error", "invalid_request")
+            );
+            let v: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
+            assert_eq!(v["error"]["message"], message.as_str());
+            assert!(v["error"]["param"].is_null());
+        }
+        assert_eq!(
+            GatewayError::from(parse(b"").unwrap_err()).to_string(),
+            "request body is empty; send a JSON object"
+        );
     }
 
     #[test]

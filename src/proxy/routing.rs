@@ -24,7 +24,7 @@ use std::time::Duration;
 use crate::crypto::Sha256;
 use http::header::{HeaderName, HeaderValue};
 
-use super::upstream::Upstream;
+use super::upstream::{Upstream, UpstreamError};
 use crate::config::UpstreamConfig;
 use crate::metrics::{Metrics, RouteSeries};
 use crate::store::{RoutingSnapshot, VersionRow};
@@ -210,6 +210,34 @@ fn random_bucket() -> u64 {
     crate::capture::id::random_u64() % BUCKETS
 }
 
+/// Why a version (or the default upstream) cannot serve: its upstream's
+/// client cannot be made, the variable holding its key is unset, or a
+/// header it sends is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum RoutingError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// A version name is sent as `x-flywheel-model-version`.
+    #[error(transparent)]
+    VersionName(http::header::InvalidHeaderValue),
+    #[error("version {route}/{version}: environment variable {var} (api_key_env) is not set")]
+    ApiKeyEnv {
+        route: String,
+        version: String,
+        var: String,
+    },
+    #[error("header {name}: {source}")]
+    HeaderName {
+        name: String,
+        source: http::header::InvalidHeaderName,
+    },
+    #[error("header {name}: {source}")]
+    HeaderValue {
+        name: String,
+        source: http::header::InvalidHeaderValue,
+    },
+}
+
 /// The shared, swappable table plus the upstream clients it is built from,
 /// kept across rebuilds so connection pools survive a weight change.
 pub struct Routing {
@@ -225,7 +253,7 @@ pub struct Routing {
 
 impl Routing {
     /// A table with only the default upstream; `rebuild` adds the registry.
-    pub fn new(base: UpstreamConfig, metrics: Arc<Metrics>) -> Result<Routing, String> {
+    pub fn new(base: UpstreamConfig, metrics: Arc<Metrics>) -> Result<Routing, RoutingError> {
         let upstream = Arc::new(Upstream::new(base.clone())?);
         let default = Arc::new(VersionTarget {
             route: Arc::from("default"),
@@ -234,7 +262,7 @@ impl Routing {
             upstream_model: None,
             system_prompt: None,
             extra_headers: Vec::new(),
-            version_header: HeaderValue::from_str(&base.name).map_err(|e| e.to_string())?,
+            version_header: HeaderValue::from_str(&base.name).map_err(RoutingError::VersionName)?,
             series: metrics.route("default", &base.name),
         });
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -281,7 +309,7 @@ impl Routing {
         self.table.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn upstream(&self, cfg: UpstreamConfig) -> Result<Arc<Upstream>, String> {
+    fn upstream(&self, cfg: UpstreamConfig) -> Result<Arc<Upstream>, RoutingError> {
         let key = upstream_key(&cfg);
         let mut cache = self.upstreams.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(u) = cache.get(&key) {
@@ -292,17 +320,16 @@ impl Routing {
         Ok(u)
     }
 
-    fn target(&self, v: &VersionRow) -> Result<Arc<VersionTarget>, String> {
+    fn target(&self, v: &VersionRow) -> Result<Arc<VersionTarget>, RoutingError> {
         let ms = |x: Option<i64>, d: Duration| {
             x.filter(|n| *n > 0)
                 .map_or(d, |n| Duration::from_millis(n as u64))
         };
         let api_key = match &v.api_key_env {
-            Some(var) => Some(std::env::var(var).map_err(|_| {
-                format!(
-                    "version {}/{}: environment variable {var} (api_key_env) is not set",
-                    v.route, v.name
-                )
+            Some(var) => Some(std::env::var(var).map_err(|_| RoutingError::ApiKeyEnv {
+                route: v.route.clone(),
+                version: v.name.clone(),
+                var: var.clone(),
             })?),
             None => self.base.api_key.clone(),
         };
@@ -320,9 +347,16 @@ impl Routing {
         };
         let mut extra_headers = Vec::new();
         for (k, val) in &v.headers {
-            let name =
-                HeaderName::from_bytes(k.as_bytes()).map_err(|e| format!("header {k}: {e}"))?;
-            let value = HeaderValue::from_str(val).map_err(|e| format!("header {k}: {e}"))?;
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|source| {
+                RoutingError::HeaderName {
+                    name: k.clone(),
+                    source,
+                }
+            })?;
+            let value = HeaderValue::from_str(val).map_err(|source| RoutingError::HeaderValue {
+                name: k.clone(),
+                source,
+            })?;
             extra_headers.push((name, value));
         }
         Ok(Arc::new(VersionTarget {
@@ -332,7 +366,7 @@ impl Routing {
             upstream_model: v.upstream_model.clone(),
             system_prompt: v.system_prompt.clone(),
             extra_headers,
-            version_header: HeaderValue::from_str(&v.name).map_err(|e| e.to_string())?,
+            version_header: HeaderValue::from_str(&v.name).map_err(RoutingError::VersionName)?,
             series: self.metrics.route(&v.route, &v.name),
         }))
     }

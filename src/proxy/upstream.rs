@@ -24,6 +24,21 @@ use crate::http1::client::{self as h1, PooledBody};
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
+/// Why an upstream's client could not be made from its config.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("upstream url: {0}")]
+    Url(#[source] http::uri::InvalidUri),
+    #[error("upstream url: the host is not a valid header value")]
+    Host,
+    #[error("tls: {0}")]
+    Tls(#[source] rustls::Error),
+    #[error("upstream ca_file: {0}")]
+    CaFile(#[source] rustls::Error),
+    #[error("upstream api key holds characters not allowed in a header")]
+    ApiKey,
+}
+
 /// One upstream model server and the pool of connections to it.
 pub struct Upstream {
     pub config: UpstreamConfig,
@@ -75,11 +90,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 impl Upstream {
-    pub fn new(config: UpstreamConfig) -> Result<Upstream, String> {
-        let uri: Uri = config
-            .base_url
-            .parse()
-            .map_err(|e| format!("upstream url: {e}"))?;
+    pub fn new(config: UpstreamConfig) -> Result<Upstream, UpstreamError> {
+        let uri: Uri = config.base_url.parse().map_err(UpstreamError::Url)?;
         let origin = format!(
             "{}://{}",
             uri.scheme_str().unwrap_or("http"),
@@ -93,7 +105,7 @@ impl Upstream {
         http.set_connect_timeout(Some(config.connect_timeout));
         http.set_keepalive(Some(std::time::Duration::from_secs(60)));
         let host = HeaderValue::from_str(uri.authority().map_or("", |a| a.as_str()))
-            .map_err(|_| "upstream url: the host is not a valid header value".to_string())?;
+            .map_err(|_| UpstreamError::Host)?;
         let h1 = (uri.scheme() == Some(&http::uri::Scheme::HTTP) && !config.http2_prior_knowledge)
             .then(|| {
                 Arc::new(h1::Pool::new(
@@ -107,7 +119,7 @@ impl Upstream {
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("tls: {e}"))?
+        .map_err(UpstreamError::Tls)?
         .with_root_certificates(roots_with(&config.extra_roots)?)
         .with_no_client_auth();
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
@@ -124,13 +136,13 @@ impl Upstream {
             .pool_max_idle_per_host(config.pool_max_idle_per_host)
             .http2_only(config.http2_prior_knowledge)
             .build(connector);
-        let authorization =
-            match &config.api_key {
-                Some(key) => Some(HeaderValue::from_str(&format!("Bearer {key}")).map_err(
-                    |_| "upstream api key holds characters not allowed in a header".to_string(),
-                )?),
-                None => None,
-            };
+        let authorization = match &config.api_key {
+            Some(key) => Some(
+                HeaderValue::from_str(&format!("Bearer {key}"))
+                    .map_err(|_| UpstreamError::ApiKey)?,
+            ),
+            None => None,
+        };
         Ok(Upstream {
             label: Arc::from(config.base_url.as_str()),
             config,
@@ -292,7 +304,7 @@ impl Body for UpstreamBody {
 }
 
 /// The shared roots plus an upstream's own extra CAs, if it has any.
-fn roots_with(extra: &[Vec<u8>]) -> Result<Arc<rustls::RootCertStore>, String> {
+fn roots_with(extra: &[Vec<u8>]) -> Result<Arc<rustls::RootCertStore>, UpstreamError> {
     if extra.is_empty() {
         return Ok(root_store());
     }
@@ -300,7 +312,7 @@ fn roots_with(extra: &[Vec<u8>]) -> Result<Arc<rustls::RootCertStore>, String> {
     for der in extra {
         roots
             .add(rustls_pki_types::CertificateDer::from(der.clone()))
-            .map_err(|e| format!("upstream ca_file: {e}"))?;
+            .map_err(UpstreamError::CaFile)?;
     }
     Ok(Arc::new(roots))
 }

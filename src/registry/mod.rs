@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::audit::event;
 use crate::clock::now_ms;
 use crate::config::RouteConfig;
+use crate::error::GatewayError;
 use crate::store::{RegistryStore, RegistryWrite, RouteRow, StoreError, VersionRow, VersionUpdate};
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +23,19 @@ pub enum RegistryError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<RegistryError> for GatewayError {
+    /// A storage failure is the gateway's own (500, its cause left out of
+    /// the answer); the rest are the caller's to fix.
+    fn from(e: RegistryError) -> GatewayError {
+        match e {
+            RegistryError::NotFound(m) => GatewayError::NotFound(m),
+            RegistryError::Conflict(m) => GatewayError::Conflict(m),
+            RegistryError::Invalid(m) => GatewayError::BadRequest(m),
+            RegistryError::Store(_) => GatewayError::Internal,
+        }
+    }
 }
 
 /// Adds the config's routes and any of their versions the registry does not
@@ -238,3 +252,37 @@ pub fn judge(
 /// and publishes the rollout gauges. True when the table was rebuilt. The
 /// composition root wires it; callers that change the registry run it.
 pub type Reload = std::sync::Arc<dyn Fn() -> Result<bool, StoreError> + Send + Sync>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_registry_error_has_its_status_and_code() {
+        let cases = [
+            (
+                RegistryError::NotFound("no route x".into()),
+                404,
+                "not_found",
+            ),
+            (RegistryError::Conflict("busy".into()), 409, "conflict"),
+            (RegistryError::Invalid("bad".into()), 400, "invalid_request"),
+            (
+                RegistryError::Store(StoreError::SchemaTooNew { found: 9, known: 1 }),
+                500,
+                "internal_error",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let message = e.to_string();
+            let g = GatewayError::from(e);
+            assert_eq!(g.status(), status, "{code}");
+            assert_eq!(g.type_and_code().1, code);
+            if status < 500 {
+                assert_eq!(g.to_string(), message);
+            } else {
+                assert_eq!(g.to_string(), "internal gateway error");
+            }
+        }
+    }
+}

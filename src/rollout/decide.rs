@@ -106,31 +106,29 @@ impl Plan {
     /// Checks a plan: at least one step; weights in (0,100] and
     /// non-decreasing; thresholds positive and in range; significance in
     /// (0, 0.5]. The error names the field and says how to fix it.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), PlanError> {
         if self.steps.is_empty() {
-            return Err(
-                "steps: must list at least one step, e.g. steps = [{ weight_percent = 100 }]"
-                    .to_string(),
-            );
+            return Err(PlanError::NoSteps);
         }
         let mut previous = 0.0_f64;
-        for (i, step) in self.steps.iter().enumerate() {
-            let w = step.weight_percent;
+        for (index, step) in self.steps.iter().enumerate() {
+            let weight = step.weight_percent;
             // The negated comparison also rejects NaN, which no ordering accepts.
-            if !(w > 0.0 && w <= 100.0 && w >= previous) {
-                return Err(format!(
-                    "steps[{i}].weight_percent: must be between 0 and 100 and not below the previous step (got {w}, previous {previous}); use a value in (0, 100] that is at least {previous}"
-                ));
+            if !(weight > 0.0 && weight <= 100.0 && weight >= previous) {
+                return Err(PlanError::Weight {
+                    index,
+                    weight,
+                    previous,
+                });
             }
-            previous = w;
+            previous = weight;
         }
         // Both the one-sample test against the threshold and the absolute
         // comparison need the threshold strictly inside (0, 1): at 0 any single
         // error would breach, at 1 nothing ever could.
         if !(self.max_error_rate_increase > 0.0 && self.max_error_rate_increase < 1.0) {
-            return Err(format!(
-                "max_error_rate_increase: must be greater than 0 and less than 1 (got {}); use a fraction such as 0.02",
-                self.max_error_rate_increase
+            return Err(PlanError::MaxErrorRateIncrease(
+                self.max_error_rate_increase,
             ));
         }
         // A ratio below 1 would demand that the canary be faster than stable,
@@ -138,41 +136,58 @@ impl Plan {
         if !(self.min_p95_latency_increase_ms >= 0.0
             && self.min_p95_latency_increase_ms.is_finite())
         {
-            return Err(format!(
-                "min_p95_latency_increase_ms: must be a finite number of milliseconds, 0 or more (got {}); use e.g. 50",
-                self.min_p95_latency_increase_ms
+            return Err(PlanError::MinP95LatencyIncrease(
+                self.min_p95_latency_increase_ms,
             ));
         }
         if !(self.max_p95_latency_ratio >= 1.0 && self.max_p95_latency_ratio.is_finite()) {
-            return Err(format!(
-                "max_p95_latency_ratio: must be a finite number of at least 1 (got {}); use a ratio such as 1.5",
-                self.max_p95_latency_ratio
-            ));
+            return Err(PlanError::MaxP95LatencyRatio(self.max_p95_latency_ratio));
         }
         if !(self.max_thumbs_down_increase > 0.0 && self.max_thumbs_down_increase < 1.0) {
-            return Err(format!(
-                "max_thumbs_down_increase: must be greater than 0 and less than 1 (got {}); use a fraction such as 0.10",
-                self.max_thumbs_down_increase
+            return Err(PlanError::MaxThumbsDownIncrease(
+                self.max_thumbs_down_increase,
             ));
         }
         if self.min_requests_to_judge == 0 {
-            return Err(
-                "min_requests_to_judge: must be at least 1; use a count such as 20".to_string(),
-            );
+            return Err(PlanError::MinRequestsToJudge);
         }
         if self.min_feedback_to_judge == 0 {
-            return Err(
-                "min_feedback_to_judge: must be at least 1; use a count such as 20".to_string(),
-            );
+            return Err(PlanError::MinFeedbackToJudge);
         }
         if !(self.significance > 0.0 && self.significance <= 0.5) {
-            return Err(format!(
-                "significance: must be greater than 0 and at most 0.5 (got {}); use a level such as 0.05",
-                self.significance
-            ));
+            return Err(PlanError::Significance(self.significance));
         }
         Ok(())
     }
+}
+
+/// Why a plan was refused: each names the field, the value it had and the fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    #[error("steps: must list at least one step, e.g. steps = [{{ weight_percent = 100 }}]")]
+    NoSteps,
+    #[error("steps[{index}].weight_percent: must be between 0 and 100 and not below the previous step (got {weight}, previous {previous}); use a value in (0, 100] that is at least {previous}")]
+    Weight {
+        index: usize,
+        weight: f64,
+        previous: f64,
+    },
+    #[error("max_error_rate_increase: must be greater than 0 and less than 1 (got {0}); use a fraction such as 0.02")]
+    MaxErrorRateIncrease(f64),
+    #[error("min_p95_latency_increase_ms: must be a finite number of milliseconds, 0 or more (got {0}); use e.g. 50")]
+    MinP95LatencyIncrease(f64),
+    #[error("max_p95_latency_ratio: must be a finite number of at least 1 (got {0}); use a ratio such as 1.5")]
+    MaxP95LatencyRatio(f64),
+    #[error("max_thumbs_down_increase: must be greater than 0 and less than 1 (got {0}); use a fraction such as 0.10")]
+    MaxThumbsDownIncrease(f64),
+    #[error("min_requests_to_judge: must be at least 1; use a count such as 20")]
+    MinRequestsToJudge,
+    #[error("min_feedback_to_judge: must be at least 1; use a count such as 20")]
+    MinFeedbackToJudge,
+    #[error(
+        "significance: must be greater than 0 and at most 0.5 (got {0}); use a level such as 0.05"
+    )]
+    Significance(f64),
 }
 
 /// What was seen for ONE version during the current step's window.
@@ -1120,7 +1135,7 @@ mod tests {
         for (name, tweak, want) in table {
             let mut plan = Plan::default_plan();
             tweak(&mut plan);
-            let err = plan.validate().expect_err(name);
+            let err = plan.validate().expect_err(name).to_string();
             assert!(err.contains(want), "{name}: {err}");
             assert!(!err.ends_with('.'), "{name}: trailing period in {err}");
             assert!(

@@ -63,7 +63,10 @@ pub fn start(
     plan: Plan,
     actor: &str,
 ) -> Result<RolloutRow, RegistryError> {
-    plan.validate().map_err(RegistryError::Invalid)?;
+    // The registry's error carries the message: the registry sits below
+    // rollouts and does not name their types.
+    plan.validate()
+        .map_err(|e| RegistryError::Invalid(e.to_string()))?;
     // The active rollout is checked first: once it runs, its canary is no
     // longer "approved", and a message about that state would hide the
     // real obstacle and what to do about it.

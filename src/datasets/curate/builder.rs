@@ -26,7 +26,7 @@ use super::dedupe::{exact_key, signature, NearIndex, Signature};
 use super::filter::{feedback_ok, scope, STAGES};
 use super::quality::quality_with;
 use super::split::{eval_bound, split_hash};
-use super::{answer_message, prompt_key, Example, Record, Signals, Spec};
+use super::{answer_message, prompt_key, Example, Record, Signals, Spec, SpecError};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -126,14 +126,14 @@ pub struct Builder {
 
 impl Builder {
     /// Validates the spec; the error names the key and the fix.
-    pub fn new(spec: Spec) -> Result<Builder, String> {
+    pub fn new(spec: Spec) -> Result<Builder, SpecError> {
         Builder::with_rows(spec, 0)
     }
 
     /// Like `new`, with the near-dedupe index sized for about `rows` records
     /// (its table of bucket heads, 32–64 bytes per row, made up front); a
     /// spec without near dedupe gets the smallest.
-    pub fn with_rows(spec: Spec, rows: usize) -> Result<Builder, String> {
+    pub fn with_rows(spec: Spec, rows: usize) -> Result<Builder, SpecError> {
         spec.validate()?;
         let rows = if spec.dedupe.near { rows } else { 0 };
         Ok(Builder {
@@ -383,7 +383,7 @@ pub fn thumbs_pair(up: &Record, down: &Record) -> Option<Pair> {
 /// Runs a whole selection in memory: for tests and small sets. Large builds
 /// stream kept examples to disk instead (see `crate::datasets`).
 #[cfg(test)]
-pub fn build(spec: Spec, records: impl IntoIterator<Item = Record>) -> Result<Built, String> {
+pub fn build(spec: Spec, records: impl IntoIterator<Item = Record>) -> Result<Built, SpecError> {
     let mut b = Builder::new(spec)?;
     let mut kept = Vec::new();
     let mut voted = HashMap::new();
@@ -790,6 +790,6 @@ mod tests {
         let err = Builder::new(spec(|s| s.split.eval_ratio = 0.9))
             .err()
             .unwrap();
-        assert!(err.starts_with("split.eval_ratio"));
+        assert!(err.to_string().starts_with("split.eval_ratio"));
     }
 }

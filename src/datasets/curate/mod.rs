@@ -24,7 +24,7 @@ pub use export::{dpo_line, kto_line, sft_line, DpoFormat};
 pub use export::{dpo_lines, write_jsonl};
 pub use filter::STAGES;
 pub use quality::{quality, Signals};
-pub use spec::{Dedupe, FeedbackRule, Format, Spec, Split};
+pub use spec::{Dedupe, FeedbackRule, Format, Spec, SpecError, Split};
 
 use serde_json::{json, Value};
 

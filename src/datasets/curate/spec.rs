@@ -173,48 +173,112 @@ impl Default for Split {
     }
 }
 
-fn unit(key: &str, v: f64) -> Result<(), String> {
-    if (0.0..=1.0).contains(&v) {
+/// Why a spec was refused. Each message names the key and says how to fix
+/// it. The first four are found while a spec is read from JSON, the rest by
+/// [`Spec::validate`].
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("spec: must be an object (a table of keys)")]
+    NotATable,
+    /// A time given both as text and in milliseconds (`since` and `since_ms`).
+    #[error("{key}: give either {key} or {ms_key}, not both")]
+    TwoTimes {
+        key: &'static str,
+        ms_key: &'static str,
+    },
+    #[error("{key}: cannot read {value}; use an age like \"7d\" or \"24h\", a date like \"2026-11-18\", or an RFC 3339 time")]
+    Time {
+        key: &'static str,
+        value: serde_json::Value,
+    },
+    /// A key serde refused, in the table named (`spec` for the top level).
+    #[error("{table}: {source}")]
+    Keys {
+        table: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("route: must not be empty; omit it to select every route")]
+    EmptyRoute,
+    #[error("versions: entries must not be empty; remove the empty entry")]
+    EmptyVersion,
+    #[error("endpoint: must not be empty; use e.g. \"chat.completions\"")]
+    EmptyEndpoint,
+    #[error("since_ms: must be before until_ms ({since} >= {until}); swap or widen the window")]
+    Window { since: i64, until: i64 },
+    #[error("{key}: must not be negative, got {value}")]
+    Negative { key: &'static str, value: i64 },
+    /// `min_<name>` above `max_<name>`; `i128` holds both the token counts
+    /// (`i64`) and the character counts (`usize`).
+    #[error("min_{name}: must not exceed max_{name} ({min} > {max}); lower min_{name} or raise max_{name}")]
+    MinAboveMax {
+        name: &'static str,
+        min: i128,
+        max: i128,
+    },
+    #[error("{key}: must be between {low} and {high}, got {value}")]
+    OutOfRange {
+        key: &'static str,
+        low: f64,
+        high: f64,
+        value: f64,
+    },
+    #[error("split.eval_size: must be at least 1; omit it to use split.eval_ratio")]
+    ZeroEvalSize,
+    #[error(
+        "emit: must name at least one format; use any of \"sft\", \"dpo\", \"dpo-trl\", \"kto\""
+    )]
+    NoFormat,
+    #[error("split.seed: must not be empty; omit it to use \"flywheel\"")]
+    EmptySeed,
+}
+
+fn within(key: &'static str, value: f64, low: f64, high: f64) -> Result<(), SpecError> {
+    if (low..=high).contains(&value) {
         Ok(())
     } else {
-        Err(format!("{key}: must be between 0 and 1, got {v}"))
+        Err(SpecError::OutOfRange {
+            key,
+            low,
+            high,
+            value,
+        })
     }
 }
 
-fn ordered<T: PartialOrd + Copy + std::fmt::Display>(
-    name: &str,
+fn ordered<T: PartialOrd + Copy + Into<i128>>(
+    name: &'static str,
     min: Option<T>,
     max: Option<T>,
-) -> Result<(), String> {
+) -> Result<(), SpecError> {
     match (min, max) {
-        (Some(lo), Some(hi)) if lo > hi => Err(format!(
-            "min_{name}: must not exceed max_{name} ({lo} > {hi}); lower min_{name} or raise max_{name}"
-        )),
+        (Some(lo), Some(hi)) if lo > hi => Err(SpecError::MinAboveMax {
+            name,
+            min: lo.into(),
+            max: hi.into(),
+        }),
         _ => Ok(()),
     }
 }
 
 impl Spec {
     /// Checks values serde cannot; the message names the key and the fix.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SpecError> {
         if self.route.as_deref().is_some_and(|r| r.trim().is_empty()) {
-            return Err("route: must not be empty; omit it to select every route".into());
+            return Err(SpecError::EmptyRoute);
         }
         if self.versions.iter().any(|v| v.trim().is_empty()) {
-            return Err("versions: entries must not be empty; remove the empty entry".into());
+            return Err(SpecError::EmptyVersion);
         }
         if self
             .endpoint
             .as_deref()
             .is_some_and(|e| e.trim().is_empty())
         {
-            return Err("endpoint: must not be empty; use e.g. \"chat.completions\"".into());
+            return Err(SpecError::EmptyEndpoint);
         }
         if let (Some(since), Some(until)) = (self.since_ms, self.until_ms) {
             if since >= until {
-                return Err(format!(
-                    "since_ms: must be before until_ms ({since} >= {until}); swap or widen the window"
-                ));
+                return Err(SpecError::Window { since, until });
             }
         }
         for (key, v) in [
@@ -223,8 +287,8 @@ impl Spec {
             ("min_completion_tokens", self.min_completion_tokens),
             ("max_completion_tokens", self.max_completion_tokens),
         ] {
-            if let Some(n) = v.filter(|n| *n < 0) {
-                return Err(format!("{key}: must not be negative, got {n}"));
+            if let Some(value) = v.filter(|n| *n < 0) {
+                return Err(SpecError::Negative { key, value });
             }
         }
         ordered(
@@ -237,39 +301,34 @@ impl Spec {
             self.min_completion_tokens,
             self.max_completion_tokens,
         )?;
-        ordered("output_chars", self.min_output_chars, self.max_output_chars)?;
+        ordered(
+            "output_chars",
+            self.min_output_chars.map(|n| n as u64),
+            self.max_output_chars.map(|n| n as u64),
+        )?;
         if let Some(r) = self.feedback.min_rating {
-            unit("feedback.min_rating", r)?;
+            within("feedback.min_rating", r, 0.0, 1.0)?;
         }
         if let Some(q) = self.min_quality {
-            unit("min_quality", q)?;
+            within("min_quality", q, 0.0, 1.0)?;
         }
         // Below ~0.5 the 16x4 LSH banding misses most candidate pairs, so such
         // a threshold would not do what it says.
-        let t = self.dedupe.near_threshold;
-        if !(0.5..=1.0).contains(&t) {
-            return Err(format!(
-                "dedupe.near_threshold: must be between 0.5 and 1, got {t}"
-            ));
-        }
-        let r = self.split.eval_ratio;
-        if !(0.0..=0.5).contains(&r) {
-            return Err(format!(
-                "split.eval_ratio: must be between 0 and 0.5, got {r}"
-            ));
-        }
+        within(
+            "dedupe.near_threshold",
+            self.dedupe.near_threshold,
+            0.5,
+            1.0,
+        )?;
+        within("split.eval_ratio", self.split.eval_ratio, 0.0, 0.5)?;
         if self.split.eval_size == Some(0) {
-            return Err(
-                "split.eval_size: must be at least 1; omit it to use split.eval_ratio".into(),
-            );
+            return Err(SpecError::ZeroEvalSize);
         }
         if self.emit.is_empty() {
-            return Err(
-                "emit: must name at least one format; use any of \"sft\", \"dpo\", \"dpo-trl\", \"kto\"".into(),
-            );
+            return Err(SpecError::NoFormat);
         }
         if self.split.seed.is_empty() {
-            return Err("split.seed: must not be empty; omit it to use \"flywheel\"".into());
+            return Err(SpecError::EmptySeed);
         }
         Ok(())
     }
@@ -357,7 +416,7 @@ mod tests {
         for (mutate, want) in cases {
             let mut s = Spec::default();
             mutate(&mut s);
-            let err = s.validate().unwrap_err();
+            let err = s.validate().unwrap_err().to_string();
             assert!(err.starts_with(want), "{err:?} should start with {want:?}");
             assert!(!err.ends_with('.'), "{err}");
             assert_eq!(
