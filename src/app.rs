@@ -2,7 +2,7 @@
 //! [`Gateway::start`] opens the store, starts the capture writer and builds
 //! the proxy, the feedback endpoint and the admin API, each with only what
 //! it uses; [`Gateway`] routes every request to one of them; [`run`] starts
-//! the listener ([`listen`]) and the control loops, and on shutdown drains
+//! the listener (`listen`) and the control loops, and on shutdown drains
 //! in-flight requests, then the capture queue.
 
 use std::convert::Infallible;

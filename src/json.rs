@@ -165,7 +165,7 @@ pub fn is_json_str(text: &str) -> bool {
 /// The string values of the JSON document `text` (object keys excluded), in
 /// document order, each with the byte range of its token (quotes included)
 /// and its content. `text` must be JSON (checked with [`is_json`] or
-/// [`pick`]); the scan relies on it and checks nothing. A string with escapes
+/// `pick`); the scan relies on it and checks nothing. A string with escapes
 /// is decoded by serde_json; `None` in its place would mean `text` was not JSON.
 pub fn string_values(text: &str) -> impl Iterator<Item = (Range<usize>, Option<Cow<'_, str>>)> {
     let b = text.as_bytes();

@@ -16,7 +16,7 @@
 //! connection may carry another request it goes back to the pool; a body
 //! dropped early (the client left) closes its connection, as does any error.
 //!
-//! Responses are read as strictly as requests are in `h1_server`, with the
+//! Responses are read as strictly as requests are in [`super::server`], with the
 //! same code (`Framer`, the chunked decoder): a head of at most 256 KiB
 //! (interim responses before it included) and 128 lines, whether it arrives
 //! in pieces or whole; `Transfer-Encoding` only as `chunked`, once; one
@@ -36,7 +36,7 @@
 //! that fails as a request is written, before any of it went out, sends that
 //! request again on a new connection.
 //!
-//! HTTPS and HTTP/2 upstreams use the general client (see `upstream.rs`).
+//! HTTPS and HTTP/2 upstreams use the general client (see `proxy::upstream`).
 
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};

@@ -83,7 +83,7 @@ pub(super) const MIN_READ: usize = 2 * 1024;
 pub(super) const READ_SIZE: usize = 16 * 1024;
 
 /// What a message head's framing headers said (responses here, requests in
-/// `h1_server`).
+/// [`super::server`]).
 #[derive(Default)]
 pub(super) struct Framer {
     /// What the `Transfer-Encoding` lines named, if there were any.

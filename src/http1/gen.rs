@@ -1,5 +1,5 @@
 //! Seeded generation for the framing property tests of the HTTP/1.1
-//! client (`h1.rs`) and server (`h1_server.rs`): one generator and one
+//! client (`client.rs`) and server (`server.rs`): one generator and one
 //! mutation, so both sides are tried with the same kinds of damage, and one
 //! reader that frames a message the way a connection does.
 

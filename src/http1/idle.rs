@@ -79,7 +79,7 @@ pub fn close_when_idle<F: Future<Output = ()>>(
 }
 
 /// See [`close_when_idle`]. The timer is polled only when it has fired: it
-/// is registered with the [`Alarm`]'s waker, not the task's, so the many
+/// is registered with the `Alarm`'s waker, not the task's, so the many
 /// wake-ups of a busy connection cost one atomic swap here, not a poll of
 /// the timer.
 pub struct CloseWhenIdle<F> {

@@ -1,7 +1,7 @@
 //! The send timeout for the connections hyper serves (h2c, and every TLS
 //! connection): a client that takes none of the bytes written to it for
 //! `server.send_timeout_secs` has its connection fail, as the gateway's own
-//! HTTP/1.1 server does for plain TCP (`h1_server::send`).
+//! HTTP/1.1 server does for plain TCP (`server::Conn::send`).
 //!
 //! [`SendTimed`] wraps the connection's socket. Writes and flushes the
 //! socket takes at once arm nothing. One that has to wait starts a timer,

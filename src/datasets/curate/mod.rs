@@ -46,8 +46,8 @@ pub struct Record {
     pub redaction: String,
     /// The request body: {"messages":[...], "tools":[...], ...}.
     pub request: Value,
-    /// A chat.completion object: choices[0].message {role, content, tool_calls},
-    /// choices[0].finish_reason.
+    /// A chat.completion object: `choices[0].message {role, content, tool_calls}`,
+    /// `choices[0].finish_reason`.
     pub response: Option<Value>,
     pub prompt_tokens: Option<i64>,
     pub completion_tokens: Option<i64>,
