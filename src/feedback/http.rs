@@ -33,18 +33,19 @@ pub struct Endpoint {
     pub body_budget: Arc<BodyBudget>,
 }
 
-/// `POST /v1/feedback`: a thumbs up or down, a score, a correction or a
-/// comment on an interaction this gateway served.
-pub async fn handle(gw: Arc<Endpoint>, req: Request<ClientBody>) -> Response<ResponseBody> {
+/// `POST /v1/feedback`: authorized like proxied calls, validated, stored, and
+/// answered 201 with the feedback's id (the same id again for a retry with the
+/// same idempotency key).
+pub async fn handle(fb: Arc<Endpoint>, req: Request<ClientBody>) -> Response<ResponseBody> {
     let (parts, body) = req.into_parts();
-    let app = match gw.keys.authenticate(&parts.headers) {
+    let app = match fb.keys.authenticate(&parts.headers) {
         Ok(caller) => caller.app,
         Err(e) => return e.response(),
     };
-    let limit = super::MAX_BODY_BYTES.min(gw.config.server.max_body_bytes);
-    let timeout = gw.config.server.body_timeout;
+    let limit = super::MAX_BODY_BYTES.min(fb.config.server.max_body_bytes);
+    let timeout = fb.config.server.body_timeout;
     let (body, _reserved) =
-        match read_whole(body, &parts.headers, limit, &gw.body_budget, timeout).await {
+        match read_whole(body, &parts.headers, limit, &fb.body_budget, timeout).await {
             Ok(b) => b,
             Err(fault) => return fault.to_error(limit).response(),
         };
@@ -60,8 +61,8 @@ pub async fn handle(gw: Arc<Endpoint>, req: Request<ClientBody>) -> Response<Res
         .user
         .as_deref()
         .or_else(|| parts.headers.get(USER_HEADER).and_then(|v| v.to_str().ok()))
-        .map(|u| gw.user_hasher.hash(u));
-    let worker = gw.clone();
+        .map(|u| fb.user_hasher.hash(u));
+    let worker = fb.clone();
     let stored = tokio::task::spawn_blocking(move || {
         let pending = |id| {
             worker
@@ -104,7 +105,7 @@ pub async fn handle(gw: Arc<Endpoint>, req: Request<ClientBody>) -> Response<Res
         Err(_) => return GatewayError::Internal.response(),
     };
     if !replayed {
-        gw.metrics.feedback(
+        fb.metrics.feedback(
             &row.route,
             &row.version,
             &row.kind,

@@ -21,7 +21,7 @@ use crate::headers::{SEGMENT_HEADER, SESSION_HEADER, USER_HEADER};
 pub const CLIENT_CLOSED_STATUS: u16 = 499;
 
 pub struct Call {
-    gateway: Arc<Proxy>,
+    proxy: Arc<Proxy>,
     /// The version serving the call: the default until routing picks one.
     pub target: Arc<VersionTarget>,
     pub start: Instant,
@@ -31,7 +31,7 @@ pub struct Call {
 }
 
 impl Call {
-    pub fn new(gateway: Arc<Proxy>, start: Instant, endpoint: Endpoint, parts: &Parts) -> Call {
+    pub fn new(proxy: Arc<Proxy>, start: Instant, endpoint: Endpoint, parts: &Parts) -> Call {
         let headers = &parts.headers;
         let header = |name: http::HeaderName| {
             headers
@@ -47,11 +47,11 @@ impl Call {
                 Some((key.to_string(), value.to_str().ok()?.to_string()))
             })
             .collect();
-        let target = gateway.routing.current().default.clone();
-        gateway.metrics.in_flight.add(1);
+        let target = proxy.routing.current().default.clone();
+        proxy.metrics.in_flight.add(1);
         let received_at = SystemTime::now();
         let id = crate::capture::id::new_v7_at(received_at);
-        let slot = gateway.capture.issue(
+        let slot = proxy.capture.issue(
             id,
             Served {
                 route: target.route.clone(),
@@ -90,15 +90,15 @@ impl Call {
                 metadata,
                 error: None,
             }),
-            gateway,
+            proxy,
             target,
             start,
             status: CLIENT_CLOSED_STATUS,
         }
     }
 
-    pub fn gateway(&self) -> &Arc<Proxy> {
-        &self.gateway
+    pub fn proxy(&self) -> &Arc<Proxy> {
+        &self.proxy
     }
 
     /// A second attempt of the same request on another version: a new
@@ -134,9 +134,9 @@ impl Call {
             metadata: r.metadata.clone(),
             error: None,
         });
-        self.gateway.metrics.in_flight.add(1);
+        self.proxy.metrics.in_flight.add(1);
         let mut call = Call {
-            gateway: self.gateway.clone(),
+            proxy: self.proxy.clone(),
             target: self.target.clone(),
             start: self.start,
             record,
@@ -156,7 +156,7 @@ impl Call {
             r.route = target.route.clone();
             r.version = target.version.clone();
             r.upstream = target.upstream.label.clone();
-            self.gateway.capture.reissue(
+            self.proxy.capture.reissue(
                 r.slot,
                 r.id,
                 Served {
@@ -191,7 +191,7 @@ impl Call {
         error: Option<String>,
     ) {
         let (response, cut) =
-            crate::capture::capped_copy(body, self.gateway.config.capture.max_body_bytes);
+            crate::capture::capped_copy(body, self.proxy.config.capture.max_body_bytes);
         self.finish(outcome, response, cut, first_byte, error);
     }
 
@@ -225,12 +225,12 @@ impl Call {
         r.latency = latency;
         r.first_byte = first_byte;
         r.error = error;
-        let m = &self.gateway.metrics;
+        let m = &self.proxy.metrics;
         m.in_flight.add(-1);
         self.target
             .series
             .request_done(r.status, outcome, latency, first_byte);
-        self.gateway.capture.submit(r);
+        self.proxy.capture.submit(r);
     }
 }
 

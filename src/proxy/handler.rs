@@ -1,5 +1,5 @@
-//! The request path: public endpoints, then for proxied calls authenticate,
-//! read and check the body, forward, and answer — every call captured.
+//! The request path of a proxied call: authenticate, read and check the
+//! body, pick the version, forward, and answer — every call captured.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -87,7 +87,7 @@ async fn list_models(
                 .map(serde_json::Value::Object),
         ),
         Err(reason) => {
-            let metrics = &call.gateway().metrics;
+            let metrics = &call.proxy().metrics;
             let failures = metrics
                 .models_upstream_failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -183,35 +183,35 @@ async fn upstream_models(
 /// Reads a request body whole within `limit` bytes, the body budget and
 /// the server's body time limit.
 pub async fn read_body(
-    gw: &Proxy,
+    px: &Proxy,
     body: ClientBody,
     headers: &http::HeaderMap,
     limit: u64,
 ) -> Result<(Bytes, Reserved), GatewayError> {
-    let timeout = gw.config.server.body_timeout;
-    crate::http1::body::read_whole(body, headers, limit, &gw.body_budget, timeout)
+    let timeout = px.config.server.body_timeout;
+    crate::http1::body::read_whole(body, headers, limit, &px.body_budget, timeout)
         .await
         .map_err(|fault| fault.to_error(limit))
 }
 
 /// A call to `/v1`: authenticate, read and check the body, forward, and
 /// answer, with the call captured whatever its end.
-pub async fn handle(gw: Arc<Proxy>, req: Request<ClientBody>) -> Response<ResponseBody> {
+pub async fn handle(px: Arc<Proxy>, req: Request<ClientBody>) -> Response<ResponseBody> {
     let start = Instant::now();
     let (parts, body) = req.into_parts();
     let endpoint = Endpoint::classify(&parts.method, parts.uri.path());
-    let mut call = Call::new(gw.clone(), start, endpoint, &parts);
-    if gw.is_draining() {
+    let mut call = Call::new(px.clone(), start, endpoint, &parts);
+    if px.is_draining() {
         // Connections that stay open during the drain may still send requests;
         // they are told to go elsewhere rather than left hanging.
         return fail(call, GatewayError::ShuttingDown);
     }
 
-    let may_pin = match gw.keys.authenticate(&parts.headers) {
+    let may_pin = match px.keys.authenticate(&parts.headers) {
         Ok(caller) => {
             let record = call.record();
             // An app's configured segment outranks what its callers claim.
-            if let Some(seg) = caller.app.as_deref().and_then(|a| gw.keys.segment(a)) {
+            if let Some(seg) = caller.app.as_deref().and_then(|a| px.keys.segment(a)) {
                 record.segment = Some(seg.to_string());
             }
             record.app = caller.app;
@@ -223,7 +223,7 @@ pub async fn handle(gw: Arc<Proxy>, req: Request<ClientBody>) -> Response<Respon
     // ready to be sent: by then the upstream has been given the body, and
     // what capture keeps of it is counted by the capture queue.
     let (body, _reserved) =
-        match read_body(&gw, body, &parts.headers, gw.config.server.max_body_bytes).await {
+        match read_body(&px, body, &parts.headers, px.config.server.max_body_bytes).await {
             Ok(b) => b,
             Err(e) => return fail(call, e),
         };
@@ -270,7 +270,7 @@ pub async fn handle(gw: Arc<Proxy>, req: Request<ClientBody>) -> Response<Respon
         }
         // The sticky key: the user, else the session, else a random draw.
         let key = record.user.clone().or_else(|| record.session.clone());
-        let table = gw.routing.current();
+        let table = px.routing.current();
         match table.resolve(meta.model.as_deref(), key.as_deref(), pin) {
             Ok(target) => call.set_target(target),
             Err(PinError::UnknownVersion(v)) => {
@@ -308,9 +308,9 @@ pub async fn handle(gw: Arc<Proxy>, req: Request<ClientBody>) -> Response<Respon
         }
     }
 
-    let keep_client_auth = gw.keys.open() || gw.config.auth.pass_client_key;
+    let keep_client_auth = px.keys.open() || px.config.auth.pass_client_key;
     if endpoint == Endpoint::Models {
-        let table = gw.routing.current();
+        let table = px.routing.current();
         if !table.routes.is_empty() {
             return list_models(call, &table, parts, keep_client_auth).await;
         }
@@ -368,7 +368,7 @@ pub async fn handle(gw: Arc<Proxy>, req: Request<ClientBody>) -> Response<Respon
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    let cap = gw.config.capture.max_body_bytes;
+    let cap = px.config.capture.max_body_bytes;
     let declared = rparts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -476,9 +476,6 @@ async fn read_ahead(body: &mut UpstreamBody, cap: usize) -> Result<Ahead, BoxErr
     Ok(Ahead { data, ended })
 }
 
-/// `POST /v1/feedback`: authorized like proxied calls, validated, stored, and
-/// answered 201 with the feedback's id (the same id again for a retry with the
-/// same idempotency key).
 /// The body as the serving version needs it: its model name and system prompt,
 /// and the usage request for streams. `None` when a rewrite needs a JSON object
 /// and the body is not one. The flag says whether the usage chunk must be hidden.
