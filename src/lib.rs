@@ -78,6 +78,7 @@ pub mod config;
 pub mod crypto;
 pub mod datasets;
 pub mod error;
+pub mod eval;
 pub mod feedback;
 pub mod headers;
 pub mod http1;

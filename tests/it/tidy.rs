@@ -23,9 +23,10 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&[&str], &str)] = &[
     (
         &[
-            "clock", "crypto", "error", "headers", "json", "mock", "runtime",
+            "clock", "crypto", "error", "eval", "headers", "json", "mock", "runtime",
         ],
-        "the foundations (and the mock upstream) never import anything of the crate",
+        "the foundations (and the mock upstream) never import anything of the crate; \
+         eval, the pure core of evaluation, is one of them",
     ),
     (
         &["metrics"],
