@@ -41,8 +41,14 @@ pub(super) async fn run(cmd: PrivacyCommand) -> ExitCode {
         } else {
             "removed"
         };
+        let answers = r["experiment_results"].as_u64().unwrap_or(0);
+        let answers = if answers > 0 {
+            format!(", {answers} evaluation answers")
+        } else {
+            String::new()
+        };
         println!(
-            "{verb}: {} interactions, {} feedback, {} raw payloads",
+            "{verb}: {} interactions, {} feedback, {} raw payloads{answers}",
             num(r, "interactions"),
             num(r, "feedback"),
             num(r, "raw_payloads")

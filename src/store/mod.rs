@@ -11,6 +11,7 @@
 //! | [`DatasetStore`] | scans over interactions, dataset versions | datasets, admin |
 //! | [`PrivacyStore`] | raw payloads, erasure, purges, secrets | retention, admin, the user-hash key |
 //! | [`AuditStore`] | the append-only audit log | retention, datasets, admin |
+//! | [`ExperimentStore`] | evaluation runs and their scored answers | evaluation, admin |
 //!
 //! A caller takes only the traits it uses. [`Store`] gathers them all, for the
 //! one place that opens a store and hands it out; an `Arc<dyn Store>` becomes
@@ -29,6 +30,7 @@
 
 mod audit;
 mod datasets;
+mod experiments;
 mod feedback;
 mod interactions;
 mod privacy;
@@ -39,6 +41,7 @@ pub mod sqlite;
 
 pub use audit::{AuditStore, EventRow};
 pub use datasets::{DatasetRow, DatasetStore, ScanQuery, Scanned};
+pub use experiments::{ExperimentRow, ExperimentStore, Finish, ResultRow};
 pub use feedback::{FeedbackInsert, FeedbackQuery, FeedbackRow, FeedbackStore};
 pub use interactions::{InteractionRow, InteractionStore, ListQuery, Stats};
 pub use privacy::{PrivacyStore, PurgeCutoffs, Removed};
@@ -69,6 +72,7 @@ pub trait Store:
     + DatasetStore
     + PrivacyStore
     + AuditStore
+    + ExperimentStore
     + 'static
 {
 }
@@ -80,6 +84,7 @@ impl<T> Store for T where
         + DatasetStore
         + PrivacyStore
         + AuditStore
+        + ExperimentStore
         + ?Sized
         + 'static
 {

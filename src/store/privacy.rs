@@ -11,8 +11,9 @@ pub trait PrivacyStore: Send + Sync {
     /// The sealed raw payload of an interaction, if one was kept.
     fn get_raw(&self, interaction_id: &str) -> Result<Option<Sealed>, StoreError>;
     /// Deletes everything tied to these hashes of one user (one per key still
-    /// known): their interactions (with those interactions' feedback and raw
-    /// payloads) and the feedback they gave.
+    /// known): their interactions (with those interactions' feedback, raw
+    /// payloads and the evaluation answers to them) and the feedback they
+    /// gave.
     fn forget_user(&self, user_hashes: &[String]) -> Result<Removed, StoreError>;
     /// Deletes rows older than the cutoffs, `batch` rows per transaction so the
     /// capture writer is never held up for long; `dry_run` only counts.
@@ -33,6 +34,8 @@ pub struct Removed {
     pub interactions: u64,
     pub feedback: u64,
     pub raw_payloads: u64,
+    /// Evaluation answers to a forgotten user's interactions (erasure only).
+    pub experiment_results: u64,
 }
 
 /// What a retention sweep removes: rows created before these times (unix ms).

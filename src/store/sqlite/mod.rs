@@ -18,6 +18,7 @@ use std::sync::Mutex;
 
 mod audit;
 mod datasets;
+mod experiments;
 mod feedback;
 mod insert;
 mod interactions;
@@ -65,6 +66,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "segment",
         include_str!("../migrations/sqlite/0007_segment.sql"),
+    ),
+    (
+        8,
+        "experiments",
+        include_str!("../migrations/sqlite/0008_experiments.sql"),
     ),
 ];
 

@@ -82,6 +82,10 @@ impl PrivacyStore for SqliteStore {
                 "DELETE FROM raw_payloads WHERE interaction_id IN (SELECT id FROM interactions WHERE user_hash = ?1)",
                 params![user_hash],
             )? as u64;
+            removed.experiment_results += tx.execute(
+                "DELETE FROM experiment_results WHERE source_id IN (SELECT id FROM interactions WHERE user_hash = ?1)",
+                params![user_hash],
+            )? as u64;
             removed.interactions += tx.execute(
                 "DELETE FROM interactions WHERE user_hash = ?1",
                 params![user_hash],
