@@ -79,6 +79,7 @@ pub mod crypto;
 pub mod datasets;
 pub mod error;
 pub mod eval;
+pub mod experiments;
 pub mod feedback;
 pub mod headers;
 pub mod http1;

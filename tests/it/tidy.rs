@@ -50,9 +50,9 @@ const LAYERS: &[(&[&str], &str)] = &[
          nor each other",
     ),
     (
-        &["capture", "datasets", "rollout"],
-        "capture, datasets and rollout never import the HTTP surfaces (proxy, \
-         feedback, admin), app or cli, nor each other",
+        &["capture", "datasets", "experiments", "rollout"],
+        "capture, datasets, experiments and rollout never import the HTTP \
+         surfaces (proxy, feedback, admin), app or cli, nor each other",
     ),
     (
         &["admin", "feedback", "proxy"],
