@@ -38,6 +38,7 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::{RegistryStore, Store, StoreError};
 
 mod listen;
+pub mod replay;
 
 pub use listen::TlsError;
 

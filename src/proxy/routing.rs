@@ -320,7 +320,10 @@ impl Routing {
         Ok(u)
     }
 
-    fn target(&self, v: &VersionRow) -> Result<Arc<VersionTarget>, RoutingError> {
+    /// What a call to this version needs, whatever its state: the table
+    /// holds only versions that take traffic, and an evaluation calls
+    /// candidates before they do. Upstream clients are shared with the table.
+    pub fn target(&self, v: &VersionRow) -> Result<Arc<VersionTarget>, RoutingError> {
         let ms = |x: Option<i64>, d: Duration| {
             x.filter(|n| *n > 0)
                 .map_or(d, |n| Duration::from_millis(n as u64))

@@ -8,6 +8,7 @@ mod common;
 
 mod cli;
 mod datasets;
+mod experiments;
 mod feedback;
 mod http1;
 mod http1_differential;

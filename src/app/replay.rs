@@ -1,0 +1,89 @@
+//! Evaluation calls over the proxy's upstream clients: a version's target
+//! (upstream, model name, system prompt, headers) as the proxy would build
+//! it, the body rewritten the same way, and the answer read whole. Nothing
+//! here touches capture or the live series: evaluation traffic is neither
+//! recorded nor counted as live.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request};
+use http_body_util::{BodyExt, Limited};
+
+use crate::experiments::replay::{Replay, ReplayError, Reply};
+use crate::http1::client::SendError;
+use crate::proxy::Proxy;
+use crate::store::RegistryStore;
+
+/// The most of an answer an evaluation reads (the capture limit's default).
+const MAX_ANSWER_BYTES: usize = 4 << 20;
+
+/// Sends evaluation calls to any version of a route in the registry.
+pub struct UpstreamReplay {
+    pub proxy: Arc<Proxy>,
+    pub store: Arc<dyn RegistryStore>,
+}
+
+impl Replay for UpstreamReplay {
+    async fn send(&self, route: &str, version: &str, body: Bytes) -> Result<Reply, ReplayError> {
+        let unknown = || ReplayError::UnknownVersion {
+            route: route.to_string(),
+            version: version.to_string(),
+        };
+        let store = self.store.clone();
+        let snapshot = tokio::task::spawn_blocking(move || store.load_routing())
+            .await
+            .map_err(|e| ReplayError::Protocol(e.to_string()))?
+            .map_err(|e| ReplayError::Protocol(e.to_string()))?;
+        let row = (snapshot.versions.iter())
+            .find(|v| v.route == route && v.name == version)
+            .ok_or_else(unknown)?;
+        let target =
+            (self.proxy.routing.target(row)).map_err(|e| ReplayError::Protocol(e.to_string()))?;
+        let body = if target.rewrites_body() {
+            crate::proxy::request::rewrite(&body, &target, true, false)
+                .ok_or_else(|| ReplayError::Protocol("the prompt is not a JSON object".into()))?
+        } else {
+            body
+        };
+        let mut head = Request::new(());
+        *head.method_mut() = Method::POST;
+        *head.uri_mut() = http::Uri::from_static("/v1/chat/completions");
+        head.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let (parts, ()) = head.into_parts();
+        let upstream = &target.upstream;
+        let mut req = (upstream.request(parts, body, false, true))
+            .map_err(|e| ReplayError::Protocol(e.to_string()))?;
+        for (k, v) in &target.extra_headers {
+            req.headers_mut().insert(k.clone(), v.clone());
+        }
+        let limits = &upstream.config;
+        let resp = (upstream
+            .send(req, limits.first_byte_timeout.min(limits.total_timeout))
+            .await)
+            .map_err(|e| match e {
+                SendError::Connect(m) => ReplayError::Connect(m),
+                SendError::TimedOut => ReplayError::Timeout(limits.first_byte_timeout),
+                other => ReplayError::Protocol(other.to_string()),
+            })?;
+        let status = resp.status().as_u16();
+        let retry_after = (resp.headers().get(header::RETRY_AFTER))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let read = Limited::new(resp.into_body(), MAX_ANSWER_BYTES).collect();
+        let body = match tokio::time::timeout(limits.total_timeout, read).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) => return Err(ReplayError::Protocol(e.to_string())),
+            Err(_) => return Err(ReplayError::Timeout(limits.total_timeout)),
+        };
+        Ok(Reply {
+            status,
+            retry_after,
+            body,
+        })
+    }
+}
