@@ -9,4 +9,47 @@
 //!   captured, so it never enters datasets, rollout statistics or the live
 //!   request metrics.
 
+//! - [`examples`]: an eval set read back from a dataset version's lineage:
+//!   the requests to replay and the references to score against.
+
+pub mod examples;
 pub mod replay;
+
+use serde_json::Value;
+
+use crate::eval::ToolCall;
+
+/// A message content's text: a string, or the text parts of an array.
+fn content_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => Some(
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// A message's function calls, their arguments as the JSON text sent.
+fn tool_calls(message: &Value) -> Vec<ToolCall> {
+    let Some(calls) = message.get("tool_calls").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    calls
+        .iter()
+        .filter_map(|c| {
+            let f = c.get("function")?;
+            Some(ToolCall {
+                name: f.get("name")?.as_str()?.to_string(),
+                arguments: match f.get("arguments") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None => String::new(),
+                },
+            })
+        })
+        .collect()
+}

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::eval::{Answer, ToolCall};
+use crate::eval::Answer;
+#[cfg(test)]
+use crate::eval::ToolCall;
 
 /// What an upstream answered, read whole.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,39 +182,12 @@ pub struct Usage {
 pub fn read_answer(body: &[u8]) -> Result<(Answer, Usage), AnswerError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| AnswerError::NotJson(e.to_string()))?;
     let choice = v.pointer("/choices/0").ok_or(AnswerError::NoChoice)?;
-    let text = match choice
-        .pointer("/message/content")
+    let text = (choice.pointer("/message/content"))
         .or_else(|| choice.get("text"))
-    {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Array(parts)) => Some(
-            parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect::<Vec<_>>()
-                .join(""),
-        ),
-        _ => None,
-    };
+        .and_then(super::content_text);
     let tool_calls = choice
-        .pointer("/message/tool_calls")
-        .and_then(Value::as_array)
-        .map(|calls| {
-            calls
-                .iter()
-                .filter_map(|c| {
-                    let f = c.get("function")?;
-                    Some(ToolCall {
-                        name: f.get("name")?.as_str()?.to_string(),
-                        arguments: match f.get("arguments") {
-                            Some(Value::String(s)) => s.clone(),
-                            Some(other) => other.to_string(),
-                            None => String::new(),
-                        },
-                    })
-                })
-                .collect()
-        })
+        .get("message")
+        .map(super::tool_calls)
         .unwrap_or_default();
     let count = |name: &str| v.pointer(&format!("/usage/{name}")).and_then(Value::as_u64);
     Ok((

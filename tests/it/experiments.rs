@@ -71,3 +71,103 @@ async fn evaluation_calls_reach_any_version_and_are_never_captured() {
         "evaluation traffic is not captured: {rows:?}"
     );
 }
+
+/// One chat call answered with `reply`; returns its interaction id.
+async fn chat(gw: &crate::common::Gw, question: &str, reply: &str) -> String {
+    let body = serde_json::json!({"model": "support-bot", "temperature": 0.2,
+        "stream": false, "user": "user-7",
+        "messages": [{"role": "system", "content": "You are the support bot."},
+                     {"role": "user", "content": question}]});
+    let r = gw
+        .post(
+            "/v1/chat/completions",
+            &body.to_string(),
+            &[("x-mock", &format!("reply={reply}"))],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.interaction_id()
+}
+
+#[tokio::test]
+async fn an_eval_set_is_read_back_from_a_dataset_version() {
+    use flywheel::experiments::examples::{load, ExamplesError};
+    use flywheel::store::sqlite::SqliteStore;
+    use serde_json::{json, Value};
+
+    let m = mock().await;
+    let gw = crate::common::gateway(&m).await;
+    let questions = [
+        "How do I reset my password?",
+        "Where is the billing address on my invoice?",
+        "Can I export my reports to a spreadsheet?",
+        "How do I add a teammate to the workspace?",
+        "How do I cancel the trial before it renews?",
+        "How do I enable two factor login?",
+    ];
+    let mut ids = Vec::new();
+    for (i, q) in questions.iter().enumerate() {
+        ids.push(chat(&gw, q, &format!("Answer number {i}.")).await);
+    }
+    // The last answer was wrong: its correction becomes the reference.
+    let r = gw
+        .post(
+            "/v1/feedback",
+            &json!({"interaction_id": ids[5], "type": "correction",
+                    "value": "Open Settings, then Security."})
+            .to_string(),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    gw.captured(6).await;
+    let auth = format!("Bearer {}", crate::common::ADMIN_TOKEN);
+    let r = gw
+        .post(
+            "/admin/v1/datasets",
+            &json!({"spec": {"route": "default", "split": {"eval_ratio": 0.5}}}).to_string(),
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let manifest = r.json();
+    let id = manifest["id"].as_str().unwrap().to_string();
+    let eval_count = manifest["counts"]["eval"].as_u64().unwrap() as usize;
+    let train_count = manifest["counts"]["train"].as_u64().unwrap() as usize;
+    assert_eq!(eval_count + train_count, 6);
+
+    let store = SqliteStore::open(&gw.db).unwrap();
+    let root = gw.db.with_file_name("flywheel-datasets");
+    let eval = load(&store, &root, &id, "eval", "support-bot", None).unwrap();
+    let train = load(&store, &root, &id, "train", "support-bot", None).unwrap();
+    assert_eq!((eval.len(), train.len()), (eval_count, train_count));
+    for ex in eval.iter().chain(&train) {
+        let body: Value = serde_json::from_slice(&ex.body).unwrap();
+        let i = ids.iter().position(|id| *id == ex.source_id).unwrap();
+        // The prompt as the client sent it, parameters included, to the
+        // route's name, never streamed, with no user id.
+        assert_eq!(body["model"], "support-bot");
+        assert_eq!(body["temperature"], 0.2);
+        assert_eq!(body["messages"][1]["content"], questions[i]);
+        assert!(
+            body.get("stream").is_none() && body.get("user").is_none(),
+            "{body}"
+        );
+        let reference = ex.reference.text.as_deref().unwrap();
+        if i == 5 {
+            assert_eq!(reference, "Open Settings, then Security.");
+        } else {
+            assert_eq!(reference, format!("Answer number {i}."));
+        }
+    }
+    let limited = load(&store, &root, &id, "eval", "support-bot", Some(1)).unwrap();
+    assert_eq!(limited, eval[..1]);
+    assert!(matches!(
+        load(&store, &root, "ds-nope", "eval", "support-bot", None),
+        Err(ExamplesError::UnknownDataset(_))
+    ));
+    assert!(matches!(
+        load(&store, &root, &id, "test", "support-bot", None),
+        Err(ExamplesError::BadSplit(_))
+    ));
+}

@@ -50,9 +50,15 @@ const LAYERS: &[(&[&str], &str)] = &[
          nor each other",
     ),
     (
-        &["capture", "datasets", "experiments", "rollout"],
-        "capture, datasets, experiments and rollout never import the HTTP \
-         surfaces (proxy, feedback, admin), app or cli, nor each other",
+        &["capture", "datasets", "rollout"],
+        "capture, datasets and rollout never import the HTTP surfaces (proxy, \
+         feedback, admin), app or cli, nor each other",
+    ),
+    (
+        &["experiments"],
+        "experiments (evaluation runs over a dataset's examples) never import \
+         the HTTP surfaces, app or cli: they reach upstreams through a trait \
+         app implements",
     ),
     (
         &["admin", "feedback", "proxy"],
