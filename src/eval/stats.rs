@@ -17,18 +17,28 @@ use super::Score;
 pub enum StatsError {
     /// The two sides were scored on a different number of examples.
     #[error("candidate has {candidate} scores but baseline has {baseline}; score both sides on the same examples, in the same order")]
-    LengthMismatch { candidate: usize, baseline: usize },
+    LengthMismatch {
+        /// Number of candidate scores.
+        candidate: usize,
+        /// Number of baseline scores.
+        baseline: usize,
+    },
     /// A score was NaN or infinite.
     #[error("{side} score at example {index} is not a finite number (got {value}); a scorer that cannot score must return Score::Failed")]
     NotFinite {
+        /// `"candidate"` or `"baseline"`.
         side: &'static str,
+        /// The example's position.
         index: usize,
+        /// The offending value.
         value: f64,
     },
     /// The bootstrap settings are unusable; the message names the field.
     #[error("{field}: {message}")]
     Spec {
+        /// The [`BootstrapSpec`] field.
         field: &'static str,
+        /// What is wrong and how to fix it.
         message: &'static str,
     },
 }
@@ -125,7 +135,9 @@ impl BootstrapSpec {
 /// A closed interval `[low, high]`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Interval {
+    /// Lower bound.
     pub low: f64,
+    /// Upper bound.
     pub high: f64,
 }
 
@@ -144,7 +156,9 @@ impl Interval {
 /// A mean over the scored pairs with its bootstrap confidence interval.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Estimate {
+    /// The mean over the scored pairs themselves.
     pub mean: f64,
+    /// The bootstrap percentile interval around it.
     pub ci: Interval,
 }
 
