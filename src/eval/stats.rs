@@ -192,6 +192,25 @@ pub struct PairedComparison {
     pub baseline_failures: usize,
 }
 
+impl PairedComparison {
+    /// A comparison over `examples` examples with no scored pair and no
+    /// failure counted yet: every count 0 and no estimate.
+    pub fn empty(examples: usize) -> Self {
+        Self {
+            examples,
+            pairs: 0,
+            difference: None,
+            candidate: None,
+            baseline: None,
+            wins: 0,
+            ties: 0,
+            losses: 0,
+            candidate_failures: 0,
+            baseline_failures: 0,
+        }
+    }
+}
+
 /// Compares the candidate's scores with the baseline's, example by example
 /// (`candidate[i]` and `baseline[i]` are the same example).
 ///
@@ -215,18 +234,7 @@ pub fn compare_paired(
             baseline: baseline.len(),
         });
     }
-    let mut comparison = PairedComparison {
-        examples: candidate.len(),
-        pairs: 0,
-        difference: None,
-        candidate: None,
-        baseline: None,
-        wins: 0,
-        ties: 0,
-        losses: 0,
-        candidate_failures: 0,
-        baseline_failures: 0,
-    };
+    let mut comparison = PairedComparison::empty(candidate.len());
     let mut pairs = Vec::with_capacity(candidate.len());
     for (index, (c, b)) in candidate.iter().zip(baseline).enumerate() {
         let c = finite(c, "candidate", index)?;
