@@ -14,6 +14,7 @@
 
 pub mod examples;
 pub mod replay;
+pub mod run;
 
 use serde_json::Value;
 
