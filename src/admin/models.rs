@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::json_response;
 use super::Admin;
 use crate::error::GatewayError;
+use crate::experiments::verdict;
 use crate::http1::body::ClientBody;
 use crate::http1::body::ResponseBody;
 use crate::registry::{self, NewVersion, RegistryError};
@@ -251,7 +252,7 @@ pub async fn start_rollout(api: &Arc<Admin>, body: ClientBody) -> Resp {
     let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let (Some(route), Some(version)) = (field("route"), field("version")) else {
         return (GatewayError::BadRequest(
-            "send {\"route\": \"...\", \"version\": \"...\"} and optionally a \"plan\"".into(),
+            "send {\"route\": \"...\", \"version\": \"...\"} and optionally a \"plan\" and an \"override_gate\" reason".into(),
         ))
         .response();
     };
@@ -268,8 +269,20 @@ pub async fn start_rollout(api: &Arc<Admin>, body: ClientBody) -> Resp {
             }
         },
     };
+    let override_gate = field("override_gate");
     match act(api, move |s| {
+        let reason = override_gate.as_deref();
+        let overridden = verdict::check_rollout(s, &route, &version, reason)?;
         let r = driver::start(s, &route, &version, plan, "admin")?;
+        if let Some(experiment) = overridden {
+            crate::audit::record(
+                s,
+                "admin",
+                "gate_overridden",
+                Some(format!("{route}/{version}")),
+                json!({"experiment": experiment, "reason": reason, "rollout": r.id}),
+            )?;
+        }
         rollout_json(s, &r)
     })
     .await

@@ -526,6 +526,10 @@ pub enum RolloutCommand {
         /// Plan file (TOML).
         #[arg(long)]
         plan: Option<PathBuf>,
+        /// Roll out a version the evaluation gate last rejected, for this
+        /// reason (recorded in the audit log).
+        #[arg(long, value_name = "REASON")]
+        override_gate: Option<String>,
     },
     /// Show rollouts with the live comparison of canary and stable.
     Status {

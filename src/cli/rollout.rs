@@ -87,8 +87,12 @@ pub(super) async fn run(cmd: RolloutCommand) -> ExitCode {
             route,
             version,
             plan,
+            override_gate,
         } => {
             let mut body = serde_json::json!({ "route": route, "version": version });
+            if let Some(reason) = override_gate {
+                body["override_gate"] = reason.into();
+            }
             if let Some(path) = plan {
                 let text = match std::fs::read_to_string(&path) {
                     Ok(t) => t,

@@ -15,6 +15,7 @@
 pub mod examples;
 pub mod replay;
 pub mod run;
+pub mod verdict;
 
 use serde_json::Value;
 

@@ -171,3 +171,85 @@ async fn an_eval_set_is_read_back_from_a_dataset_version() {
         Err(ExamplesError::BadSplit(_))
     ));
 }
+
+#[tokio::test]
+async fn a_rollout_of_a_version_the_gate_rejected_needs_an_audited_override() {
+    use flywheel::eval::gate::{Check, Verdict};
+    use flywheel::store::sqlite::SqliteStore;
+    use flywheel::store::{ExperimentRow, ExperimentStore, Finish};
+    use serde_json::json;
+
+    let m = mock().await;
+    let routes = format!(
+        "[[routes]]\nname = \"bot\"\n\
+         [[routes.versions]]\nname = \"v1\"\nupstream = \"http://{0}/v1\"\n\
+         [[routes.versions]]\nname = \"v2\"\nupstream = \"http://{0}/v1\"\nstate = \"approved\"\n",
+        m.addr
+    );
+    let gw = crate::common::gateway_with(&format!("http://{}/v1", m.addr), &routes, &[]).await;
+    let store = SqliteStore::open(&gw.db).unwrap();
+    store
+        .insert_experiment(&ExperimentRow {
+            id: "exp-1".into(),
+            kind: "offline".into(),
+            route: "bot".into(),
+            candidate: "v2".into(),
+            baseline: "v1".into(),
+            status: "running".into(),
+            created_at_ms: 1,
+            created_by: "admin".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let verdict = Verdict {
+        pass: false,
+        checks: vec![Check {
+            name: "primary".into(),
+            pass: false,
+            reason: "primary exact_match -0.20 [-0.28, -0.12] >= -0.02: fail".into(),
+        }],
+    };
+    store
+        .finish_experiment(
+            "exp-1",
+            &Finish {
+                status: "completed".into(),
+                summary: None,
+                verdict: Some(serde_json::to_value(&verdict).unwrap()),
+                error: None,
+                finished_at_ms: 2,
+            },
+        )
+        .unwrap();
+    let auth = format!("Bearer {}", crate::common::ADMIN_TOKEN);
+    let start = |body: serde_json::Value| {
+        let (gw, auth) = (&gw, auth.clone());
+        async move {
+            gw.post(
+                "/admin/v1/rollouts",
+                &body.to_string(),
+                &[("authorization", &auth)],
+            )
+            .await
+        }
+    };
+    let refused = start(json!({"route": "bot", "version": "v2"})).await;
+    assert_eq!(refused.status, 409, "{}", refused.text());
+    let message = refused.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("exp-1") && message.contains("primary exact_match -0.20"),
+        "{message}"
+    );
+    let started = start(json!({"route": "bot", "version": "v2",
+                               "override_gate": "the eval set predates the fix"}))
+    .await;
+    assert_eq!(started.status, 201, "{}", started.text());
+    let events = gw.admin("/admin/v1/events?kind=gate_overridden").await;
+    let e = &events["data"][0];
+    assert_eq!(e["subject"], "bot/v2");
+    assert_eq!(e["detail"]["experiment"], "exp-1");
+    assert_eq!(e["detail"]["reason"], "the eval set predates the fix");
+}
