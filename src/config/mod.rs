@@ -52,6 +52,8 @@ pub struct RouteConfig {
     pub name: String,
     pub retry_on_stable: bool,
     pub versions: Vec<VersionConfig>,
+    /// `[routes.gate]`: what an evaluation must show for a candidate to pass.
+    pub gate: Option<crate::eval::gate::GateSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -44,6 +44,8 @@ pub struct RawRoute {
     pub retry_on_stable: Option<bool>,
     #[serde(default)]
     pub versions: Vec<RawVersion>,
+    /// The evaluation gate a candidate of this route must pass.
+    pub gate: Option<crate::eval::gate::GateSpec>,
 }
 
 #[derive(Debug, Deserialize)]

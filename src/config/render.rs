@@ -166,11 +166,15 @@ impl Config {
                         Value::Table(t)
                     })
                     .collect();
-                Value::Table(table([
+                let mut t = table([
                     ("name", text(&route.name)),
                     ("retry_on_stable", Value::Boolean(route.retry_on_stable)),
                     ("versions", Value::Array(versions)),
-                ]))
+                ]);
+                if let Some(gate) = route.gate.as_ref().and_then(|g| Value::try_from(g).ok()) {
+                    t.insert("gate".into(), gate);
+                }
+                Value::Table(t)
             })
             .collect();
         let mut all = table([

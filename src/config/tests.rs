@@ -532,12 +532,102 @@ fn the_effective_config_is_toml_that_loads_back_without_secrets() {
         "[upstream]\nurl = \"http://a/v1\"\n[[auth.keys]]\nname = \"web\"\nsha256 = \"{key}\"\nsegment = \"free\"\n\
          [[privacy.rules]]\nname = \"ORDER\"\npattern = \"ORD-[0-9]+\"\naction = \"mask\"\n\
          [[routes]]\nname = \"bot\"\n[[routes.versions]]\nname = \"v1\"\nupstream = \"http://b/v1\"\n\
-         upstream_model = \"m\"\nheaders = {{ x-team = \"ml\" }}\n"
+         upstream_model = \"m\"\nheaders = {{ x-team = \"ml\" }}\n\
+         [routes.gate]\nmode = \"auto\"\nprimary = \"exact\"\nmax_p95_latency_ratio = 1.5\n"
     );
     let text = load_str(&full, &[]).unwrap().to_toml();
     assert!(
         text.contains("[[routes.versions]]") && text.contains("segment = \"free\""),
         "{text}"
     );
+    assert!(
+        text.contains("[routes.gate]") && text.contains("max_p95_latency_ratio = 1.5"),
+        "{text}"
+    );
     assert_eq!(load_str(&text, &[]).unwrap().to_toml(), text);
+}
+
+#[test]
+fn a_route_gate_takes_defaults_and_names_a_bad_field() {
+    let route = |gate: &str| {
+        format!(
+            "[upstream]\nurl = \"http://a/v1\"\n[[routes]]\nname = \"bot\"\n\
+             [[routes.versions]]\nname = \"v1\"\nupstream = \"http://b/v1\"\n[routes.gate]\n{gate}"
+        )
+    };
+    let c = load_str(&route("primary = \"exact\"\n"), &[]).unwrap();
+    let gate = c.routes[0].gate.as_ref().unwrap();
+    assert_eq!(
+        gate.mode,
+        crate::eval::gate::GateMode::Manual,
+        "adding a gate changes no state by surprise"
+    );
+    assert_eq!((gate.max_regression, gate.min_examples), (0.02, 30));
+    let e = err_text(load_str(&route(""), &[]));
+    assert!(
+        e.contains("primary"),
+        "a gate names its primary scorer: {e}"
+    );
+    let e = err_text(load_str(
+        &route("primary = \"exact\"\nmax_regression = 2.0\n"),
+        &[],
+    ));
+    assert!(
+        e.contains("routes[0].gate.max_regression") && e.contains("from 0 to 1"),
+        "{e}"
+    );
+    let e = err_text(load_str(&route("primary = \"\"\n"), &[]));
+    assert!(e.contains("routes[0].gate.primary"), "{e}");
+    let e = err_text(load_str(
+        &route("primary = \"exact\"\nmax_regresion = 0.1\n"),
+        &[],
+    ));
+    assert!(
+        e.contains("max_regresion"),
+        "an unknown key is refused: {e}"
+    );
+    let e = err_text(load_str(
+        &route("primary = \"exact\"\nmode = \"sometimes\"\n"),
+        &[],
+    ));
+    assert!(e.contains("sometimes"), "{e}");
+}
+
+/// The example file's commented routes section, uncommented, is a valid
+/// config: every key it documents exists and takes the value shown.
+#[test]
+fn the_example_routes_section_is_valid_when_uncommented() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/flywheel.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text.find("# [[routes]]").unwrap();
+    let is_toml = |l: &str| {
+        l.starts_with("# [")
+            || l[2.min(l.len())..].split_once(" = ").is_some_and(|(k, _)| {
+                !k.is_empty()
+                    && k.chars().all(|c| {
+                        c.is_ascii_lowercase()
+                            || c.is_ascii_digit()
+                            || c == '_'
+                            || c == '"'
+                            || c == '-'
+                    })
+            })
+    };
+    let routes: String = text[start..]
+        .lines()
+        .filter(|l| l.starts_with("# ") && is_toml(l))
+        .map(|l| format!("{}\n", &l[2..]))
+        .collect();
+    assert!(routes.contains("[routes.gate]"), "{routes}");
+    let c = load_str(
+        &format!("[upstream]\nurl = \"http://a/v1\"\n{routes}"),
+        &[("SUPPORT_BOT_KEY", "k")],
+    )
+    .unwrap();
+    let gate = c.routes[0].gate.as_ref().unwrap();
+    assert_eq!(
+        (gate.primary.as_str(), gate.max_p95_latency_ratio),
+        ("exact", Some(1.5))
+    );
+    assert_eq!(c.routes[0].versions.len(), 2);
 }

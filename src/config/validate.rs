@@ -152,10 +152,19 @@ fn validate_routes(raw: Vec<RawRoute>) -> Result<Vec<RouteConfig>, ConfigError> 
                 state,
             });
         }
+        if let Some(gate) = &r.gate {
+            gate.validate().map_err(|e| {
+                let field = e.field();
+                let text = e.to_string();
+                let message = text.strip_prefix(&format!("{field}: ")).unwrap_or(&text);
+                invalid(&format!("{key}.gate.{field}"), message)
+            })?;
+        }
         out.push(RouteConfig {
             name: r.name,
             retry_on_stable: r.retry_on_stable.unwrap_or(false),
             versions,
+            gate: r.gate,
         });
     }
     Ok(out)

@@ -99,6 +99,21 @@ pub enum GateSpecError {
     MinExamples,
 }
 
+impl GateSpecError {
+    /// The field at fault.
+    pub fn field(&self) -> &'static str {
+        match self {
+            GateSpecError::Primary => "primary",
+            GateSpecError::MaxRegression(_) => "max_regression",
+            GateSpecError::MinImprovement(_) => "min_improvement",
+            GateSpecError::MaxP95LatencyRatio(_) => "max_p95_latency_ratio",
+            GateSpecError::MaxErrorRate(_) => "max_error_rate",
+            GateSpecError::MaxMeanTokensRatio(_) => "max_mean_tokens_ratio",
+            GateSpecError::MinExamples => "min_examples",
+        }
+    }
+}
+
 impl GateSpec {
     /// A manual gate on `primary` with every other field at its default.
     pub fn new(primary: impl Into<String>) -> Self {
