@@ -92,6 +92,9 @@ pub async fn handle(api: &Arc<Admin>, req: Request<ClientBody>) -> Response<Resp
         (&Method::GET, ["admin", "v1", "events"]) => list_events(api, &query).await,
         (&Method::GET, ["admin", "v1", "models"]) => models::list(api).await,
         (&Method::POST, ["admin", "v1", "models"]) => models::register(api, body).await,
+        (&Method::GET, ["admin", "v1", "models", route, "versions", version]) => {
+            models::show_version(api, route, version).await
+        }
         (
             &Method::POST,
             ["admin", "v1", "models", route, "versions", version, verdict @ ("approve" | "reject")],

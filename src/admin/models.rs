@@ -92,6 +92,35 @@ pub async fn list(api: &Arc<Admin>) -> Resp {
     )
 }
 
+/// `GET /admin/v1/models/{route}/versions/{version}`: one version, why it is
+/// in its state (its last transition's reason and the latest gate
+/// verdict), and its history from the audit log, newest first.
+pub async fn show_version(api: &Arc<Admin>, route: &str, version: &str) -> Resp {
+    let (route, version) = (route.to_string(), version.to_string());
+    let found = act(api, move |s| {
+        let v = registry::find(s, &route, &version)?;
+        let gate = (s.list_experiments(Some(&route), Some(&version), 20)?)
+            .into_iter()
+            .find(|e| e.verdict.is_some())
+            .map(|e| {
+                let verdict = e.verdict.unwrap_or_default();
+                json!({"experiment": e.id, "baseline": e.baseline, "pass": verdict["pass"],
+                       "checks": verdict["checks"], "finished_at_ms": e.finished_at_ms})
+            });
+        let history = s.events_about(&format!("{route}/{version}"), 50)?;
+        let mut o = serde_json::to_value(&v).unwrap_or_default();
+        o["object"] = json!("model_version");
+        o["gate"] = gate.unwrap_or(Value::Null);
+        o["history"] = serde_json::to_value(history).unwrap_or_default();
+        Ok(o)
+    })
+    .await;
+    match found {
+        Ok(v) => json_response(StatusCode::OK, &v),
+        Err(r) => r,
+    }
+}
+
 /// `POST /admin/v1/models`: registers a version.
 pub async fn register(api: &Arc<Admin>, body: ClientBody) -> Resp {
     let v = match read_json(api, body).await {

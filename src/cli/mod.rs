@@ -452,6 +452,16 @@ pub enum ModelsCommand {
         #[command(flatten)]
         gateway: GatewayArgs,
     },
+    /// One version: its state and why (the last transition's reason and the
+    /// latest evaluation gate verdict, check by check), and its history.
+    Show {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        /// The route, e.g. support-bot.
+        route: String,
+        /// The version, e.g. v2.
+        version: String,
+    },
     /// Register a new version of a route (state `registered`; a new route's
     /// first version becomes stable).
     Register {

@@ -32,6 +32,24 @@ pub(super) async fn run(cmd: ModelsCommand) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        ModelsCommand::Show {
+            gateway,
+            route,
+            version,
+        } => {
+            let path = format!(
+                "/admin/v1/models/{}/versions/{}",
+                encode(&route),
+                encode(&version)
+            );
+            match table_data(&gateway, &path).await {
+                Ok(v) => {
+                    print!("{}", explain(&v));
+                    ExitCode::SUCCESS
+                }
+                Err(code) => code,
+            }
+        }
         ModelsCommand::Register {
             gateway,
             route,
@@ -104,4 +122,52 @@ async fn verdict(
         },
     )
     .await
+}
+
+/// A version's state and why, as `models show` prints it.
+fn explain(v: &serde_json::Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}/{}: {}", s(v, "route"), s(v, "name"), s(v, "state"));
+    if let Some(reason) = v["reason"].as_str().filter(|r| !r.is_empty()) {
+        let _ = writeln!(out, "  why: {reason}");
+    }
+    let _ = writeln!(
+        out,
+        "  upstream: {} {}",
+        s(v, "upstream_url"),
+        s(v, "upstream_model")
+    );
+    match v["gate"].as_object() {
+        None => {
+            let _ = writeln!(out, "  gate: no evaluation yet");
+        }
+        Some(g) => {
+            let pass = if g["pass"] == true { "pass" } else { "fail" };
+            let _ = writeln!(
+                out,
+                "  gate: {pass} (experiment {}, against {})",
+                g["experiment"].as_str().unwrap_or(""),
+                g["baseline"].as_str().unwrap_or("")
+            );
+            for c in g["checks"].as_array().into_iter().flatten() {
+                let _ = writeln!(out, "    {}", s(c, "reason"));
+            }
+        }
+    }
+    let history = v["history"].as_array().map_or(&[][..], |h| h.as_slice());
+    if !history.is_empty() {
+        let _ = writeln!(out, "  history (newest first):");
+    }
+    for e in history {
+        let at = e["at_ms"]
+            .as_i64()
+            .map(crate::clock::format_time)
+            .unwrap_or_default();
+        let why = (e["detail"]["reason"].as_str())
+            .map(|r| format!("  {r}"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "    {at}  {:<8}  {}{why}", s(e, "actor"), s(e, "kind"));
+    }
+    out
 }

@@ -17,6 +17,9 @@ pub trait AuditStore: Send + Sync {
         before: Option<&str>,
         kind: Option<&str>,
     ) -> Result<Vec<EventRow>, StoreError>;
+    /// The newest `limit` events about one subject (`route/version`, a
+    /// rollout id, ...), newest first.
+    fn events_about(&self, subject: &str, limit: usize) -> Result<Vec<EventRow>, StoreError>;
 }
 
 /// One audit event.

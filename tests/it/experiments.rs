@@ -252,4 +252,49 @@ async fn a_rollout_of_a_version_the_gate_rejected_needs_an_audited_override() {
     assert_eq!(e["subject"], "bot/v2");
     assert_eq!(e["detail"]["experiment"], "exp-1");
     assert_eq!(e["detail"]["reason"], "the eval set predates the fix");
+
+    // `models show` explains the version: its state, the gate's verdict
+    // check by check, and its history.
+    let shown = gw.admin("/admin/v1/models/bot/versions/v2").await;
+    assert_eq!(shown["state"], "canary");
+    assert_eq!(shown["gate"]["experiment"], "exp-1");
+    assert_eq!(shown["gate"]["pass"], false);
+    let kinds: Vec<&str> = (shown["history"].as_array().unwrap().iter())
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"gate_overridden"), "{kinds:?}");
+    let (url, token) = (gw.url.clone(), crate::common::ADMIN_TOKEN);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_flywheel"))
+            .args(["models", "show", "bot", "v2"])
+            .env("FLYWHEEL_URL", url)
+            .env("FLYWHEEL_ADMIN_TOKEN", token)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("bot/v2: canary\n"), "{text}");
+    assert!(
+        text.contains("gate: fail (experiment exp-1, against v1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("primary exact_match -0.20 [-0.28, -0.12] >= -0.02: fail"),
+        "{text}"
+    );
+    assert!(text.contains("gate_overridden"), "{text}");
+    let missing = gw
+        .get(
+            "/admin/v1/models/bot/versions/v9",
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(missing.status, 404, "{}", missing.text());
 }

@@ -16,6 +16,20 @@ pub(super) fn insert_event(conn: &Connection, e: &EventRow) -> rusqlite::Result<
     Ok(())
 }
 
+fn event_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+    let detail: Option<String> = r.get(5)?;
+    Ok(EventRow {
+        id: r.get(0)?,
+        at_ms: r.get(1)?,
+        actor: r.get(2)?,
+        kind: r.get(3)?,
+        subject: r.get(4)?,
+        detail: detail
+            .and_then(|d| serde_json::from_str(&d).ok())
+            .unwrap_or_default(),
+    })
+}
+
 impl AuditStore for SqliteStore {
     fn record_event(&self, e: &EventRow) -> Result<(), StoreError> {
         insert_event(&self.writer(), e)?;
@@ -35,19 +49,19 @@ impl AuditStore for SqliteStore {
                  WHERE (?1 IS NULL OR id < ?1) AND (?2 IS NULL OR kind = ?2)
                  ORDER BY id DESC LIMIT ?3",
             )?
-            .query_map(params![before, kind, limit as i64], |r| {
-                let detail: Option<String> = r.get(5)?;
-                Ok(EventRow {
-                    id: r.get(0)?,
-                    at_ms: r.get(1)?,
-                    actor: r.get(2)?,
-                    kind: r.get(3)?,
-                    subject: r.get(4)?,
-                    detail: detail
-                        .and_then(|d| serde_json::from_str(&d).ok())
-                        .unwrap_or_default(),
-                })
-            })?
+            .query_map(params![before, kind, limit as i64], event_from)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    fn events_about(&self, subject: &str, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+        let conn = self.reader();
+        let rows = conn
+            .prepare_cached(
+                "SELECT id, at_ms, actor, kind, subject, detail FROM events
+                 WHERE subject = ?1 ORDER BY id DESC LIMIT ?2",
+            )?
+            .query_map(params![subject, limit as i64], event_from)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }

@@ -72,6 +72,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "experiments",
         include_str!("../migrations/sqlite/0008_experiments.sql"),
     ),
+    (
+        9,
+        "events_by_subject",
+        include_str!("../migrations/sqlite/0009_events_by_subject.sql"),
+    ),
 ];
 
 /// Page size of a new database file, in bytes.
