@@ -9,6 +9,8 @@
 //! - [`rouge_tokens`]: the tokenizer of Google's `rouge-score` package
 //!   (lowercase, every run of characters that are not letters or digits is a
 //!   separator), without stemming, for ROUGE-L.
+//! - [`collapse_whitespace`]: the whitespace normalisation of the matching
+//!   scorers (exact match, contains).
 //!
 //! Where the Rust standard library and Python differ on a character class,
 //! the code says which side it takes and why.
@@ -76,6 +78,25 @@ pub fn rouge_tokens(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Every run of whitespace replaced by one space (a leading or trailing run
+/// too: trimming is a separate step).
+pub fn collapse_whitespace(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_space = false;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            if !in_space {
+                out.push(' ');
+            }
+            in_space = true;
+        } else {
+            out.push(c);
+            in_space = false;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +157,12 @@ mod tests {
             rouge_tokens("Das Café ist schön"),
             ["das", "café", "ist", "schön"]
         );
+    }
+
+    #[test]
+    fn whitespace_runs_become_one_space() {
+        assert_eq!(collapse_whitespace("a \t\n b"), "a b");
+        assert_eq!(collapse_whitespace("\n  a  "), " a ");
+        assert_eq!(collapse_whitespace(""), "");
     }
 }
