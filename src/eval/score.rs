@@ -10,13 +10,13 @@
 //! kind = "exact_match"
 //!
 //! [[routes.scorers]]
-//! name = "sku"
-//! kind = "regex"
-//! pattern = '^[A-Z]{3}-\d{4}$'
+//! name = "order_schema"
+//! kind = "json_schema"
+//! schema = '''{"type": "object", "required": ["sku", "qty"]}'''
 //! ```
 //!
 //! [`ScorerSpec::compile`] (or [`compile_all`] for a route's list) checks a
-//! spec once, compiling its regex, and refuses a bad one with a
+//! spec once, compiling its regex or schema, and refuses a bad one with a
 //! [`ScorerError`] that names the scorer and the field. The [`Scorer`] it
 //! makes is then applied to every example with [`Scorer::score`], which is
 //! pure and cheap enough to run inline in the runner.
@@ -29,6 +29,7 @@
 //! | `contains` | unless `value` is set | 1 if the answer contains the reference (or `value`), else 0 |
 //! | `regex` | no | 1 if `pattern` matches somewhere in the answer, else 0 |
 //! | `json_valid` | no | 1 if the answer is one JSON value, else 0 |
+//! | `json_schema` | no | 1 if the answer is JSON valid against `schema`, else 0 |
 //! | `tool_call` | yes | the share of calls matched by name and arguments |
 //! | `token_f1` | yes | SQuAD's token F1 |
 //! | `rouge_l` | yes | ROUGE-L F-measure |
@@ -110,7 +111,8 @@ pub enum ScorerSpec {
         pattern: String,
     },
     /// The answer's text, trimmed, is one JSON value (RFC 8259: an object,
-    /// array, string, number, boolean or null).
+    /// array, string, number, boolean or null). To require an object, use
+    /// `json_schema` with `{"type": "object"}`.
     JsonValid {
         /// The scorer's name in reports, unique within its route.
         name: String,
@@ -118,6 +120,22 @@ pub enum ScorerSpec {
         /// the info string `json` or none, around the JSON; the fence
         /// must be the whole answer (only whitespace around it), as when
         /// the client strips fences before parsing. Default: false.
+        #[serde(default)]
+        allow_fenced: bool,
+    },
+    /// The answer's text is JSON (as for `json_valid`) and validates
+    /// against `schema`. The schema's draft is read from its `$schema`
+    /// (2020-12 when absent; drafts 4, 6, 7 and 2019-09 are known too).
+    /// `$ref` may point only inside the schema itself: nothing is fetched.
+    /// `format` is an annotation, as the 2019-09 and 2020-12 drafts
+    /// specify, and not checked.
+    JsonSchema {
+        /// The scorer's name in reports, unique within its route.
+        name: String,
+        /// The JSON Schema, as a table or as a string holding its JSON
+        /// text (handier in TOML for a schema copied from elsewhere).
+        schema: Value,
+        /// Accept a fenced answer, as for `json_valid`. Default: false.
         #[serde(default)]
         allow_fenced: bool,
     },
@@ -254,6 +272,14 @@ pub enum ScorerError {
         /// The regex crate's account of the problem.
         source: regex::Error,
     },
+    /// `schema` is not JSON, or not a valid schema for its draft.
+    #[error("scorer {scorer:?}: schema: not a valid JSON schema: {reason}")]
+    BadSchema {
+        /// The scorer's name.
+        scorer: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A judge `scale` that is not `[min, max]` with finite min < max.
     #[error("scorer {scorer:?}: scale: must be [min, max] with min below max, got [{min}, {max}]; e.g. [1, 10]")]
     BadScale {
@@ -267,12 +293,13 @@ pub enum ScorerError {
 }
 
 impl ScorerError {
-    /// The configuration field at fault (`name`, `pattern`, `scale`, ...).
+    /// The configuration field at fault (`name`, `pattern`, `schema`, ...).
     pub fn field(&self) -> &'static str {
         match self {
             ScorerError::EmptyName | ScorerError::DuplicateName { .. } => "name",
             ScorerError::Empty { field, .. } => field,
             ScorerError::BadRegex { .. } => "pattern",
+            ScorerError::BadSchema { .. } => "schema",
             ScorerError::BadScale { .. } => "scale",
         }
     }
@@ -286,6 +313,7 @@ impl ScorerSpec {
             | ScorerSpec::Contains { name, .. }
             | ScorerSpec::Regex { name, .. }
             | ScorerSpec::JsonValid { name, .. }
+            | ScorerSpec::JsonSchema { name, .. }
             | ScorerSpec::ToolCall { name }
             | ScorerSpec::TokenF1 { name }
             | ScorerSpec::RougeL { name }
@@ -300,6 +328,7 @@ impl ScorerSpec {
             ScorerSpec::Contains { .. } => "contains",
             ScorerSpec::Regex { .. } => "regex",
             ScorerSpec::JsonValid { .. } => "json_valid",
+            ScorerSpec::JsonSchema { .. } => "json_schema",
             ScorerSpec::ToolCall { .. } => "tool_call",
             ScorerSpec::TokenF1 { .. } => "token_f1",
             ScorerSpec::RougeL { .. } => "rouge_l",
@@ -307,9 +336,10 @@ impl ScorerSpec {
         }
     }
 
-    /// Checks the spec and compiles what it can once (the regex),
-    /// refusing an empty name, an empty required text, a regex that does
-    /// not compile, and a judge scale that is not increasing.
+    /// Checks the spec and compiles what it can once (the regex, the
+    /// schema), refusing an empty name, an empty required text, a regex
+    /// or schema that does not compile, and a judge scale that is not
+    /// increasing.
     pub fn compile(&self) -> Result<Scorer, ScorerError> {
         let name = self.name();
         if name.trim().is_empty() {
@@ -374,6 +404,14 @@ impl ScorerSpec {
             ScorerSpec::JsonValid { allow_fenced, .. } => Check::JsonValid {
                 allow_fenced: *allow_fenced,
             },
+            ScorerSpec::JsonSchema {
+                schema,
+                allow_fenced,
+                ..
+            } => Check::JsonSchema {
+                validator: Box::new(compile_schema(name, schema)?),
+                allow_fenced: *allow_fenced,
+            },
             ScorerSpec::ToolCall { .. } => Check::ToolCall,
             ScorerSpec::TokenF1 { .. } => Check::TokenF1,
             ScorerSpec::RougeL { .. } => Check::RougeL,
@@ -431,6 +469,54 @@ pub fn compile_all(specs: &[ScorerSpec]) -> Result<Vec<Scorer>, ScorerError> {
     Ok(scorers)
 }
 
+/// A schema given as a table, or as a string holding its JSON text (a
+/// schema is never a JSON string itself, so the two cannot be confused),
+/// compiled after checking it against its draft's meta-schema.
+fn compile_schema(name: &str, schema: &Value) -> Result<jsonschema::Validator, ScorerError> {
+    let bad = |reason: String| ScorerError::BadSchema {
+        scorer: name.to_owned(),
+        reason,
+    };
+    let parsed;
+    let schema = match schema {
+        Value::String(text) => {
+            parsed = serde_json::from_str::<Value>(text)
+                .map_err(|e| bad(format!("its text is not JSON ({e})")))?;
+            &parsed
+        }
+        other => other,
+    };
+    jsonschema::options()
+        .with_retriever(NothingFetched)
+        .build(schema)
+        .map_err(|e| {
+            // For the meta-schema check, the "instance" is the schema.
+            let at = e.instance_path().as_str();
+            bad(if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("at {at}: {e}")
+            })
+        })
+}
+
+/// What a `$ref` outside the schema gets: scoring does no I/O, and a
+/// schema that changed on a server would change what a rerun measures.
+struct NothingFetched;
+
+impl jsonschema::Retrieve for NothingFetched {
+    fn retrieve(
+        &self,
+        _uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        Err(
+            "schemas are never fetched; copy the referenced schema under \"$defs\" \
+             and point to it as \"#/$defs/<name>\""
+                .into(),
+        )
+    }
+}
+
 /// A compiled scorer: a [`ScorerSpec`] checked once, ready to score any
 /// number of answers. It holds no state between calls and is `Send` and
 /// `Sync`, so one can serve every worker of a run.
@@ -452,6 +538,11 @@ enum Check {
     },
     Regex(regex::Regex),
     JsonValid {
+        allow_fenced: bool,
+    },
+    JsonSchema {
+        // Boxed: a validator is far larger than the other variants.
+        validator: Box<jsonschema::Validator>,
         allow_fenced: bool,
     },
     ToolCall,
@@ -481,14 +572,14 @@ impl Scorer {
     }
 
     /// Whether the scorer compares with the example's reference. Those
-    /// that do not (`regex`, `json_valid`, `contains` with a
+    /// that do not (`regex`, `json_valid`, `json_schema`, `contains` with a
     /// `value`) can score shadow traffic, which has no reference; a judge
     /// counts as not needing one, since its rubric decides.
     pub fn uses_reference(&self) -> bool {
         match &self.check {
             Check::ExactMatch(_) | Check::ToolCall | Check::TokenF1 | Check::RougeL => true,
             Check::Contains { value, .. } => value.is_none(),
-            Check::Regex(_) | Check::JsonValid { .. } => false,
+            Check::Regex(_) | Check::JsonValid { .. } | Check::JsonSchema { .. } => false,
             Check::Judge(_) => false,
         }
     }
@@ -525,6 +616,11 @@ impl Scorer {
             Check::JsonValid { allow_fenced } => {
                 hit(answer_json(answer_text, *allow_fenced).is_some())
             }
+            Check::JsonSchema {
+                validator,
+                allow_fenced,
+            } => hit(answer_json(answer_text, *allow_fenced)
+                .is_some_and(|value| validator.is_valid(&value))),
             Check::ToolCall => {
                 if reference.tool_calls.is_empty() && reference_text.is_none() {
                     return no_reference();
@@ -822,14 +918,15 @@ mod tests {
             kind = "exact_match"
 
             [[scorers]]
-            name = "order"
-            kind = "json_valid"
+            name = "order_schema"
+            kind = "json_schema"
+            schema = '''{"type": "object", "required": ["sku", "qty"]}'''
             allow_fenced = true
 
             [[scorers]]
-            name = "sku"
-            kind = "regex"
-            pattern = '^[A-Z]{3}-\d{4}$'
+            name = "shape"
+            kind = "json_schema"
+            schema = { type = "object", properties = { qty = { type = "integer" } } }
 
             [[scorers]]
             name = "helpful"
@@ -847,8 +944,8 @@ mod tests {
             kinds,
             [
                 ("exact", "exact_match"),
-                ("order", "json_valid"),
-                ("sku", "regex"),
+                ("order_schema", "json_schema"),
+                ("shape", "json_schema"),
                 ("helpful", "judge")
             ]
         );
@@ -864,8 +961,8 @@ mod tests {
         let fenced = text("```json\n{\"sku\": \"A1\", \"qty\": 2}\n```");
         assert_eq!(value(scorers[1].score(&fenced, &Reference::default())), 1.0);
         assert_eq!(
-            value(scorers[2].score(&text("ABC-1234"), &Reference::default())),
-            1.0
+            value(scorers[2].score(&text(r#"{"qty": 2.5}"#), &Reference::default())),
+            0.0
         );
         let judge = scorers[3].judge().unwrap();
         assert_eq!(
@@ -921,6 +1018,35 @@ mod tests {
             .compile()
             .unwrap_err();
         assert_eq!(empty.field(), "pattern");
+    }
+
+    #[test]
+    fn a_bad_schema_is_refused_naming_the_scorer_and_the_field() {
+        // Each breaks the 2020-12 meta-schema: an unknown type name, a
+        // negative length, `required` that is not an array of strings.
+        for schema in [
+            json!({"type": "strin"}),
+            json!({"minLength": -1}),
+            json!({"required": "sku"}),
+            json!("{\"type\": "),
+        ] {
+            let err = spec(json!({"kind": "json_schema", "name": "order", "schema": schema}))
+                .compile()
+                .unwrap_err();
+            assert_eq!(err.field(), "schema", "{schema}");
+            let message = err.to_string();
+            assert!(
+                message.starts_with("scorer \"order\": schema: not a valid JSON schema"),
+                "{message}"
+            );
+        }
+        // A remote reference is never fetched: the schema is refused.
+        let remote = spec(json!({"kind": "json_schema", "name": "order",
+            "schema": {"$ref": "https://example.com/order.json"}}))
+        .compile()
+        .unwrap_err();
+        assert_eq!(remote.field(), "schema");
+        assert!(remote.to_string().contains("never fetched"), "{remote}");
     }
 
     #[test]
@@ -1043,6 +1169,118 @@ mod tests {
                 "{answer:?}"
             );
         }
+    }
+
+    /// Cases from the JSON-Schema-Test-Suite (tests/draft2020-12), for the
+    /// keywords structured answers lean on: `type` (type.json), `required`
+    /// (required.json), `properties` with `additionalProperties: false`
+    /// (additionalProperties.json), `enum` (enum.json) and a `$ref` inside
+    /// the schema (ref.json, "relative pointer ref to object"). Each data
+    /// value is given to the scorer as the answer's JSON text.
+    #[test]
+    fn json_schema_agrees_with_the_json_schema_test_suite() {
+        let groups = [
+            (
+                json!({"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "integer"}),
+                vec![
+                    ("an integer is an integer", json!(1), true),
+                    (
+                        "a float with zero fractional part is an integer",
+                        json!(1.0),
+                        true,
+                    ),
+                    ("a float is not an integer", json!(1.1), false),
+                    (
+                        "a string is still not an integer, even if it looks like one",
+                        json!("1"),
+                        false,
+                    ),
+                ],
+            ),
+            (
+                json!({"$schema": "https://json-schema.org/draft/2020-12/schema",
+                    "properties": {"foo": {}, "bar": {}}, "required": ["foo"]}),
+                vec![
+                    (
+                        "present required property is valid",
+                        json!({"foo": 1}),
+                        true,
+                    ),
+                    (
+                        "non-present required property is invalid",
+                        json!({"bar": 1}),
+                        false,
+                    ),
+                    ("ignores arrays", json!([]), true),
+                ],
+            ),
+            (
+                json!({"$schema": "https://json-schema.org/draft/2020-12/schema",
+                    "properties": {"foo": {}, "bar": {}},
+                    "patternProperties": {"^v": {}},
+                    "additionalProperties": false}),
+                vec![
+                    ("no additional properties is valid", json!({"foo": 1}), true),
+                    (
+                        "an additional property is invalid",
+                        json!({"foo": 1, "bar": 2, "quux": "boom"}),
+                        false,
+                    ),
+                    (
+                        "patternProperties are not additional properties",
+                        json!({"foo": 1, "vroom": 2}),
+                        true,
+                    ),
+                ],
+            ),
+            (
+                json!({"$schema": "https://json-schema.org/draft/2020-12/schema",
+                    "enum": [6, "foo", [], true, {"foo": 12}]}),
+                vec![
+                    ("one of the enum is valid", json!([]), true),
+                    ("something else is invalid", json!(null), false),
+                    ("objects are deep compared", json!({"foo": false}), false),
+                    ("valid object matches", json!({"foo": 12}), true),
+                    (
+                        "extra properties in object is invalid",
+                        json!({"foo": 12, "boo": 42}),
+                        false,
+                    ),
+                ],
+            ),
+            (
+                json!({"$schema": "https://json-schema.org/draft/2020-12/schema",
+                    "properties": {"foo": {"type": "integer"}, "bar": {"$ref": "#/properties/foo"}}}),
+                vec![
+                    ("match", json!({"bar": 3}), true),
+                    ("mismatch", json!({"bar": true}), false),
+                ],
+            ),
+        ];
+        for (schema, tests) in groups {
+            let s = scorer(json!({"kind": "json_schema", "name": "s", "schema": schema}));
+            for (description, data, valid) in tests {
+                let got = value(s.score(&text(&data.to_string()), &Reference::default()));
+                assert_eq!(
+                    got,
+                    if valid { 1.0 } else { 0.0 },
+                    "{schema}: {description}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn json_schema_scores_zero_for_an_answer_that_is_not_json() {
+        let s = scorer(json!({"kind": "json_schema", "name": "s", "schema": true}));
+        assert_eq!(
+            value(s.score(&text("{\"a\": 1}"), &Reference::default())),
+            1.0
+        );
+        assert_eq!(
+            value(s.score(&text("not json"), &Reference::default())),
+            0.0
+        );
     }
 
     // ---- tool calls ----
@@ -1176,6 +1414,18 @@ mod tests {
 
     // ---- reference similarity ----
 
+    /// Scores each `(reference, answer, expected)` with a scorer of `kind`.
+    fn assert_scores(kind: &str, cases: &[(&str, &str, f64)]) {
+        let s = scorer(json!({"kind": kind, "name": kind}));
+        for &(reference_text, answer, expected) in cases {
+            let got = value(s.score(&text(answer), &reference(reference_text)));
+            assert!(
+                close(got, expected),
+                "{kind}: {answer:?} vs {reference_text:?}: {got} != {expected}"
+            );
+        }
+    }
+
     /// Expected values from `compute_f1` of SQuAD's official v2.0
     /// evaluation script (Python 3.11), on answers to the SQuAD dev set's
     /// first question ("Which NFL team represented the AFC at Super Bowl
@@ -1204,13 +1454,8 @@ mod tests {
             // Both normalise to nothing: the script's "no answer" agreement.
             ("the the a an", "An", 1.0),
         ];
-        let s = scorer(json!({"kind": "token_f1", "name": "f1"}));
+        assert_scores("token_f1", &cases);
         for (gold, prediction, expected) in cases {
-            let got = value(s.score(&text(prediction), &reference(gold)));
-            assert!(
-                close(got, expected),
-                "{prediction:?} vs {gold:?}: {got} != {expected}"
-            );
             assert!(close(token_f1(prediction, gold), expected));
         }
     }
@@ -1238,14 +1483,7 @@ mod tests {
             ("3.14 is pi", "pi is 3 14", 0.5),
             ("hello world", "", 0.0),
         ];
-        let s = scorer(json!({"kind": "rouge_l", "name": "rl"}));
-        for (target, prediction, expected) in cases {
-            let got = value(s.score(&text(prediction), &reference(target)));
-            assert!(
-                close(got, expected),
-                "{prediction:?} vs {target:?}: {got} != {expected}"
-            );
-        }
+        assert_scores("rouge_l", &cases);
         // Where this tokenizer departs from rouge-score on purpose: it
         // keeps "café" and "schön" whole (rouge-score: 0.4444444444444445).
         assert!(close(
@@ -1292,6 +1530,7 @@ mod tests {
         for s in [
             json!({"kind": "regex", "name": "r", "pattern": "."}),
             json!({"kind": "json_valid", "name": "j"}),
+            json!({"kind": "json_schema", "name": "s", "schema": {}}),
         ] {
             let s = scorer(s);
             assert!(!s.uses_reference());
