@@ -14,6 +14,7 @@ pub mod gate;
 pub mod judge;
 pub mod score;
 pub mod stats;
+mod text;
 
 use serde::{Deserialize, Serialize};
 
