@@ -52,6 +52,9 @@ pub struct RouteConfig {
     pub name: String,
     pub retry_on_stable: bool,
     pub versions: Vec<VersionConfig>,
+    /// `[[routes.scorers]]`: how evaluations score this route's answers
+    /// (each compiles: regexes and schemas were checked at load).
+    pub scorers: Vec<crate::eval::score::ScorerSpec>,
     /// `[routes.gate]`: what an evaluation must show for a candidate to pass.
     pub gate: Option<crate::eval::gate::GateSpec>,
 }

@@ -44,6 +44,9 @@ pub struct RawRoute {
     pub retry_on_stable: Option<bool>,
     #[serde(default)]
     pub versions: Vec<RawVersion>,
+    /// How evaluations score this route's answers.
+    #[serde(default)]
+    pub scorers: Vec<crate::eval::score::ScorerSpec>,
     /// The evaluation gate a candidate of this route must pass.
     pub gate: Option<crate::eval::gate::GateSpec>,
 }

@@ -171,6 +171,12 @@ impl Config {
                     ("retry_on_stable", Value::Boolean(route.retry_on_stable)),
                     ("versions", Value::Array(versions)),
                 ]);
+                let scorers: Vec<Value> = (route.scorers.iter())
+                    .filter_map(|sc| Value::try_from(sc).ok())
+                    .collect();
+                if !scorers.is_empty() {
+                    t.insert("scorers".into(), Value::Array(scorers));
+                }
                 if let Some(gate) = route.gate.as_ref().and_then(|g| Value::try_from(g).ok()) {
                     t.insert("gate".into(), gate);
                 }

@@ -533,6 +533,7 @@ fn the_effective_config_is_toml_that_loads_back_without_secrets() {
          [[privacy.rules]]\nname = \"ORDER\"\npattern = \"ORD-[0-9]+\"\naction = \"mask\"\n\
          [[routes]]\nname = \"bot\"\n[[routes.versions]]\nname = \"v1\"\nupstream = \"http://b/v1\"\n\
          upstream_model = \"m\"\nheaders = {{ x-team = \"ml\" }}\n\
+         [[routes.scorers]]\nname = \"exact\"\nkind = \"exact_match\"\n\
          [routes.gate]\nmode = \"auto\"\nprimary = \"exact\"\nmax_p95_latency_ratio = 1.5\n"
     );
     let text = load_str(&full, &[]).unwrap().to_toml();
@@ -552,7 +553,8 @@ fn a_route_gate_takes_defaults_and_names_a_bad_field() {
     let route = |gate: &str| {
         format!(
             "[upstream]\nurl = \"http://a/v1\"\n[[routes]]\nname = \"bot\"\n\
-             [[routes.versions]]\nname = \"v1\"\nupstream = \"http://b/v1\"\n[routes.gate]\n{gate}"
+             [[routes.versions]]\nname = \"v1\"\nupstream = \"http://b/v1\"\n\
+             [[routes.scorers]]\nname = \"exact\"\nkind = \"exact_match\"\n[routes.gate]\n{gate}"
         )
     };
     let c = load_str(&route("primary = \"exact\"\n"), &[]).unwrap();
@@ -630,4 +632,56 @@ fn the_example_routes_section_is_valid_when_uncommented() {
         ("exact", Some(1.5))
     );
     assert_eq!(c.routes[0].versions.len(), 2);
+}
+
+#[test]
+fn route_scorers_compile_at_load_and_the_gate_names_one() {
+    let route = |scorers: &str, gate: &str| {
+        format!(
+            "[upstream]\nurl = \"http://a/v1\"\n[[routes]]\nname = \"bot\"\n\
+             [[routes.versions]]\nname = \"v1\"\nupstream = \"http://b/v1\"\n{scorers}{gate}"
+        )
+    };
+    let two = "[[routes.scorers]]\nname = \"exact\"\nkind = \"exact_match\"\n\
+               [[routes.scorers]]\nname = \"order\"\nkind = \"regex\"\npattern = \"ORD-[0-9]+\"\n";
+    let c = load_str(&route(two, "[routes.gate]\nprimary = \"order\"\n"), &[]).unwrap();
+    assert_eq!(c.routes[0].scorers.len(), 2);
+    let text = c.to_toml();
+    assert!(
+        text.contains("[[routes.scorers]]") && text.contains("ORD-[0-9]+"),
+        "{text}"
+    );
+    assert_eq!(
+        load_str(&text, &[]).unwrap().to_toml(),
+        text,
+        "it loads back the same"
+    );
+    let bad = "[[routes.scorers]]\nname = \"order\"\nkind = \"regex\"\npattern = \"ORD-[0-9\"\n";
+    let e = err_text(load_str(&route(bad, ""), &[]));
+    assert!(e.contains("routes[0].scorers[0].pattern"), "{e}");
+    let twice = "[[routes.scorers]]\nname = \"a\"\nkind = \"token_f1\"\n\
+                 [[routes.scorers]]\nname = \"a\"\nkind = \"rouge_l\"\n";
+    let e = err_text(load_str(&route(twice, ""), &[]));
+    assert!(
+        e.contains("routes[0].scorers[1].name") && e.contains("twice"),
+        "{e}"
+    );
+    let e = err_text(load_str(
+        &route(two, "[routes.gate]\nprimary = \"judge\"\n"),
+        &[],
+    ));
+    assert!(
+        e.contains("routes[0].gate.primary") && e.contains("exact, order"),
+        "{e}"
+    );
+    let e = err_text(load_str(
+        &route("", "[routes.gate]\nprimary = \"exact\"\n"),
+        &[],
+    ));
+    assert!(e.contains("[[routes.scorers]]"), "{e}");
+    let e = err_text(load_str(
+        &route("[[routes.scorers]]\nname = \"x\"\nkind = \"bleu\"\n", ""),
+        &[],
+    ));
+    assert!(e.contains("bleu"), "an unknown kind is named: {e}");
 }

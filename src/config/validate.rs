@@ -152,6 +152,20 @@ fn validate_routes(raw: Vec<RawRoute>) -> Result<Vec<RouteConfig>, ConfigError> 
                 state,
             });
         }
+        for (k, spec) in r.scorers.iter().enumerate() {
+            let skey = format!("{key}.scorers[{k}]");
+            spec.compile()
+                .map_err(|e| invalid(&format!("{skey}.{}", e.field()), e.to_string()))?;
+            if r.scorers[..k].iter().any(|o| o.name() == spec.name()) {
+                return Err(invalid(
+                    &format!("{skey}.name"),
+                    format!(
+                        "scorer `{}` is listed twice; give each its own name",
+                        spec.name()
+                    ),
+                ));
+            }
+        }
         if let Some(gate) = &r.gate {
             gate.validate().map_err(|e| {
                 let field = e.field();
@@ -159,11 +173,30 @@ fn validate_routes(raw: Vec<RawRoute>) -> Result<Vec<RouteConfig>, ConfigError> 
                 let message = text.strip_prefix(&format!("{field}: ")).unwrap_or(&text);
                 invalid(&format!("{key}.gate.{field}"), message)
             })?;
+            if !r.scorers.iter().any(|s| s.name() == gate.primary) {
+                let names: Vec<&str> = r.scorers.iter().map(|s| s.name()).collect();
+                return Err(invalid(
+                    &format!("{key}.gate.primary"),
+                    if names.is_empty() {
+                        format!(
+                            "`{}` names no scorer: add a [[routes.scorers]] with name = \"{}\"",
+                            gate.primary, gate.primary
+                        )
+                    } else {
+                        format!(
+                            "`{}` names no scorer of this route; its scorers are {}",
+                            gate.primary,
+                            names.join(", ")
+                        )
+                    },
+                ));
+            }
         }
         out.push(RouteConfig {
             name: r.name,
             retry_on_stable: r.retry_on_stable.unwrap_or(false),
             versions,
+            scorers: r.scorers,
             gate: r.gate,
         });
     }

@@ -122,6 +122,7 @@ mod tests {
             name: "bot".into(),
             retry_on_stable: false,
             versions: vec![v("v1"), v("v2"), v("v3")],
+            scorers: Vec::new(),
             gate: None,
         }];
         registry::seed_from_config(&store, &routes, "config").unwrap();
