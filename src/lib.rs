@@ -41,6 +41,9 @@
 //! - [`datasets`]: dataset versions built from the store; its pure core,
 //!   [`datasets::curate`] (filters, quality, dedupe, split, SFT/DPO/KTO
 //!   lines), never does I/O.
+//! - [`experiments`]: evaluation runs: replaying an eval set to a candidate
+//!   and a baseline, and what a gate verdict does. Reaches upstreams only
+//!   through a trait `app` implements.
 //! - [`audit`]: makes every audit event (who, what, to what, when); the
 //!   store keeps them.
 //! - [`admin`]: the admin HTTP API (`/admin/v1/...`) behind a bearer token,
@@ -59,6 +62,9 @@
 //!   when scraped.
 //! - [`error`]: [`error::GatewayError`] and its one mapping to an HTTP status
 //!   and OpenAI-shaped JSON. Imports nothing of the crate.
+//! - [`eval`]: evaluation's pure core: scorers, the judge's prompts and
+//!   replies, paired bootstrap statistics, the gate's verdict. Imports
+//!   nothing of the crate.
 //! - [`clock`]: unix milliseconds and the `since` forms, read and printed.
 //! - [`crypto`]: the one crypto stack: SHA-256, constant-time compares,
 //!   randomness, AES-256-GCM sealing.
