@@ -12,6 +12,7 @@
 //! - [`examples`]: an eval set read back from a dataset version's lineage:
 //!   the requests to replay and the references to score against.
 
+pub mod evaluate;
 pub mod examples;
 pub mod replay;
 pub mod run;

@@ -60,13 +60,14 @@ pub struct ExampleResult {
 
 /// Replays every example to both versions, `spec.concurrency` examples at
 /// a time, and calls `each` with every result as it completes (in any
-/// order). Returns the results in example order.
+/// order); `each` returning false stops the run after the examples in
+/// flight. Returns the results in example order.
 pub async fn run<R: Replay + 'static>(
     replay: Arc<R>,
     examples: Arc<Vec<EvalExample>>,
     spec: &RunSpec,
     score: Arc<ScoreFn>,
-    mut each: impl FnMut(&ExampleResult),
+    mut each: impl FnMut(&ExampleResult) -> bool,
 ) -> Vec<ExampleResult> {
     let next = Arc::new(AtomicUsize::new(0));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ExampleResult>(spec.concurrency.max(1));
@@ -105,9 +106,14 @@ pub async fn run<R: Replay + 'static>(
     drop(tx);
     let mut results = Vec::with_capacity(examples.len());
     while let Some(r) = rx.recv().await {
-        each(&r);
+        let go_on = each(&r);
         results.push(r);
+        if !go_on {
+            // The workers see the channel closed at their next send.
+            break;
+        }
     }
+    drop(rx);
     while workers.join_next().await.is_some() {}
     results.sort_by_key(|r| r.index);
     results
@@ -293,7 +299,8 @@ mod tests {
         };
         let mut seen = 0;
         let results = run(Arc::new(Versions), examples(n), &spec, exact(), |_| {
-            seen += 1
+            seen += 1;
+            true
         })
         .await;
         assert_eq!(seen, n, "every result is reported as it completes");
@@ -357,5 +364,27 @@ mod tests {
         let x = aggregate(&a, &["exact".into()], &spec).unwrap();
         let y = aggregate(&b, &["exact".into()], &spec).unwrap();
         assert_eq!(x.comparisons, y.comparisons);
+    }
+
+    #[tokio::test]
+    async fn a_run_told_to_stop_stops_after_the_examples_in_flight() {
+        let spec = RunSpec {
+            route: "bot".into(),
+            candidate: "good".into(),
+            baseline: "fair".into(),
+            concurrency: 4,
+            retry: RetryPolicy::default(),
+        };
+        let mut seen = 0;
+        let results = run(Arc::new(Versions), examples(500), &spec, exact(), |_| {
+            seen += 1;
+            seen < 10
+        })
+        .await;
+        assert!(
+            (10..=10 + 4 + 1).contains(&results.len()),
+            "{}",
+            results.len()
+        );
     }
 }

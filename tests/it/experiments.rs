@@ -298,3 +298,160 @@ async fn a_rollout_of_a_version_the_gate_rejected_needs_an_audited_override() {
         .await;
     assert_eq!(missing.status, 404, "{}", missing.text());
 }
+
+/// A dataset of `n` captured answers to distinct questions, built through
+/// the admin API; returns its id.
+async fn dataset_of(gw: &crate::common::Gw, n: usize) -> String {
+    for i in 0..n {
+        chat(gw, &format!("Question number {i} about the product?"), "ok").await;
+    }
+    gw.captured(n as u64).await;
+    let auth = format!("Bearer {}", crate::common::ADMIN_TOKEN);
+    let r = gw
+        .post(
+            "/admin/v1/datasets",
+            &serde_json::json!({"spec": {"route": "support-bot", "split": {"eval_ratio": 0.5}}})
+                .to_string(),
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn an_evaluation_approves_a_better_candidate_and_rejects_a_worse_one() {
+    use flywheel::experiments::evaluate::{EvalError, EvalRequest, Evaluator};
+    use flywheel::store::sqlite::SqliteStore;
+    use std::sync::Arc;
+
+    let m = mock().await;
+    // The scorer asks for "Paris"; v1 (stable) answers London, v2 Paris,
+    // v3 Berlin. The gate decides on its own (auto).
+    let routes = format!(
+        "[[routes]]\nname = \"support-bot\"\n\
+         [[routes.versions]]\nname = \"v1\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=London\"\n\
+         [[routes.versions]]\nname = \"v2\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=Paris\"\n\
+         [[routes.versions]]\nname = \"v3\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=Berlin\"\n\
+         [[routes.scorers]]\nname = \"paris\"\nkind = \"contains\"\nvalue = \"Paris\"\n\
+         [[routes.scorers]]\nname = \"similar\"\nkind = \"rouge_l\"\n\
+         [routes.gate]\nmode = \"auto\"\nprimary = \"paris\"\nmin_examples = 5\n",
+        m.addr
+    );
+    let gw = crate::common::gateway_with(&format!("http://{}/v1", m.addr), &routes, &[]).await;
+    let dataset = dataset_of(&gw, 24).await;
+    let cfg = crate::common::config(&format!("http://{}/v1", m.addr), &gw.db, &routes, &[]);
+    let store: Arc<dyn flywheel::store::Store> = Arc::new(SqliteStore::open(&gw.db).unwrap());
+    // The gateway's own store sees the registry the evaluation changes.
+    let (live, _writer) = flywheel::Gateway::start(cfg.clone()).await.unwrap();
+    let evaluator = Evaluator {
+        replay: Arc::new(flywheel::app::replay::UpstreamReplay {
+            proxy: live.proxy.clone(),
+            store: live.store.clone(),
+        }),
+        store: live.store.clone(),
+        routes: cfg.routes.clone(),
+        datasets_root: cfg.datasets.dir.clone(),
+        retry: Default::default(),
+    };
+    let request = |candidate: &str, baseline: Option<&str>| EvalRequest {
+        route: "support-bot".into(),
+        candidate: candidate.into(),
+        baseline: baseline.map(str::to_string),
+        dataset: dataset.clone(),
+        split: "eval".into(),
+        limit: None,
+        concurrency: 4,
+        seed: 7,
+        created_by: "test".into(),
+    };
+
+    let mut ticks = Vec::new();
+    let better = evaluator
+        .evaluate(request("v2", None), |done, total| {
+            ticks.push((done, total));
+            true
+        })
+        .await
+        .unwrap();
+    let n = ticks.last().unwrap().1;
+    assert_eq!(ticks.len(), n, "progress after every example");
+    assert!(n >= 5, "{n} examples");
+    assert_eq!(
+        (better.status.as_str(), better.baseline.as_str()),
+        ("completed", "v1")
+    );
+    let verdict = better.verdict.clone().unwrap();
+    assert_eq!(verdict["pass"], true, "{verdict}");
+    let diff = &better.summary.as_ref().unwrap()["scorers"]["paris"]["difference"];
+    assert_eq!(diff["mean"], 1.0, "{diff}");
+    let v2 = gw.admin("/admin/v1/models/support-bot/versions/v2").await;
+    assert_eq!(v2["state"], "approved", "{v2}");
+    assert_eq!(v2["gate"]["experiment"], better.id.as_str());
+    let results = store.experiment_results(&better.id).unwrap();
+    assert_eq!(
+        results.len(),
+        2 * n,
+        "every answer of both versions is stored"
+    );
+    assert!(results.iter().all(|r| r
+        .output
+        .as_deref()
+        .is_some_and(|o| o.contains("Paris") || o.contains("London"))));
+
+    // Against the better version, the worse one is rejected with the reason.
+    let worse = evaluator
+        .evaluate(request("v3", Some("v2")), |_, _| true)
+        .await
+        .unwrap();
+    let verdict = worse.verdict.clone().unwrap();
+    assert_eq!(verdict["pass"], false);
+    let v3 = gw.admin("/admin/v1/models/support-bot/versions/v3").await;
+    assert_eq!(v3["state"], "rejected", "{v3}");
+    assert!(
+        v3["reason"].as_str().unwrap().contains("primary paris"),
+        "{v3}"
+    );
+
+    // The same outputs give the same numbers: a rerun with the seed agrees.
+    let again = evaluator
+        .evaluate(request("v2", Some("v1")), |_, _| true)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.summary.as_ref().unwrap()["scorers"],
+        better.summary.as_ref().unwrap()["scorers"]
+    );
+
+    // Bad requests write nothing.
+    let before = store.list_experiments(None, None, 100).unwrap().len();
+    let mut bad = request("v9", None);
+    assert!(matches!(
+        evaluator.evaluate(bad.clone(), |_, _| true).await,
+        Err(EvalError::Registry(_))
+    ));
+    bad.candidate = "v2".into();
+    bad.dataset = "ds-missing".into();
+    assert!(matches!(
+        evaluator.evaluate(bad.clone(), |_, _| true).await,
+        Err(EvalError::Examples(_))
+    ));
+    bad.dataset = dataset.clone();
+    bad.route = "other".into();
+    assert!(matches!(
+        evaluator.evaluate(bad, |_, _| true).await,
+        Err(EvalError::UnknownRoute(_))
+    ));
+    assert_eq!(
+        store.list_experiments(None, None, 100).unwrap().len(),
+        before
+    );
+
+    // Stopped part way, the run is recorded as cancelled with no verdict.
+    let stopped = evaluator
+        .evaluate(request("v3", None), |done, _| done < 2)
+        .await
+        .unwrap();
+    assert_eq!(stopped.status, "cancelled");
+    assert!(stopped.verdict.is_none());
+}
