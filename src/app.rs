@@ -165,6 +165,22 @@ impl Gateway {
             keys: keys.clone(),
             body_budget: body_budget.clone(),
         });
+        let evaluator = Arc::new(crate::experiments::evaluate::Evaluator {
+            replay: Arc::new(replay::UpstreamReplay {
+                proxy: proxy.clone(),
+                store: store.clone(),
+            }),
+            store: store.clone(),
+            routes: config.routes.clone(),
+            datasets_root: config.datasets.dir.clone(),
+            retry: Default::default(),
+        });
+        // Runs a stopped process left running end as failed, not running forever.
+        let abandoned = store.clone();
+        blocking(move || {
+            abandoned.abandon_running("the gateway stopped during the run", crate::clock::now_ms())
+        })
+        .await??;
         let admin = Arc::new(Admin {
             config: config.clone(),
             store: store.clone(),
@@ -175,6 +191,8 @@ impl Gateway {
             privacy,
             body_budget: body_budget.clone(),
             reload: reload.clone(),
+            evaluator,
+            background: tokio::runtime::Handle::current(),
         });
         let limits = Limits {
             max_body: config.server.max_body_bytes,

@@ -27,6 +27,7 @@ use crate::registry::Reload;
 use crate::store::{FeedbackQuery, InteractionRow, ListQuery, Store};
 
 mod datasets;
+mod evals;
 mod models;
 mod privacy;
 
@@ -47,6 +48,12 @@ pub struct Admin {
     pub body_budget: Arc<BodyBudget>,
     /// Brings the traffic in line with the registry after a change.
     pub reload: Reload,
+    /// Runs evaluations (`/admin/v1/evals`).
+    pub evaluator: Arc<dyn crate::experiments::evaluate::Evaluate>,
+    /// The runtime evaluations run on: the control loops', not a shard's,
+    /// so that a long evaluation never competes with the connections of one
+    /// shard.
+    pub background: tokio::runtime::Handle,
 }
 
 /// Reads an admin request's body whole, within `limit` bytes and the
@@ -105,6 +112,14 @@ pub async fn handle(api: &Arc<Admin>, req: Request<ClientBody>) -> Response<Resp
         (&Method::POST, ["admin", "v1", "rollouts", id, op]) => {
             models::command(api, id, op, body).await
         }
+        (&Method::POST, ["admin", "v1", "evals"]) => evals::create(api, body).await,
+        (&Method::GET, ["admin", "v1", "evals"]) => evals::list(api, &query).await,
+        (&Method::GET, ["admin", "v1", "evals", id]) => evals::show(api, id).await,
+        (_, ["admin", "v1", "evals", ..]) => GatewayError::MethodNotAllowed {
+            message: "POST /admin/v1/evals runs an evaluation; GET reads them".into(),
+            allow: None,
+        }
+        .response(),
         (&Method::GET, ["admin", "v1", "datasets"]) => datasets::list(api, &query).await,
         (&Method::POST, ["admin", "v1", "datasets"]) => datasets::create(api, &query, body).await,
         (&Method::GET, ["admin", "v1", "datasets", id]) => datasets::show(api, id).await,

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use crate::crypto::Sha256;
 
 use super::client::{api_error, encode, open, query, ClientError};
-use super::render::{client_exit, get, num, print_json, s, table_data, thousands};
+use super::render::{client_exit, get, num, print_json, read_ndjson, s, table_data, thousands};
 use super::{DatasetBuildArgs, DatasetsCommand, GatewayArgs, EXIT_FAILED, EXIT_USAGE};
 
 pub(super) async fn run(cmd: DatasetsCommand) -> ExitCode {
@@ -252,46 +252,23 @@ async fn build(a: DatasetBuildArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return client_exit(e),
     };
-    let status = resp.status();
-    let mut body = resp.into_body();
     let mut bar = Bar {
         tty: std::io::stderr().is_terminal(),
         last: None,
         phase: String::new(),
         drawn: false,
     };
-    let mut buf: Vec<u8> = Vec::new();
-    let mut last = Value::Null;
-    loop {
-        let frame = match body.frame().await {
-            None => break,
-            Some(Ok(f)) => f,
-            Some(Err(e)) => {
-                bar.done();
-                return client_exit(ClientError::Unreachable {
-                    url: g.url.clone(),
-                    message: format!("the connection broke during the build: {e}"),
-                });
-            }
-        };
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        buf.extend_from_slice(&data);
-        while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=nl).collect();
-            let v: Value = serde_json::from_slice(&line).unwrap_or(Value::Null);
-            if v["object"] == "dataset.progress" {
-                bar.draw(&v);
-            } else {
-                last = v;
-            }
-        }
-    }
+    let read = read_ndjson(resp, "dataset.progress", |v| bar.draw(v)).await;
     bar.done();
-    if !buf.is_empty() {
-        last = serde_json::from_slice(&buf).unwrap_or(Value::Null);
-    }
+    let (status, last) = match read {
+        Ok(r) => r,
+        Err(message) => {
+            return client_exit(ClientError::Unreachable {
+                url: g.url.clone(),
+                message: format!("the connection broke during the build: {message}"),
+            })
+        }
+    };
     if !status.is_success() || last.get("error").is_some() || last["object"] != "dataset" {
         let code = status_of(status, &last);
         let e = api_error(code, &last);
@@ -340,7 +317,7 @@ async fn build(a: DatasetBuildArgs) -> ExitCode {
 }
 
 /// The status an NDJSON error line stands for (the stream itself was a 200).
-fn status_of(status: http::StatusCode, last: &Value) -> http::StatusCode {
+pub(super) fn status_of(status: http::StatusCode, last: &Value) -> http::StatusCode {
     if !status.is_success() {
         return status;
     }

@@ -18,6 +18,7 @@ use clap::{Args, Parser, Subcommand};
 mod client;
 mod config;
 mod datasets;
+mod eval;
 mod events;
 mod feedback;
 mod interactions;
@@ -48,6 +49,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Feedback(cmd) => feedback::run(cmd).await,
         Command::Privacy(cmd) => privacy::run(cmd).await,
         Command::Datasets(cmd) => datasets::run(cmd).await,
+        Command::Eval(cmd) => eval::run(cmd).await,
         Command::Models(cmd) => models::run(cmd).await,
         Command::Rollout(cmd) => rollout::run(cmd).await,
         Command::Events {
@@ -106,6 +108,10 @@ pub enum Command {
     /// show, diff, export.
     #[command(subcommand)]
     Datasets(DatasetsCommand),
+    /// Evaluations (experiments): list them, show one with its scores,
+    /// intervals and gate verdict. `POST /admin/v1/evals` runs one.
+    #[command(subcommand)]
+    Eval(EvalCommand),
     /// Privacy actions: erase a user's data, sweep expired data.
     #[command(subcommand)]
     Privacy(PrivacyCommand),
@@ -590,5 +596,27 @@ pub enum RolloutCommand {
         /// Why (kept in the audit log).
         #[arg(long, default_value = "aborted by operator")]
         reason: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EvalCommand {
+    /// Experiments, newest first.
+    List {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        #[arg(long)]
+        route: Option<String>,
+        /// Only experiments of this candidate version.
+        #[arg(long)]
+        candidate: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One experiment: its versions, scores with intervals, and verdict.
+    Show {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        id: String,
     },
 }

@@ -98,3 +98,38 @@ pub(super) fn thousands(n: u64) -> String {
     }
     out
 }
+
+/// Reads an NDJSON stream (a dataset build's or an evaluation's), handing
+/// each line whose `object` is `progress` to `on_progress`; returns the
+/// answer's status and its last other line, or why the stream broke.
+pub(super) async fn read_ndjson(
+    resp: http::Response<hyper::body::Incoming>,
+    progress: &str,
+    mut on_progress: impl FnMut(&Value),
+) -> Result<(http::StatusCode, Value), String> {
+    use http_body_util::BodyExt;
+    let status = resp.status();
+    let mut body = resp.into_body();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut last = Value::Null;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| e.to_string())?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        buf.extend_from_slice(&data);
+        while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=nl).collect();
+            let v: Value = serde_json::from_slice(&line).unwrap_or(Value::Null);
+            if v["object"] == progress {
+                on_progress(&v);
+            } else {
+                last = v;
+            }
+        }
+    }
+    if !buf.is_empty() {
+        last = serde_json::from_slice(&buf).unwrap_or(Value::Null);
+    }
+    Ok((status, last))
+}

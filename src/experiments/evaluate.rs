@@ -283,3 +283,53 @@ fn result_rows(experiment: &str, r: &ExampleResult) -> [ResultRow; 2] {
     };
     [row("candidate", &r.candidate), row("baseline", &r.baseline)]
 }
+
+/// Progress told to an evaluation: `(done, total)`; false stops it.
+pub type Progress<'a> = Box<dyn FnMut(usize, usize) -> bool + Send + 'a>;
+
+/// An evaluator as the admin API holds it, whatever its upstream client.
+pub trait Evaluate: Send + Sync {
+    fn evaluate_boxed<'a>(
+        &'a self,
+        req: EvalRequest,
+        progress: Progress<'a>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<ExperimentRow, EvalError>> + Send + 'a>,
+    >;
+}
+
+impl<R: Replay + 'static> Evaluate for Evaluator<R> {
+    fn evaluate_boxed<'a>(
+        &'a self,
+        req: EvalRequest,
+        progress: Progress<'a>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<ExperimentRow, EvalError>> + Send + 'a>,
+    > {
+        Box::pin(self.evaluate(req, progress))
+    }
+}
+
+impl From<EvalError> for crate::error::GatewayError {
+    fn from(e: EvalError) -> Self {
+        use crate::error::GatewayError as G;
+        let field = |param: &str, e: &EvalError| G::InvalidField {
+            param: param.into(),
+            message: e.to_string(),
+        };
+        match e {
+            EvalError::UnknownRoute(_) => G::NotFound(e.to_string()),
+            EvalError::NoScorers(_) => field("route", &e),
+            EvalError::SameVersion(_) => field("baseline", &e),
+            EvalError::Concurrency => field("concurrency", &e),
+            EvalError::Registry(r) => r.into(),
+            EvalError::Examples(ExamplesError::UnknownDataset(_)) => G::NotFound(e.to_string()),
+            EvalError::Examples(ExamplesError::BadSplit(_)) => field("split", &e),
+            EvalError::Examples(ExamplesError::EmptySplit { .. }) => G::Coded {
+                code: "empty_dataset",
+                message: e.to_string(),
+            },
+            EvalError::Examples(_) | EvalError::Store(_) | EvalError::Internal(_) => G::Internal,
+        }
+    }
+}

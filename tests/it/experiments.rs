@@ -455,3 +455,118 @@ async fn an_evaluation_approves_a_better_candidate_and_rejects_a_worse_one() {
     assert_eq!(stopped.status, "cancelled");
     assert!(stopped.verdict.is_none());
 }
+
+#[tokio::test]
+async fn evaluations_through_the_admin_api_and_the_cli() {
+    let m = mock().await;
+    let routes = format!(
+        "[[routes]]\nname = \"support-bot\"\n\
+         [[routes.versions]]\nname = \"v1\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=London\"\n\
+         [[routes.versions]]\nname = \"v2\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=Paris\"\n\
+         [[routes.versions]]\nname = \"v3\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=Berlin\"\n\
+         [[routes.scorers]]\nname = \"paris\"\nkind = \"contains\"\nvalue = \"Paris\"\n\
+         [routes.gate]\nmode = \"auto\"\nprimary = \"paris\"\nmin_examples = 5\n",
+        m.addr
+    );
+    let gw = crate::common::gateway_with(&format!("http://{}/v1", m.addr), &routes, &[]).await;
+    let dataset = dataset_of(&gw, 24).await;
+    let cli = |args: Vec<String>| {
+        let url = gw.url.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_flywheel"))
+                    .args(&args)
+                    .env("FLYWHEEL_URL", url)
+                    .env("FLYWHEEL_ADMIN_TOKEN", crate::common::ADMIN_TOKEN)
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let auth = format!("Bearer {}", crate::common::ADMIN_TOKEN);
+    let run = |candidate: &str, baseline: &str| {
+        let body = serde_json::json!({"route": "support-bot", "candidate": candidate,
+            "baseline": baseline, "dataset": dataset, "concurrency": 4});
+        let (gw, auth) = (&gw, auth.clone());
+        async move {
+            gw.post(
+                "/admin/v1/evals",
+                &body.to_string(),
+                &[("authorization", &auth)],
+            )
+            .await
+        }
+    };
+    let better = run("v2", "v1").await;
+    assert_eq!(better.status, 201, "{}", better.text());
+    assert_eq!(better.json()["verdict"]["pass"], true);
+    let worse = run("v3", "v2").await;
+    assert_eq!(worse.status, 201, "{}", worse.text());
+    assert_eq!(worse.json()["verdict"]["pass"], false);
+    let listed = cli(vec!["eval".into(), "list".into(), "--json".into()]).await;
+    let list: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let ids: Vec<&str> = (list["data"].as_array().unwrap().iter())
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let shown = gw.admin(&format!("/admin/v1/evals/{}", ids[1])).await;
+    assert_eq!(shown["candidate"], "v2");
+    let results = shown["results"].as_array().unwrap();
+    assert_eq!(
+        results.len(),
+        2 * shown["summary"]["examples"].as_u64().unwrap() as usize
+    );
+    assert!(
+        results.iter().any(|r| r["output"]["text"] == "Paris"),
+        "{shown}"
+    );
+    let printed = cli(vec!["eval".into(), "show".into(), ids[1].into()]).await;
+    let text = String::from_utf8_lossy(&printed.stdout);
+    assert!(
+        text.contains("gate: pass") && text.contains("+1.000 [+1.000, +1.000]"),
+        "{text}"
+    );
+    let printed = cli(vec!["eval".into(), "show".into(), ids[0].into()]).await;
+    let text = String::from_utf8_lossy(&printed.stdout);
+    assert!(
+        text.contains("gate: fail") && text.contains("primary paris"),
+        "{text}"
+    );
+
+    // Bad requests: each a clear error naming what is wrong, nothing written.
+    let post = |body: serde_json::Value| {
+        let (gw, auth) = (&gw, auth.clone());
+        async move {
+            gw.post(
+                "/admin/v1/evals",
+                &body.to_string(),
+                &[("authorization", &auth)],
+            )
+            .await
+        }
+    };
+    let r =
+        post(serde_json::json!({"route": "support-bot", "candidate": "v2", "dataset": "ds-nope"}))
+            .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(r.text().contains("ds-nope"));
+    let r =
+        post(serde_json::json!({"route": "support-bot", "candidate": "v9", "dataset": dataset}))
+            .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = post(serde_json::json!({"route": "support-bot", "candidate": "v2", "dataset": dataset, "split": "test"})).await;
+    assert_eq!(
+        (r.status, r.json()["error"]["param"].clone()),
+        (400, serde_json::json!("split"))
+    );
+    let r = post(serde_json::json!({"route": "support-bot", "candidate": "v2", "dataset": dataset, "concurrency": 0})).await;
+    assert_eq!(r.json()["error"]["param"], "concurrency");
+    let after = gw.admin("/admin/v1/evals").await;
+    assert_eq!(
+        after["data"].as_array().unwrap().len(),
+        2,
+        "nothing half-written"
+    );
+}
