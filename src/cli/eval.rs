@@ -1,16 +1,57 @@
-//! `flywheel eval`: list experiments, show one with its scores, intervals
-//! and verdict.
+//! `flywheel eval`: run an evaluation, list experiments, show one with its
+//! scores, intervals and verdict.
 
 use std::process::ExitCode;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::client::{encode, query};
-use super::render::{s, table_data};
-use super::EvalCommand;
+use super::client::{call, encode, query};
+use super::render::{client_exit, print_json, s, table_data};
+use super::{EvalCommand, EXIT_FAILED};
 
 pub(super) async fn run(cmd: EvalCommand) -> ExitCode {
     match cmd {
+        EvalCommand::Run {
+            gateway: g,
+            route,
+            candidate,
+            baseline,
+            dataset,
+            split,
+            limit,
+            concurrency,
+            seed,
+        } => {
+            let user = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+            eprintln!(
+                "evaluating {candidate} against {} on {dataset} ({split})...",
+                baseline.as_deref().unwrap_or("the stable version")
+            );
+            let body = json!({"route": route, "candidate": candidate, "baseline": baseline,
+                "dataset": dataset, "split": split, "limit": limit, "concurrency": concurrency,
+                "seed": seed, "created_by": user});
+            let e = match call(
+                &g.url,
+                g.admin_token.as_deref(),
+                http::Method::POST,
+                "/admin/v1/evals",
+                Some(&body),
+            )
+            .await
+            {
+                Ok(v) => v,
+                Err(e) => return client_exit(e),
+            };
+            if g.json {
+                print_json(&e);
+            } else {
+                print!("{}", describe(&e));
+            }
+            if e["verdict"]["pass"] == false {
+                return ExitCode::from(EXIT_FAILED);
+            }
+            ExitCode::SUCCESS
+        }
         EvalCommand::List {
             gateway,
             route,
@@ -65,7 +106,7 @@ fn verdict_word(e: &Value) -> &'static str {
     }
 }
 
-/// An experiment as `eval show` prints it.
+/// An experiment as `eval run` and `eval show` print it.
 fn describe(e: &Value) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();

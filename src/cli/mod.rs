@@ -108,8 +108,9 @@ pub enum Command {
     /// show, diff, export.
     #[command(subcommand)]
     Datasets(DatasetsCommand),
-    /// Evaluations (experiments): list them, show one with its scores,
-    /// intervals and gate verdict. `POST /admin/v1/evals` runs one.
+    /// Evaluations: replay a dataset's eval split to a candidate and the
+    /// stable version, score both, and let the route's gate decide; list and
+    /// show the experiments.
     #[command(subcommand)]
     Eval(EvalCommand),
     /// Privacy actions: erase a user's data, sweep expired data.
@@ -601,6 +602,38 @@ pub enum RolloutCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum EvalCommand {
+    /// Run an evaluation: every example of the dataset's split is sent to
+    /// the candidate and the baseline, each answer scored with the route's
+    /// [[routes.scorers]], and the route's [routes.gate] gives its verdict
+    /// (in auto mode it approves or rejects the candidate). Exit code 1 when
+    /// the gate rejects the candidate.
+    Run {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        #[arg(long)]
+        route: String,
+        /// The version under evaluation, e.g. v2.
+        #[arg(long)]
+        candidate: String,
+        /// What it is compared with; default: the route's stable version.
+        #[arg(long)]
+        baseline: Option<String>,
+        /// The dataset version whose examples are replayed.
+        #[arg(long)]
+        dataset: String,
+        /// `eval` or `train`.
+        #[arg(long, default_value = "eval")]
+        split: String,
+        /// At most this many examples.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Examples in flight at once (1 to 256).
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// The bootstrap's seed: the same outputs and seed give the same numbers.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Experiments, newest first.
     List {
         #[command(flatten)]

@@ -502,9 +502,38 @@ async fn evaluations_through_the_admin_api_and_the_cli() {
     let better = run("v2", "v1").await;
     assert_eq!(better.status, 201, "{}", better.text());
     assert_eq!(better.json()["verdict"]["pass"], true);
-    let worse = run("v3", "v2").await;
-    assert_eq!(worse.status, 201, "{}", worse.text());
-    assert_eq!(worse.json()["verdict"]["pass"], false);
+    // The same through the CLI: a rejected candidate fails the command.
+    let args = |candidate: &str, baseline: &str| -> Vec<String> {
+        [
+            "eval",
+            "run",
+            "--route",
+            "support-bot",
+            "--candidate",
+            candidate,
+            "--baseline",
+            baseline,
+            "--dataset",
+            &dataset,
+            "--concurrency",
+            "4",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let worse = cli(args("v3", "v2")).await;
+    let text = String::from_utf8_lossy(&worse.stdout);
+    assert_eq!(
+        worse.status.code(),
+        Some(1),
+        "{text}{}",
+        String::from_utf8_lossy(&worse.stderr)
+    );
+    assert!(
+        text.contains("gate: fail") && text.contains("primary paris"),
+        "{text}"
+    );
     let listed = cli(vec!["eval".into(), "list".into(), "--json".into()]).await;
     let list: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     let ids: Vec<&str> = (list["data"].as_array().unwrap().iter())
