@@ -1,9 +1,12 @@
-//! `/admin/v1/evals`: run an evaluation (`POST`, answered when it is done),
-//! list experiments and show one with its answers.
+//! `/admin/v1/evals`: run an evaluation (`POST`, answered when it is done,
+//! or with `?stream=true` as NDJSON progress like dataset builds, where
+//! closing the connection cancels the run), list experiments and show one
+//! with its answers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde_json::{json, Value};
 
@@ -25,8 +28,8 @@ fn experiment_json(e: &ExperimentRow) -> Value {
 
 /// `POST /admin/v1/evals` with `{"route", "candidate", "dataset",
 /// "baseline"?, "split"?, "limit"?, "concurrency"?, "seed"?,
-/// "created_by"?}`.
-pub async fn create(api: &Arc<Admin>, body: ClientBody) -> Resp {
+/// "created_by"?}`; `?stream=true` streams its progress.
+pub async fn create(api: &Arc<Admin>, query: &HashMap<String, String>, body: ClientBody) -> Resp {
     let v = match read_json(api, body).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -58,6 +61,12 @@ pub async fn create(api: &Arc<Admin>, body: ClientBody) -> Resp {
         created_by: text("created_by").unwrap_or_else(|| "admin".into()),
     };
     let evaluator = api.evaluator.clone();
+    if query
+        .get("stream")
+        .is_some_and(|v| v.is_empty() || v == "true" || v == "1")
+    {
+        return stream(api, req);
+    }
     let run = api
         .background
         .spawn(async move { evaluator.evaluate_boxed(req, Box::new(|_, _| true)).await });
@@ -69,6 +78,46 @@ pub async fn create(api: &Arc<Admin>, body: ClientBody) -> Resp {
         }
         Err(_) => GatewayError::Internal.response(),
     }
+}
+
+/// The run with its progress as NDJSON: an `eval.progress` line per example
+/// (done, total, rate, ETA), then the experiment or the error. A client that
+/// leaves cancels the run.
+fn stream(api: &Arc<Admin>, req: EvalRequest) -> Resp {
+    fn line(v: &Value) -> Result<Bytes, crate::http1::body::BoxError> {
+        let mut b = serde_json::to_vec(v).unwrap_or_default();
+        b.push(b'\n');
+        Ok(Bytes::from(b))
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let evaluator = api.evaluator.clone();
+    api.background.spawn(async move {
+        let started = std::time::Instant::now();
+        let progress_tx = tx.clone();
+        let progress = Box::new(move |done: usize, total: usize| {
+            let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            let eta_ms = ((total - done) as f64 / rate.max(1e-9) * 1000.0).round() as u64;
+            let v = json!({"object": "eval.progress", "done": done, "total": total,
+                           "rate_per_s": (rate * 10.0).round() / 10.0, "eta_ms": eta_ms});
+            // A full channel (a slow reader) skips a line; a closed one is a
+            // client that left, which cancels the run.
+            progress_tx.try_send(line(&v)).is_ok() || !progress_tx.is_closed()
+        });
+        let last = match evaluator.evaluate_boxed(req, progress).await {
+            Ok(e) => experiment_json(&e),
+            Err(e) => {
+                let err = GatewayError::from(e);
+                serde_json::from_slice(&err.body()).unwrap_or_default()
+            }
+        };
+        let _ = tx.send(line(&last)).await;
+    });
+    let mut r = Response::new(ResponseBody::Channel(rx));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-ndjson"),
+    );
+    r
 }
 
 /// `GET /admin/v1/evals?route=&candidate=&limit=`: newest first.

@@ -112,7 +112,7 @@ pub async fn handle(api: &Arc<Admin>, req: Request<ClientBody>) -> Response<Resp
         (&Method::POST, ["admin", "v1", "rollouts", id, op]) => {
             models::command(api, id, op, body).await
         }
-        (&Method::POST, ["admin", "v1", "evals"]) => evals::create(api, body).await,
+        (&Method::POST, ["admin", "v1", "evals"]) => evals::create(api, &query, body).await,
         (&Method::GET, ["admin", "v1", "evals"]) => evals::list(api, &query).await,
         (&Method::GET, ["admin", "v1", "evals", id]) => evals::show(api, id).await,
         (_, ["admin", "v1", "evals", ..]) => GatewayError::MethodNotAllowed {

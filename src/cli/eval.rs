@@ -1,12 +1,14 @@
 //! `flywheel eval`: run an evaluation, list experiments, show one with its
 //! scores, intervals and verdict.
 
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use serde_json::{json, Value};
 
-use super::client::{call, encode, query};
-use super::render::{client_exit, print_json, s, table_data};
+use super::client::{api_error, encode, open, query, ClientError};
+use super::datasets::status_of;
+use super::render::{client_exit, print_json, read_ndjson, s, table_data};
 use super::{EvalCommand, EXIT_FAILED};
 
 pub(super) async fn run(cmd: EvalCommand) -> ExitCode {
@@ -30,18 +32,55 @@ pub(super) async fn run(cmd: EvalCommand) -> ExitCode {
             let body = json!({"route": route, "candidate": candidate, "baseline": baseline,
                 "dataset": dataset, "split": split, "limit": limit, "concurrency": concurrency,
                 "seed": seed, "created_by": user});
-            let e = match call(
+            let resp = match open(
                 &g.url,
                 g.admin_token.as_deref(),
                 http::Method::POST,
-                "/admin/v1/evals",
+                "/admin/v1/evals?stream=true",
                 Some(&body),
             )
             .await
             {
-                Ok(v) => v,
+                Ok(r) => r,
                 Err(e) => return client_exit(e),
             };
+            let tty = std::io::stderr().is_terminal();
+            let mut shown: Option<std::time::Instant> = None;
+            let read = read_ndjson(resp, "eval.progress", |p| {
+                // On a terminal one redrawn line; in a log, a line every 5 s.
+                let now = std::time::Instant::now();
+                if !tty && shown.is_some_and(|t| now.duration_since(t).as_secs() < 5) {
+                    return;
+                }
+                shown = Some(now);
+                let mut err = std::io::stderr().lock();
+                let _ = if tty {
+                    write!(err, "\r\x1b[2K{}", progress_line(p))
+                } else {
+                    writeln!(err, "{}", progress_line(p))
+                };
+                let _ = err.flush();
+            })
+            .await;
+            if tty && shown.is_some() {
+                eprintln!();
+            }
+            let (status, e) = match read {
+                Ok(r) => r,
+                Err(message) => {
+                    return client_exit(ClientError::Unreachable {
+                        url: g.url.clone(),
+                        message: format!("the connection broke during the evaluation: {message}"),
+                    })
+                }
+            };
+            // The stream is a 200 whatever happens; its last line says.
+            if !status.is_success() || e["error"].is_object() || e["object"] != "experiment" {
+                if g.json {
+                    print_json(&e);
+                }
+                return client_exit(api_error(status_of(status, &e), &e));
+            }
             if g.json {
                 print_json(&e);
             } else {
@@ -104,6 +143,29 @@ fn verdict_word(e: &Value) -> &'static str {
         Some(false) => "fail",
         None => "-",
     }
+}
+
+/// `[#####...] 42% 420/1000 examples, 35.2/s, ETA 16s`
+fn progress_line(p: &Value) -> String {
+    let (done, total) = (
+        p["done"].as_u64().unwrap_or(0),
+        p["total"].as_u64().unwrap_or(0),
+    );
+    let frac = if total > 0 {
+        done as f64 / total as f64
+    } else {
+        1.0
+    };
+    let width = 24;
+    let filled = ((frac * width as f64) as usize).min(width);
+    format!(
+        "[{}{}] {:>3.0}% {done}/{total} examples, {}/s, ETA {:.0}s",
+        "#".repeat(filled),
+        ".".repeat(width - filled),
+        frac * 100.0,
+        p["rate_per_s"].as_f64().unwrap_or(0.0),
+        p["eta_ms"].as_f64().unwrap_or(0.0) / 1000.0
+    )
 }
 
 /// An experiment as `eval run` and `eval show` print it.

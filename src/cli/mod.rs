@@ -605,7 +605,8 @@ pub enum EvalCommand {
     /// Run an evaluation: every example of the dataset's split is sent to
     /// the candidate and the baseline, each answer scored with the route's
     /// [[routes.scorers]], and the route's [routes.gate] gives its verdict
-    /// (in auto mode it approves or rejects the candidate). Exit code 1 when
+    /// (in auto mode it approves or rejects the candidate). Shows progress
+    /// with rate and ETA on stderr; Ctrl-C cancels the run. Exit code 1 when
     /// the gate rejects the candidate.
     Run {
         #[command(flatten)]

@@ -499,6 +499,31 @@ async fn evaluations_through_the_admin_api_and_the_cli() {
             .await
         }
     };
+    // Streamed: a progress line per example, then the experiment.
+    let streamed = gw
+        .post(
+            "/admin/v1/evals?stream=true",
+            &serde_json::json!({"route": "support-bot", "candidate": "v2", "baseline": "v1",
+                                "dataset": dataset, "concurrency": 4})
+            .to_string(),
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(
+        streamed.header("content-type").as_deref(),
+        Some("application/x-ndjson")
+    );
+    let lines: Vec<serde_json::Value> = (streamed.text().lines())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (last, progress) = lines.split_last().unwrap();
+    assert_eq!(last["object"], "experiment", "{last}");
+    let n = last["summary"]["examples"].as_u64().unwrap();
+    assert_eq!(progress.len() as u64, n);
+    assert!(progress
+        .iter()
+        .all(|p| p["object"] == "eval.progress" && p["total"] == n));
+    assert_eq!(progress.last().unwrap()["done"], n);
     let better = run("v2", "v1").await;
     assert_eq!(better.status, 201, "{}", better.text());
     assert_eq!(better.json()["verdict"]["pass"], true);
@@ -539,7 +564,7 @@ async fn evaluations_through_the_admin_api_and_the_cli() {
     let ids: Vec<&str> = (list["data"].as_array().unwrap().iter())
         .map(|e| e["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids.len(), 2);
+    assert_eq!(ids.len(), 3);
     let shown = gw.admin(&format!("/admin/v1/evals/{}", ids[1])).await;
     assert_eq!(shown["candidate"], "v2");
     let results = shown["results"].as_array().unwrap();
@@ -595,7 +620,7 @@ async fn evaluations_through_the_admin_api_and_the_cli() {
     let after = gw.admin("/admin/v1/evals").await;
     assert_eq!(
         after["data"].as_array().unwrap().len(),
-        2,
+        3,
         "nothing half-written"
     );
 }
