@@ -125,6 +125,22 @@ pub(super) async fn run(cmd: EvalCommand) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        EvalCommand::Compare { gateway, a, b } => {
+            let mut both = Vec::new();
+            for id in [&a, &b] {
+                match super::render::get(&gateway, &format!("/admin/v1/evals/{}", encode(id))).await
+                {
+                    Ok(v) => both.push(v),
+                    Err(code) => return code,
+                }
+            }
+            if gateway.json {
+                print_json(&json!({"object": "comparison", "a": both[0], "b": both[1]}));
+            } else {
+                print!("{}", compare(&both[0], &both[1]));
+            }
+            ExitCode::SUCCESS
+        }
         EvalCommand::Show { gateway, id } => {
             match table_data(&gateway, &format!("/admin/v1/evals/{}", encode(&id))).await {
                 Ok(v) => {
@@ -244,5 +260,75 @@ fn describe(e: &Value) -> String {
             }
         }
     }
+    out
+}
+
+/// Two experiments side by side, scorer by scorer.
+fn compare(a: &Value, b: &Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let title = |e: &Value| format!("{} vs {}", s(e, "candidate"), s(e, "baseline"));
+    let _ = writeln!(out, "{:<20} {:>28} {:>28}", "", s(a, "id"), s(b, "id"));
+    let _ = writeln!(out, "{:<20} {:>28} {:>28}", "versions", title(a), title(b));
+    let _ = writeln!(
+        out,
+        "{:<20} {:>28} {:>28}",
+        "dataset",
+        s(a, "dataset_id"),
+        s(b, "dataset_id")
+    );
+    let mut names: Vec<&String> = Vec::new();
+    for e in [a, b] {
+        for k in e["summary"]["scorers"]
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.keys())
+        {
+            if !names.contains(&k) {
+                names.push(k);
+            }
+        }
+    }
+    let cell = |e: &Value, name: &str| -> String {
+        let c = &e["summary"]["scorers"][name];
+        match (
+            c["candidate"]["mean"].as_f64(),
+            c["baseline"]["mean"].as_f64(),
+            c["difference"]["mean"].as_f64(),
+        ) {
+            (Some(x), Some(y), Some(d)) => format!("{x:.3} vs {y:.3} ({d:+.3})"),
+            _ => "-".into(),
+        }
+    };
+    for name in names {
+        let _ = writeln!(
+            out,
+            "{:<20} {:>28} {:>28}",
+            name,
+            cell(a, name),
+            cell(b, name)
+        );
+    }
+    let side = |e: &Value| {
+        let c = &e["summary"]["candidate"];
+        format!(
+            "errors {}/{}, p95 {} ms",
+            c["errors"], c["calls"], c["p95_latency_ms"]
+        )
+    };
+    let _ = writeln!(
+        out,
+        "{:<20} {:>28} {:>28}",
+        "candidate calls",
+        side(a),
+        side(b)
+    );
+    let _ = writeln!(
+        out,
+        "{:<20} {:>28} {:>28}",
+        "verdict",
+        verdict_word(a),
+        verdict_word(b)
+    );
     out
 }

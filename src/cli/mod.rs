@@ -653,4 +653,12 @@ pub enum EvalCommand {
         gateway: GatewayArgs,
         id: String,
     },
+    /// Two experiments side by side: each scorer's candidate and baseline
+    /// means and difference, each side's errors and p95, and the verdicts.
+    Compare {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+        a: String,
+        b: String,
+    },
 }

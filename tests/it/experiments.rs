@@ -582,6 +582,27 @@ async fn evaluations_through_the_admin_api_and_the_cli() {
         text.contains("gate: pass") && text.contains("+1.000 [+1.000, +1.000]"),
         "{text}"
     );
+    let compared = cli(vec![
+        "eval".into(),
+        "compare".into(),
+        ids[0].into(),
+        ids[1].into(),
+    ])
+    .await;
+    let text = String::from_utf8_lossy(&compared.stdout);
+    assert!(
+        compared.status.success(),
+        "{}",
+        String::from_utf8_lossy(&compared.stderr)
+    );
+    assert!(
+        text.contains("v3 vs v2") && text.contains("v2 vs v1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("0.000 vs 1.000 (-1.000)") && text.contains("1.000 vs 0.000 (+1.000)"),
+        "{text}"
+    );
     let printed = cli(vec!["eval".into(), "show".into(), ids[0].into()]).await;
     let text = String::from_utf8_lossy(&printed.stdout);
     assert!(
