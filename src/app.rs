@@ -174,6 +174,7 @@ impl Gateway {
             routes: config.routes.clone(),
             datasets_root: config.datasets.dir.clone(),
             retry: Default::default(),
+            metrics: metrics.clone(),
         });
         // Runs a stopped process left running end as failed, not running forever.
         let abandoned = store.clone();

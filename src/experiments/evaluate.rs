@@ -71,6 +71,9 @@ pub struct Evaluator<R> {
     pub routes: Vec<RouteConfig>,
     pub datasets_root: PathBuf,
     pub retry: RetryPolicy,
+    /// Where evaluation calls are counted (their own series, never the
+    /// live request series).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -177,19 +180,16 @@ impl<R: Replay + 'static> Evaluator<R> {
         let total = examples.len();
         let mut done = 0;
         let mut cancelled = false;
-        let results = run::run(
-            self.replay.clone(),
-            Arc::new(examples),
-            &spec,
-            score,
-            |_| {
-                done += 1;
-                if !progress(done, total) {
-                    cancelled = true;
-                }
-                !cancelled
-            },
-        )
+        let metrics = self.metrics.clone();
+        let results = run::run(self.replay.clone(), Arc::new(examples), &spec, score, |r| {
+            metrics.eval_call(&spec.route, &spec.candidate, r.candidate.answer.is_some());
+            metrics.eval_call(&spec.route, &spec.baseline, r.baseline.answer.is_some());
+            done += 1;
+            if !progress(done, total) {
+                cancelled = true;
+            }
+            !cancelled
+        })
         .await;
 
         let rows: Vec<ResultRow> = results.iter().flat_map(|r| result_rows(&id, r)).collect();

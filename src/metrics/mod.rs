@@ -123,6 +123,10 @@ const ROLLBACKS: Desc = Desc::counter(
     "flywheel_rollout_rollbacks",
     "Canaries rolled back or aborted.",
 );
+const EVAL_CALLS: Desc = Desc::counter(
+    "flywheel_eval_calls",
+    "Evaluation calls to a version, by outcome (ok, error); never counted as live requests.",
+);
 
 /// A series without labels: its declaration and how a scrape reads it.
 type Scalar<V> = (Desc, fn(&Metrics) -> V);
@@ -261,6 +265,7 @@ struct Labeled {
     rollout_step: Family<AtomicI64>,
     rollout_promotions: Family<AtomicU64>,
     rollout_rollbacks: Family<AtomicU64>,
+    eval_calls: Family<AtomicU64>,
 }
 
 /// Every metric of the gateway. One instance per running gateway, so tests that
@@ -315,6 +320,7 @@ impl Metrics {
                 rollout_step: Family::new(&["route"]),
                 rollout_promotions: Family::new(&["route"]),
                 rollout_rollbacks: Family::new(&["route"]),
+                eval_calls: Family::new(&["route", "version", "outcome"]),
             }),
             capture_queue_depth: StripedGauge::default(),
             capture_queue_bytes: StripedGauge::default(),
@@ -395,6 +401,15 @@ impl Metrics {
         family.get(&[route]).fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts one evaluation call (after its retries) to a version.
+    pub fn eval_call(&self, route: &str, version: &str, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.labeled
+            .eval_calls
+            .get(&[route, version, outcome])
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Renders the text exposition format (version 0.0.4).
     ///
     /// The library's registry is made for each scrape, around a collector
@@ -451,6 +466,7 @@ impl Collector for Scrape {
         l.rollout_step.encode(ROLLOUT_STEP.declare(&mut e)?)?;
         l.rollout_promotions.encode(PROMOTIONS.declare(&mut e)?)?;
         l.rollout_rollbacks.encode(ROLLBACKS.declare(&mut e)?)?;
+        l.eval_calls.encode(EVAL_CALLS.declare(&mut e)?)?;
         for ((desc, _), v) in GAUGES.iter().zip(self.gauges) {
             gauge::encode(v, desc.declare(&mut e)?)?;
         }
@@ -632,6 +648,7 @@ mod tests {
                 "flywheel_rollout_step gauge",
                 "flywheel_rollout_promotions_total counter",
                 "flywheel_rollout_rollbacks_total counter",
+                "flywheel_eval_calls_total counter",
                 "flywheel_capture_queue_depth gauge",
                 "flywheel_capture_queue_bytes gauge",
                 "flywheel_capture_queue_capacity gauge",

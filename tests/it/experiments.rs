@@ -353,6 +353,7 @@ async fn an_evaluation_approves_a_better_candidate_and_rejects_a_worse_one() {
         routes: cfg.routes.clone(),
         datasets_root: cfg.datasets.dir.clone(),
         retry: Default::default(),
+        metrics: live.metrics.clone(),
     };
     let request = |candidate: &str, baseline: Option<&str>| EvalRequest {
         route: "support-bot".into(),
@@ -575,6 +576,18 @@ async fn evaluations_through_the_admin_api_and_the_cli() {
     assert!(
         results.iter().any(|r| r["output"]["text"] == "Paris"),
         "{shown}"
+    );
+    // Evaluation calls have their own series; live requests counted none.
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains(
+            "flywheel_eval_calls_total{route=\"support-bot\",version=\"v2\",outcome=\"ok\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("flywheel_requests_total{route=\"support-bot\",version=\"v3\""),
+        "{metrics}"
     );
     let printed = cli(vec!["eval".into(), "show".into(), ids[1].into()]).await;
     let text = String::from_utf8_lossy(&printed.stdout);
