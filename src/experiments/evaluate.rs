@@ -181,7 +181,8 @@ impl<R: Replay + 'static> Evaluator<R> {
         let mut done = 0;
         let mut cancelled = false;
         let metrics = self.metrics.clone();
-        let results = run::run(self.replay.clone(), Arc::new(examples), &spec, score, |r| {
+        let examples = Arc::new(examples);
+        let mut results = run::run(self.replay.clone(), examples.clone(), &spec, score, |r| {
             metrics.eval_call(&spec.route, &spec.candidate, r.candidate.answer.is_some());
             metrics.eval_call(&spec.route, &spec.baseline, r.baseline.answer.is_some());
             done += 1;
@@ -192,6 +193,24 @@ impl<R: Replay + 'static> Evaluator<R> {
         })
         .await;
 
+        if !cancelled && scorers.iter().any(|s| s.judge().is_some()) {
+            let store = self.store.clone();
+            let snapshot = blocking(move || Ok(store.load_routing()?)).await?;
+            let stable = |route: &str| {
+                (snapshot.versions.iter())
+                    .find(|v| v.route == route && v.state == "stable")
+                    .map(|v| v.name.clone())
+            };
+            super::judge::judge_all(
+                &*self.replay,
+                &self.retry,
+                &scorers,
+                &examples,
+                &mut results,
+                stable,
+            )
+            .await;
+        }
         let rows: Vec<ResultRow> = results.iter().flat_map(|r| result_rows(&id, r)).collect();
         let names: Vec<String> = scorers.iter().map(|s| s.name().to_string()).collect();
         let bootstrap = BootstrapSpec {

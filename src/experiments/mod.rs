@@ -14,6 +14,7 @@
 
 pub mod evaluate;
 pub mod examples;
+pub mod judge;
 pub mod replay;
 pub mod run;
 pub mod verdict;

@@ -658,3 +658,62 @@ async fn evaluations_through_the_admin_api_and_the_cli() {
         "nothing half-written"
     );
 }
+
+#[tokio::test]
+async fn a_judge_scores_through_its_route_and_garbage_counts_as_failures() {
+    let m = mock().await;
+    // Two judges: one answers a score, one answers prose it cannot be read
+    // from. Pairwise, a judge always preferring "A" is a position bias the
+    // swapped order cancels: a tie.
+    let routes = format!(
+        "[[routes]]\nname = \"support-bot\"\n\
+         [[routes.versions]]\nname = \"v1\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=London\"\n\
+         [[routes.versions]]\nname = \"v2\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=Paris\"\n\
+         [[routes.scorers]]\nname = \"grade\"\nkind = \"judge\"\nroute = \"judge\"\nrubric = \"Is it right?\"\nscale = [1, 10]\n\
+         [[routes.scorers]]\nname = \"rambling\"\nkind = \"judge\"\nroute = \"rambler\"\nrubric = \"Is it right?\"\nscale = [1, 10]\n\
+         [[routes.scorers]]\nname = \"biased\"\nkind = \"judge\"\nroute = \"biased\"\nrubric = \"Which is better?\"\nmode = \"pairwise\"\nscale = [1, 10]\n\
+         [routes.gate]\nprimary = \"grade\"\nmin_examples = 5\n\
+         [[routes]]\nname = \"judge\"\n[[routes.versions]]\nname = \"j1\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=Score: 8\"\n\
+         [[routes]]\nname = \"rambler\"\n[[routes.versions]]\nname = \"r1\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=I would say it is quite good overall\"\n\
+         [[routes]]\nname = \"biased\"\n[[routes.versions]]\nname = \"b1\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=A\"\n",
+        m.addr
+    );
+    let gw = crate::common::gateway_with(&format!("http://{}/v1", m.addr), &routes, &[]).await;
+    let dataset = dataset_of(&gw, 24).await;
+    let auth = format!("Bearer {}", crate::common::ADMIN_TOKEN);
+    let r = gw
+        .post(
+            "/admin/v1/evals",
+            &serde_json::json!({"route": "support-bot", "candidate": "v2", "dataset": dataset})
+                .to_string(),
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let e = r.json();
+    let scorers = &e["summary"]["scorers"];
+    let n = e["summary"]["examples"].as_u64().unwrap();
+    // "Score: 8" on 1..10 is 7/9 for both sides: a difference of 0.
+    let grade = &scorers["grade"];
+    assert_eq!(grade["pairs"], n, "{grade}");
+    assert!(
+        (grade["candidate"]["mean"].as_f64().unwrap() - 7.0 / 9.0).abs() < 1e-9,
+        "{grade}"
+    );
+    assert_eq!(grade["difference"]["mean"], 0.0);
+    // Prose is a judge failure on every answer, never a 0 or a 1.
+    let rambling = &scorers["rambling"];
+    assert_eq!(rambling["pairs"], 0, "{rambling}");
+    assert_eq!(
+        (
+            rambling["candidate_failures"].as_u64(),
+            rambling["baseline_failures"].as_u64()
+        ),
+        (Some(n), Some(n))
+    );
+    // Always "A": the swap cancels the bias, every pair a tie (0.5 vs 0.5).
+    let biased = &scorers["biased"];
+    assert_eq!(biased["candidate"]["mean"], 0.5, "{biased}");
+    assert_eq!(biased["ties"], n);
+    assert_eq!(e["verdict"]["pass"], true, "{}", e["verdict"]);
+}
