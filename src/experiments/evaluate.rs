@@ -52,6 +52,8 @@ pub enum EvalError {
     NoScorers(String),
     #[error("the candidate and the baseline are both {0}")]
     SameVersion(String),
+    #[error("scorer {scorer} judges with route {route}, which has no stable version; register the judge model as a route")]
+    JudgeRoute { scorer: String, route: String },
     #[error("concurrency must be from 1 to 256")]
     Concurrency,
     #[error(transparent)]
@@ -109,8 +111,17 @@ impl<R: Replay + 'static> Evaluator<R> {
             req.candidate.clone(),
             req.baseline.clone(),
         );
+        let judges: Vec<(String, String)> = (scorers.iter())
+            .filter_map(|s| Some((s.name().to_string(), s.judge()?.route.clone())))
+            .collect();
         let baseline = blocking(move || {
             registry::find(store.as_ref(), &r, &c)?;
+            let snapshot = store.load_routing()?;
+            for (scorer, route) in judges {
+                if !(snapshot.versions.iter()).any(|v| v.route == route && v.state == "stable") {
+                    return Err(EvalError::JudgeRoute { scorer, route });
+                }
+            }
             let baseline = match b {
                 Some(b) => registry::find(store.as_ref(), &r, &b)?.name,
                 None => (store.load_routing()?.versions.into_iter())
@@ -340,6 +351,7 @@ impl From<EvalError> for crate::error::GatewayError {
             EvalError::UnknownRoute(_) => G::NotFound(e.to_string()),
             EvalError::NoScorers(_) => field("route", &e),
             EvalError::SameVersion(_) => field("baseline", &e),
+            EvalError::JudgeRoute { .. } => field("route", &e),
             EvalError::Concurrency => field("concurrency", &e),
             EvalError::Registry(r) => r.into(),
             EvalError::Examples(ExamplesError::UnknownDataset(_)) => G::NotFound(e.to_string()),

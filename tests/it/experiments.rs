@@ -717,3 +717,36 @@ async fn a_judge_scores_through_its_route_and_garbage_counts_as_failures() {
     assert_eq!(biased["ties"], n);
     assert_eq!(e["verdict"]["pass"], true, "{}", e["verdict"]);
 }
+
+#[tokio::test]
+async fn a_judge_route_that_does_not_exist_is_refused_before_anything_runs() {
+    let m = mock().await;
+    let routes = format!(
+        "[[routes]]\nname = \"support-bot\"\n\
+         [[routes.versions]]\nname = \"v1\"\nupstream = \"http://{0}/v1\"\n\
+         [[routes.versions]]\nname = \"v2\"\nupstream = \"http://{0}/v1\"\n\
+         [[routes.scorers]]\nname = \"grade\"\nkind = \"judge\"\nroute = \"nowhere\"\nrubric = \"?\"\nscale = [1, 10]\n",
+        m.addr
+    );
+    let gw = crate::common::gateway_with(&format!("http://{}/v1", m.addr), &routes, &[]).await;
+    let dataset = dataset_of(&gw, 8).await;
+    let auth = format!("Bearer {}", crate::common::ADMIN_TOKEN);
+    let r = gw
+        .post(
+            "/admin/v1/evals",
+            &serde_json::json!({"route": "support-bot", "candidate": "v2", "dataset": dataset})
+                .to_string(),
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("grade") && message.contains("nowhere"),
+        "{message}"
+    );
+    assert!(gw.admin("/admin/v1/evals").await["data"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
