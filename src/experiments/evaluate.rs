@@ -317,25 +317,18 @@ fn result_rows(experiment: &str, r: &ExampleResult) -> [ResultRow; 2] {
 /// Progress told to an evaluation: `(done, total)`; false stops it.
 pub type Progress<'a> = Box<dyn FnMut(usize, usize) -> bool + Send + 'a>;
 
+/// A running evaluation, boxed so that the admin API can hold any evaluator.
+pub type Evaluation<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<ExperimentRow, EvalError>> + Send + 'a>,
+>;
+
 /// An evaluator as the admin API holds it, whatever its upstream client.
 pub trait Evaluate: Send + Sync {
-    fn evaluate_boxed<'a>(
-        &'a self,
-        req: EvalRequest,
-        progress: Progress<'a>,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<ExperimentRow, EvalError>> + Send + 'a>,
-    >;
+    fn evaluate_boxed<'a>(&'a self, req: EvalRequest, progress: Progress<'a>) -> Evaluation<'a>;
 }
 
 impl<R: Replay + 'static> Evaluate for Evaluator<R> {
-    fn evaluate_boxed<'a>(
-        &'a self,
-        req: EvalRequest,
-        progress: Progress<'a>,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<ExperimentRow, EvalError>> + Send + 'a>,
-    > {
+    fn evaluate_boxed<'a>(&'a self, req: EvalRequest, progress: Progress<'a>) -> Evaluation<'a> {
         Box::pin(self.evaluate(req, progress))
     }
 }

@@ -299,6 +299,21 @@ async fn a_rollout_of_a_version_the_gate_rejected_needs_an_audited_override() {
     assert_eq!(missing.status, 404, "{}", missing.text());
 }
 
+/// A route whose stable version v1 answers London, v2 Paris and v3 Berlin,
+/// scored by whether the answer says "Paris" (plus `scorers`), with a gate
+/// that decides on its own.
+fn capitals(addr: std::net::SocketAddr, scorers: &str) -> String {
+    format!(
+        "[[routes]]\nname = \"support-bot\"\n\
+         [[routes.versions]]\nname = \"v1\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=London\"\n\
+         [[routes.versions]]\nname = \"v2\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=Paris\"\n\
+         [[routes.versions]]\nname = \"v3\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=Berlin\"\n\
+         [[routes.scorers]]\nname = \"paris\"\nkind = \"contains\"\nvalue = \"Paris\"\n\
+         {scorers}[routes.gate]\nmode = \"auto\"\nprimary = \"paris\"\nmin_examples = 5\n",
+        addr
+    )
+}
+
 /// A dataset of `n` captured answers to distinct questions, built through
 /// the admin API; returns its id.
 async fn dataset_of(gw: &crate::common::Gw, n: usize) -> String {
@@ -328,15 +343,9 @@ async fn an_evaluation_approves_a_better_candidate_and_rejects_a_worse_one() {
     let m = mock().await;
     // The scorer asks for "Paris"; v1 (stable) answers London, v2 Paris,
     // v3 Berlin. The gate decides on its own (auto).
-    let routes = format!(
-        "[[routes]]\nname = \"support-bot\"\n\
-         [[routes.versions]]\nname = \"v1\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=London\"\n\
-         [[routes.versions]]\nname = \"v2\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=Paris\"\n\
-         [[routes.versions]]\nname = \"v3\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=Berlin\"\n\
-         [[routes.scorers]]\nname = \"paris\"\nkind = \"contains\"\nvalue = \"Paris\"\n\
-         [[routes.scorers]]\nname = \"similar\"\nkind = \"rouge_l\"\n\
-         [routes.gate]\nmode = \"auto\"\nprimary = \"paris\"\nmin_examples = 5\n",
-        m.addr
+    let routes = capitals(
+        m.addr,
+        "[[routes.scorers]]\nname = \"similar\"\nkind = \"rouge_l\"\n",
     );
     let gw = crate::common::gateway_with(&format!("http://{}/v1", m.addr), &routes, &[]).await;
     let dataset = dataset_of(&gw, 24).await;
@@ -460,15 +469,7 @@ async fn an_evaluation_approves_a_better_candidate_and_rejects_a_worse_one() {
 #[tokio::test]
 async fn evaluations_through_the_admin_api_and_the_cli() {
     let m = mock().await;
-    let routes = format!(
-        "[[routes]]\nname = \"support-bot\"\n\
-         [[routes.versions]]\nname = \"v1\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=London\"\n\
-         [[routes.versions]]\nname = \"v2\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=Paris\"\n\
-         [[routes.versions]]\nname = \"v3\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=Berlin\"\n\
-         [[routes.scorers]]\nname = \"paris\"\nkind = \"contains\"\nvalue = \"Paris\"\n\
-         [routes.gate]\nmode = \"auto\"\nprimary = \"paris\"\nmin_examples = 5\n",
-        m.addr
-    );
+    let routes = capitals(m.addr, "");
     let gw = crate::common::gateway_with(&format!("http://{}/v1", m.addr), &routes, &[]).await;
     let dataset = dataset_of(&gw, 24).await;
     let cli = |args: Vec<String>| {
