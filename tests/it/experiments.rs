@@ -314,6 +314,27 @@ fn capitals(addr: std::net::SocketAddr, scorers: &str) -> String {
     )
 }
 
+/// A gateway in front of `m` with `routes`, a dataset of `n` answers, and
+/// an evaluation of v2 of support-bot against its stable version.
+async fn evaluate_v2(
+    m: &crate::common::Mock,
+    routes: &str,
+    n: usize,
+) -> (crate::common::Gw, crate::common::Reply) {
+    let gw = crate::common::gateway_with(&format!("http://{}/v1", m.addr), routes, &[]).await;
+    let dataset = dataset_of(&gw, n).await;
+    let auth = format!("Bearer {}", crate::common::ADMIN_TOKEN);
+    let body = serde_json::json!({"route": "support-bot", "candidate": "v2", "dataset": dataset});
+    let r = gw
+        .post(
+            "/admin/v1/evals",
+            &body.to_string(),
+            &[("authorization", &auth)],
+        )
+        .await;
+    (gw, r)
+}
+
 /// A dataset of `n` captured answers to distinct questions, built through
 /// the admin API; returns its id.
 async fn dataset_of(gw: &crate::common::Gw, n: usize) -> String {
@@ -679,17 +700,7 @@ async fn a_judge_scores_through_its_route_and_garbage_counts_as_failures() {
          [[routes]]\nname = \"biased\"\n[[routes.versions]]\nname = \"b1\"\nupstream = \"http://{0}/v1\"\nupstream_model = \"mock:reply=A\"\n",
         m.addr
     );
-    let gw = crate::common::gateway_with(&format!("http://{}/v1", m.addr), &routes, &[]).await;
-    let dataset = dataset_of(&gw, 24).await;
-    let auth = format!("Bearer {}", crate::common::ADMIN_TOKEN);
-    let r = gw
-        .post(
-            "/admin/v1/evals",
-            &serde_json::json!({"route": "support-bot", "candidate": "v2", "dataset": dataset})
-                .to_string(),
-            &[("authorization", &auth)],
-        )
-        .await;
+    let (_gw, r) = evaluate_v2(&m, &routes, 24).await;
     assert_eq!(r.status, 201, "{}", r.text());
     let e = r.json();
     let scorers = &e["summary"]["scorers"];
@@ -729,17 +740,7 @@ async fn a_judge_route_that_does_not_exist_is_refused_before_anything_runs() {
          [[routes.scorers]]\nname = \"grade\"\nkind = \"judge\"\nroute = \"nowhere\"\nrubric = \"?\"\nscale = [1, 10]\n",
         m.addr
     );
-    let gw = crate::common::gateway_with(&format!("http://{}/v1", m.addr), &routes, &[]).await;
-    let dataset = dataset_of(&gw, 8).await;
-    let auth = format!("Bearer {}", crate::common::ADMIN_TOKEN);
-    let r = gw
-        .post(
-            "/admin/v1/evals",
-            &serde_json::json!({"route": "support-bot", "candidate": "v2", "dataset": dataset})
-                .to_string(),
-            &[("authorization", &auth)],
-        )
-        .await;
+    let (gw, r) = evaluate_v2(&m, &routes, 8).await;
     assert_eq!(r.status, 400, "{}", r.text());
     let message = r.json()["error"]["message"].as_str().unwrap().to_string();
     assert!(
