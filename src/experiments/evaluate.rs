@@ -218,6 +218,7 @@ impl<R: Replay + 'static> Evaluator<R> {
                 &scorers,
                 &examples,
                 &mut results,
+                req.concurrency,
                 stable,
             )
             .await;

@@ -21,14 +21,15 @@ use crate::eval::judge::{
 use crate::eval::score::{JudgeMode, Scorer};
 use crate::eval::{Answer, Score};
 
-/// Scores every answer with each judge scorer; `stable` gives a judge
-/// route's stable version, if it has one.
+/// Scores every answer with each judge scorer, `concurrency` examples at a
+/// time; `stable` gives a judge route's stable version, if it has one.
 pub async fn judge_all<R: Replay>(
     replay: &R,
     retry: &RetryPolicy,
     scorers: &[Scorer],
     examples: &[EvalExample],
     results: &mut [ExampleResult],
+    concurrency: usize,
     stable: impl Fn(&str) -> Option<String>,
 ) {
     for scorer in scorers {
@@ -72,40 +73,83 @@ pub async fn judge_all<R: Replay>(
                 }
             }
         };
-        for r in results.iter_mut() {
-            let ex = &examples[r.index];
-            let prompt = serde_json::from_slice::<Value>(&ex.body)
-                .map(|b| render_conversation(&b["messages"]))
-                .unwrap_or_default();
-            let reference = ex.reference.text.as_ref().map(|_| &ex.reference);
-            match judge.mode {
-                JudgeMode::Pointwise => {
-                    for side in [&mut r.candidate, &mut r.baseline] {
-                        let Some(answer) = &side.answer else { continue };
-                        let score = match ask(pointwise_messages(&spec, &prompt, reference, answer))
-                            .await
-                        {
-                            Ok(text) => parse_score(&text, &spec.scale),
-                            Err(why) => Score::Failed(why),
-                        };
-                        side.scores.insert(name.clone(), score);
+        // The examples are judged `concurrency` at a time.
+        for chunk in results.chunks_mut(concurrency.max(1)) {
+            let judged = join_all(chunk.iter().map(|r| {
+                let ex = &examples[r.index];
+                let prompt = serde_json::from_slice::<Value>(&ex.body)
+                    .map(|b| render_conversation(&b["messages"]))
+                    .unwrap_or_default();
+                let reference = ex.reference.text.as_ref().map(|_| &ex.reference);
+                let (spec, ask) = (&spec, &ask);
+                let (candidate, baseline) = (r.candidate.answer.clone(), r.baseline.answer.clone());
+                async move {
+                    let prompt = prompt.as_str();
+                    let pointwise = |answer: Option<Answer>| async move {
+                        let answer = answer?;
+                        Some(
+                            match ask(pointwise_messages(spec, prompt, reference, &answer)).await {
+                                Ok(text) => parse_score(&text, &spec.scale),
+                                Err(why) => Score::Failed(why),
+                            },
+                        )
+                    };
+                    match judge.mode {
+                        JudgeMode::Pointwise => {
+                            let c = pointwise(candidate).await;
+                            let b = pointwise(baseline).await;
+                            (c, b)
+                        }
+                        JudgeMode::Pairwise => match (&candidate, &baseline) {
+                            (Some(c), Some(b)) => {
+                                let score = pairwise(ask, spec, prompt, reference, c, b).await;
+                                let neutral = match &score {
+                                    Score::Value(_) => Score::Value(0.5),
+                                    Score::Failed(why) => Score::Failed(why.clone()),
+                                };
+                                (Some(score), Some(neutral))
+                            }
+                            _ => (None, None),
+                        },
                     }
                 }
-                JudgeMode::Pairwise => {
-                    let (Some(c), Some(b)) = (&r.candidate.answer, &r.baseline.answer) else {
-                        continue;
-                    };
-                    let score = pairwise(&ask, &spec, &prompt, reference, c, b).await;
-                    let neutral = match score {
-                        Score::Value(_) => Score::Value(0.5),
-                        Score::Failed(ref why) => Score::Failed(why.clone()),
-                    };
-                    r.candidate.scores.insert(name.clone(), score);
-                    r.baseline.scores.insert(name.clone(), neutral);
+            }))
+            .await;
+            for (r, (c, b)) in chunk.iter_mut().zip(judged) {
+                if let Some(c) = c {
+                    r.candidate.scores.insert(name.clone(), c);
+                }
+                if let Some(b) = b {
+                    r.baseline.scores.insert(name.clone(), b);
                 }
             }
         }
     }
+}
+
+/// Runs every future to its end, side by side, and gives their outputs in
+/// order.
+async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in futures.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
 }
 
 async fn pairwise<F, Fut>(
@@ -137,4 +181,26 @@ where
         Err(why) => return Score::Failed(why),
     };
     combine_pairwise(&first, &swapped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn joined_futures_run_side_by_side_and_answer_in_order() {
+        let start = tokio::time::Instant::now();
+        let out = join_all([30u64, 10, 20].into_iter().map(|ms| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            ms
+        }))
+        .await;
+        assert_eq!(out, [30, 10, 20]);
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(30),
+            "the longest, not the sum"
+        );
+    }
 }
