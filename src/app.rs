@@ -166,10 +166,7 @@ impl Gateway {
             body_budget: body_budget.clone(),
         });
         let evaluator = Arc::new(crate::experiments::evaluate::Evaluator {
-            replay: Arc::new(replay::UpstreamReplay {
-                proxy: proxy.clone(),
-                store: store.clone(),
-            }),
+            replay: Arc::new(replay::UpstreamReplay::new(proxy.clone(), store.clone())),
             store: store.clone(),
             routes: config.routes.clone(),
             datasets_root: config.datasets.dir.clone(),

@@ -4,7 +4,8 @@
 //! here touches capture or the live series: evaluation traffic is neither
 //! recorded nor counted as live.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -13,6 +14,7 @@ use http_body_util::{BodyExt, Limited};
 
 use crate::experiments::replay::{Replay, ReplayError, Reply};
 use crate::http1::client::SendError;
+use crate::proxy::routing::VersionTarget;
 use crate::proxy::Proxy;
 use crate::store::RegistryStore;
 
@@ -21,16 +23,34 @@ const MAX_ANSWER_BYTES: usize = 4 << 20;
 
 /// Sends evaluation calls to any version of a route in the registry.
 pub struct UpstreamReplay {
-    pub proxy: Arc<Proxy>,
-    pub store: Arc<dyn RegistryStore>,
+    proxy: Arc<Proxy>,
+    store: Arc<dyn RegistryStore>,
+    /// Each version's target, built on its first call: what a target holds
+    /// (upstream, model, system prompt, headers) never changes once a version
+    /// is registered, so an evaluation reads the registry once per version,
+    /// not once per call.
+    targets: Mutex<HashMap<(String, String), Arc<VersionTarget>>>,
 }
 
-impl Replay for UpstreamReplay {
-    async fn send(&self, route: &str, version: &str, body: Bytes) -> Result<Reply, ReplayError> {
-        let unknown = || ReplayError::UnknownVersion {
-            route: route.to_string(),
-            version: version.to_string(),
-        };
+impl UpstreamReplay {
+    pub fn new(proxy: Arc<Proxy>, store: Arc<dyn RegistryStore>) -> UpstreamReplay {
+        UpstreamReplay {
+            proxy,
+            store,
+            targets: Mutex::default(),
+        }
+    }
+
+    async fn target(&self, route: &str, version: &str) -> Result<Arc<VersionTarget>, ReplayError> {
+        let key = (route.to_string(), version.to_string());
+        if let Some(t) = self
+            .targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(t.clone());
+        }
         let store = self.store.clone();
         let snapshot = tokio::task::spawn_blocking(move || store.load_routing())
             .await
@@ -38,9 +58,20 @@ impl Replay for UpstreamReplay {
             .map_err(|e| ReplayError::Protocol(e.to_string()))?;
         let row = (snapshot.versions.iter())
             .find(|v| v.route == route && v.name == version)
-            .ok_or_else(unknown)?;
+            .ok_or_else(|| ReplayError::UnknownVersion {
+                route: route.to_string(),
+                version: version.to_string(),
+            })?;
         let target =
             (self.proxy.routing.target(row)).map_err(|e| ReplayError::Protocol(e.to_string()))?;
+        let mut targets = self.targets.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(targets.entry(key).or_insert(target).clone())
+    }
+}
+
+impl Replay for UpstreamReplay {
+    async fn send(&self, route: &str, version: &str, body: Bytes) -> Result<Reply, ReplayError> {
+        let target = self.target(route, version).await?;
         let body = if target.rewrites_body() {
             crate::proxy::request::rewrite(&body, &target, true, false)
                 .ok_or_else(|| ReplayError::Protocol("the prompt is not a JSON object".into()))?

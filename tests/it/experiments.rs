@@ -22,10 +22,7 @@ async fn evaluation_calls_reach_any_version_and_are_never_captured() {
     );
     let cfg = config(&format!("http://{}/v1", m.addr), &db, &routes, &[]);
     let (gw, writer) = flywheel::Gateway::start(cfg).await.unwrap();
-    let replay = flywheel::app::replay::UpstreamReplay {
-        proxy: gw.proxy.clone(),
-        store: gw.store.clone(),
-    };
+    let replay = flywheel::app::replay::UpstreamReplay::new(gw.proxy.clone(), gw.store.clone());
     let policy = RetryPolicy {
         attempts: 3,
         backoff: Duration::from_millis(10),
@@ -375,10 +372,10 @@ async fn an_evaluation_approves_a_better_candidate_and_rejects_a_worse_one() {
     // The gateway's own store sees the registry the evaluation changes.
     let (live, _writer) = flywheel::Gateway::start(cfg.clone()).await.unwrap();
     let evaluator = Evaluator {
-        replay: Arc::new(flywheel::app::replay::UpstreamReplay {
-            proxy: live.proxy.clone(),
-            store: live.store.clone(),
-        }),
+        replay: Arc::new(flywheel::app::replay::UpstreamReplay::new(
+            live.proxy.clone(),
+            live.store.clone(),
+        )),
         store: live.store.clone(),
         routes: cfg.routes.clone(),
         datasets_root: cfg.datasets.dir.clone(),
