@@ -17,8 +17,7 @@ use super::Admin;
 use super::{blocking, json_response, non_empty, parse_limit};
 use crate::datasets::{self, BuildError, BuildRequest};
 use crate::error::GatewayError;
-use crate::http1::body::ClientBody;
-use crate::http1::body::ResponseBody;
+use crate::http1::body::{ClientBody, ResponseBody};
 
 type Resp = Response<ResponseBody>;
 

@@ -12,8 +12,7 @@ use super::{blocking, json_response};
 use crate::audit;
 use crate::crypto::vault::VaultError;
 use crate::error::GatewayError;
-use crate::http1::body::ClientBody;
-use crate::http1::body::ResponseBody;
+use crate::http1::body::{ClientBody, ResponseBody};
 use crate::privacy::retention;
 
 /// `GET /admin/v1/interactions/{id}/raw`: decrypts the unredacted payload. The

@@ -18,8 +18,7 @@ use super::upstream::{strip_hop_by_hop, UpstreamBody};
 use super::Proxy;
 use crate::capture::{Endpoint, Outcome};
 use crate::error::GatewayError;
-use crate::http1::body::ClientBody;
-use crate::http1::body::{BoxError, ResponseBody};
+use crate::http1::body::{BoxError, ClientBody, ResponseBody};
 use crate::http1::budget::Reserved;
 use crate::http1::client::SendError;
 
